@@ -1,0 +1,1 @@
+"""Temporal activities: everything a workflow asks the world to do."""

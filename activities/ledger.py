@@ -1,0 +1,212 @@
+"""The double-entry ledger: idempotent money movements keyed by op_key, and their activities.
+
+Each movement is one `ledger_entries` row with two postings that sum to zero. Accounts are
+locked `FOR UPDATE` in id order, so concurrent movements on the same client never deadlock
+and never overdraw; the CHECK constraint on client accounts is the last line of defence.
+A retry with the same op_key returns the first result and changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from db.models import Client, LedgerAccount, LedgerEntry, LedgerPosting
+from domain.errors import DomainError, InsufficientFunds, OpKeyConflict
+from domain.ledger import AccountKind, AccountRef, Operation, Posting, postings_for
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class LedgerMovement:
+    """Input of every ledger activity."""
+
+    op_key: str
+    client_id: str
+    amount_tyiyn: int
+    reference: str | None = None  # session or top-up id, for the client's history
+    provider: str | None = None  # credit_topup only
+
+
+@dataclass(frozen=True)
+class LedgerResult:
+    entry_id: int
+    op_key: str
+    operation: str
+    amount_tyiyn: int
+    replayed: bool  # True when the op_key had already been applied
+
+
+@dataclass(frozen=True)
+class ClientBalance:
+    available_tyiyn: int
+    held_tyiyn: int
+
+
+class Ledger:
+    """Applies movements in their own transaction. Safe to call concurrently and repeatedly."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def apply(self, operation: Operation, movement: LedgerMovement) -> LedgerResult:
+        postings = postings_for(
+            operation,
+            client_id=movement.client_id,
+            amount_tyiyn=movement.amount_tyiyn,
+            provider=movement.provider,
+        )
+        async with self._sessions() as session, session.begin():
+            existing = await self._existing(session, operation, movement)
+            if existing is not None:
+                return existing
+            await _ensure_client(session, movement.client_id)
+            accounts = await _lock_accounts(session, [p.account for p in postings])
+            # Re-check under the locks: a concurrent twin may have committed meanwhile.
+            existing = await self._existing(session, operation, movement)
+            if existing is not None:
+                return existing
+            source = postings[0]
+            source_account = accounts[source.account]
+            if (
+                not source.account.may_go_negative
+                and source_account.balance_tyiyn + source.amount_tyiyn < 0
+            ):
+                raise InsufficientFunds(
+                    f"{source.account.kind} balance {source_account.balance_tyiyn} tyiyn "
+                    f"is less than {movement.amount_tyiyn} tyiyn"
+                )
+            entry = LedgerEntry(
+                op_key=movement.op_key,
+                operation=operation.value,
+                client_id=movement.client_id,
+                amount_tyiyn=movement.amount_tyiyn,
+                reference=movement.reference,
+            )
+            session.add(entry)
+            await session.flush()
+            for posting in postings:
+                account = accounts[posting.account]
+                account.balance_tyiyn += posting.amount_tyiyn
+                session.add(
+                    LedgerPosting(
+                        entry_id=entry.id, account_id=account.id, amount_tyiyn=posting.amount_tyiyn
+                    )
+                )
+        log.info(
+            "ledger movement",
+            operation=operation.value,
+            op_key=movement.op_key,
+            client_id=movement.client_id,
+            amount_tyiyn=movement.amount_tyiyn,
+        )
+        return LedgerResult(
+            entry.id, movement.op_key, operation.value, movement.amount_tyiyn, False
+        )
+
+    async def _existing(
+        self, session: AsyncSession, operation: Operation, movement: LedgerMovement
+    ) -> LedgerResult | None:
+        entry = await session.scalar(
+            select(LedgerEntry).where(LedgerEntry.op_key == movement.op_key)
+        )
+        if entry is None:
+            return None
+        if (entry.operation, entry.client_id, entry.amount_tyiyn) != (
+            operation.value,
+            movement.client_id,
+            movement.amount_tyiyn,
+        ):
+            raise OpKeyConflict(
+                f"op_key {movement.op_key!r} was already used for {entry.operation} of "
+                f"{entry.amount_tyiyn} tyiyn"
+            )
+        return LedgerResult(entry.id, entry.op_key, entry.operation, entry.amount_tyiyn, True)
+
+    async def balance(self, client_id: str) -> ClientBalance:
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(LedgerAccount.kind, LedgerAccount.balance_tyiyn).where(
+                    LedgerAccount.client_id == client_id
+                )
+            )
+            by_kind = {kind: balance for kind, balance in rows.all()}
+        return ClientBalance(
+            available_tyiyn=by_kind.get(AccountKind.AVAILABLE.value, 0),
+            held_tyiyn=by_kind.get(AccountKind.HELD.value, 0),
+        )
+
+
+async def _ensure_client(session: AsyncSession, client_id: str) -> None:
+    await session.execute(insert(Client).values(id=client_id).on_conflict_do_nothing())
+
+
+async def _lock_accounts(
+    session: AsyncSession, refs: list[AccountRef]
+) -> dict[AccountRef, LedgerAccount]:
+    """Create missing accounts, then lock all of them in id order (deadlock-free)."""
+    await session.execute(
+        insert(LedgerAccount)
+        .values(
+            [{"code": ref.code, "kind": ref.kind.value, "client_id": ref.client_id} for ref in refs]
+        )
+        .on_conflict_do_nothing(index_elements=["code"])
+    )
+    by_code = {ref.code: ref for ref in refs}
+    rows = await session.scalars(
+        select(LedgerAccount)
+        .where(LedgerAccount.code.in_(list(by_code)))
+        .order_by(LedgerAccount.id)
+        .with_for_update()
+    )
+    return {by_code[account.code]: account for account in rows}
+
+
+def _as_application_error(exc: DomainError) -> ApplicationError:
+    return ApplicationError(exc.message, type=type(exc).__name__, non_retryable=True)
+
+
+class LedgerActivities:
+    """Temporal activities over the ledger; domain errors are non-retryable failures."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+
+    async def _run(self, operation: Operation, movement: LedgerMovement) -> LedgerResult:
+        try:
+            return await self._ledger.apply(operation, movement)
+        except DomainError as exc:
+            raise _as_application_error(exc) from exc
+
+    @activity.defn(name="credit_topup")
+    async def credit_topup(self, movement: LedgerMovement) -> LedgerResult:
+        return await self._run(Operation.CREDIT_TOPUP, movement)
+
+    @activity.defn(name="reserve")
+    async def reserve(self, movement: LedgerMovement) -> LedgerResult:
+        return await self._run(Operation.RESERVE, movement)
+
+    @activity.defn(name="capture")
+    async def capture(self, movement: LedgerMovement) -> LedgerResult:
+        return await self._run(Operation.CAPTURE, movement)
+
+    @activity.defn(name="release")
+    async def release(self, movement: LedgerMovement) -> LedgerResult:
+        return await self._run(Operation.RELEASE, movement)
+
+
+__all__ = [
+    "ClientBalance",
+    "Ledger",
+    "LedgerActivities",
+    "LedgerMovement",
+    "LedgerResult",
+    "Posting",
+]

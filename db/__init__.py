@@ -1,0 +1,1 @@
+"""PostgreSQL access: SQLAlchemy models, engine and session factory, Alembic migrations."""

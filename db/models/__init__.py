@@ -1,0 +1,35 @@
+"""All tables, imported here so `Base.metadata` knows every one of them."""
+
+from db.models.base import Base
+from db.models.clients import Client
+from db.models.idempotency import IdempotencyKey
+from db.models.ledger import LedgerAccount, LedgerEntry, LedgerPosting
+from db.models.payments import PaymentAudit, ProviderTransaction, TopUp
+from db.models.sessions import ChargingSessionRecord
+from db.models.stations import (
+    Connector,
+    Location,
+    MeterValue,
+    OcppTransaction,
+    Station,
+    StationConnection,
+)
+
+__all__ = [
+    "Base",
+    "ChargingSessionRecord",
+    "Client",
+    "Connector",
+    "IdempotencyKey",
+    "LedgerAccount",
+    "LedgerEntry",
+    "LedgerPosting",
+    "Location",
+    "MeterValue",
+    "OcppTransaction",
+    "PaymentAudit",
+    "ProviderTransaction",
+    "Station",
+    "StationConnection",
+    "TopUp",
+]

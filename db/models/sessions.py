@@ -1,0 +1,44 @@
+"""The durable record of each charging session (the workflow owns it; the API reads it)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from db.models.base import Base, created_at_column
+
+
+class ChargingSessionRecord(Base):
+    __tablename__ = "charging_sessions"
+    __table_args__ = (
+        Index("ix_charging_sessions_client_id_created_at", "client_id", "created_at"),
+        # Backstop for the workflow's own check: one live session per connector.
+        Index(
+            "uq_charging_sessions_live_connector",
+            "station_id",
+            "connector_id",
+            unique=True,
+            postgresql_where=text("state IN ('pending', 'starting', 'charging', 'stopping')"),
+        ),
+    )
+
+    # The session id is short (<= 20 chars) because it is also the RemoteStart idTag, so the
+    # StartTransaction that answers a RemoteStart names its workflow without a lookup.
+    id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64), ForeignKey("clients.id"))
+    station_id: Mapped[str] = mapped_column(String(64), ForeignKey("stations.id"))
+    connector_id: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(32))
+    price_tyiyn_per_kwh: Mapped[int] = mapped_column(BigInteger)
+    reserved_tyiyn: Mapped[int] = mapped_column(BigInteger)
+    energy_wh: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost_tyiyn: Mapped[int] = mapped_column(BigInteger, default=0)
+    refunded_tyiyn: Mapped[int] = mapped_column(BigInteger, default=0)
+    transaction_id: Mapped[int | None] = mapped_column(Integer)
+    stop_reason: Mapped[str | None] = mapped_column(String(32))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    stopped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = created_at_column()
+    updated_at: Mapped[datetime] = created_at_column()

@@ -1,0 +1,124 @@
+"""Locations, stations and connectors, live connections, OCPP transactions, meter values."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from db.models.base import Base, created_at_column
+
+
+class Location(Base):
+    __tablename__ = "locations"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str] = mapped_column(String(300), default="")
+    city: Mapped[str] = mapped_column(String(100), default="")
+    latitude: Mapped[Decimal | None] = mapped_column(Numeric(9, 6))
+    longitude: Mapped[Decimal | None] = mapped_column(Numeric(9, 6))
+    created_at: Mapped[datetime] = created_at_column()
+
+
+class Station(Base):
+    __tablename__ = "stations"
+    __table_args__ = (CheckConstraint("price_tyiyn_per_kwh > 0", name="positive_price"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # OCPP charge box id
+    location_id: Mapped[str | None] = mapped_column(String(64), ForeignKey("locations.id"))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    price_tyiyn_per_kwh: Mapped[int] = mapped_column(BigInteger)
+    password_hash: Mapped[str | None] = mapped_column(String(256))
+    # accepted: known and allowed; pending: connected unknown while onboarding is allowed
+    registration_status: Mapped[str] = mapped_column(String(16), default="accepted")
+    vendor: Mapped[str | None] = mapped_column(String(64))
+    model: Mapped[str | None] = mapped_column(String(64))
+    serial_number: Mapped[str | None] = mapped_column(String(64))
+    firmware_version: Mapped[str | None] = mapped_column(String(64))
+    last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = created_at_column()
+
+
+class Connector(Base):
+    __tablename__ = "connectors"
+    __table_args__ = (CheckConstraint("connector_id >= 1", name="positive_id"),)
+
+    station_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("stations.id", ondelete="CASCADE"), primary_key=True
+    )
+    connector_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    status: Mapped[str] = mapped_column(String(32), default="Unavailable")
+    error_code: Mapped[str] = mapped_column(String(32), default="NoError")
+    status_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class StationConnection(Base):
+    """Which gateway process (task queue) holds a station's websocket right now."""
+
+    __tablename__ = "station_connections"
+
+    station_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("stations.id", ondelete="CASCADE"), primary_key=True
+    )
+    gateway_queue: Mapped[str] = mapped_column(String(128))
+    connected_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    remote_address: Mapped[str | None] = mapped_column(String(128))
+
+
+class OcppTransaction(Base):
+    """One OCPP transaction; its id is the transactionId handed to the charger."""
+
+    __tablename__ = "ocpp_transactions"
+    __table_args__ = (
+        UniqueConstraint(
+            "station_id",
+            "connector_id",
+            "id_tag",
+            "meter_start_wh",
+            "started_at",
+            name="uq_ocpp_transactions_natural_key",
+        ),
+        Index("ix_ocpp_transactions_session_id", "session_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, Identity(start=1), primary_key=True)
+    station_id: Mapped[str] = mapped_column(String(64), ForeignKey("stations.id"))
+    connector_id: Mapped[int] = mapped_column(Integer)
+    id_tag: Mapped[str] = mapped_column(String(20))
+    session_id: Mapped[str | None] = mapped_column(String(20))
+    energy_limit_wh: Mapped[int | None] = mapped_column(BigInteger)
+    meter_start_wh: Mapped[int] = mapped_column(BigInteger)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    meter_stop_wh: Mapped[int | None] = mapped_column(BigInteger)
+    stopped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    stop_reason: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = created_at_column()
+
+
+class MeterValue(Base):
+    __tablename__ = "meter_values"
+    __table_args__ = (Index("ix_meter_values_transaction_id_id", "transaction_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    station_id: Mapped[str] = mapped_column(String(64))
+    connector_id: Mapped[int] = mapped_column(Integer)
+    transaction_id: Mapped[int | None] = mapped_column(Integer)
+    measured_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    energy_wh: Mapped[int | None] = mapped_column(BigInteger)
+    power_w: Mapped[int | None] = mapped_column(Integer)
+    soc_percent: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = created_at_column()

@@ -1,0 +1,54 @@
+"""Command activities a gateway serves on its own task queue `gateway-{instance_id}`.
+
+Workflows schedule these by name on the queue that `station_connections` names for the
+station. A station that is not connected, or does not answer in time, raises a
+non-retryable ApplicationError of type `StationNotConnected` / `StationTimeout`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+REMOTE_START = "remote_start"
+REMOTE_STOP = "remote_stop"
+CHANGE_AVAILABILITY = "change_availability"
+RESET = "reset"
+UNLOCK_CONNECTOR = "unlock_connector"
+GET_CONFIGURATION = "get_configuration"
+CHANGE_CONFIGURATION = "change_configuration"
+TRIGGER_MESSAGE = "trigger_message"
+
+STATION_NOT_CONNECTED = "StationNotConnected"
+STATION_TIMEOUT = "StationTimeout"
+
+
+def gateway_task_queue(instance_id: str) -> str:
+    return f"gateway-{instance_id}"
+
+
+@dataclass(frozen=True)
+class RemoteStartRequest:
+    station_id: str
+    connector_id: int
+    id_tag: str  # the session id (<= 20 chars)
+    energy_limit_wh: int  # the gateway stops the charger itself when this much was delivered
+
+
+@dataclass(frozen=True)
+class RemoteStopRequest:
+    station_id: str
+    transaction_id: int
+
+
+@dataclass(frozen=True)
+class StationCommand:
+    """Generic command input: `params` are the OCPP payload fields in snake_case."""
+
+    station_id: str
+    params: dict[str, str | int | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    status: str  # the charger's answer, e.g. Accepted / Rejected
+    payload: dict[str, object] = field(default_factory=dict)

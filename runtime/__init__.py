@@ -1,0 +1,1 @@
+"""Composition root: settings, embedded services, logging and the `evpower` CLI."""

@@ -1,0 +1,149 @@
+"""Every setting EvPower reads, from environment variables, validated once at start."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class PaymentProvider(StrEnum):
+    ODENGI = "ODENGI"
+    SIMULATED = "SIMULATED"
+
+
+class LogFormat(StrEnum):
+    JSON = "json"
+    PRETTY = "pretty"
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; the message is one line naming the variable."""
+
+
+# O!Dengi's documented test endpoint; production sets ODENGI_API_URL explicitly.
+ODENGI_TEST_API_URL = "https://mw-api-test.dengi.kg/api/json/json.php"
+
+DEV_JWT_SECRET = "evpower-dev-secret-not-for-production-use-0123456789"  # noqa: S105
+
+
+class Settings(BaseSettings):
+    """EvPower configuration. Unset DATABASE_URL / TEMPORAL_ADDRESS mean 'embedded'."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    database_url: str | None = None
+    temporal_address: str | None = None
+    temporal_namespace: str = "default"
+    temporal_task_queue: str = "evpower"
+    temporal_ui_port: int = Field(default=8233, ge=1, le=65535)
+
+    supabase_url: str | None = None
+    supabase_jwt_secret: str | None = None
+    supabase_jwt_audience: str = "authenticated"
+
+    payment_provider: PaymentProvider = PaymentProvider.SIMULATED
+    odengi_merchant_id: str | None = None
+    odengi_password: str | None = None
+    odengi_api_url: str = ODENGI_TEST_API_URL
+    odengi_h2h_url: str | None = None
+    public_base_url: str = "http://127.0.0.1:9210"
+
+    enable_swagger: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=9210, ge=1, le=65535)
+    rate_limit_storage_uri: str = "memory://"
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_request_bytes: int = Field(default=64 * 1024, ge=1024)
+
+    ocpp_allow_unknown_stations: bool = False
+    ocpp_heartbeat_interval_s: int = Field(default=300, ge=10, le=86_400)
+    ocpp_max_frame_bytes: int = Field(default=64 * 1024, ge=1024)
+    meter_signal_interval_s: int = Field(default=300, ge=0)
+
+    topup_min_tyiyn: int = Field(default=1_000, ge=1)
+    topup_max_tyiyn: int = Field(default=5_000_000, ge=1)
+    charge_min_tyiyn: int = Field(default=1_000, ge=1)
+    charge_max_tyiyn: int = Field(default=1_000_000, ge=1)
+
+    evpower_data_dir: Path = Path(".evpower")
+    log_format: LogFormat = LogFormat.JSON
+    log_level: str = "INFO"
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_only(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("postgresql://", "postgresql+asyncpg://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL")
+        return value
+
+    @field_validator("temporal_address")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError("must be host:port")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
+        return level
+
+    @property
+    def embedded_database(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def embedded_temporal(self) -> bool:
+        return self.temporal_address is None
+
+    @property
+    def jwt_secret(self) -> str | None:
+        return self.supabase_jwt_secret
+
+    def check_consistency(self) -> None:
+        """Cross-field rules that a single field validator cannot see."""
+        if self.payment_provider is PaymentProvider.ODENGI:
+            for name in ("odengi_merchant_id", "odengi_password"):
+                if not getattr(self, name):
+                    raise ConfigError(f"{name.upper()} is required when PAYMENT_PROVIDER=ODENGI")
+        if self.topup_min_tyiyn > self.topup_max_tyiyn:
+            raise ConfigError("TOPUP_MIN_TYIYN must not exceed TOPUP_MAX_TYIYN")
+        if self.charge_min_tyiyn > self.charge_max_tyiyn:
+            raise ConfigError("CHARGE_MIN_TYIYN must not exceed CHARGE_MAX_TYIYN")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment; raise ConfigError with one line on bad input."""
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        variable = str(first["loc"][0]).upper() if first["loc"] else "settings"
+        raise ConfigError(f"invalid setting {variable}: {first['msg']}") from None
+    settings.check_consistency()
+    return settings
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

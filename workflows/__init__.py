@@ -1,0 +1,1 @@
+"""Temporal workflows: ChargingSession, TopUp and maintenance. Deterministic code only."""

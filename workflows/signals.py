@@ -1,0 +1,55 @@
+"""The signal contract between the OCPP gateway and the ChargingSession workflow.
+
+The gateway sends these to workflow `charging-{id_tag}` (the idTag of a RemoteStart is the
+session id). Every signal is safe to receive twice: the workflow keys them by transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+TRANSACTION_STARTED = "transaction_started"
+METER_SAMPLE = "meter_sample"
+TRANSACTION_STOPPED = "transaction_stopped"
+ENERGY_LIMIT_REACHED = "energy_limit_reached"
+
+
+def charging_workflow_id(session_id: str) -> str:
+    return f"charging-{session_id}"
+
+
+@dataclass(frozen=True)
+class TransactionStarted:
+    transaction_id: int
+    station_id: str
+    connector_id: int
+    meter_start_wh: int
+    started_at: datetime
+
+
+@dataclass(frozen=True)
+class MeterSample:
+    transaction_id: int
+    energy_wh: int  # delivered since StartTransaction (register minus meterStart)
+    measured_at: datetime
+    power_w: int | None = None
+    soc_percent: int | None = None
+
+
+@dataclass(frozen=True)
+class TransactionStopped:
+    transaction_id: int
+    meter_stop_wh: int
+    energy_wh: int  # delivered: meterStop minus meterStart, never negative
+    stopped_at: datetime
+    reason: str | None = None  # the charger's OCPP stop reason
+
+
+@dataclass(frozen=True)
+class EnergyLimitReached:
+    """The gateway saw the reservation's energy used up and sent RemoteStop itself."""
+
+    transaction_id: int
+    energy_wh: int
+    remote_stop_status: str  # the charger's answer: Accepted / Rejected
