@@ -1,0 +1,43 @@
+"""The shared resources every role uses: settings, database engine and Temporal client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from temporalio.client import Client
+
+from db.engine import create_engine, session_factory
+from runtime.settings import Settings
+
+
+@dataclass(frozen=True)
+class Services:
+    """Built once per process by the composition root and handed to each part."""
+
+    settings: Settings
+    database_url: str
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    temporal: Client
+
+
+@asynccontextmanager
+async def open_services(
+    settings: Settings, *, database_url: str, temporal_address: str
+) -> AsyncIterator[Services]:
+    """Connect to the database and Temporal; dispose of both on exit."""
+    engine = create_engine(database_url)
+    try:
+        temporal = await Client.connect(temporal_address, namespace=settings.temporal_namespace)
+        yield Services(
+            settings=settings,
+            database_url=database_url,
+            engine=engine,
+            sessions=session_factory(engine),
+            temporal=temporal,
+        )
+    finally:
+        await engine.dispose()
