@@ -1,0 +1,27 @@
+"""The FastAPI app factory: routers, error bodies, docs switch."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from api import health
+from api.deps import ApiContext
+from api.errors import install_error_handlers
+from api.v1 import ROUTERS
+
+
+def create_app(context: ApiContext) -> FastAPI:
+    swagger = context.config.enable_swagger
+    app = FastAPI(
+        title="EvPower API",
+        version="1.0",
+        docs_url="/docs" if swagger else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if swagger else None,
+    )
+    app.state.context = context
+    install_error_handlers(app)
+    app.include_router(health.router)
+    for router in ROUTERS:
+        app.include_router(router, prefix="/api/v1")
+    return app

@@ -1,0 +1,43 @@
+"""`/health`: 200 only when both PostgreSQL and Temporal answer."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from api.deps import Context
+
+router = APIRouter(tags=["health"])
+
+CHECK_TIMEOUT_S = 3.0
+
+
+async def _database_ok(context: Context) -> bool:
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_S), context.sessions() as session:
+            await session.execute(text("SELECT 1"))
+    except Exception:
+        return False
+    return True
+
+
+async def _temporal_ok(context: Context) -> bool:
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_S):
+            return await context.temporal.service_client.check_health()
+    except Exception:
+        return False
+
+
+@router.get("/health")
+async def health(context: Context) -> JSONResponse:
+    database, temporal = await asyncio.gather(_database_ok(context), _temporal_ok(context))
+    body = {
+        "status": "ok" if database and temporal else "degraded",
+        "database": "ok" if database else "unreachable",
+        "temporal": "ok" if temporal else "unreachable",
+    }
+    return JSONResponse(body, status_code=200 if database and temporal else 503)

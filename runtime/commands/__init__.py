@@ -1,0 +1,1 @@
+"""`evpower` subcommands, one module each; every module exposes `register(subparsers)`."""
