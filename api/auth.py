@@ -1,0 +1,235 @@
+"""Supabase JWT verification and the `CurrentClient` dependency (first use creates the client)."""
+
+from __future__ import annotations
+
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import jwt
+import structlog
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from api.deps import ApiConfig, ApiContext
+from api.errors import ApiError
+from api.jwks import JWKS_PATH, JwksCache, JwksUnavailable
+from db.models import Client
+
+log = structlog.get_logger(__name__)
+
+ALLOWED_ROLE = "authenticated"
+REQUIRED_CLAIMS = ("exp", "sub", "aud")
+# Seconds of clock skew tolerated between Supabase and us on exp/nbf/iat.
+LEEWAY_S = 30
+_STATE_KEY = "evpower.auth"
+
+
+
+@dataclass(frozen=True)
+class AuthenticatedClient:
+    """Who is calling: `client_id` is the Supabase user id (`sub`)."""
+
+    client_id: str
+    role: str
+    email: str | None
+
+
+class AuthError(ApiError):
+    """401 with a stable code and the Bearer challenge."""
+
+    def __init__(self, code: str, message: str) -> None:
+        challenge = f'Bearer error="invalid_token", error_description="{code}"'
+        if code == "missing_token":
+            challenge = "Bearer"
+        super().__init__(401, code, message, {"WWW-Authenticate": challenge})
+
+
+class Authenticator:
+    """Verifies Supabase access tokens. The verification algorithm is fixed by the key that
+    verifies (RSA → RS256, EC P-256 → ES256, shared secret → HS256); the token's own `alg`
+    header only has to agree with it."""
+
+    def __init__(
+        self,
+        *,
+        supabase_url: str | None,
+        jwt_secret: str | None,
+        audience: str,
+        jwks: JwksCache | None = None,
+    ) -> None:
+        base = supabase_url.rstrip("/") if supabase_url else None
+        self._issuer = f"{base}/auth/v1" if base else None
+        self._secret = jwt_secret or None
+        self._audience = audience
+        self._jwks = jwks if jwks is not None else (JwksCache(base + JWKS_PATH) if base else None)
+
+    @classmethod
+    def from_config(cls, config: ApiConfig) -> Authenticator:
+        return cls(
+            supabase_url=config.supabase_url,
+            jwt_secret=config.jwt_secret,
+            audience=config.jwt_audience,
+        )
+
+    async def verify(self, token: str) -> AuthenticatedClient:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise AuthError("invalid_token", "the bearer token is not a JWT") from None
+        key, algorithm = await self._key_for(header)
+        claims = self._decode(token, key, algorithm)
+        return self._client_from(claims)
+
+    async def _key_for(self, header: dict[str, Any]) -> tuple[Any, str]:
+        kid = header.get("kid")
+        if self._jwks is not None and isinstance(kid, str) and kid:
+            try:
+                found = await self._jwks.key(kid)
+            except JwksUnavailable:
+                if self._secret is None:
+                    raise ApiError(
+                        503, "auth_unavailable", "cannot reach the identity provider's keys"
+                    ) from None
+                found = None
+            if found is not None:
+                return found.key, found.algorithm
+        # Supabase's legacy HS256 tokens carry a kid that is not in the JWKS; they and
+        # kid-less tokens are checked against the shared secret, with HS256 only.
+        if self._secret is not None:
+            return self._secret, "HS256"
+        raise AuthError("invalid_token", "the token is not signed by a known key")
+
+    def _decode(self, token: str, key: Any, algorithm: str) -> dict[str, Any]:
+        required = [*REQUIRED_CLAIMS, *(["iss"] if self._issuer else [])]
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key=key,
+                algorithms=[algorithm],
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=LEEWAY_S,
+                options={"require": required},
+            )
+        except jwt.ExpiredSignatureError:
+            raise AuthError("token_expired", "the token has expired") from None
+        except jwt.InvalidAudienceError:
+            raise AuthError("invalid_audience", "the token is not meant for this API") from None
+        except jwt.InvalidIssuerError:
+            raise AuthError("invalid_issuer", "the token was issued by someone else") from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise AuthError("missing_claim", f"the token has no '{exc.claim}' claim") from None
+        except jwt.ImmatureSignatureError:
+            raise AuthError("token_not_yet_valid", "the token is not valid yet") from None
+        except jwt.PyJWTError:
+            raise AuthError("invalid_token", "the token signature or format is invalid") from None
+        return claims
+
+    def _client_from(self, claims: dict[str, Any]) -> AuthenticatedClient:
+        role = claims.get("role")
+        if role != ALLOWED_ROLE:
+            raise AuthError("forbidden_role", f"role '{role}' may not use this API")
+        sub = claims.get("sub")
+        if not isinstance(sub, str) or not _is_uuid(sub):
+            raise AuthError("invalid_subject", "the token's subject is not a user id")
+        email = claims.get("email")
+        return AuthenticatedClient(
+            client_id=sub.lower(),
+            role=role,
+            email=email if isinstance(email, str) and email else None,
+        )
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return len(value) == 36
+
+
+class ClientRegistry:
+    """Creates the `clients` row on a client's first authenticated request. Remembers the ids
+    it has already ensured (bounded), so the steady state costs no query."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], capacity: int = 10_000) -> None:
+        self._sessions = sessions
+        self._capacity = capacity
+        self._seen: OrderedDict[str, None] = OrderedDict()
+
+    async def ensure(self, client: AuthenticatedClient) -> None:
+        if client.client_id in self._seen:
+            self._seen.move_to_end(client.client_id)
+            return
+        statement = (
+            pg_insert(Client)
+            .values(id=client.client_id, email=client.email)
+            .on_conflict_do_nothing(index_elements=[Client.id])
+        )
+        async with self._sessions() as session, session.begin():
+            await session.execute(statement)
+        self._seen[client.client_id] = None
+        if len(self._seen) > self._capacity:
+            self._seen.popitem(last=False)
+
+
+@dataclass
+class AuthState:
+    """Per-app auth machinery, created on first use and kept on `app.state`."""
+
+    authenticator: Authenticator
+    registry: ClientRegistry
+
+
+def auth_state(app: Any) -> AuthState:
+    state: AuthState | None = getattr(app.state, "auth", None)
+    if state is None:
+        context: ApiContext = app.state.context
+        state = AuthState(
+            Authenticator.from_config(context.config), ClientRegistry(context.sessions)
+        )
+        app.state.auth = state
+    return state
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+async def resolve_client(request: Request) -> AuthenticatedClient:
+    """Verify the request's bearer token once per request (middleware may have done it)."""
+    cached = request.scope.get(_STATE_KEY)
+    if isinstance(cached, AuthenticatedClient):
+        return cached
+    if isinstance(cached, AuthError):
+        raise cached
+    token = bearer_token(request.headers.get("authorization"))
+    if token is None:
+        raise AuthError("missing_token", "an Authorization: Bearer token is required")
+    client = await auth_state(request.app).authenticator.verify(token)
+    request.scope[_STATE_KEY] = client
+    return client
+
+
+_bearer = HTTPBearer(auto_error=False, description="Supabase access token")
+
+
+async def current_client(
+    request: Request,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> AuthenticatedClient:
+    client = await resolve_client(request)
+    await auth_state(request.app).registry.ensure(client)
+    return client
+
+
+CurrentClient = Annotated[AuthenticatedClient, Depends(current_client)]
