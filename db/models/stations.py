@@ -122,3 +122,18 @@ class MeterValue(Base):
     power_w: Mapped[int | None] = mapped_column(Integer)
     soc_percent: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = created_at_column()
+
+
+class OcppRemoteStart(Base):
+    """A RemoteStartTransaction the gateway sent: StartTransaction finds its energy limit here."""
+
+    __tablename__ = "ocpp_remote_starts"
+    __table_args__ = (CheckConstraint("energy_limit_wh >= 0", name="non_negative_limit"),)
+
+    id_tag: Mapped[str] = mapped_column(String(20), primary_key=True)  # the session id
+    station_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("stations.id", ondelete="CASCADE")
+    )
+    connector_id: Mapped[int] = mapped_column(Integer)
+    energy_limit_wh: Mapped[int] = mapped_column(BigInteger)
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
