@@ -14,6 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from api.asgi_types import Scope, header
 from api.deps import ApiConfig, ApiContext
 from api.errors import ApiError
 from api.jwks import JWKS_PATH, JwksCache, JwksUnavailable
@@ -26,7 +27,6 @@ REQUIRED_CLAIMS = ("exp", "sub", "aud")
 # Seconds of clock skew tolerated between Supabase and us on exp/nbf/iat.
 LEEWAY_S = 30
 _STATE_KEY = "evpower.auth"
-
 
 
 @dataclass(frozen=True)
@@ -205,19 +205,37 @@ def bearer_token(authorization: str | None) -> str | None:
     return token.strip()
 
 
-async def resolve_client(request: Request) -> AuthenticatedClient:
-    """Verify the request's bearer token once per request (middleware may have done it)."""
-    cached = request.scope.get(_STATE_KEY)
-    if isinstance(cached, AuthenticatedClient):
-        return cached
-    if isinstance(cached, AuthError):
-        raise cached
-    token = bearer_token(request.headers.get("authorization"))
+async def _verify_once(scope: Scope) -> AuthenticatedClient | ApiError | None:
+    """The verdict on the request's bearer token, computed once and kept in the scope so the
+    rate limiter, idempotency and the endpoint dependency share it. None: no token."""
+    if _STATE_KEY in scope:
+        verdict: AuthenticatedClient | ApiError | None = scope[_STATE_KEY]
+        return verdict
+    token = bearer_token(header(scope, "authorization"))
     if token is None:
+        verdict = None
+    else:
+        try:
+            verdict = await auth_state(scope["app"]).authenticator.verify(token)
+        except ApiError as exc:
+            verdict = exc
+    scope[_STATE_KEY] = verdict
+    return verdict
+
+
+async def client_from_scope(scope: Scope) -> AuthenticatedClient | None:
+    """The verified caller, or None when the request is anonymous or its token is bad."""
+    verdict = await _verify_once(scope)
+    return verdict if isinstance(verdict, AuthenticatedClient) else None
+
+
+async def resolve_client(request: Request) -> AuthenticatedClient:
+    verdict = await _verify_once(request.scope)
+    if verdict is None:
         raise AuthError("missing_token", "an Authorization: Bearer token is required")
-    client = await auth_state(request.app).authenticator.verify(token)
-    request.scope[_STATE_KEY] = client
-    return client
+    if isinstance(verdict, ApiError):
+        raise verdict
+    return verdict
 
 
 _bearer = HTTPBearer(auto_error=False, description="Supabase access token")
