@@ -1,0 +1,141 @@
+"""Runs the roles of one process (api, gateway, worker) until a stop signal, then shuts down."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable, Generator
+from enum import StrEnum
+
+import structlog
+import uvicorn
+from fastapi import FastAPI
+
+from api.app import create_app
+from api.deps import ApiConfig, ApiContext
+from runtime.asgi import ASGIApp, OcppDispatcher
+from runtime.services import Services
+from runtime.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+class Role(StrEnum):
+    API = "api"
+    GATEWAY = "gateway"
+    WORKER = "worker"
+
+
+class _Uvicorn(uvicorn.Server):
+    """Uvicorn without its own signal handling: the process's stop event rules shutdown."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def api_config(settings: Settings) -> ApiConfig:
+    return ApiConfig(
+        enable_swagger=settings.enable_swagger,
+        cors_origins=tuple(settings.cors_origins),
+        max_request_bytes=settings.max_request_bytes,
+        supabase_url=settings.supabase_url,
+        jwt_secret=settings.supabase_jwt_secret,
+        jwt_audience=settings.supabase_jwt_audience,
+        rate_limit_storage_uri=settings.rate_limit_storage_uri,
+        task_queue=settings.temporal_task_queue,
+        topup_min_tyiyn=settings.topup_min_tyiyn,
+        topup_max_tyiyn=settings.topup_max_tyiyn,
+        charge_min_tyiyn=settings.charge_min_tyiyn,
+        charge_max_tyiyn=settings.charge_max_tyiyn,
+        payment_provider=settings.payment_provider.value,
+        public_base_url=settings.public_base_url,
+    )
+
+
+def build_api(services: Services) -> FastAPI:
+    context = ApiContext(
+        sessions=services.sessions,
+        temporal=services.temporal,
+        config=api_config(services.settings),
+    )
+    return create_app(context)
+
+
+def _bare_api() -> FastAPI:
+    """What a gateway-only process serves over HTTP: nothing but 404s in the standard body."""
+    from api.errors import install_error_handlers
+
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    install_error_handlers(app)
+    return app
+
+
+def uvicorn_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        lifespan="off",
+        log_config=None,
+        access_log=False,
+        ws_max_size=settings.ocpp_max_frame_bytes,
+        ws_ping_interval=30.0,
+        ws_ping_timeout=30.0,
+        ws_per_message_deflate=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+async def run_roles(
+    services: Services,
+    roles: frozenset[Role],
+    stop: asyncio.Event,
+    on_ready: Callable[[], None] | None = None,
+) -> None:
+    """Serve the given roles until `stop` is set."""
+    tasks: list[asyncio.Task[None]] = []
+    server: _Uvicorn | None = None
+    if Role.WORKER in roles:
+        from worker import run_worker
+
+        tasks.append(asyncio.create_task(run_worker(services, stop), name="worker"))
+    if Role.API in roles or Role.GATEWAY in roles:
+        api: ASGIApp = build_api(services) if Role.API in roles else _bare_api()
+        gateway = None  # wired in by the gateway issue
+        server = _Uvicorn(uvicorn_config(OcppDispatcher(api, gateway), services.settings))
+        tasks.append(asyncio.create_task(server.serve(), name="http"))
+    try:
+        while server is not None and not server.started:
+            if tasks[-1].done():
+                await tasks[-1]  # raises the bind error, for one
+                raise RuntimeError("HTTP server stopped during start-up")
+            await asyncio.sleep(0.05)
+        if on_ready is not None:
+            on_ready()
+        await stop.wait()
+    finally:
+        stop.set()
+        if server is not None:
+            server.should_exit = True
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        for task, result in zip(tasks, results, strict=True):
+            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                log.error("role failed", role=task.get_name(), error=repr(result))
+
+
+def stop_on_signals(stop: asyncio.Event) -> None:
+    """SIGINT/SIGTERM set `stop`; a second Ctrl-C falls back to the default (abort)."""
+    loop = asyncio.get_running_loop()
+
+    def _handle(sig: signal.Signals) -> None:
+        if stop.is_set():
+            loop.remove_signal_handler(sig)
+            signal.raise_signal(sig)
+            return
+        log.info("stopping", signal=sig.name)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, _handle, sig)
