@@ -19,8 +19,6 @@ from runtime.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-EMBEDDED_TEMPORAL_PORT = 7233
-
 
 @dataclass
 class Infrastructure:
@@ -71,12 +69,13 @@ async def start_infrastructure(
     try:
         if settings.temporal_address is not None:
             infra.temporal_address = settings.temporal_address
-        elif port_is_open("127.0.0.1", EMBEDDED_TEMPORAL_PORT) or not start_temporal:
-            infra.temporal_address = f"127.0.0.1:{EMBEDDED_TEMPORAL_PORT}"
+        elif port_is_open("127.0.0.1", settings.embedded_temporal_port) or not start_temporal:
+            # `evpower dev` (or another process) already runs the embedded server: share it.
+            infra.temporal_address = f"127.0.0.1:{settings.embedded_temporal_port}"
         else:
             infra.temporal = EmbeddedTemporal(
                 settings.evpower_data_dir,
-                port=EMBEDDED_TEMPORAL_PORT,
+                port=settings.embedded_temporal_port,
                 ui_port=settings.temporal_ui_port if temporal_ui else None,
                 namespace=settings.temporal_namespace,
             )

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     temporal_task_queue: str = "evpower"
     temporal_ui_port: int = Field(default=8233, ge=1, le=65535)
+    # gRPC port of the embedded Temporal dev server (only when TEMPORAL_ADDRESS is unset)
+    embedded_temporal_port: int = Field(default=7233, ge=1, le=65535)
 
     supabase_url: str | None = None
     supabase_jwt_secret: str | None = None
