@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from api import health
 from api.deps import ApiContext
 from api.errors import install_error_handlers
+from api.middleware import install_platform
 from api.v1 import ROUTERS
 
 
@@ -21,6 +22,7 @@ def create_app(context: ApiContext) -> FastAPI:
     )
     app.state.context = context
     install_error_handlers(app)
+    install_platform(app, context)
     app.include_router(health.router)
     for router in ROUTERS:
         app.include_router(router, prefix="/api/v1")

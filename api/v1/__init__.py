@@ -4,4 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from api.v1 import locations, stations
+
 ROUTERS: list[APIRouter] = []
+ROUTERS.append(stations.router)
+ROUTERS.append(locations.router)

@@ -1,0 +1,61 @@
+"""`/metrics` for Prometheus and the HTTP request latency histogram."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Histogram, generate_latest
+
+from api.asgi_types import ASGIApp, Message, Receive, Scope, Send
+
+HTTP_LATENCY = Histogram(
+    "evpower_http_request_duration_seconds",
+    "HTTP request latency by method, route template and status.",
+    ["method", "route", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+# Paths that matched no route share one label, so scanners cannot blow up the series count.
+UNMATCHED = "unmatched"
+
+router = APIRouter(tags=["ops"])
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics() -> Response:
+    # Everything the process registered (OCPP, workflows, ledger, HTTP) in one scrape.
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+class MetricsMiddleware:
+    """Times each HTTP request and labels it with the route template it matched."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        status = 500
+        started = time.perf_counter()
+
+        async def recording_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self._app(scope, receive, recording_send)
+        finally:
+            HTTP_LATENCY.labels(scope["method"], _route_template(scope), str(status)).observe(
+                time.perf_counter() - started
+            )
+
+
+def _route_template(scope: Scope) -> str:
+    # FastAPI's router leaves the matched route in the scope it was given.
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else UNMATCHED

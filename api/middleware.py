@@ -1,0 +1,26 @@
+"""Installs the API platform's middleware in its one correct order, and `/metrics`."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from api import metrics
+from api.deps import ApiContext
+from api.idempotency import IdempotencyMiddleware, IdempotencyStore
+from api.rate_limit import RateLimiter, RateLimitMiddleware
+from api.security import BodySizeLimitMiddleware, SecurityHeadersMiddleware, install_cors
+
+
+def install_platform(app: FastAPI, context: ApiContext) -> None:
+    """Outermost first: metrics see every response; security headers and CORS decorate
+    every response, errors included; the size limit guards the body before anyone buffers
+    it; rate limiting runs before idempotency so replays are counted too."""
+    config = context.config
+    # add_middleware puts each new one outside the previous: add innermost first.
+    app.add_middleware(IdempotencyMiddleware, store=IdempotencyStore(context.sessions))
+    app.add_middleware(RateLimitMiddleware, limiter=RateLimiter(config.rate_limit_storage_uri))
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=config.max_request_bytes)
+    install_cors(app, config.cors_origins)
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(metrics.MetricsMiddleware)
+    app.include_router(metrics.router)

@@ -1,0 +1,31 @@
+"""Station endpoints: the list with connectors and live status, and one station's status."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from api.deps import DbSession
+from api.v1.station_views import StationView, load_stations
+from domain.errors import NotFound
+
+router = APIRouter(tags=["stations"])
+
+
+class StationList(BaseModel):
+    stations: list[StationView]
+
+
+@router.get("/stations")
+async def list_stations(session: DbSession, location_id: str | None = None) -> StationList:
+    """Every station drivers may use, with its connectors and whether it is online."""
+    locations = [location_id] if location_id is not None else None
+    return StationList(stations=await load_stations(session, location_ids=locations))
+
+
+@router.get("/stations/{station_id}/status")
+async def station_status(station_id: str, session: DbSession) -> StationView:
+    stations = await load_stations(session, station_id=station_id)
+    if not stations:
+        raise NotFound(f"station {station_id} not found")
+    return stations[0]
