@@ -4,7 +4,7 @@ from db.models.base import Base
 from db.models.clients import Client
 from db.models.idempotency import IdempotencyKey
 from db.models.ledger import LedgerAccount, LedgerEntry, LedgerPosting
-from db.models.payments import PaymentAudit, ProviderTransaction, TopUp
+from db.models.payments import PaymentAudit, ProviderTransaction, SimulatedInvoice, TopUp
 from db.models.sessions import ChargingSessionRecord
 from db.models.stations import (
     Connector,
@@ -31,6 +31,7 @@ __all__ = [
     "OcppTransaction",
     "PaymentAudit",
     "ProviderTransaction",
+    "SimulatedInvoice",
     "Station",
     "StationConnection",
     "TopUp",

@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Identity,
     Index,
+    Integer,
     String,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -80,3 +81,24 @@ class PaymentAudit(Base):
     ok: Mapped[bool] = mapped_column(Boolean, default=True)
     details: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SimulatedInvoice(Base):
+    """An invoice of the simulated O!Dengi (PAYMENT_PROVIDER=SIMULATED only); order_id is unique,
+    as the provider's, so a retried createInvoice returns the same invoice."""
+
+    __tablename__ = "simulated_invoices"
+    __table_args__ = (CheckConstraint("amount_tyiyn > 0", name="positive_amount"),)
+
+    invoice_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(64), unique=True)
+    amount_tyiyn: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    description: Mapped[str] = mapped_column(String(500))
+    result_url: Mapped[str] = mapped_column(String(1000))
+    test: Mapped[bool] = mapped_column(Boolean)
+    status: Mapped[int] = mapped_column(Integer)  # O!Dengi status_pay: 1 awaiting, 2 cancelled, 3 paid
+    trans_id: Mapped[str | None] = mapped_column(String(64))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = created_at_column()
+    updated_at: Mapped[datetime] = created_at_column()
