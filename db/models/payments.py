@@ -40,6 +40,7 @@ class TopUp(Base):
     invoice_id: Mapped[str | None] = mapped_column(String(64), index=True)
     state: Mapped[str] = mapped_column(String(32))
     qr_url: Mapped[str | None] = mapped_column(String(1000))
+    qr_image_url: Mapped[str | None] = mapped_column(String(1000))
     app_link: Mapped[str | None] = mapped_column(String(1000))
     site_pay: Mapped[str | None] = mapped_column(String(1000))
     trans_id: Mapped[str | None] = mapped_column(String(64))
