@@ -79,7 +79,8 @@ class JwksCache:
         self._transport = transport
         self._keys: dict[str, VerificationKey] | None = None
         self._fetched_at = 0.0
-        self._attempted_at = float("-inf")
+        # Refetches forced by an unknown kid, at most one per cool-down.
+        self._forced_at = float("-inf")
         self._lock = asyncio.Lock()
 
     async def key(self, kid: str) -> VerificationKey | None:
@@ -93,19 +94,16 @@ class JwksCache:
         return keys.get(kid)
 
     async def _current(self, *, force: bool) -> dict[str, VerificationKey]:
-        now = time.monotonic()
-        if self._keys is not None and not force and now - self._fetched_at < self._ttl_s:
+        if self._keys is not None and not force and not self._stale():
             return self._keys
         async with self._lock:
+            if self._keys is not None and not force and not self._stale():
+                return self._keys
             now = time.monotonic()
-            fresh = self._keys is not None and now - self._fetched_at < self._ttl_s
-            if self._keys is not None and (fresh and not force):
-                return self._keys
-            if now - self._attempted_at < self._cooldown_s:
-                if self._keys is None:
-                    raise JwksUnavailable("the issuer's key set is not available")
-                return self._keys
-            self._attempted_at = now
+            if force:
+                if now - self._forced_at < self._cooldown_s:
+                    return self._keys or {}
+                self._forced_at = now
             try:
                 self._keys = await self._fetch()
                 self._fetched_at = time.monotonic()
@@ -113,7 +111,12 @@ class JwksCache:
                 log.warning("jwks fetch failed", url=self._url, error=str(exc))
                 if self._keys is None:
                     raise JwksUnavailable("the issuer's key set is not available") from exc
+                # Keep verifying with the keys we have; try again after a cool-down.
+                self._fetched_at = now - self._ttl_s + self._cooldown_s
             return self._keys
+
+    def _stale(self) -> bool:
+        return time.monotonic() - self._fetched_at >= self._ttl_s
 
     async def _fetch(self) -> dict[str, VerificationKey]:
         async with httpx.AsyncClient(timeout=self._timeout_s, transport=self._transport) as http:
