@@ -1,0 +1,60 @@
+"""What a simulated charge point is (identity, meter, timing) and which faults it injects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class FaultPlan:
+    """Misbehaviour to inject. Fields may be changed while the station runs."""
+
+    reject_remote_start: bool = False
+    # Accept RemoteStart but never send StartTransaction: a charger whose cable was never plugged.
+    skip_start_transaction: bool = False
+    # Accept RemoteStop but keep charging and never send StopTransaction: a hung charger.
+    ignore_remote_stop: bool = False
+    # Extra sends of the same StartTransaction / StopTransaction, each with a new message id,
+    # as a charger does when it missed the first answer.
+    start_transaction_repeats: int = 0
+    stop_transaction_repeats: int = 0
+
+
+@dataclass(frozen=True)
+class StationConfig:
+    """A simulated charge point. `url` is the CSMS base URL; the station id is appended."""
+
+    station_id: str
+    url: str
+    password: str | None = None  # HTTP Basic (security profile 1) when set
+    connectors: int = 1
+    power_w: int = 22_000
+    meter_interval_s: float = 10.0  # fractional values let tests run many samples quickly
+    # Fast forward: energy added per sample, whatever power and interval say (5 kWh in seconds).
+    energy_per_sample_wh: int | None = None
+    meter_start_wh: int = 0  # the register is monotonic across transactions, as on a real meter
+    soc_start_percent: int | None = None  # None: no SoC in MeterValues
+    battery_wh: int = 60_000
+    vendor: str = "EvPower"
+    model: str = "SimCharger"
+    serial_number: str | None = None
+    firmware_version: str = "sim-1.0"
+    compression: bool = True  # offer permessage-deflate like most charger firmwares do
+    response_timeout_s: float = 30.0
+    reconnect_delay_s: float = 1.0
+    transaction_message_attempts: int = 3
+    transaction_message_retry_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.station_id or "/" in self.station_id:
+            raise ValueError("station_id must be a non-empty path segment")
+        if self.connectors < 1:
+            raise ValueError("connectors must be >= 1")
+        if self.power_w < 0 or self.meter_interval_s <= 0:
+            raise ValueError("power_w must be >= 0 and meter_interval_s > 0")
+        if self.energy_per_sample_wh is not None and self.energy_per_sample_wh < 0:
+            raise ValueError("energy_per_sample_wh must be >= 0")
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.url.rstrip('/')}/{self.station_id}"
