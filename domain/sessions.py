@@ -1,8 +1,10 @@
-"""Charging session states and stop reasons as the product names them."""
+"""Charging session states, stop reasons and the reasons a start is refused."""
 
 from __future__ import annotations
 
 from enum import StrEnum
+
+from domain.errors import Conflict, DomainError, InsufficientFunds, InvalidAmount, NotFound
 
 
 class SessionState(StrEnum):
@@ -12,10 +14,21 @@ class SessionState(StrEnum):
     STOPPING = "stopping"  # RemoteStop sent, waiting for StopTransaction
     COMPLETED = "completed"
     FAILED_TO_START = "failed_to_start"
+    CANCELLED = "cancelled"  # stopped by the driver before any energy flowed: fully released
     HUNG = "hung"  # stop never confirmed by the charger: fully released
 
 
-FINAL_STATES = frozenset({SessionState.COMPLETED, SessionState.FAILED_TO_START, SessionState.HUNG})
+FINAL_STATES = frozenset(
+    {
+        SessionState.COMPLETED,
+        SessionState.FAILED_TO_START,
+        SessionState.CANCELLED,
+        SessionState.HUNG,
+    }
+)
+LIVE_STATES = frozenset(
+    {SessionState.PENDING, SessionState.STARTING, SessionState.CHARGING, SessionState.STOPPING}
+)
 
 
 class StopReason(StrEnum):
@@ -27,3 +40,58 @@ class StopReason(StrEnum):
     START_REJECTED = "start_rejected"
     STATION_UNAVAILABLE = "station_unavailable"
     NO_STOP_CONFIRMATION = "no_stop_confirmation"
+
+
+# Why a start is refused. Each is a DomainError, so api/ maps it to a status in one place
+# (NotFound 404, Conflict 409, InsufficientFunds 402, InvalidAmount 422).
+
+
+class StationNotFound(NotFound):
+    code = "station_not_found"
+
+
+class ConnectorNotFound(NotFound):
+    code = "connector_not_found"
+
+
+class StationOffline(Conflict):
+    code = "station_offline"
+
+
+class ConnectorBusy(Conflict):
+    code = "connector_busy"
+
+
+class ConnectorUnavailable(Conflict):
+    code = "connector_unavailable"
+
+
+class AlreadyCharging(Conflict):
+    code = "already_charging"
+
+
+class SessionNotFound(NotFound):
+    code = "session_not_found"
+
+
+class StartRequestMismatch(Conflict):
+    """The same session id (Idempotency-Key) was used for a different start request."""
+
+    code = "idempotency_conflict"
+
+
+# Errors that travel through Temporal by class name (ApplicationError.type).
+START_REJECTIONS: dict[str, type[DomainError]] = {
+    cls.__name__: cls
+    for cls in (
+        StationNotFound,
+        ConnectorNotFound,
+        StationOffline,
+        ConnectorBusy,
+        ConnectorUnavailable,
+        AlreadyCharging,
+        InsufficientFunds,
+        InvalidAmount,
+        StartRequestMismatch,
+    )
+}

@@ -1,0 +1,250 @@
+"""Charging session records: admission (checks + claiming the connector), upserts, discards.
+
+The `charging_sessions` row is written only by these activities, on behalf of the session's
+workflow. Every write is idempotent, so a retried activity changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.stations import (
+    OUT_OF_ORDER_STATUSES,
+    STARTABLE_STATUSES,
+    LocateStation,
+    StationActivities,
+    StationDirectory,
+)
+from db.models import ChargingSessionRecord, Client
+from domain.errors import DomainError
+from domain.sessions import (
+    FINAL_STATES,
+    LIVE_STATES,
+    AlreadyCharging,
+    ConnectorBusy,
+    ConnectorNotFound,
+    ConnectorUnavailable,
+    SessionState,
+    StationNotFound,
+    StationOffline,
+)
+
+log = structlog.get_logger(__name__)
+
+OPEN_SESSION = "open_session"
+RECORD_SESSION = "record_session"
+DISCARD_SESSION = "discard_session"
+
+
+@dataclass(frozen=True)
+class OpenSession:
+    session_id: str
+    client_id: str
+    station_id: str
+    connector_id: int
+    reserved_tyiyn: int
+
+
+@dataclass(frozen=True)
+class OpenedSession:
+    """The tariff snapshot and where to send RemoteStart."""
+
+    price_tyiyn_per_kwh: int
+    gateway_queue: str | None
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """The whole row: an upsert of this is idempotent and never depends on earlier writes."""
+
+    session_id: str
+    client_id: str
+    station_id: str
+    connector_id: int
+    state: str
+    price_tyiyn_per_kwh: int
+    reserved_tyiyn: int
+    energy_wh: int = 0
+    cost_tyiyn: int = 0
+    refunded_tyiyn: int = 0
+    transaction_id: int | None = None
+    stop_reason: str | None = None
+    started_at: datetime | None = None
+    stopped_at: datetime | None = None
+
+
+_LIVE = [state.value for state in LIVE_STATES]
+_FINAL = [state.value for state in FINAL_STATES]
+
+
+class SessionStore:
+    """Reads and writes `charging_sessions`; each call is its own short transaction."""
+
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], directory: StationDirectory | None = None
+    ) -> None:
+        self._sessions = sessions
+        self._directory = directory or StationDirectory()
+
+    async def open(self, request: OpenSession) -> OpenedSession:
+        """Check the station can start a session for this client now and claim the connector
+        with a `pending` row. The partial unique index on live sessions per connector makes
+        the claim atomic against a concurrent start by anyone else."""
+        try:
+            async with self._sessions() as session, session.begin():
+                return await self._open(session, request)
+        except IntegrityError as exc:
+            if "uq_charging_sessions_live_connector" in str(exc.orig):
+                raise ConnectorBusy("the connector was just taken by another session") from None
+            raise
+
+    async def _open(self, session: AsyncSession, request: OpenSession) -> OpenedSession:
+        location = await self._directory.locate(
+            session, LocateStation(request.station_id, request.connector_id)
+        )
+        existing = await session.get(ChargingSessionRecord, request.session_id)
+        if existing is not None:  # a retry of an admission that already committed
+            return OpenedSession(existing.price_tyiyn_per_kwh, location.gateway_queue)
+        if not location.known:
+            raise StationNotFound(f"station {request.station_id!r} does not exist")
+        if location.connector_status is None:
+            raise ConnectorNotFound(
+                f"station {request.station_id!r} has no connector {request.connector_id}"
+            )
+        if location.gateway_queue is None:
+            raise StationOffline(f"station {request.station_id!r} is not connected")
+        live_owner = await session.scalar(
+            select(ChargingSessionRecord.client_id).where(
+                ChargingSessionRecord.station_id == request.station_id,
+                ChargingSessionRecord.connector_id == request.connector_id,
+                ChargingSessionRecord.state.in_(_LIVE),
+            )
+        )
+        if live_owner == request.client_id:
+            raise AlreadyCharging("you already have a session on this connector")
+        if live_owner is not None:
+            raise ConnectorBusy("the connector is in use by another session")
+        status = location.connector_status
+        if status in OUT_OF_ORDER_STATUSES:
+            raise ConnectorUnavailable(f"the connector is {status}")
+        if status not in STARTABLE_STATUSES:
+            raise ConnectorBusy(f"the connector is {status}")
+        await session.execute(
+            insert(Client).values(id=request.client_id).on_conflict_do_nothing()
+        )
+        await session.execute(
+            insert(ChargingSessionRecord)
+            .values(
+                id=request.session_id,
+                client_id=request.client_id,
+                station_id=request.station_id,
+                connector_id=request.connector_id,
+                state=SessionState.PENDING.value,
+                price_tyiyn_per_kwh=location.price_tyiyn_per_kwh,
+                reserved_tyiyn=request.reserved_tyiyn,
+                energy_wh=0,
+                cost_tyiyn=0,
+                refunded_tyiyn=0,
+            )
+            .on_conflict_do_nothing(index_elements=[ChargingSessionRecord.id])
+        )
+        return OpenedSession(location.price_tyiyn_per_kwh, location.gateway_queue)
+
+    async def record(self, record: SessionRecord) -> None:
+        values: dict[str, Any] = {
+            "id": record.session_id,
+            "client_id": record.client_id,
+            "station_id": record.station_id,
+            "connector_id": record.connector_id,
+            "state": record.state,
+            "price_tyiyn_per_kwh": record.price_tyiyn_per_kwh,
+            "reserved_tyiyn": record.reserved_tyiyn,
+            "energy_wh": record.energy_wh,
+            "cost_tyiyn": record.cost_tyiyn,
+            "refunded_tyiyn": record.refunded_tyiyn,
+            "transaction_id": record.transaction_id,
+            "stop_reason": record.stop_reason,
+            "started_at": record.started_at,
+            "stopped_at": record.stopped_at,
+        }
+        changes = {k: v for k, v in values.items() if k != "id"} | {"updated_at": func.now()}
+        statement = (
+            insert(ChargingSessionRecord)
+            .values(values)
+            .on_conflict_do_update(
+                index_elements=[ChargingSessionRecord.id],
+                set_=changes,
+                # A final row is never reopened, whatever order retries arrive in.
+                where=ChargingSessionRecord.state.not_in(_FINAL),
+            )
+        )
+        async with self._sessions() as session, session.begin():
+            await session.execute(
+                insert(Client).values(id=record.client_id).on_conflict_do_nothing()
+            )
+            await session.execute(statement)
+        log.info(
+            "session recorded",
+            session_id=record.session_id,
+            station_id=record.station_id,
+            state=record.state,
+        )
+
+    async def discard(self, session_id: str) -> None:
+        """Remove the claim of a start that was refused after it was made (no money moved)."""
+        async with self._sessions() as session, session.begin():
+            await session.execute(
+                delete(ChargingSessionRecord).where(
+                    ChargingSessionRecord.id == session_id,
+                    ChargingSessionRecord.state == SessionState.PENDING.value,
+                )
+            )
+
+
+class SessionActivities:
+    """Temporal activities over the session records; refusals are non-retryable failures
+    whose type is the domain error's class name (see domain.sessions.START_REJECTIONS)."""
+
+    def __init__(self, store: SessionStore) -> None:
+        self._store = store
+
+    @activity.defn(name=OPEN_SESSION)
+    async def open_session(self, request: OpenSession) -> OpenedSession:
+        try:
+            return await self._store.open(request)
+        except DomainError as exc:
+            raise ApplicationError(
+                exc.message, type=type(exc).__name__, non_retryable=True
+            ) from exc
+
+    @activity.defn(name=RECORD_SESSION)
+    async def record_session(self, record: SessionRecord) -> None:
+        await self._store.record(record)
+
+    @activity.defn(name=DISCARD_SESSION)
+    async def discard_session(self, session_id: str) -> None:
+        await self._store.discard(session_id)
+
+
+def charging_activities(sessions: async_sessionmaker[AsyncSession]) -> list[Callable[..., Any]]:
+    """The activities the charging workflow needs besides the ledger's reserve/capture/release
+    (which worker.py registers once for every workflow) and the gateway's commands."""
+    store = SessionActivities(SessionStore(sessions))
+    stations = StationActivities(sessions)
+    return [
+        store.open_session,
+        store.record_session,
+        store.discard_session,
+        stations.locate_station,
+    ]

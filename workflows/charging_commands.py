@@ -1,0 +1,170 @@
+"""Activity calls of the ChargingSession workflow: records, ledger, and gateway commands that
+find the station's current gateway again when the one they were sent to is dead or gone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError, TimeoutType
+
+with workflow.unsafe.imports_passed_through():
+    from activities.ledger import LedgerMovement, LedgerResult
+    from activities.sessions import (
+        DISCARD_SESSION,
+        OPEN_SESSION,
+        RECORD_SESSION,
+        OpenedSession,
+        OpenSession,
+        SessionRecord,
+    )
+    from activities.stations import LOCATE_STATION, LocateStation, StationLocation
+    from gateway.contract import (
+        REMOTE_START,
+        REMOTE_STOP,
+        STATION_NOT_CONNECTED,
+        CommandResult,
+        RemoteStartRequest,
+        RemoteStopRequest,
+    )
+    from workflows.charging_state import ChargingSettings
+
+# Database and ledger work is idempotent and must eventually happen: retry without a limit.
+PERSISTENT = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+)
+DB_TIMEOUT = timedelta(seconds=15)
+# A command to a charger is sent once per attempt; resending is the workflow's decision.
+ONCE = RetryPolicy(maximum_attempts=1)
+
+
+class CommandOutcome(StrEnum):
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"  # the charger answered no
+    UNREACHABLE = "unreachable"  # no gateway holds the station
+    UNCERTAIN = "uncertain"  # sent, but no answer: the charger may have acted on it
+
+
+def _schedule_to_start_timeout(exc: ActivityError) -> bool:
+    cause = exc.cause
+    return isinstance(cause, TimeoutError) and cause.type is TimeoutType.SCHEDULE_TO_START
+
+
+def _error_type(exc: ActivityError) -> str | None:
+    cause = exc.cause
+    return cause.type if isinstance(cause, ApplicationError) else None
+
+
+async def open_session(request: OpenSession) -> OpenedSession:
+    opened: OpenedSession = await workflow.execute_activity(
+        OPEN_SESSION,
+        request,
+        result_type=OpenedSession,
+        start_to_close_timeout=DB_TIMEOUT,
+        retry_policy=PERSISTENT,
+        summary=f"check {request.station_id}/{request.connector_id} and claim it",
+    )
+    return opened
+
+
+async def discard_session(session_id: str) -> None:
+    await workflow.execute_activity(
+        DISCARD_SESSION,
+        session_id,
+        start_to_close_timeout=DB_TIMEOUT,
+        retry_policy=PERSISTENT,
+        summary="drop the claim of a refused start",
+    )
+
+
+async def record_session(record: SessionRecord) -> None:
+    await workflow.execute_activity(
+        RECORD_SESSION,
+        record,
+        start_to_close_timeout=DB_TIMEOUT,
+        retry_policy=PERSISTENT,
+        summary=f"record {record.state}",
+    )
+
+
+async def move_money(operation: str, movement: LedgerMovement) -> LedgerResult:
+    """`reserve`, `capture` or `release` through the ledger, keyed by the movement's op_key."""
+    result: LedgerResult = await workflow.execute_activity(
+        operation,
+        movement,
+        result_type=LedgerResult,
+        start_to_close_timeout=DB_TIMEOUT,
+        retry_policy=PERSISTENT,
+        summary=f"{operation} {movement.amount_tyiyn} tyiyn",
+    )
+    return result
+
+
+async def locate_station(request: LocateStation) -> StationLocation:
+    location: StationLocation = await workflow.execute_activity(
+        LOCATE_STATION,
+        request,
+        result_type=StationLocation,
+        start_to_close_timeout=DB_TIMEOUT,
+        retry_policy=PERSISTENT,
+        summary="which gateway holds the station",
+    )
+    return location
+
+
+@dataclass
+class GatewayCommands:
+    """Sends commands to the gateway holding the station, re-locating it when needed."""
+
+    station_id: str
+    connector_id: int
+    settings: ChargingSettings
+    gateway_queue: str | None
+
+    async def remote_start(self, id_tag: str, energy_limit_wh: int) -> CommandOutcome:
+        request = RemoteStartRequest(self.station_id, self.connector_id, id_tag, energy_limit_wh)
+        return await self._send(REMOTE_START, request, f"RemoteStart, limit {energy_limit_wh} Wh")
+
+    async def remote_stop(self, transaction_id: int) -> CommandOutcome:
+        request = RemoteStopRequest(self.station_id, transaction_id)
+        return await self._send(REMOTE_STOP, request, f"RemoteStop transaction {transaction_id}")
+
+    async def _send(self, name: str, request: object, summary: str) -> CommandOutcome:
+        disowned_by: str | None = None
+        for attempt in range(self.settings.command_attempts):
+            if self.gateway_queue is None or attempt > 0:
+                location = await locate_station(LocateStation(self.station_id, self.connector_id))
+                self.gateway_queue = location.gateway_queue
+            if self.gateway_queue is None or self.gateway_queue == disowned_by:
+                return CommandOutcome.UNREACHABLE
+            try:
+                result = await workflow.execute_activity(
+                    name,
+                    request,
+                    result_type=CommandResult,
+                    task_queue=self.gateway_queue,
+                    schedule_to_start_timeout=timedelta(
+                        seconds=self.settings.command_schedule_timeout_s
+                    ),
+                    start_to_close_timeout=timedelta(seconds=self.settings.command_timeout_s),
+                    retry_policy=ONCE,
+                    summary=summary,
+                )
+            except ActivityError as exc:
+                # Nobody took the command (dead gateway) or the station left that gateway:
+                # the charger has not seen it, so find the station again and resend.
+                if _error_type(exc) == STATION_NOT_CONNECTED:
+                    disowned_by = self.gateway_queue
+                    continue
+                if _schedule_to_start_timeout(exc):
+                    continue
+                return CommandOutcome.UNCERTAIN
+            if result.status == "Accepted":
+                return CommandOutcome.ACCEPTED
+            return CommandOutcome.REJECTED
+        return CommandOutcome.UNREACHABLE

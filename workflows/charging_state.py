@@ -1,0 +1,137 @@
+"""The ChargingSession workflow's contract: names, inputs, settings and its public state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+
+from domain.sessions import SessionState
+from workflows.signals import TransactionStarted
+
+WORKFLOW_NAME = "ChargingSession"
+START_UPDATE = "start"
+STOP_UPDATE = "stop"
+STATE_QUERY = "state"
+
+STATION_ID = SearchAttributeKey.for_keyword("StationId")
+CLIENT_ID = SearchAttributeKey.for_keyword("ClientId")
+SESSION_STATE = SearchAttributeKey.for_keyword("SessionState")
+
+# ApplicationError types the updates fail with; the API maps them (domain.sessions).
+START_REJECTED = "StartRejected"
+SESSION_NOT_FOUND = "SessionNotFound"
+START_REQUEST_MISMATCH = "StartRequestMismatch"
+
+
+@dataclass(frozen=True)
+class ChargingSettings:
+    """Durations in whole seconds (they travel in the workflow input, so stay JSON-simple)."""
+
+    start_timeout_s: int = 600  # durable timer for StartTransaction after RemoteStart
+    time_cap_s: int = 12 * 3600  # longest a session may charge
+    stop_grace_s: int = 120  # wait for StopTransaction after a RemoteStop
+    command_schedule_timeout_s: int = 10  # no gateway picked the command up: it is dead
+    command_timeout_s: int = 60  # the gateway waits for the charger's answer within this
+    command_attempts: int = 3  # re-locate and resend this often when a gateway is dead/gone
+    # Continue-as-new after this many history events (0: only when Temporal suggests it).
+    history_events_limit: int = 0
+
+    @property
+    def start_timeout(self) -> timedelta:
+        return timedelta(seconds=self.start_timeout_s)
+
+    @property
+    def time_cap(self) -> timedelta:
+        return timedelta(seconds=self.time_cap_s)
+
+    @property
+    def stop_grace(self) -> timedelta:
+        return timedelta(seconds=self.stop_grace_s)
+
+
+@dataclass(frozen=True)
+class StartCommand:
+    """The start update's argument: what the driver asked for."""
+
+    client_id: str
+    station_id: str
+    connector_id: int
+    amount_tyiyn: int
+
+
+@dataclass(frozen=True)
+class StopCommand:
+    client_id: str  # only the session's owner may stop it
+
+
+@dataclass(frozen=True)
+class SessionView:
+    """The whole public state of a session: the `state` query and both updates return it."""
+
+    session_id: str
+    client_id: str
+    station_id: str
+    connector_id: int
+    state: str
+    reserved_tyiyn: int
+    price_tyiyn_per_kwh: int = 0
+    energy_limit_wh: int = 0
+    energy_wh: int = 0
+    cost_tyiyn: int = 0
+    refunded_tyiyn: int = 0
+    transaction_id: int | None = None
+    started_at: datetime | None = None
+    stopped_at: datetime | None = None
+    stop_reason: str | None = None
+    rejection: str | None = None  # domain error class name when the start was refused
+    rejection_message: str | None = None
+
+
+@dataclass(frozen=True)
+class CarriedSession:
+    """What a continued run needs to pick up a charging session where the last run was."""
+
+    view: SessionView
+    transaction: TransactionStarted
+    gateway_queue: str | None
+    cap_deadline: datetime
+
+
+@dataclass(frozen=True)
+class ChargingRequest:
+    """Workflow input. The API builds it; a continued run gets it back with `carried` set."""
+
+    session_id: str
+    client_id: str
+    station_id: str
+    connector_id: int
+    amount_tyiyn: int
+    settings: ChargingSettings = field(default_factory=ChargingSettings)
+    carried: CarriedSession | None = None
+
+    @property
+    def command(self) -> StartCommand:
+        return StartCommand(self.client_id, self.station_id, self.connector_id, self.amount_tyiyn)
+
+    def initial_view(self) -> SessionView:
+        return SessionView(
+            session_id=self.session_id,
+            client_id=self.client_id,
+            station_id=self.station_id,
+            connector_id=self.connector_id,
+            state=SessionState.PENDING.value,
+            reserved_tyiyn=self.amount_tyiyn,
+        )
+
+
+def initial_search_attributes(request: ChargingRequest) -> TypedSearchAttributes:
+    """Set by the starter, so the first state costs no upsert."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(STATION_ID, request.station_id),
+            SearchAttributePair(CLIENT_ID, request.client_id),
+            SearchAttributePair(SESSION_STATE, SessionState.PENDING.value),
+        ]
+    )
