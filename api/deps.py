@@ -38,6 +38,10 @@ class ApiConfig:
     charge_max_tyiyn: int = 1_000_000
     payment_provider: str = "SIMULATED"
     public_base_url: str = "http://127.0.0.1:9210"
+    odengi_merchant_id: str | None = None
+    odengi_password: str | None = None
+    odengi_api_url: str = ""
+    odengi_h2h_url: str | None = None
 
 
 def get_context(request: Request) -> ApiContext:
