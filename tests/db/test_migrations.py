@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.migrate import heads
@@ -15,9 +18,10 @@ def test_one_head() -> None:
 
 
 async def test_models_match_the_migrated_database(engine: AsyncEngine) -> None:
-    def diff(connection):  # type: ignore[no-untyped-def]
+    def diff(connection: Connection) -> list[Any]:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
-        return compare_metadata(context, Base.metadata)
+        differences: list[Any] = compare_metadata(context, Base.metadata)
+        return differences
 
     async with engine.connect() as connection:
         differences = await connection.run_sync(diff)
