@@ -89,7 +89,7 @@ Outcome = Claimed | Replay | Mismatch | InFlight
 _CLAIM = text(
     """
     INSERT INTO idempotency_keys (client_id, key, method, path, request_hash, expires_at)
-    VALUES (:client_id, :key, :method, :path, :request_hash, now() + :retention)
+    VALUES (:client_id, :key, :method, :path, :request_hash, now() + CAST(:retention AS interval))
     ON CONFLICT (client_id, key) DO NOTHING
     RETURNING 1
     """
@@ -97,7 +97,7 @@ _CLAIM = text(
 _EXISTING = text(
     """
     SELECT method, path, request_hash, status_code, response_body,
-           expires_at < now() AS expired, created_at < now() - :lease AS abandoned
+           expires_at < now() AS expired, created_at < now() - CAST(:lease AS interval) AS abandoned
     FROM idempotency_keys WHERE client_id = :client_id AND key = :key
     FOR UPDATE
     """
@@ -106,7 +106,7 @@ _TAKE_OVER = text(
     """
     UPDATE idempotency_keys
     SET method = :method, path = :path, request_hash = :request_hash, status_code = NULL,
-        response_body = NULL, created_at = now(), expires_at = now() + :retention
+        response_body = NULL, created_at = now(), expires_at = now() + CAST(:retention AS interval)
     WHERE client_id = :client_id AND key = :key
     """
 )

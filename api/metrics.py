@@ -55,7 +55,17 @@ class MetricsMiddleware:
 
 
 def _route_template(scope: Scope) -> str:
-    # FastAPI's router leaves the matched route in the scope it was given.
+    """The matched route's template with its router prefix, e.g. /api/v1/stations/{id}."""
     route = scope.get("route")
-    path = getattr(route, "path", None)
-    return path if isinstance(path, str) else UNMATCHED
+    template = getattr(route, "path", None)
+    if not isinstance(template, str):
+        return UNMATCHED
+    # The route knows its own path but not the prefix it was included under; the prefix is
+    # whatever of the request path precedes the part the route's own pattern matches.
+    pattern = getattr(route, "path_regex", None)
+    path = str(scope.get("path", ""))
+    if pattern is not None and not pattern.fullmatch(path):
+        for index, char in enumerate(path):
+            if char == "/" and index > 0 and pattern.fullmatch(path[index:]):
+                return path[:index] + template
+    return template

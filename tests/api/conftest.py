@@ -221,7 +221,8 @@ def probe() -> Probe:
 async def client(make_app: AppFactory, probe: Probe) -> AsyncIterator[httpx.AsyncClient]:
     app = make_app(probe)
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
+        base_url="http://testserver",
     ) as http:
         yield http
 

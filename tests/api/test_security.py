@@ -1,0 +1,96 @@
+"""Security headers, CORS allowlist, request size limit, and `/metrics`."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+
+from tests.api.conftest import AppFactory, Tokens, bearer
+
+pytestmark = pytest.mark.integration
+
+
+async def test_every_response_carries_the_security_headers(client: httpx.AsyncClient) -> None:
+    for response in (
+        await client.get("/api/v1/stations"),
+        await client.get("/api/v1/nowhere"),
+        await client.get("/api/v1/_probe/whoami"),
+    ):
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["referrer-policy"] == "no-referrer"
+        assert "default-src 'none'" in response.headers["content-security-policy"]
+        assert response.headers["cache-control"] == "no-store"
+        assert "strict-transport-security" not in response.headers
+
+
+async def test_hsts_only_behind_https(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/v1/stations", headers={"X-Forwarded-Proto": "https"})
+    assert response.headers["strict-transport-security"].startswith("max-age=")
+
+
+async def test_cors_allows_only_the_configured_origins(make_app: AppFactory) -> None:
+    app = make_app(cors_origins=("https://app.evpower.kg",))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        preflight = await http.options(
+            "/api/v1/charging/start",
+            headers={
+                "Origin": "https://app.evpower.kg",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization, idempotency-key, content-type",
+            },
+        )
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == "https://app.evpower.kg"
+        allowed = preflight.headers["access-control-allow-headers"].lower()
+        assert "idempotency-key" in allowed and "authorization" in allowed
+
+        foreign = await http.get("/api/v1/stations", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in foreign.headers
+        refused = await http.options(
+            "/api/v1/stations",
+            headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"},
+        )
+        assert "access-control-allow-origin" not in refused.headers
+
+
+async def test_body_over_the_limit_is_refused_with_413(
+    make_app: AppFactory, probe, tokens: Tokens
+) -> None:
+    app = make_app(probe, max_request_bytes=2048)
+    transport = httpx.ASGITransport(app=app)
+    headers = {**bearer(tokens.hs256()), "Idempotency-Key": str(uuid.uuid4())}
+    big = b'{"pad": "' + b"x" * 4096 + b'"}'
+
+    async def chunks():
+        for start in range(0, len(big), 512):
+            yield big[start : start + 512]
+
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        declared = await http.post("/api/v1/_probe/orders", content=big, headers=headers)
+        streamed = await http.post("/api/v1/_probe/orders", content=chunks(), headers=headers)
+        small = await http.post("/api/v1/_probe/orders", json={"ok": True}, headers=headers)
+    for response in (declared, streamed):
+        assert response.status_code == 413
+        assert response.json()["error"]["code"] == "payload_too_large"
+        assert response.headers["x-content-type-options"] == "nosniff"
+    assert probe.runs == 1
+    assert small.status_code == 201
+
+
+async def test_metrics_expose_http_latency_by_route_template(client: httpx.AsyncClient) -> None:
+    await client.get("/api/v1/stations/EVP-404/status")
+    await client.get("/api/v1/no/such/path")
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    assert (
+        'evpower_http_request_duration_seconds_count{method="GET",'
+        'route="/api/v1/stations/{station_id}/status",status="404"}'
+    ) in text
+    assert 'route="unmatched"' in text
+    assert "EVP-404" not in text
