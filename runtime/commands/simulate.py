@@ -1,0 +1,73 @@
+"""`evpower simulate`: run simulated OCPP 1.6J chargers against a gateway until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Coroutine
+from typing import Any
+
+from simulator.config import StationConfig
+from simulator.fleet import fleet_configs, run_fleet, station_ids
+
+DEFAULT_URL = "ws://127.0.0.1:9210/ws"
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "simulate", help="run simulated chargers (boot, heartbeat, answer remote start/stop)"
+    )
+    parser.add_argument(
+        "--stations", default="", help="comma-separated station ids, e.g. EVP-001,EVP-002"
+    )
+    parser.add_argument("--count", type=int, default=0, help="also generate N station ids")
+    parser.add_argument("--prefix", default="SIM-", help="prefix of generated ids (default SIM-)")
+    parser.add_argument("--url", default=DEFAULT_URL, help=f"gateway base URL ({DEFAULT_URL})")
+    parser.add_argument("--password", help="HTTP Basic password of every station")
+    parser.add_argument("--connectors", type=int, default=2, help="connectors per station")
+    parser.add_argument("--power-w", type=int, default=22_000, help="charging power in W")
+    parser.add_argument(
+        "--meter-interval", type=float, default=10.0, help="seconds between MeterValues"
+    )
+    parser.add_argument("--soc", type=int, help="report SoC, starting at this percent")
+    parser.add_argument(
+        "--no-compression", action="store_true", help="do not offer permessage-deflate"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every OCPP frame")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> Coroutine[Any, Any, int] | int:
+    explicit = [part.strip() for part in args.stations.split(",") if part.strip()]
+    try:
+        ids = station_ids(explicit, args.count, args.prefix)
+        if not ids:
+            raise ValueError("name stations with --stations or ask for --count N")
+        template = StationConfig(
+            station_id=ids[0],
+            url=args.url,
+            password=args.password,
+            connectors=args.connectors,
+            power_w=args.power_w,
+            meter_interval_s=args.meter_interval,
+            soc_start_percent=args.soc,
+            compression=not args.no_compression,
+        )
+    except ValueError as exc:
+        sys.stderr.write(f"evpower simulate: {exc}\n")
+        return 2
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
+    )
+    # The ocpp library logs every frame at INFO; that is only wanted when asked for.
+    logging.getLogger("ocpp").setLevel(logging.INFO if args.verbose else logging.WARNING)
+    logging.getLogger("simulator").info(
+        "simulating %d station(s) against %s (Ctrl-C stops)", len(ids), args.url
+    )
+    return _run(fleet_configs(template, ids))
+
+
+async def _run(configs: list[StationConfig]) -> int:
+    await run_fleet(configs)
+    return 0

@@ -1,0 +1,150 @@
+"""`evpower stations add|list`: register chargers and see them, against a running system."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Coroutine
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError
+
+from db.engine import create_engine, session_factory
+from domain.errors import DomainError
+from domain.money import format_som
+from runtime.cli_database import cli_database
+from runtime.logging import configure_logging
+from runtime.settings import Settings, get_settings
+from runtime.stations_admin import NewStation, StationSummary, create_station, list_stations
+
+EXIT_BAD_INPUT = 2
+EXIT_DATABASE = 1
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("stations", help="register and list charging stations")
+    actions = parser.add_subparsers(dest="stations_action", required=True, metavar="ACTION")
+
+    add = actions.add_parser("add", help="register a station and its charger password")
+    add.add_argument("station_id", help="the charger's OCPP identity, e.g. EVP-003")
+    # Numbers are parsed by the command, not argparse, so bad input gets one clear line.
+    add.add_argument("--connectors", default="1", help="number of connectors (default 1)")
+    add.add_argument(
+        "--price-tyiyn-per-kwh", required=True, help="price in tyiyn per kWh, e.g. 1500"
+    )
+    add.add_argument("--password", help="charger password (omit to generate one)")
+    add.add_argument("--location", help="id of an existing location")
+    add.add_argument("--name", default="", help="display name")
+    add.set_defaults(handler=_add)
+
+    show = actions.add_parser("list", help="list stations, connectors and connectivity")
+    show.set_defaults(handler=_list)
+
+
+def _add(args: argparse.Namespace) -> Coroutine[Any, Any, int]:
+    return add_command(args, _settings())
+
+
+def _list(args: argparse.Namespace) -> Coroutine[Any, Any, int]:
+    return list_command(args, _settings())
+
+
+def _settings() -> Settings:
+    settings = get_settings()
+    configure_logging(settings.log_format, "WARNING")  # the table is the output
+    return settings
+
+
+def _say(text: str) -> None:
+    sys.stdout.write(text + "\n")
+
+
+def _fail(message: str, code: int) -> int:
+    sys.stderr.write(f"evpower stations: {message}\n")
+    return code
+
+
+def _whole_number(text: str, what: str) -> int:
+    if not text.strip().isdigit():
+        raise ValueError(f"{what} must be a whole positive number, got {text!r}")
+    return int(text)
+
+
+async def add_command(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        connectors = _whole_number(args.connectors, "--connectors")
+        price = _whole_number(args.price_tyiyn_per_kwh, "--price-tyiyn-per-kwh")
+    except ValueError as exc:
+        return _fail(str(exc), EXIT_BAD_INPUT)
+    try:
+        async with cli_database(settings) as url:
+            engine = create_engine(url, pool_size=1)
+            try:
+                created = await create_station(
+                    session_factory(engine),
+                    station_id=args.station_id,
+                    connectors=connectors,
+                    price_tyiyn_per_kwh=price,
+                    password=args.password,
+                    location_id=args.location,
+                    name=args.name,
+                )
+            finally:
+                await engine.dispose()
+    except DomainError as exc:
+        return _fail(exc.message, EXIT_BAD_INPUT)
+    except (DBAPIError, OSError) as exc:
+        return _fail(f"database unavailable: {exc}", EXIT_DATABASE)
+    _print_created(created)
+    return 0
+
+
+def _print_created(created: NewStation) -> None:
+    _say(
+        f"station {created.station_id} added: {created.connectors} connector(s), "
+        f"{format_som(created.price_tyiyn_per_kwh)} som/kWh"
+    )
+    if created.password_generated:
+        _say(f"charger password (shown once, store it in the charger): {created.password}")
+
+
+async def list_command(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        async with cli_database(settings) as url:
+            engine = create_engine(url, pool_size=1)
+            try:
+                stations = await list_stations(session_factory(engine))
+            finally:
+                await engine.dispose()
+    except (DBAPIError, OSError) as exc:
+        return _fail(f"database unavailable: {exc}", EXIT_DATABASE)
+    _say(render_table(stations))
+    return 0
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%SZ") if moment is not None else "never"
+
+
+def render_table(stations: list[StationSummary]) -> str:
+    if not stations:
+        return "no stations yet: add one with `evpower stations add`"
+    header = ("ID", "NAME", "SOM/KWH", "CONNECTORS", "STATE", "LAST SEEN (UTC)")
+    rows = [
+        (
+            s.station_id,
+            s.name or "-",
+            format_som(s.price_tyiyn_per_kwh),
+            " ".join(f"{number}:{status}" for number, status in s.connectors) or "-",
+            ("online" if s.online else "offline")
+            + ("" if s.registration_status == "accepted" else f" ({s.registration_status})"),
+            _when(s.last_seen_at),
+        )
+        for s in stations
+    ]
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in (header, *rows)
+    )

@@ -1,0 +1,141 @@
+"""Operator actions on stations: register one with its charger password, list them all."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db.models import Connector, Location, Station, StationConnection
+from domain.errors import Conflict, DomainError, NotFound
+from domain.tariff import Tariff
+from gateway.auth import hash_password
+
+# The id is the last path segment of the charger's websocket URL and its HTTP Basic user
+# name: URL-safe, no ':' and at most 48 characters (OCPP's chargeBoxIdentity length).
+STATION_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,47}$")
+MAX_CONNECTORS = 32
+# OCPP 1.6 security profile 1 passwords are at most 40 characters; below 8 is guessable.
+PASSWORD_LENGTHS = range(8, 41)
+GENERATED_PASSWORD_BYTES = 18  # 24 URL-safe characters
+
+
+class InvalidStationInput(DomainError):
+    code = "invalid_station"
+
+
+@dataclass(frozen=True)
+class NewStation:
+    station_id: str
+    connectors: int
+    price_tyiyn_per_kwh: int
+    password: str  # plain text: the only moment it exists outside the charger
+    password_generated: bool
+
+
+@dataclass(frozen=True)
+class StationSummary:
+    station_id: str
+    name: str
+    location_id: str | None
+    price_tyiyn_per_kwh: int
+    registration_status: str
+    connectors: tuple[tuple[int, str], ...]  # (connector id, last reported status)
+    online: bool  # a gateway holds its websocket (station_connections)
+    connected_at: datetime | None
+    last_seen_at: datetime | None
+
+
+def _validate(station_id: str, connectors: int, price_tyiyn_per_kwh: int, password: str) -> None:
+    if not STATION_ID_PATTERN.match(station_id):
+        raise InvalidStationInput(
+            f"station id {station_id!r} must be 1-48 letters, digits, '.', '_' or '-'"
+        )
+    if isinstance(connectors, bool) or not 1 <= connectors <= MAX_CONNECTORS:
+        raise InvalidStationInput(f"connectors must be between 1 and {MAX_CONNECTORS}")
+    Tariff(price_tyiyn_per_kwh)  # raises InvalidAmount for a non-positive or non-integer price
+    if len(password) not in PASSWORD_LENGTHS or not password.isprintable():
+        raise InvalidStationInput("password must be 8-40 printable characters")
+
+
+async def create_station(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    station_id: str,
+    connectors: int,
+    price_tyiyn_per_kwh: int,
+    password: str | None = None,
+    location_id: str | None = None,
+    name: str = "",
+) -> NewStation:
+    """Register an accepted station and its connectors in one transaction.
+
+    Without `password` one is generated; the caller shows `NewStation.password` once,
+    only its salted hash is stored. Raises InvalidStationInput / InvalidAmount for bad
+    input, NotFound for an unknown location, Conflict for an existing id; nothing is
+    written in any of those cases.
+    """
+    generated = password is None
+    plain = secrets.token_urlsafe(GENERATED_PASSWORD_BYTES) if password is None else password
+    _validate(station_id, connectors, price_tyiyn_per_kwh, plain)
+    try:
+        async with sessions() as session, session.begin():
+            if location_id is not None and await session.get(Location, location_id) is None:
+                raise NotFound(f"location {location_id!r} does not exist")
+            if await session.get(Station, station_id) is not None:
+                raise Conflict(f"station {station_id!r} already exists")
+            session.add(
+                Station(
+                    id=station_id,
+                    location_id=location_id,
+                    name=name,
+                    price_tyiyn_per_kwh=price_tyiyn_per_kwh,
+                    password_hash=hash_password(plain),
+                    registration_status="accepted",
+                )
+            )
+            await session.flush()  # the connectors' foreign key needs the station row first
+            session.add_all(
+                Connector(station_id=station_id, connector_id=number)
+                for number in range(1, connectors + 1)
+            )
+    except IntegrityError as exc:  # another operator added the same id a moment earlier
+        raise Conflict(f"station {station_id!r} already exists") from exc
+    return NewStation(station_id, connectors, price_tyiyn_per_kwh, plain, generated)
+
+
+async def list_stations(sessions: async_sessionmaker[AsyncSession]) -> list[StationSummary]:
+    """Every station (also pending ones), ordered by id."""
+    async with sessions() as session:
+        rows = (
+            await session.execute(
+                select(Station, StationConnection.connected_at)
+                .outerjoin(StationConnection, StationConnection.station_id == Station.id)
+                .order_by(Station.id)
+            )
+        ).all()
+        statuses: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        for connector in await session.scalars(
+            select(Connector).order_by(Connector.station_id, Connector.connector_id)
+        ):
+            statuses[connector.station_id].append((connector.connector_id, connector.status))
+    return [
+        StationSummary(
+            station_id=station.id,
+            name=station.name,
+            location_id=station.location_id,
+            price_tyiyn_per_kwh=station.price_tyiyn_per_kwh,
+            registration_status=station.registration_status,
+            connectors=tuple(statuses[station.id]),
+            online=connected_at is not None,
+            connected_at=connected_at,
+            last_seen_at=station.last_seen_at,
+        )
+        for station, connected_at in rows
+    ]
