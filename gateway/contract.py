@@ -52,3 +52,9 @@ class StationCommand:
 class CommandResult:
     status: str  # the charger's answer, e.g. Accepted / Rejected
     payload: dict[str, object] = field(default_factory=dict)
+
+
+# The charger answered the command with a CALLERROR (details carry its code).
+STATION_CALL_ERROR = "StationCallError"
+# The command's parameters are not a valid OCPP payload; retrying cannot help.
+INVALID_COMMAND = "InvalidCommand"

@@ -1,0 +1,258 @@
+"""One charger's websocket: frame routing, CallErrors, and CSMS -> charger calls.
+
+This plays the part of the `ocpp` library's ChargePoint with the same handler style
+(`@on(Action.x)` methods returning `call_result` dataclasses, `call()` raising on a
+CallError like `suppress=False`) but is built for many thousands of connections: the
+route table is per class, not per instance; validation is compiled and inline
+(gateway/schemas.py) instead of a thread-pool hop; per-connection state is a handful
+of slots.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
+from datetime import datetime
+from typing import Any, ClassVar, TypeVar, cast
+
+import structlog
+from ocpp.exceptions import (
+    InternalError,
+    NotImplementedError,
+    NotSupportedError,
+    OCPPError,
+    SecurityError,
+)
+from ocpp.routing import on as _library_on
+from ocpp.v16 import call_result
+
+from gateway import framing, metrics, schemas
+
+log = structlog.get_logger("gateway")
+
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Handler = Callable[..., Awaitable[Any]]
+H = TypeVar("H", bound=Handler)
+
+
+def on(action: str) -> Callable[[H], H]:
+    """The `ocpp` library's `@on(Action.x)` marker, typed for mypy."""
+    return cast(Callable[[H], H], _library_on(action))
+
+
+# While a station is Pending or Rejected (OCPP 1.6 §4.2.1) it may only do these.
+_ALLOWED_UNREGISTERED = frozenset({"BootNotification", "Heartbeat"})
+
+
+class StationDisconnected(Exception):
+    """The charger went away while a call to it was outstanding."""
+
+
+class ChargePoint:
+    """Base class: subclasses declare `@on(Action.x)` handlers (see gateway/handlers.py)."""
+
+    routes: ClassVar[dict[str, Handler]] = {}
+
+    __slots__ = (
+        "_call_lock",
+        "_deferred",
+        "_pending",
+        "_send",
+        "closed",
+        "connected_at",
+        "last_seen",
+        "registration",
+        "remote_address",
+        "station_id",
+    )
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        routes = dict(cls.routes)
+        for attribute in vars(cls).values():
+            action = getattr(attribute, "_on_action", None)
+            if action is not None:
+                routes[str(action)] = attribute
+        cls.routes = routes
+
+    def __init__(
+        self,
+        station_id: str,
+        send: Send,
+        *,
+        registration: str,
+        remote_address: str | None,
+        connected_at: datetime,
+    ) -> None:
+        self.station_id = station_id
+        self.registration = registration  # accepted | pending | rejected
+        self.remote_address = remote_address
+        self.connected_at = connected_at
+        self.last_seen = time.time()
+        self.closed = False
+        self._send = send
+        self._pending: tuple[str, asyncio.Future[framing.Incoming]] | None = None
+        self._call_lock: asyncio.Lock | None = None
+        self._deferred: Coroutine[Any, Any, None] | None = None
+
+    # --- receiving -----------------------------------------------------------------
+
+    async def serve(self, receive: Receive, max_frame_bytes: int) -> None:
+        """Handle frames until the socket closes. Frames of one charger are handled in order."""
+        try:
+            while True:
+                message = await receive()
+                if message["type"] != "websocket.receive":
+                    return  # websocket.disconnect
+                raw = message.get("text")
+                if raw is None:
+                    raw = message.get("bytes") or b""
+                if len(raw) > max_frame_bytes:
+                    log.warning("frame too large", station_id=self.station_id, size=len(raw))
+                    await self.close(1009, "frame too large")
+                    return
+                self.last_seen = time.time()
+                await self._route(raw)
+        except OSError:
+            return  # uvicorn's ClientDisconnected: the charger is gone mid-send
+        finally:
+            self.closed = True
+            self._fail_pending()
+
+    async def _route(self, raw: str | bytes) -> None:
+        try:
+            frame = framing.parse_frame(raw)
+        except framing.FrameError as exc:
+            log.warning(
+                "malformed frame",
+                station_id=self.station_id,
+                code=exc.error.code,
+                cause=str(exc),
+            )
+            metrics.count_message("in", "malformed", exc.error.code)
+            await self._send_text(framing.error_frame(exc.unique_id, exc.error))
+            return
+        if isinstance(frame, framing.IncomingCall):
+            await self._answer(frame)
+        else:
+            self._resolve(frame)
+
+    async def _answer(self, frame: framing.IncomingCall) -> None:
+        action = frame.action if frame.action in schemas.KNOWN_ACTIONS else "unknown"
+        try:
+            payload = await self._dispatch(frame)
+        except OCPPError as error:
+            metrics.count_message("in", action, error.code)
+            log.warning(
+                "call rejected",
+                station_id=self.station_id,
+                action=action,
+                code=error.code,
+                cause=error.details.get("cause") if isinstance(error.details, dict) else None,
+            )
+            await self._send_text(framing.error_frame(frame.unique_id, error))
+            self._deferred = None
+            return
+        except Exception:
+            metrics.count_message("in", action, "InternalError")
+            log.exception("handler failed", station_id=self.station_id, action=action)
+            internal = InternalError(details={"cause": "the central system failed to handle it"})
+            await self._send_text(framing.error_frame(frame.unique_id, internal))
+            self._deferred = None
+            return
+        metrics.count_message("in", action, "result")
+        await self._send_text(framing.result_frame(frame.unique_id, payload))
+        deferred, self._deferred = self._deferred, None
+        if deferred is not None:
+            _spawn(deferred)
+
+    async def _dispatch(self, frame: framing.IncomingCall) -> dict[str, Any]:
+        handler = self.routes.get(frame.action)
+        if handler is None:
+            if schemas.has_schema(frame.action):
+                raise NotSupportedError(details={"cause": f"{frame.action} is not supported"})
+            raise NotImplementedError(details={"cause": f"unknown action {frame.action!r}"})
+        if self.registration != "accepted" and frame.action not in _ALLOWED_UNREGISTERED:
+            raise SecurityError(details={"cause": f"station is {self.registration}, not accepted"})
+        schemas.validate_request(frame.action, frame.payload)
+        result = await handler(self, **framing.to_snake(frame.payload))
+        payload: dict[str, Any] = framing.to_camel(result)
+        schemas.validate_response(frame.action, payload)
+        return payload
+
+    def defer(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` after the current answer has been sent (it may call the charger)."""
+        if self._deferred is not None:
+            self._deferred.close()
+        self._deferred = work
+
+    # --- calling the charger ---------------------------------------------------------
+
+    async def call(self, request: Any, answer_within_s: float) -> Any:
+        """Send a CALL (an `ocpp.v16.call` dataclass) and return the `call_result` dataclass.
+
+        A CALLERROR answer raises the matching OCPPError; no answer raises TimeoutError;
+        a closed socket raises StationDisconnected. One call is outstanding at a time.
+        """
+        action = type(request).__name__
+        payload = framing.to_camel(request)
+        schemas.validate_request(action, payload)
+        if self._call_lock is None:
+            self._call_lock = asyncio.Lock()
+        async with self._call_lock:
+            if self.closed:
+                raise StationDisconnected(self.station_id)
+            unique_id = str(uuid.uuid4())
+            answer: asyncio.Future[framing.Incoming] = asyncio.get_running_loop().create_future()
+            self._pending = (unique_id, answer)
+            try:
+                await self._send_text(framing.call_frame(unique_id, action, payload))
+                response = await asyncio.wait_for(answer, answer_within_s)
+            finally:
+                self._pending = None
+        if isinstance(response, framing.IncomingError):
+            metrics.count_message("out", action, response.code)
+            raise response.to_exception()
+        assert isinstance(response, framing.IncomingResult)
+        schemas.validate_response(action, response.payload)
+        metrics.count_message("out", action, "result")
+        return getattr(call_result, action)(**framing.to_snake(response.payload))
+
+    def _resolve(self, frame: framing.IncomingResult | framing.IncomingError) -> None:
+        pending = self._pending
+        if pending is None or pending[0] != frame.unique_id or pending[1].done():
+            log.warning("answer to no call", station_id=self.station_id, unique_id=frame.unique_id)
+            return
+        pending[1].set_result(frame)
+
+    def _fail_pending(self) -> None:
+        pending = self._pending
+        if pending is not None and not pending[1].done():
+            pending[1].set_exception(StationDisconnected(self.station_id))
+
+    # --- sending -------------------------------------------------------------------
+
+    async def _send_text(self, text: str) -> None:
+        await self._send({"type": "websocket.send", "text": text})
+
+    async def close(self, code: int, reason: str) -> None:
+        """Close the socket (from any task); the serve loop then ends."""
+        if self.closed:
+            return
+        self.closed = True
+        self._fail_pending()
+        with contextlib.suppress(OSError, RuntimeError):  # already gone
+            await self._send({"type": "websocket.close", "code": code, "reason": reason})
+
+
+_background: set[asyncio.Task[None]] = set()
+
+
+def _spawn(work: Coroutine[Any, Any, None]) -> None:
+    task = asyncio.create_task(work)
+    _background.add(task)
+    task.add_done_callback(_background.discard)

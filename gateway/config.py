@@ -1,0 +1,43 @@
+"""GatewayConfig: every knob the OCPP gateway has, handed in by the composition root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """Built by `runtime/` from settings; the gateway never reads the environment itself."""
+
+    instance_id: str  # names the Temporal task queue `gateway-{instance_id}`; unique per process
+    heartbeat_interval_s: int = 300  # answered in BootNotification
+    meter_signal_interval_s: int = 300  # at most one meter_sample signal per transaction per this
+    allow_unknown_stations: bool = False  # accept unknown stations as Pending (onboarding)
+    max_frame_bytes: int = 64 * 1024  # larger frames close the socket with 1009
+    command_timeout_s: float = 30.0  # how long a CSMS -> charger call waits for the answer
+    signal_timeout_s: float = 10.0  # per Temporal signal RPC; past it the charger gets a CallError
+    last_seen_flush_s: float = 15.0  # how often traffic timestamps are written to stations
+    auth_workers: int = 1  # threads hashing passwords at the upgrade, off the event loop
+    shutdown_close_code: int = 1001
+
+    def __post_init__(self) -> None:
+        if not self.instance_id:
+            raise ValueError("instance_id must not be empty")
+        if self.heartbeat_interval_s <= 0:
+            raise ValueError("heartbeat_interval_s must be positive")
+        if self.meter_signal_interval_s < 0:
+            raise ValueError("meter_signal_interval_s must not be negative")
+        if self.max_frame_bytes < 1024:
+            raise ValueError("max_frame_bytes must be at least 1024")
+        if self.command_timeout_s <= 0 or self.signal_timeout_s <= 0:
+            raise ValueError("timeouts must be positive")
+
+    @property
+    def offline_after_s(self) -> float:
+        """A station silent for this long is considered gone."""
+        return 2.0 * self.heartbeat_interval_s
+
+    @property
+    def sweep_interval_s(self) -> float:
+        # Often enough that an offline station shows within a fraction of its timeout.
+        return max(1.0, min(self.last_seen_flush_s, self.heartbeat_interval_s / 2))

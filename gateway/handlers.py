@@ -1,0 +1,405 @@
+"""What the central system answers to each charger -> CSMS OCPP 1.6 action."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from ocpp.exceptions import InternalError, OCPPError, PropertyConstraintViolationError
+from ocpp.v16 import call, call_result
+from ocpp.v16.datatypes import IdTagInfo
+from ocpp.v16.enums import (
+    Action,
+    AuthorizationStatus,
+    DataTransferStatus,
+    RegistrationStatus,
+)
+
+from gateway import metering, metrics
+from gateway.charge_point import ChargePoint, Send, StationDisconnected, on
+from gateway.context import GatewayContext
+from gateway.framing import utc_now_text
+from gateway.schemas import parse_timestamp
+from gateway.store import TransactionRow
+from gateway.workflow_signals import SignalFailed
+from workflows.signals import (
+    ENERGY_LIMIT_REACHED,
+    METER_SAMPLE,
+    TRANSACTION_STARTED,
+    TRANSACTION_STOPPED,
+    EnergyLimitReached,
+    MeterSample,
+    TransactionStarted,
+    TransactionStopped,
+)
+
+log = structlog.get_logger("gateway")
+
+_REGISTRATION = {
+    "accepted": RegistrationStatus.accepted,
+    "pending": RegistrationStatus.pending,
+    "rejected": RegistrationStatus.rejected,
+}
+_INT32 = 2**31 - 1
+_INT64 = 2**63 - 1
+_MAX_CACHED_TRANSACTIONS = 8
+
+
+@dataclass(slots=True)
+class _Tx:
+    """What MeterValues needs about a running transaction, kept so samples cost no lookup."""
+
+    id: int
+    id_tag: str
+    session_id: str | None
+    meter_start_wh: int
+    energy_limit_wh: int | None
+    last_signal_at: float | None = None
+    limit_stop_accepted: bool = False
+    limit_signalled: bool = False
+
+    @classmethod
+    def of(cls, row: TransactionRow) -> _Tx:
+        return cls(row.id, row.id_tag, row.session_id, row.meter_start_wh, row.energy_limit_wh)
+
+
+def _bounded(name: str, value: int, low: int, high: int) -> int:
+    if not low <= value <= high:
+        raise PropertyConstraintViolationError(details={"cause": f"{name} {value} out of range"})
+    return value
+
+
+def _moment(value: str) -> datetime:
+    parsed = parse_timestamp(value)
+    if parsed is None:  # the schema check has run already; this is a second line of defence
+        raise PropertyConstraintViolationError(details={"cause": f"bad timestamp {value!r}"})
+    return parsed
+
+
+class StationHandler(ChargePoint):
+    """The gateway's answers. Everything here is safe to receive twice."""
+
+    __slots__ = ("_ctx", "_transactions")
+
+    def __init__(self, station_id: str, send: Send, ctx: GatewayContext, **kwargs: Any) -> None:
+        super().__init__(station_id, send, **kwargs)
+        self._ctx = ctx
+        self._transactions: dict[int, _Tx | None] | None = None  # created on first use
+
+    @on(Action.boot_notification)
+    async def on_boot_notification(
+        self,
+        *,
+        charge_point_vendor: str,
+        charge_point_model: str,
+        charge_point_serial_number: str | None = None,
+        charge_box_serial_number: str | None = None,
+        firmware_version: str | None = None,
+        **_: Any,
+    ) -> call_result.BootNotification:
+        status = _REGISTRATION.get(self.registration, RegistrationStatus.rejected)
+        if self.registration == "accepted":
+            await self._ctx.store.record_boot(
+                self.station_id,
+                vendor=charge_point_vendor,
+                model=charge_point_model,
+                serial_number=charge_point_serial_number or charge_box_serial_number,
+                firmware_version=firmware_version,
+                at=datetime.now(UTC),
+            )
+        log.info(
+            "boot notification",
+            station_id=self.station_id,
+            vendor=charge_point_vendor,
+            model=charge_point_model,
+            firmware=firmware_version,
+            status=status.value,
+        )
+        interval = self._ctx.config.heartbeat_interval_s
+        return call_result.BootNotification(
+            current_time=utc_now_text(), interval=interval, status=status
+        )
+
+    @on(Action.heartbeat)
+    async def on_heartbeat(self) -> call_result.Heartbeat:
+        # No database work: traffic times are flushed in batches (gateway/liveness.py).
+        return call_result.Heartbeat(current_time=utc_now_text())
+
+    @on(Action.status_notification)
+    async def on_status_notification(
+        self, *, connector_id: int, error_code: str, status: str, **_: Any
+    ) -> call_result.StatusNotification:
+        connector_id = _bounded("connectorId", connector_id, 0, _INT32)
+        await self._ctx.store.record_status(
+            self.station_id, connector_id, status, error_code, datetime.now(UTC)
+        )
+        return call_result.StatusNotification()
+
+    @on(Action.authorize)
+    async def on_authorize(self, *, id_tag: str) -> call_result.Authorize:
+        # Only idTags that a RemoteStart of a paid session handed out are good here.
+        known = await self._ctx.store.has_remote_start(self.station_id, id_tag)
+        status = AuthorizationStatus.accepted if known else AuthorizationStatus.invalid
+        return call_result.Authorize(id_tag_info=IdTagInfo(status=status))
+
+    @on(Action.start_transaction)
+    async def on_start_transaction(
+        self, *, connector_id: int, id_tag: str, meter_start: int, timestamp: str, **_: Any
+    ) -> call_result.StartTransaction:
+        row = await self._ctx.store.start_transaction(
+            self.station_id,
+            _bounded("connectorId", connector_id, 0, _INT32),
+            id_tag,
+            _bounded("meterStart", meter_start, 0, _INT64),
+            _moment(timestamp),
+        )
+        started = TransactionStarted(
+            transaction_id=row.id,
+            station_id=self.station_id,
+            connector_id=row.connector_id,
+            meter_start_wh=row.meter_start_wh,
+            started_at=row.started_at,
+        )
+        accepted = await self._signal(id_tag, TRANSACTION_STARTED, started, row.id, retryable=True)
+        tx = _Tx.of(row)
+        if accepted:
+            if row.session_id is None:
+                await self._ctx.store.link_session(row.id, id_tag)
+            tx.session_id = id_tag
+        else:
+            # No paid session stands behind this idTag: recorded (session_id NULL) for
+            # reconciliation, and Invalid so the charger does not deliver unpaid energy.
+            log.warning(
+                "transaction without a session",
+                station_id=self.station_id,
+                transaction_id=row.id,
+                id_tag=id_tag,
+            )
+        self._remember(row.id, tx)
+        log.info(
+            "transaction started",
+            station_id=self.station_id,
+            transaction_id=row.id,
+            session_id=tx.session_id,
+            energy_limit_wh=row.energy_limit_wh,
+        )
+        status = AuthorizationStatus.accepted if accepted else AuthorizationStatus.invalid
+        return call_result.StartTransaction(
+            transaction_id=row.id, id_tag_info=IdTagInfo(status=status)
+        )
+
+    @on(Action.meter_values)
+    async def on_meter_values(
+        self,
+        *,
+        connector_id: int,
+        meter_value: list[dict[str, Any]],
+        transaction_id: int | None = None,
+    ) -> call_result.MeterValues:
+        connector_id = _bounded("connectorId", connector_id, 0, _INT32)
+        readings = metering.readings(meter_value)
+        await self._ctx.meters.write(
+            metering.rows(readings, self.station_id, connector_id, transaction_id)
+        )
+        register = metering.latest_energy(readings)
+        if transaction_id is not None and register is not None:
+            tx = await self._transaction(transaction_id)
+            if tx is not None:
+                await self._on_energy(tx, register, readings)
+        return call_result.MeterValues()
+
+    @on(Action.stop_transaction)
+    async def on_stop_transaction(
+        self,
+        *,
+        meter_stop: int,
+        timestamp: str,
+        transaction_id: int,
+        reason: str | None = None,
+        id_tag: str | None = None,
+        transaction_data: list[dict[str, Any]] | None = None,
+    ) -> call_result.StopTransaction:
+        row, closed = None, False
+        if 0 < transaction_id <= _INT32:
+            row, closed = await self._ctx.store.stop_transaction(
+                self.station_id,
+                transaction_id,
+                meter_stop_wh=_bounded("meterStop", meter_stop, 0, _INT64),
+                stopped_at=_moment(timestamp),
+                reason=reason,
+            )
+        if transaction_data:
+            connector_id = row.connector_id if row is not None else 0
+            readings = metering.readings(transaction_data)
+            rows = metering.rows(readings, self.station_id, connector_id, transaction_id)
+            await self._ctx.meters.write(rows)
+        if self._transactions is not None:
+            self._transactions.pop(transaction_id, None)
+        id_tag_info = None if id_tag is None else IdTagInfo(status=AuthorizationStatus.accepted)
+        if row is None:
+            log.warning(
+                "stop for unknown transaction",
+                station_id=self.station_id,
+                transaction_id=transaction_id,
+                meter_stop=meter_stop,
+            )
+            return call_result.StopTransaction(id_tag_info=id_tag_info)
+        assert row.meter_stop_wh is not None and row.stopped_at is not None
+        stopped = TransactionStopped(
+            transaction_id=row.id,
+            meter_stop_wh=row.meter_stop_wh,
+            energy_wh=max(0, row.meter_stop_wh - row.meter_start_wh),
+            stopped_at=row.stopped_at,
+            reason=row.stop_reason,
+        )
+        # A repeated stop re-sends the first stop's figures: the workflow keys it by tx.
+        await self._signal(row.id_tag, TRANSACTION_STOPPED, stopped, row.id, retryable=True)
+        log.info(
+            "transaction stopped" if closed else "transaction stop repeated",
+            station_id=self.station_id,
+            transaction_id=row.id,
+            session_id=row.session_id,
+            energy_wh=stopped.energy_wh,
+            reason=row.stop_reason,
+        )
+        return call_result.StopTransaction(id_tag_info=id_tag_info)
+
+    @on(Action.data_transfer)
+    async def on_data_transfer(
+        self, *, vendor_id: str, message_id: str | None = None, **_: Any
+    ) -> call_result.DataTransfer:
+        log.info(
+            "data transfer", station_id=self.station_id, vendor_id=vendor_id, message_id=message_id
+        )
+        return call_result.DataTransfer(status=DataTransferStatus.unknown_vendor_id)
+
+    @on(Action.diagnostics_status_notification)
+    async def on_diagnostics_status(
+        self, *, status: str
+    ) -> call_result.DiagnosticsStatusNotification:
+        log.info("diagnostics status", station_id=self.station_id, status=status)
+        return call_result.DiagnosticsStatusNotification()
+
+    @on(Action.firmware_status_notification)
+    async def on_firmware_status(self, *, status: str) -> call_result.FirmwareStatusNotification:
+        log.info("firmware status", station_id=self.station_id, status=status)
+        return call_result.FirmwareStatusNotification()
+
+    # --- transactions ----------------------------------------------------------------
+
+    def _remember(self, transaction_id: int, tx: _Tx | None) -> None:
+        """Cache a transaction (None: not a running one of this station) for later samples."""
+        if self._transactions is None:
+            self._transactions = {}
+        while len(self._transactions) >= _MAX_CACHED_TRANSACTIONS:
+            self._transactions.pop(next(iter(self._transactions)))
+        self._transactions[transaction_id] = tx
+
+    async def _transaction(self, transaction_id: int) -> _Tx | None:
+        if self._transactions is not None and transaction_id in self._transactions:
+            return self._transactions[transaction_id]
+        row = None
+        if 0 < transaction_id <= _INT32:
+            row = await self._ctx.store.transaction(self.station_id, transaction_id)
+        tx = None if row is None or row.stopped_at is not None else _Tx.of(row)
+        self._remember(transaction_id, tx)
+        return tx
+
+    async def _on_energy(self, tx: _Tx, register: int, readings: list[metering.Reading]) -> None:
+        delivered = max(0, register - tx.meter_start_wh)
+        limit = tx.energy_limit_wh
+        if limit is not None and delivered >= limit and not tx.limit_stop_accepted:
+            tx.limit_stop_accepted = True  # until the charger says otherwise
+            self.defer(self._stop_for_limit(tx, delivered))
+        if tx.session_id is None:
+            return
+        now = time.monotonic()
+        interval = self._ctx.config.meter_signal_interval_s
+        if tx.last_signal_at is not None and now - tx.last_signal_at < interval:
+            return
+        latest = max(readings, key=lambda item: item.measured_at)
+        sample = MeterSample(
+            transaction_id=tx.id,
+            energy_wh=delivered,
+            measured_at=latest.measured_at,
+            power_w=latest.power_w,
+            soc_percent=latest.soc_percent,
+        )
+        # The sample is in the database already; a lost signal only thins the timeline,
+        # so the charger is answered whatever happens here.
+        try:
+            if await self._signal(tx.session_id, METER_SAMPLE, sample, tx.id, retryable=False):
+                tx.last_signal_at = now
+            else:
+                tx.session_id = None
+        except SignalFailed:
+            pass
+
+    async def _stop_for_limit(self, tx: _Tx, delivered: int) -> None:
+        """The reservation's energy is used up: stop the charger, then tell the workflow."""
+        try:
+            answer = await self.call(
+                call.RemoteStopTransaction(transaction_id=tx.id), self._ctx.config.command_timeout_s
+            )
+            status = str(answer.status)
+        except OCPPError as error:
+            status = error.code
+        except TimeoutError:
+            status = "Timeout"
+        except StationDisconnected:
+            status = "NotConnected"
+        # Not accepted: try again on the next sample, without another signal.
+        tx.limit_stop_accepted = status == "Accepted"
+        log.info(
+            "energy limit reached",
+            station_id=self.station_id,
+            transaction_id=tx.id,
+            session_id=tx.session_id,
+            energy_wh=delivered,
+            limit_wh=tx.energy_limit_wh,
+            remote_stop=status,
+        )
+        if tx.limit_signalled or tx.session_id is None:
+            return
+        tx.limit_signalled = True
+        reached = EnergyLimitReached(
+            transaction_id=tx.id, energy_wh=delivered, remote_stop_status=status
+        )
+        try:
+            await self._signal(tx.session_id, ENERGY_LIMIT_REACHED, reached, tx.id, retryable=False)
+        except SignalFailed:
+            tx.limit_signalled = False
+
+    async def _signal(
+        self, session_id: str, name: str, arg: object, transaction_id: int, *, retryable: bool
+    ) -> bool:
+        """Signal the session; False when it has no workflow. With `retryable`, a failure
+        becomes an InternalError CallError so the charger sends the message again."""
+        try:
+            accepted = await self._ctx.signals.send(session_id, name, arg)
+        except SignalFailed as exc:
+            metrics.SIGNALS.labels(name, "failed").inc()
+            log.warning(
+                "signal failed",
+                station_id=self.station_id,
+                session_id=session_id,
+                transaction_id=transaction_id,
+                signal=name,
+                error=str(exc),
+            )
+            if retryable:
+                raise InternalError(details={"cause": "session service unavailable"}) from exc
+            raise
+        metrics.SIGNALS.labels(name, "accepted" if accepted else "no_workflow").inc()
+        if not accepted:
+            log.warning(
+                "no workflow for signal",
+                station_id=self.station_id,
+                session_id=session_id,
+                transaction_id=transaction_id,
+                signal=name,
+            )
+        return accepted

@@ -1,0 +1,71 @@
+"""Background sweep: batched last-seen writes, silent chargers dropped, stale rows cleared."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+
+import structlog
+
+from gateway.config import GatewayConfig
+from gateway.registry import ConnectionRegistry
+from gateway.store import GatewayStore
+
+log = structlog.get_logger("gateway.liveness")
+
+
+class Liveness:
+    """Heartbeats cost no database round trip: their times are written here, in one batch."""
+
+    def __init__(
+        self, registry: ConnectionRegistry, store: GatewayStore, config: GatewayConfig, queue: str
+    ) -> None:
+        self._registry = registry
+        self._store = store
+        self._config = config
+        self._queue = queue
+        self._flushed_at = 0.0
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self._config.sweep_interval_s)
+            await self.sweep()
+
+    async def sweep(self) -> None:
+        """One pass; each step logs its own failure so the next pass still runs."""
+        for step in (self.flush_last_seen, self._drop_silent, self._clear_stale):
+            try:
+                await step()
+            except Exception:
+                log.exception("liveness step failed", step=step.__name__)
+
+    async def flush_last_seen(self) -> None:
+        since, self._flushed_at = self._flushed_at, time.time()
+        seen = {
+            connection.station_id: datetime.fromtimestamp(connection.last_seen, UTC)
+            for connection in self._registry
+            if connection.last_seen > since and connection.registration != "pending"
+        }
+        await self._store.touch(seen)
+
+    async def _drop_silent(self) -> None:
+        deadline = time.time() - self._config.offline_after_s
+        silent = [c for c in self._registry if c.last_seen < deadline and not c.closed]
+        for connection in silent:
+            log.warning(
+                "charger silent, closing",
+                station_id=connection.station_id,
+                silent_s=round(time.time() - connection.last_seen),
+            )
+        await asyncio.gather(
+            *(c.close(1001, "no traffic for twice the heartbeat interval") for c in silent)
+        )
+
+    async def _clear_stale(self) -> None:
+        # Another gateway's rows are only trusted while their stations' traffic keeps
+        # last_seen_at fresh; one flush period of slack covers that gateway's batching.
+        slack = self._config.offline_after_s + self._config.last_seen_flush_s
+        silent_since = datetime.now(UTC) - timedelta(seconds=slack)
+        for station_id in await self._store.sweep_stale(silent_since, self._queue):
+            log.info("stale connection cleared", station_id=station_id)

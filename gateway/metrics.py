@@ -1,0 +1,35 @@
+"""Prometheus metrics of the OCPP gateway (registered once per process, default registry)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+OCPP_MESSAGES = Counter(
+    "evpower_ocpp_messages_total",
+    "OCPP calls handled, by direction, action and outcome (result / error code).",
+    ["direction", "action", "outcome"],
+)
+CONNECTED_CHARGERS = Gauge(
+    "evpower_ocpp_connected_chargers", "Chargers holding a websocket to this process."
+)
+REJECTED_UPGRADES = Counter(
+    "evpower_ocpp_rejected_upgrades_total",
+    "Websocket upgrades refused, by reason.",
+    ["reason"],
+)
+SIGNALS = Counter(
+    "evpower_ocpp_workflow_signals_total",
+    "Signals sent to session workflows, by signal and outcome (accepted / no_workflow / failed).",
+    ["signal", "outcome"],
+)
+
+_children: dict[tuple[str, str, str], Counter] = {}
+
+
+def count_message(direction: str, action: str, outcome: str) -> None:
+    """Count one message; label children are cached because this runs for every frame."""
+    key = (direction, action, outcome)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = OCPP_MESSAGES.labels(direction, action, outcome)
+    child.inc()

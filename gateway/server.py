@@ -1,0 +1,238 @@
+"""OcppGateway: the ASGI websocket app chargers connect to, with its command worker and sweeps."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, MutableMapping
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from gateway.commands import GatewayCommands
+from gateway.config import GatewayConfig
+from gateway.context import GatewayContext
+from gateway.contract import gateway_task_queue
+from gateway.handlers import StationHandler
+from gateway.liveness import Liveness
+from gateway.meter_writer import MeterWriter
+from gateway.metrics import REJECTED_UPGRADES
+from gateway.registry import ConnectionRegistry
+from gateway.store import GatewayStore
+from gateway.upgrade import (
+    Authenticator,
+    basic_credentials,
+    choose_subprotocol,
+    station_id_from_path,
+)
+from gateway.workflow_signals import WorkflowSignals
+
+log = structlog.get_logger("gateway")
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+_REPLACED = 1000  # normal closure: the same charger opened a newer connection
+
+
+class OcppGateway:
+    """OCPP 1.6J server for `/ws/{station_id}` and `/ocpp/{station_id}` websocket scopes.
+
+    Wiring (composition root, e.g. `evpower serve --role all|gateway`):
+
+        gateway = OcppGateway(sessions, temporal_client, GatewayConfig(instance_id=..., ...))
+        await gateway.start()          # command worker on gateway-{instance_id}, sweeps
+        app = OcppDispatcher(api, gateway)   # runtime/asgi.py; serve `app` with uvicorn
+        ...
+        await gateway.stop()           # BEFORE telling uvicorn to exit
+
+    Call `stop()` before uvicorn's own shutdown: stop() closes every charger with 1001
+    and clears this gateway's `station_connections` rows; if uvicorn shuts down first it
+    closes the sockets itself with 1012 and stop() only clears up. uvicorn options the
+    gateway expects (see docs/gateway.md): `ws="websockets-sansio"`,
+    `ws_max_size=config.max_frame_bytes`, `ws_ping_interval`/`ws_ping_timeout` set (e.g.
+    60/30 s), `ws_per_message_deflate=False`.
+    """
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        temporal: Client,
+        config: GatewayConfig,
+    ) -> None:
+        self.config = config
+        self.task_queue = gateway_task_queue(config.instance_id)
+        self._temporal = temporal
+        self._store = GatewayStore(sessions)
+        self._meters = MeterWriter(self._store)
+        self._ctx = GatewayContext(
+            config=config,
+            store=self._store,
+            meters=self._meters,
+            signals=WorkflowSignals(temporal, rpc_timeout_s=config.signal_timeout_s),
+        )
+        self.registry = ConnectionRegistry()
+        self._auth = Authenticator(
+            self._store, allow_unknown=config.allow_unknown_stations, workers=config.auth_workers
+        )
+        self._commands = GatewayCommands(
+            self.registry, self._store, answer_within_s=config.command_timeout_s
+        )
+        self._liveness = Liveness(self.registry, self._store, config, self.task_queue)
+        self._worker: Worker | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._accepting = False
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        # Rows naming this queue belong to an earlier life of this instance: none is live.
+        await self._store.clear_queue(self.task_queue, datetime.now(UTC))
+        self._meters.start()
+        self._worker = Worker(
+            self._temporal, task_queue=self.task_queue, activities=self._commands.activities()
+        )
+        self._tasks = [
+            asyncio.create_task(self._worker.run(), name="gateway-worker"),
+            asyncio.create_task(self._liveness.run(), name="gateway-liveness"),
+        ]
+        self._accepting = True
+        log.info("gateway started", task_queue=self.task_queue)
+
+    async def stop(self) -> None:
+        """Close every charger with 1001, clear our registry rows, stop the worker."""
+        self._accepting = False
+        connections = list(self.registry)
+        await asyncio.gather(
+            *(c.close(self.config.shutdown_close_code, "server shutting down") for c in connections)
+        )
+        with contextlib.suppress(Exception):
+            await self._liveness.flush_last_seen()
+        if self._worker is not None:
+            await self._worker.shutdown()
+            self._worker = None
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        await self._meters.stop()
+        await self._store.clear_queue(self.task_queue, datetime.now(UTC))
+        self._auth.close()
+        log.info("gateway stopped", task_queue=self.task_queue, closed=len(connections))
+
+    # --- ASGI ------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            return  # the dispatcher only routes websocket scopes here
+        if (await receive())["type"] != "websocket.connect":
+            return
+        client = scope.get("client")
+        remote = f"{client[0]}:{client[1]}" if client else None
+        station_id = station_id_from_path(str(scope.get("path", "")))
+        if not self._accepting:
+            await _refuse(scope, send, 503, "gateway is not accepting connections")
+            return
+        if station_id is None:
+            await self._reject(
+                scope, send, 404, "not a station path", station_id=None, remote=remote
+            )
+            return
+        acceptable, subprotocol = choose_subprotocol(scope.get("subprotocols") or ())
+        if not acceptable:
+            reason = "no supported subprotocol (this server speaks ocpp1.6)"
+            await self._reject(scope, send, 400, reason, station_id=station_id, remote=remote)
+            return
+        verdict = await self._auth.check(station_id, basic_credentials(scope.get("headers", ())))
+        if verdict.registration is None:
+            await self._reject(
+                scope, send, 401, verdict.reason, station_id=station_id, remote=remote
+            )
+            return
+        await send({"type": "websocket.accept", "subprotocol": subprotocol})
+        connection = StationHandler(
+            station_id,
+            send,
+            self._ctx,
+            registration=verdict.registration,
+            remote_address=remote,
+            connected_at=datetime.now(UTC),
+        )
+        await self._hold(connection, receive)
+
+    async def _hold(self, connection: StationHandler, receive: Receive) -> None:
+        station_id = connection.station_id
+        log.info(
+            "charger connected",
+            station_id=station_id,
+            remote_address=connection.remote_address,
+            registration=connection.registration,
+        )
+        replaced = self.registry.add(connection)
+        if replaced is not None:
+            log.info("replacing older connection", station_id=station_id)
+            await replaced.close(_REPLACED, "replaced by a new connection")
+        registered = connection.registration != "pending"  # pending: no stations row yet
+        try:
+            if registered:
+                await self._store.connect(
+                    station_id, self.task_queue, connection.connected_at, connection.remote_address
+                )
+            await connection.serve(receive, self.config.max_frame_bytes)
+        except Exception:
+            log.exception("connection failed", station_id=station_id)
+            await connection.close(1011, "internal error")
+        finally:
+            self.registry.remove(connection)
+            if registered:
+                await self._forget(connection)
+            log.info("charger disconnected", station_id=station_id)
+
+    async def _forget(self, connection: StationHandler) -> None:
+        try:
+            await self._store.disconnect(
+                connection.station_id,
+                self.task_queue,
+                connection.connected_at,
+                datetime.fromtimestamp(connection.last_seen, UTC),
+            )
+        except Exception:
+            # The liveness sweep of whichever gateway sees the row next clears it.
+            log.exception("could not clear connection row", station_id=connection.station_id)
+
+    async def _reject(
+        self,
+        scope: Scope,
+        send: Send,
+        status: int,
+        reason: str,
+        *,
+        station_id: str | None,
+        remote: str | None,
+    ) -> None:
+        REJECTED_UPGRADES.labels(str(status)).inc()
+        log.warning(
+            "charger refused",
+            station_id=station_id,
+            remote_address=remote,
+            status=status,
+            reason=reason,
+        )
+        await _refuse(scope, send, status, reason)
+
+
+async def _refuse(scope: Scope, send: Send, status: int, reason: str) -> None:
+    """An HTTP answer to the upgrade where the server supports it, else a close before accept."""
+    if "websocket.http.response" not in scope.get("extensions", {}):
+        await send({"type": "websocket.close", "code": 1008})
+        return
+    headers = [(b"content-type", b"text/plain; charset=utf-8")]
+    if status == 401:
+        headers.append((b"www-authenticate", b'Basic realm="OCPP", charset="UTF-8"'))
+    await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
+    await send({"type": "websocket.http.response.body", "body": reason.encode()})

@@ -1,0 +1,378 @@
+"""The gateway's database work: stations, connections, statuses, transactions, meter values.
+
+Only station/connection/transaction/meter tables are written here (never money). Status
+changes and online/offline transitions are published with NOTIFY on `station_status`
+in the same transaction that records them, so a listener never sees an event the table
+does not hold.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import String, and_, bindparam, delete, func, insert, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY, TIMESTAMP
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db.models import (
+    Connector,
+    MeterValue,
+    OcppRemoteStart,
+    OcppTransaction,
+    Station,
+    StationConnection,
+)
+from gateway.framing import utc_text
+
+STATUS_CHANNEL = "station_status"
+
+
+@dataclass(frozen=True, slots=True)
+class StationAuth:
+    password_hash: str | None
+    registration_status: str  # accepted | pending | rejected
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionRow:
+    id: int
+    station_id: str
+    connector_id: int
+    id_tag: str
+    session_id: str | None
+    meter_start_wh: int
+    started_at: datetime
+    energy_limit_wh: int | None
+    meter_stop_wh: int | None
+    stopped_at: datetime | None
+    stop_reason: str | None
+
+
+_TX_COLUMNS = (
+    OcppTransaction.id,
+    OcppTransaction.station_id,
+    OcppTransaction.connector_id,
+    OcppTransaction.id_tag,
+    OcppTransaction.session_id,
+    OcppTransaction.meter_start_wh,
+    OcppTransaction.started_at,
+    OcppTransaction.energy_limit_wh,
+    OcppTransaction.meter_stop_wh,
+    OcppTransaction.stopped_at,
+    OcppTransaction.stop_reason,
+)
+
+_TOUCH = text(
+    """
+    UPDATE stations AS s SET last_seen_at = v.seen
+    FROM unnest(:ids, :seen) AS v(id, seen)
+    WHERE s.id = v.id AND (s.last_seen_at IS NULL OR s.last_seen_at < v.seen)
+    """
+).bindparams(
+    bindparam("ids", type_=ARRAY(String)),
+    bindparam("seen", type_=ARRAY(TIMESTAMP(timezone=True))),
+)
+
+
+def _notice(event: str, station_id: str, at: datetime, **fields: Any) -> str:
+    return json.dumps({"event": event, "station_id": station_id, "at": utc_text(at), **fields})
+
+
+async def _notify(session: AsyncSession, payload: str) -> None:
+    await session.execute(select(func.pg_notify(STATUS_CHANNEL, payload)))
+
+
+class GatewayStore:
+    """Repository for the gateway; each method is one short transaction."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def station_auth(self, station_id: str) -> StationAuth | None:
+        async with self._sessions() as session:
+            row = (
+                await session.execute(
+                    select(Station.password_hash, Station.registration_status).where(
+                        Station.id == station_id
+                    )
+                )
+            ).first()
+        return None if row is None else StationAuth(row[0], row[1])
+
+    async def connect(
+        self, station_id: str, queue: str, connected_at: datetime, remote_address: str | None
+    ) -> None:
+        """Name this gateway as the station's holder (replacing any other) and say so."""
+        statement = pg_insert(StationConnection).values(
+            station_id=station_id,
+            gateway_queue=queue,
+            connected_at=connected_at,
+            remote_address=remote_address,
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=[StationConnection.station_id],
+            set_={
+                "gateway_queue": statement.excluded.gateway_queue,
+                "connected_at": statement.excluded.connected_at,
+                "remote_address": statement.excluded.remote_address,
+            },
+        )
+        async with self._sessions.begin() as session:
+            await session.execute(statement)
+            await session.execute(
+                update(Station).where(Station.id == station_id).values(last_seen_at=connected_at)
+            )
+            await _notify(session, _notice("station_online", station_id, connected_at))
+
+    async def disconnect(
+        self, station_id: str, queue: str, connected_at: datetime, last_seen: datetime
+    ) -> bool:
+        """Forget this connection unless a newer one (here or elsewhere) already replaced it."""
+        async with self._sessions.begin() as session:
+            gone = (
+                await session.execute(
+                    delete(StationConnection)
+                    .where(
+                        StationConnection.station_id == station_id,
+                        StationConnection.gateway_queue == queue,
+                        StationConnection.connected_at == connected_at,
+                    )
+                    .returning(StationConnection.station_id)
+                )
+            ).first()
+            await session.execute(_TOUCH, {"ids": [station_id], "seen": [last_seen]})
+            if gone is not None:
+                await _notify(session, _notice("station_offline", station_id, last_seen))
+        return gone is not None
+
+    async def clear_queue(self, queue: str, at: datetime) -> list[str]:
+        """Drop every connection row naming `queue` (start-up after a crash, shutdown)."""
+        async with self._sessions.begin() as session:
+            rows = await session.execute(
+                delete(StationConnection)
+                .where(StationConnection.gateway_queue == queue)
+                .returning(StationConnection.station_id)
+            )
+            station_ids = [row[0] for row in rows]
+            for station_id in station_ids:
+                await _notify(session, _notice("station_offline", station_id, at))
+        return station_ids
+
+    async def sweep_stale(self, silent_since: datetime, own_queue: str) -> list[str]:
+        """Drop connections held by other (possibly dead) gateways whose stations went silent."""
+        async with self._sessions.begin() as session:
+            rows = await session.execute(
+                delete(StationConnection)
+                .where(
+                    StationConnection.gateway_queue != own_queue,
+                    StationConnection.station_id == Station.id,
+                    (Station.last_seen_at.is_(None)) | (Station.last_seen_at < silent_since),
+                )
+                .returning(StationConnection.station_id)
+            )
+            station_ids = [row[0] for row in rows]
+            for station_id in station_ids:
+                await _notify(session, _notice("station_offline", station_id, silent_since))
+        return station_ids
+
+    async def touch(self, seen: Mapping[str, datetime]) -> None:
+        """Record traffic times for many stations in one statement (batched heartbeats)."""
+        if not seen:
+            return
+        async with self._sessions.begin() as session:
+            await session.execute(_TOUCH, {"ids": list(seen), "seen": list(seen.values())})
+
+    async def record_boot(
+        self,
+        station_id: str,
+        *,
+        vendor: str,
+        model: str,
+        serial_number: str | None,
+        firmware_version: str | None,
+        at: datetime,
+    ) -> None:
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(Station)
+                .where(Station.id == station_id)
+                .values(
+                    vendor=vendor,
+                    model=model,
+                    serial_number=serial_number,
+                    firmware_version=firmware_version,
+                    last_seen_at=at,
+                )
+            )
+
+    async def record_status(
+        self, station_id: str, connector_id: int, status: str, error_code: str, at: datetime
+    ) -> None:
+        """Persist a connector status (connector 0, the whole station, is only published)."""
+        async with self._sessions.begin() as session:
+            if connector_id >= 1:
+                statement = pg_insert(Connector).values(
+                    station_id=station_id,
+                    connector_id=connector_id,
+                    status=status,
+                    error_code=error_code,
+                    status_at=at,
+                )
+                statement = statement.on_conflict_do_update(
+                    index_elements=[Connector.station_id, Connector.connector_id],
+                    set_={
+                        "status": statement.excluded.status,
+                        "error_code": statement.excluded.error_code,
+                        "status_at": statement.excluded.status_at,
+                    },
+                )
+                await session.execute(statement)
+            await _notify(
+                session,
+                _notice(
+                    "connector_status",
+                    station_id,
+                    at,
+                    connector_id=connector_id,
+                    status=status,
+                    error_code=error_code,
+                ),
+            )
+
+    async def save_remote_start(
+        self, station_id: str, connector_id: int, id_tag: str, energy_limit_wh: int, at: datetime
+    ) -> None:
+        statement = pg_insert(OcppRemoteStart).values(
+            id_tag=id_tag,
+            station_id=station_id,
+            connector_id=connector_id,
+            energy_limit_wh=energy_limit_wh,
+            requested_at=at,
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=[OcppRemoteStart.id_tag],
+            set_={
+                "station_id": statement.excluded.station_id,
+                "connector_id": statement.excluded.connector_id,
+                "energy_limit_wh": statement.excluded.energy_limit_wh,
+                "requested_at": statement.excluded.requested_at,
+            },
+        )
+        async with self._sessions.begin() as session:
+            await session.execute(statement)
+
+    async def has_remote_start(self, station_id: str, id_tag: str) -> bool:
+        async with self._sessions() as session:
+            found = await session.scalar(
+                select(OcppRemoteStart.id_tag).where(
+                    OcppRemoteStart.id_tag == id_tag, OcppRemoteStart.station_id == station_id
+                )
+            )
+        return found is not None
+
+    async def start_transaction(
+        self,
+        station_id: str,
+        connector_id: int,
+        id_tag: str,
+        meter_start_wh: int,
+        started_at: datetime,
+    ) -> TransactionRow:
+        """The transaction for this natural key: created once, the same row on every retry."""
+        limit = (
+            select(OcppRemoteStart.energy_limit_wh)
+            .where(OcppRemoteStart.id_tag == id_tag, OcppRemoteStart.station_id == station_id)
+            .scalar_subquery()
+        )
+        statement = (
+            pg_insert(OcppTransaction)
+            .values(
+                station_id=station_id,
+                connector_id=connector_id,
+                id_tag=id_tag,
+                meter_start_wh=meter_start_wh,
+                started_at=started_at,
+                energy_limit_wh=limit,
+            )
+            .on_conflict_do_nothing(constraint="uq_ocpp_transactions_natural_key")
+        )
+        natural_key = and_(
+            OcppTransaction.station_id == station_id,
+            OcppTransaction.connector_id == connector_id,
+            OcppTransaction.id_tag == id_tag,
+            OcppTransaction.meter_start_wh == meter_start_wh,
+            OcppTransaction.started_at == started_at,
+        )
+        async with self._sessions.begin() as session:
+            await session.execute(statement)
+            row = (await session.execute(select(*_TX_COLUMNS).where(natural_key))).one()
+        return TransactionRow(*row)
+
+    async def link_session(self, transaction_id: int, session_id: str) -> None:
+        """Mark the transaction as belonging to a live session workflow."""
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(OcppTransaction)
+                .where(OcppTransaction.id == transaction_id)
+                .values(session_id=session_id)
+            )
+
+    async def transaction(self, station_id: str, transaction_id: int) -> TransactionRow | None:
+        async with self._sessions() as session:
+            row = (
+                await session.execute(
+                    select(*_TX_COLUMNS).where(
+                        OcppTransaction.id == transaction_id,
+                        OcppTransaction.station_id == station_id,
+                    )
+                )
+            ).first()
+        return None if row is None else TransactionRow(*row)
+
+    async def stop_transaction(
+        self,
+        station_id: str,
+        transaction_id: int,
+        *,
+        meter_stop_wh: int,
+        stopped_at: datetime,
+        reason: str | None,
+    ) -> tuple[TransactionRow | None, bool]:
+        """Close the transaction once; returns the row as stored and whether this call closed it.
+
+        A retried or late StopTransaction leaves the first stop in place.
+        """
+        async with self._sessions.begin() as session:
+            closed = (
+                await session.execute(
+                    update(OcppTransaction)
+                    .where(
+                        OcppTransaction.id == transaction_id,
+                        OcppTransaction.station_id == station_id,
+                        OcppTransaction.stopped_at.is_(None),
+                    )
+                    .values(meter_stop_wh=meter_stop_wh, stopped_at=stopped_at, stop_reason=reason)
+                    .returning(OcppTransaction.id)
+                )
+            ).first()
+            row = (
+                await session.execute(
+                    select(*_TX_COLUMNS).where(
+                        OcppTransaction.id == transaction_id,
+                        OcppTransaction.station_id == station_id,
+                    )
+                )
+            ).first()
+        return (None if row is None else TransactionRow(*row)), closed is not None
+
+    async def insert_meter_values(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Many samples (from many stations) in one transaction: the meter writer's batch."""
+        if not rows:
+            return
+        async with self._sessions.begin() as session:
+            await session.execute(insert(MeterValue), list(rows))
