@@ -72,7 +72,7 @@ class SigningKey:
 
 def _jwk(key: SigningKey) -> dict[str, Any]:
     algorithm = jwt.get_algorithm_by_name(key.algorithm)
-    jwk = json.loads(algorithm.to_jwk(key.public))
+    jwk: dict[str, Any] = json.loads(algorithm.to_jwk(key.public))
     jwk.update({"kid": key.kid, "use": "sig", "alg": key.algorithm})
     return jwk
 

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import uuid
+from typing import Any
 
 import httpx
 import pytest
@@ -36,7 +37,7 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def _forge(header: dict, claims: dict, signing_input_key: bytes | None) -> str:
+def _forge(header: dict[str, Any], claims: dict[str, Any], signing_input_key: bytes | None) -> str:
     """A token built by hand, as an attacker would: PyJWT refuses to make these."""
     head = _b64(json.dumps(header).encode())
     body = _b64(json.dumps(claims).encode())
@@ -47,9 +48,10 @@ def _forge(header: dict, claims: dict, signing_input_key: bytes | None) -> str:
 
 
 def _public_pem(key: SigningKey) -> bytes:
-    return key.public.public_bytes(
+    pem: bytes = key.public.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
+    return pem
 
 
 async def _refused(client: httpx.AsyncClient, token: str | None, code: str) -> None:
@@ -120,7 +122,7 @@ async def test_refused_token_creates_no_client_row(client, tokens: Tokens, sessi
     ids=str,
 )
 async def test_bad_claims_are_refused_with_a_clear_code(
-    client, tokens: Tokens, rsa_key: SigningKey, overrides: dict, code: str
+    client, tokens: Tokens, rsa_key: SigningKey, overrides: dict[str, Any], code: str
 ) -> None:
     await _refused(client, tokens.hs256(**overrides), code)
     await _refused(client, tokens.signed(rsa_key, **overrides), code)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -65,7 +66,7 @@ async def test_body_over_the_limit_is_refused_with_413(
     headers = {**bearer(tokens.hs256()), "Idempotency-Key": str(uuid.uuid4())}
     big = b'{"pad": "' + b"x" * 4096 + b'"}'
 
-    async def chunks():
+    async def chunks() -> AsyncIterator[bytes]:
         for start in range(0, len(big), 512):
             yield big[start : start + 512]
 

@@ -103,7 +103,7 @@ async def test_locations_group_stations(client: httpx.AsyncClient, network) -> N
     assert [station["id"] for station in location["stations"]] == ["EVP-001", "EVP-002"]
 
 
-async def _notify(engine: AsyncEngine, payload: dict) -> None:
+async def _notify(engine: AsyncEngine, payload: dict[str, object]) -> None:
     async with engine.begin() as connection:
         await connection.execute(
             text("SELECT pg_notify('station_status', :payload)"), {"payload": json.dumps(payload)}
@@ -112,14 +112,16 @@ async def _notify(engine: AsyncEngine, payload: dict) -> None:
 
 async def _listeners(engine: AsyncEngine) -> int:
     async with engine.connect() as connection:
-        return (
-            await connection.execute(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity"
-                    " WHERE query LIKE 'LISTEN%station_status%' AND pid <> pg_backend_pid()"
+        return int(
+            (
+                await connection.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity"
+                        " WHERE query LIKE 'LISTEN%station_status%' AND pid <> pg_backend_pid()"
+                    )
                 )
-            )
-        ).scalar_one()
+            ).scalar_one()
+        )
 
 
 async def test_locations_stream_sends_a_snapshot_then_every_notified_status(
