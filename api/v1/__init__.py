@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.v1 import locations, stations
+from api.v1 import balance, locations, payment, stations
 
 ROUTERS: list[APIRouter] = []
 ROUTERS.append(stations.router)
 ROUTERS.append(locations.router)
+ROUTERS.append(balance.router)
+ROUTERS.append(payment.router)

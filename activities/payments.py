@@ -1,0 +1,236 @@
+"""Top-up activities that talk to the payment provider: create, check and cancel invoices.
+
+createInvoice is idempotent twice over: the top-up row remembers the invoice once created, and
+the provider keys invoices by our order_id (the top-up id), so a retry after a lost answer gets
+the same invoice instead of a second one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.topups import TopUpRecords, write_audit
+from db.models import Client, TopUp
+from payments.provider import (
+    Invoice,
+    InvoiceRequest,
+    PaymentProvider,
+    PaymentStatus,
+    PayStatus,
+    ProviderRejected,
+)
+
+log = structlog.get_logger(__name__)
+
+PROVIDER_REJECTED = "ProviderRejected"
+TOPUP_CONFLICT = "TopUpConflict"
+
+
+@dataclass(frozen=True)
+class CreateInvoiceInput:
+    topup_id: str
+    client_id: str
+    method: str  # qr | card | h2h
+    provider: str
+    amount_tyiyn: int
+    currency: str
+    description: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class InvoiceInfo:
+    topup_id: str
+    invoice_id: str
+    qr_image_url: str | None
+    qr_url: str | None
+    app_link: str | None
+    site_pay: str | None
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class PaymentReport:
+    """A paid payment as the workflow sees it, from the webhook or from statusPayment."""
+
+    trans_id: str
+    amount_tyiyn: int | None
+    currency: str | None
+    source: str  # webhook | status
+
+
+@dataclass(frozen=True)
+class CheckPaymentInput:
+    topup_id: str
+    invoice_id: str
+
+
+@dataclass(frozen=True)
+class CheckPaymentResult:
+    status: int  # PayStatus
+    report: PaymentReport | None = None
+
+
+def _rejected(exc: ProviderRejected) -> ApplicationError:
+    return ApplicationError(exc.message, exc.code, type=PROVIDER_REJECTED, non_retryable=True)
+
+
+def report_from(status: PaymentStatus) -> CheckPaymentResult:
+    if status.status is PayStatus.PAID and status.trans_id:
+        report = PaymentReport(status.trans_id, status.amount_tyiyn, status.currency, "status")
+        return CheckPaymentResult(int(PayStatus.PAID), report)
+    # "Paid" without a transaction id cannot be credited safely; keep waiting for the webhook.
+    awaiting = status.status if status.status is not PayStatus.PAID else PayStatus.AWAITING
+    return CheckPaymentResult(int(awaiting))
+
+
+def _info(row: TopUp) -> InvoiceInfo:
+    assert row.invoice_id is not None and row.expires_at is not None
+    return InvoiceInfo(
+        topup_id=row.id,
+        invoice_id=row.invoice_id,
+        qr_image_url=row.qr_image_url,
+        qr_url=row.qr_url,
+        app_link=row.app_link,
+        site_pay=row.site_pay,
+        expires_at=row.expires_at,
+    )
+
+
+class PaymentActivities:
+    """Provider calls; ProviderError is retried by Temporal, ProviderRejected is final."""
+
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], provider: PaymentProvider
+    ) -> None:
+        self._sessions = sessions
+        self._provider = provider
+
+    async def _open_topup(self, request: CreateInvoiceInput) -> TopUp:
+        async with self._sessions() as session, session.begin():
+            await session.execute(
+                insert(Client).values(id=request.client_id).on_conflict_do_nothing()
+            )
+            await session.execute(
+                insert(TopUp)
+                .values(
+                    id=request.topup_id,
+                    client_id=request.client_id,
+                    method=request.method,
+                    provider=request.provider,
+                    amount_tyiyn=request.amount_tyiyn,
+                    currency=request.currency,
+                    order_id=request.topup_id,
+                    state="creating",
+                    expires_at=request.expires_at,
+                )
+                .on_conflict_do_nothing(index_elements=["id"])
+            )
+            row = await session.scalar(select(TopUp).where(TopUp.id == request.topup_id))
+        assert row is not None
+        if (row.client_id, row.amount_tyiyn) != (request.client_id, request.amount_tyiyn):
+            raise ApplicationError(
+                f"top-up {request.topup_id} exists for another client or amount",
+                type=TOPUP_CONFLICT,
+                non_retryable=True,
+            )
+        return row
+
+    @activity.defn(name="create_invoice")
+    async def create_invoice(self, request: CreateInvoiceInput) -> InvoiceInfo:
+        row = await self._open_topup(request)
+        if row.invoice_id is not None:
+            return _info(row)
+        try:
+            invoice = await self._provider.create_invoice(
+                InvoiceRequest(
+                    order_id=request.topup_id,
+                    description=request.description,
+                    amount_tyiyn=request.amount_tyiyn,
+                    currency=request.currency,
+                    expires_at=request.expires_at,
+                )
+            )
+        except ProviderRejected as exc:
+            await self._audit("invoice_rejected", request.topup_id, ok=False, code=exc.code)
+            raise _rejected(exc) from exc
+        return await self._store_invoice(request, invoice)
+
+    async def _store_invoice(self, request: CreateInvoiceInput, invoice: Invoice) -> InvoiceInfo:
+        async with self._sessions() as session, session.begin():
+            await session.execute(
+                update(TopUp)
+                .where(TopUp.id == request.topup_id, TopUp.invoice_id.is_(None))
+                .values(
+                    invoice_id=invoice.invoice_id,
+                    qr_image_url=invoice.qr_image_url,
+                    qr_url=invoice.qr_url,
+                    app_link=invoice.app_link,
+                    site_pay=invoice.site_pay,
+                    state="awaiting_payment",
+                    updated_at=datetime.now(UTC),
+                )
+            )
+            row = await session.scalar(select(TopUp).where(TopUp.id == request.topup_id))
+            assert row is not None
+            await write_audit(
+                session,
+                "invoice_created",
+                request.provider,
+                topup_id=request.topup_id,
+                details={"invoice_id": row.invoice_id, "amount_tyiyn": request.amount_tyiyn},
+            )
+        log.info("invoice created", topup_id=request.topup_id, invoice_id=row.invoice_id)
+        return _info(row)
+
+    @activity.defn(name="check_payment")
+    async def check_payment(self, request: CheckPaymentInput) -> CheckPaymentResult:
+        try:
+            status = await self._provider.payment_status(request.invoice_id, request.topup_id)
+        except ProviderRejected as exc:
+            raise _rejected(exc) from exc
+        return report_from(status)
+
+    @activity.defn(name="cancel_invoice")
+    async def cancel_invoice(self, request: CheckPaymentInput) -> bool:
+        """False when the provider refuses (already paid or cancelled): the status check decides."""
+        try:
+            await self._provider.cancel_invoice(request.invoice_id)
+        except ProviderRejected as exc:
+            await self._audit("cancel_refused", request.topup_id, ok=False, code=exc.code)
+            return False
+        await self._audit("invoice_cancelled", request.topup_id, invoice_id=request.invoice_id)
+        return True
+
+    async def _audit(self, event: str, topup_id: str, *, ok: bool = True, **details: Any) -> None:
+        async with self._sessions() as session, session.begin():
+            await write_audit(
+                session, event, self._provider.name.value, topup_id=topup_id, ok=ok, details=details
+            )
+
+
+def payment_activities(
+    sessions: async_sessionmaker[AsyncSession], provider: PaymentProvider
+) -> list[Callable[..., Any]]:
+    """The payment activities for worker.py. `credit_topup` comes from LedgerActivities."""
+    calls = PaymentActivities(sessions, provider)
+    records = TopUpRecords(sessions)
+    return [
+        calls.create_invoice,
+        calls.check_payment,
+        calls.cancel_invoice,
+        records.record_payment,
+        records.finish_topup,
+        records.find_topup,
+        records.stale_topups,
+    ]

@@ -1,0 +1,270 @@
+"""`/balance`: top-ups by QR or hosted card page (TopUp workflows), the balance and its history."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated
+
+import structlog
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, StrictInt
+from sqlalchemy import select
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.auth import CurrentClient
+from api.deps import ApiContext, Context, DbSession
+from api.errors import ApiError
+from api.idempotency import IdempotencyKey
+from db.models import LedgerAccount, LedgerEntry
+from domain.identifiers import new_entity_id, session_id_for_key
+from domain.ledger import AccountKind, Operation, postings_for
+from domain.money import CURRENCY, format_som
+from workflows.topup import CLIENT_ID, TopUp, TopUpInput, TopUpView, topup_workflow_id
+
+log = structlog.get_logger(__name__)
+
+router = APIRouter(prefix="/balance", tags=["balance"])
+
+# How long a start endpoint waits for the provider's invoice before answering 504; the
+# workflow keeps trying, and a retry with the same Idempotency-Key picks the invoice up.
+INVOICE_WAIT_S = 25.0
+
+
+class TopUpRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount_tyiyn: StrictInt
+
+
+class QrTopUp(BaseModel):
+    topup_id: str
+    invoice_id: str
+    amount_tyiyn: int
+    amount: str
+    currency: str
+    qr_url: str | None
+    qr_image_url: str | None
+    app_link: str | None
+    expires_at: datetime
+
+
+class CardTopUp(BaseModel):
+    topup_id: str
+    invoice_id: str
+    amount_tyiyn: int
+    amount: str
+    currency: str
+    payment_url: str | None  # the provider's hosted card page: card data never reaches us
+    expires_at: datetime
+
+
+class Balance(BaseModel):
+    available_tyiyn: int
+    held_tyiyn: int
+    currency: str
+    available: str
+
+
+class HistoryItem(BaseModel):
+    id: int
+    operation: str
+    amount_tyiyn: int
+    amount: str
+    available_change_tyiyn: int  # what the entry did to the spendable balance
+    reference: str | None
+    created_at: datetime
+
+
+class HistoryPage(BaseModel):
+    items: list[HistoryItem]
+    next_before_id: int | None  # pass as `before_id` for the next (older) page
+
+
+@dataclass(frozen=True)
+class StartedTopUp:
+    view: TopUpView
+    amount_tyiyn: int
+
+
+def topup_id_for(client_id: str, key: str | None) -> str:
+    """A retried request with the same Idempotency-Key names the same top-up (and workflow)."""
+    return session_id_for_key(client_id, f"topup:{key}") if key else new_entity_id()
+
+
+def check_amount(context: ApiContext, amount_tyiyn: int) -> None:
+    low, high = context.config.topup_min_tyiyn, context.config.topup_max_tyiyn
+    if not low <= amount_tyiyn <= high:
+        raise ApiError(
+            422,
+            "invalid_amount",
+            f"amount_tyiyn must be between {low} and {high} ({format_som(low)}-"
+            f"{format_som(high)} {CURRENCY})",
+        )
+
+
+async def start_topup(
+    context: ApiContext, client_id: str, amount_tyiyn: int, method: str, key: str | None
+) -> StartedTopUp:
+    """Start (or find) the TopUp workflow and wait until its invoice exists."""
+    check_amount(context, amount_tyiyn)
+    topup_id = topup_id_for(client_id, key)
+    request = TopUpInput(
+        topup_id=topup_id,
+        client_id=client_id,
+        amount_tyiyn=amount_tyiyn,
+        method=method,
+        provider=context.config.payment_provider,
+        description=f"EvPower: {format_som(amount_tyiyn)} {CURRENCY}",
+    )
+    workflow_id = topup_workflow_id(topup_id)
+    handle: WorkflowHandle[TopUp, TopUpView]
+    try:
+        handle = await context.temporal.start_workflow(
+            TopUp.run,
+            request,
+            id=workflow_id,
+            task_queue=context.config.task_queue,
+            # A finished top-up is never started again under the same id (same order_id).
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            search_attributes=TypedSearchAttributes([SearchAttributePair(CLIENT_ID, client_id)]),
+            static_summary=f"{method} top-up of {format_som(amount_tyiyn)} {CURRENCY}",
+        )
+    except WorkflowAlreadyStartedError:
+        handle = context.temporal.get_workflow_handle_for(TopUp.run, workflow_id)
+    view = await _wait_for_invoice(handle)
+    if view.client_id and view.client_id != client_id:  # cannot happen: ids derive from client
+        raise ApiError(409, "conflict", "this top-up belongs to another client")
+    log.info("top-up started", topup_id=topup_id, workflow_id=workflow_id, method=method)
+    return StartedTopUp(view, view.amount_tyiyn or amount_tyiyn)
+
+
+async def _wait_for_invoice(handle: WorkflowHandle[TopUp, TopUpView]) -> TopUpView:
+    try:
+        async with asyncio.timeout(INVOICE_WAIT_S):
+            # The answer is the invoice; the query below reads it with the rest of the state.
+            _ = await handle.execute_update(TopUp.invoice)
+    except WorkflowUpdateFailedError as exc:
+        raise ApiError(
+            502, "provider_error", f"the payment provider did not create the invoice: {exc.cause}"
+        ) from None
+    except TimeoutError:
+        raise ApiError(
+            504,
+            "provider_timeout",
+            "the payment provider is slow; retry with the same Idempotency-Key",
+        ) from None
+    except RPCError as exc:
+        if exc.status is not RPCStatusCode.NOT_FOUND:
+            raise
+        # The workflow already finished (a retry long after the first request): report it.
+    view = await handle.query(TopUp.state)
+    if view.invoice is None:
+        raise ApiError(502, "provider_error", view.reason or "the invoice was not created")
+    return view
+
+
+@router.post("/topup-qr", status_code=201)
+async def topup_qr(
+    body: TopUpRequest, client: CurrentClient, context: Context, key: IdempotencyKey
+) -> QrTopUp:
+    """An O!Dengi QR invoice; the balance grows when the provider confirms the payment."""
+    started = await start_topup(context, client.client_id, body.amount_tyiyn, "qr", key)
+    invoice = started.view.invoice
+    assert invoice is not None
+    return QrTopUp(
+        topup_id=invoice.topup_id,
+        invoice_id=invoice.invoice_id,
+        amount_tyiyn=started.amount_tyiyn,
+        amount=format_som(started.amount_tyiyn),
+        currency=CURRENCY,
+        qr_url=invoice.qr_url,
+        qr_image_url=invoice.qr_image_url,
+        app_link=invoice.app_link,
+        expires_at=invoice.expires_at,
+    )
+
+
+@router.post("/topup-card", status_code=201)
+async def topup_card(
+    body: TopUpRequest, client: CurrentClient, context: Context, key: IdempotencyKey
+) -> CardTopUp:
+    """The same top-up paid on the provider's own card page (`payment_url`)."""
+    started = await start_topup(context, client.client_id, body.amount_tyiyn, "card", key)
+    invoice = started.view.invoice
+    assert invoice is not None
+    return CardTopUp(
+        topup_id=invoice.topup_id,
+        invoice_id=invoice.invoice_id,
+        amount_tyiyn=started.amount_tyiyn,
+        amount=format_som(started.amount_tyiyn),
+        currency=CURRENCY,
+        payment_url=invoice.site_pay,
+        expires_at=invoice.expires_at,
+    )
+
+
+@router.get("/current")
+async def current(client: CurrentClient, db: DbSession) -> Balance:
+    rows = await db.execute(
+        select(LedgerAccount.kind, LedgerAccount.balance_tyiyn).where(
+            LedgerAccount.client_id == client.client_id
+        )
+    )
+    by_kind = {kind: balance for kind, balance in rows.all()}
+    available = by_kind.get(AccountKind.AVAILABLE.value, 0)
+    return Balance(
+        available_tyiyn=available,
+        held_tyiyn=by_kind.get(AccountKind.HELD.value, 0),
+        currency=CURRENCY,
+        available=format_som(available),
+    )
+
+
+def available_change(operation: str, amount_tyiyn: int, client_id: str) -> int:
+    postings = postings_for(
+        Operation(operation), client_id=client_id, amount_tyiyn=amount_tyiyn, provider="any"
+    )
+    return sum(p.amount_tyiyn for p in postings if p.account.kind is AccountKind.AVAILABLE)
+
+
+@router.get("/history")
+async def history(
+    client: CurrentClient,
+    db: DbSession,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    before_id: Annotated[int | None, Query(ge=1)] = None,
+) -> HistoryPage:
+    """The client's ledger entries, newest first, `limit` per page."""
+    query = select(LedgerEntry).where(LedgerEntry.client_id == client.client_id)
+    if before_id is not None:
+        query = query.where(LedgerEntry.id < before_id)
+    entries = list(await db.scalars(query.order_by(LedgerEntry.id.desc()).limit(limit + 1)))
+    page = entries[:limit]
+    return HistoryPage(
+        items=[
+            HistoryItem(
+                id=entry.id,
+                operation=entry.operation,
+                amount_tyiyn=entry.amount_tyiyn,
+                amount=format_som(entry.amount_tyiyn),
+                available_change_tyiyn=available_change(
+                    entry.operation, entry.amount_tyiyn, client.client_id
+                ),
+                reference=entry.reference,
+                created_at=entry.created_at,
+            )
+            for entry in page
+        ],
+        next_before_id=page[-1].id if len(entries) > limit else None,
+    )

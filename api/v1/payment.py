@@ -1,0 +1,325 @@
+"""`/payment`: the provider's webhook, host-to-host card payments and a top-up's status."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
+from sqlalchemy import select
+from temporalio.client import Client
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.auth import CurrentClient
+from api.deps import ApiConfig, Context, DbSession
+from api.errors import ApiError
+from api.idempotency import IdempotencyKey
+from api.v1.balance import start_topup
+from db.models import PaymentAudit, TopUp
+from domain.money import CURRENCY, format_som
+from payments.cards import InvalidCard, validate_card
+from payments.config import ProviderSettings, build_provider
+from payments.provider import PaymentNotice, PayStatus, ProviderError, ProviderName
+from payments.webhook import InvalidNotice, verify_and_parse
+from workflows.reconciliation import (
+    PaymentReconciliation,
+    ReconcileInput,
+    reconciliation_workflow_id,
+)
+from workflows.topup import CLIENT_ID, topup_workflow_id
+from workflows.topup import TopUp as TopUpWorkflow
+
+log = structlog.get_logger(__name__)
+
+router = APIRouter(prefix="/payment", tags=["payment"])
+
+# O!Dengi waits 5 s for our answer; leave room for the network.
+WEBHOOK_BUDGET_S = 4.0
+
+
+def provider_settings(config: ApiConfig) -> ProviderSettings:
+    return ProviderSettings(
+        provider=ProviderName(config.payment_provider),
+        public_base_url=config.public_base_url,
+        merchant_id=config.odengi_merchant_id,
+        password=config.odengi_password,
+        api_url=config.odengi_api_url,
+        h2h_url=config.odengi_h2h_url,
+    )
+
+
+async def audit(
+    db: DbSession,
+    event: str,
+    provider: str,
+    *,
+    ok: bool,
+    topup_id: str | None = None,
+    trans_id: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Callers pass masked data only: no hashes, card numbers or tokens."""
+    db.add(
+        PaymentAudit(
+            event=event,
+            provider=provider,
+            topup_id=topup_id,
+            trans_id=trans_id,
+            ok=ok,
+            details=details or {},
+            at=datetime.now(UTC),
+        )
+    )
+    await db.commit()
+
+
+# ---- webhook --------------------------------------------------------------------------------
+
+
+async def _webhook_fields(request: Request) -> dict[str, object]:
+    content_type = request.headers.get("content-type", "")
+    try:
+        if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+            form = await request.form()
+            return {key: value for key, value in form.items() if isinstance(value, str)}
+        body = await request.json()
+    except ValueError:
+        raise ApiError(400, "bad_request", "the webhook body is neither JSON nor a form") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad_request", "the webhook body must be an object")
+    return body
+
+
+async def route_notice(
+    temporal: Client, config: ApiConfig, notice: PaymentNotice, client_id: str | None
+) -> str:
+    """Signal the top-up's workflow; if it is gone, hand the payment to reconciliation."""
+    try:
+        handle = temporal.get_workflow_handle_for(
+            TopUpWorkflow.run, topup_workflow_id(notice.order_id)
+        )
+        await handle.signal(TopUpWorkflow.payment_notified, notice)
+        return "topup"
+    except RPCError as exc:
+        if exc.status is not RPCStatusCode.NOT_FOUND:
+            raise
+    attributes = (
+        TypedSearchAttributes([SearchAttributePair(CLIENT_ID, client_id)]) if client_id else None
+    )
+    with contextlib.suppress(WorkflowAlreadyStartedError):
+        await temporal.start_workflow(
+            PaymentReconciliation.run,
+            ReconcileInput(provider=config.payment_provider, notice=notice),
+            id=reconciliation_workflow_id(notice.trans_id),
+            task_queue=config.task_queue,
+            # Replays while it runs join it; once it succeeded the payment is settled.
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+            search_attributes=attributes,
+            static_summary=f"late payment {notice.trans_id} for order {notice.order_id}",
+        )
+    return "reconciliation"
+
+
+@router.post("/webhook")
+async def webhook(request: Request, context: Context, db: DbSession) -> dict[str, str]:
+    """O!Dengi's result_url. A bad hash is refused (401) and audited; a good one is never
+    dropped: it reaches the top-up's workflow or a reconciliation workflow."""
+    settings = provider_settings(context.config)
+    provider = settings.provider.value
+    fields = await _webhook_fields(request)
+    try:
+        notice = verify_and_parse(fields, settings.effective_password)
+    except InvalidNotice as exc:
+        details = {"order_id": str(fields.get("order_id", ""))[:64], "reason": exc.message}
+        trans_id = str(fields.get("trans_id", ""))[:64] or None
+        await audit(db, "webhook_rejected", provider, ok=False, trans_id=trans_id, details=details)
+        log.warning("webhook rejected", reason=exc.message, trans_id=trans_id)
+        if exc.signature:
+            raise ApiError(401, "invalid_signature", "the webhook hash does not match") from None
+        raise ApiError(422, "invalid_notice", exc.message) from None
+    owner = await db.scalar(select(TopUp.client_id).where(TopUp.order_id == notice.order_id))
+    await audit(
+        db,
+        "webhook_received",
+        provider,
+        ok=True,
+        topup_id=notice.order_id if owner else None,
+        trans_id=notice.trans_id,
+        details={
+            "status_pay": int(notice.status),
+            "amount_tyiyn": notice.amount_tyiyn,
+            "currency": notice.currency,
+            "invoice_id": notice.invoice_id,
+        },
+    )
+    if notice.status is not PayStatus.PAID:
+        return {"status": "ok", "routed": "none"}
+    try:
+        async with asyncio.timeout(WEBHOOK_BUDGET_S):
+            routed = await route_notice(context.temporal, context.config, notice, owner)
+    except (TimeoutError, RPCError) as exc:
+        # Our side is down; a 5xx makes the provider retry, and the hourly sweep is the backstop.
+        log.error("webhook not routed", trans_id=notice.trans_id, error=type(exc).__name__)
+        raise ApiError(503, "unavailable", "payment accepted later; please retry") from None
+    log.info("webhook routed", trans_id=notice.trans_id, order_id=notice.order_id, to=routed)
+    return {"status": "ok", "routed": routed}
+
+
+# ---- status ---------------------------------------------------------------------------------
+
+
+class TopUpStatus(BaseModel):
+    topup_id: str
+    state: str
+    method: str
+    amount_tyiyn: int
+    amount: str
+    currency: str
+    invoice_id: str | None
+    expires_at: datetime | None
+    paid: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+@router.get("/status")
+async def status(
+    client: CurrentClient, db: DbSession, topup_id: str = Query(min_length=1, max_length=64)
+) -> TopUpStatus:
+    row = await db.scalar(
+        select(TopUp).where(TopUp.id == topup_id, TopUp.client_id == client.client_id)
+    )
+    if row is None:  # someone else's top-up looks exactly like a missing one
+        raise ApiError(404, "not_found", f"no top-up {topup_id}")
+    return TopUpStatus(
+        topup_id=row.id,
+        state=row.state,
+        method=row.method,
+        amount_tyiyn=row.amount_tyiyn,
+        amount=format_som(row.amount_tyiyn),
+        currency=row.currency,
+        invoice_id=row.invoice_id,
+        expires_at=row.expires_at,
+        paid=row.state == "paid",
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+# ---- host-to-host card payment --------------------------------------------------------------
+
+
+class H2HRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    amount_tyiyn: StrictInt
+    card_number: StrictStr
+    exp_month: StrictInt
+    exp_year: StrictInt
+    cvc: StrictStr
+    card_holder: StrictStr = ""
+
+
+class H2HResult(BaseModel):
+    topup_id: str
+    invoice_id: str
+    amount_tyiyn: int
+    amount: str
+    currency: str
+    card: str  # masked
+    status: str  # accepted | declined | already_submitted
+    message: str
+
+
+@router.post("/h2h-create", status_code=201)
+async def h2h_create(
+    body: H2HRequest, client: CurrentClient, context: Context, db: DbSession, key: IdempotencyKey
+) -> H2HResult:
+    """Card typed in the app, charged by the provider: validated here, forwarded once, never
+    stored or logged (the audit keeps the masked number)."""
+    settings = provider_settings(context.config)
+    if settings.effective_h2h_url is None:
+        raise ApiError(
+            501,
+            "h2h_not_configured",
+            "host-to-host card payments need ODENGI_H2H_URL; use POST "
+            "/api/v1/balance/topup-card (the provider's card page) instead",
+        )
+    try:
+        card = validate_card(
+            body.card_number,
+            body.exp_month,
+            body.exp_year,
+            body.cvc,
+            body.card_holder,
+            today=datetime.now(UTC).date(),
+        )
+    except InvalidCard as exc:
+        raise ApiError(422, exc.code, exc.message) from None
+    started = await start_topup(context, client.client_id, body.amount_tyiyn, "h2h", key)
+    invoice = started.view.invoice
+    assert invoice is not None
+    provider = settings.provider.value
+    result = H2HResult(
+        topup_id=invoice.topup_id,
+        invoice_id=invoice.invoice_id,
+        amount_tyiyn=started.amount_tyiyn,
+        amount=format_som(started.amount_tyiyn),
+        currency=CURRENCY,
+        card=card.masked,
+        status="already_submitted",
+        message="this top-up's card payment was already submitted",
+    )
+    already = await db.scalar(
+        select(PaymentAudit.id).where(
+            PaymentAudit.topup_id == invoice.topup_id, PaymentAudit.event == "h2h_forwarded"
+        )
+    )
+    if already is not None or started.view.state != "awaiting_payment":
+        return result
+    await audit(
+        db, "h2h_forwarded", provider, ok=True, topup_id=invoice.topup_id, details=card.audit_view()
+    )
+    client_http = build_provider(settings)
+    try:
+        outcome = await client_http.pay_card(invoice.invoice_id, card)
+    except ProviderError:
+        await audit(
+            db,
+            "h2h_unknown",
+            provider,
+            ok=False,
+            topup_id=invoice.topup_id,
+            details=card.audit_view(),
+        )
+        raise ApiError(
+            502,
+            "provider_error",
+            "the card payment's outcome is unknown; the top-up completes by itself if the "
+            "charge went through (see GET /api/v1/payment/status)",
+        ) from None
+    finally:
+        await client_http.aclose()
+    await audit(
+        db,
+        "h2h_accepted" if outcome.accepted else "h2h_declined",
+        provider,
+        ok=outcome.accepted,
+        topup_id=invoice.topup_id,
+        details={**card.audit_view(), "message": outcome.message},
+    )
+    if not outcome.accepted:
+        raise ApiError(402, "card_declined", f"the card was declined: {outcome.message}")
+    return result.model_copy(update={"status": "accepted", "message": outcome.message})

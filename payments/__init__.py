@@ -1,0 +1,1 @@
+"""Payment providers: the O!Dengi API client, webhook signatures, card checks, the simulator."""

@@ -1,0 +1,97 @@
+"""Builds the payment provider from explicit settings values (the composition root passes them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import httpx
+
+from payments.odengi import OdengiClient
+from payments.provider import ProviderName
+
+SIMULATOR_PREFIX = "/simulator/odengi"
+SIMULATOR_API_PATH = f"{SIMULATOR_PREFIX}/api/json/json.php"
+SIMULATOR_H2H_PATH = f"{SIMULATOR_PREFIX}/h2h"
+WEBHOOK_PATH = "/api/v1/payment/webhook"
+
+# The simulated merchant's credentials when none are configured. They sign traffic between
+# EvPower and its own simulator only, so they are no secret.
+SIMULATED_MERCHANT_ID = "1000000001"
+SIMULATED_PASSWORD = "simulated-odengi-password"  # noqa: S105
+
+
+@dataclass(frozen=True)
+class ProviderSettings:
+    provider: ProviderName
+    public_base_url: str
+    merchant_id: str | None = None
+    password: str | None = None
+    api_url: str = ""
+    h2h_url: str | None = None
+    test: bool | None = None  # None: derived from the API URL (the test endpoint has "test" in it)
+
+    @property
+    def base_url(self) -> str:
+        return self.public_base_url.rstrip("/")
+
+    @property
+    def webhook_url(self) -> str:
+        return f"{self.base_url}{WEBHOOK_PATH}"
+
+    @property
+    def effective_merchant_id(self) -> str:
+        if self.merchant_id:
+            return self.merchant_id
+        if self.provider is ProviderName.SIMULATED:
+            return SIMULATED_MERCHANT_ID
+        raise ValueError("ODENGI_MERCHANT_ID is required when PAYMENT_PROVIDER=ODENGI")
+
+    @property
+    def effective_password(self) -> str:
+        """The key of request and webhook signatures."""
+        if self.password:
+            return self.password
+        if self.provider is ProviderName.SIMULATED:
+            return SIMULATED_PASSWORD
+        raise ValueError("ODENGI_PASSWORD is required when PAYMENT_PROVIDER=ODENGI")
+
+    @property
+    def effective_api_url(self) -> str:
+        if self.provider is ProviderName.SIMULATED:
+            return f"{self.base_url}{SIMULATOR_API_PATH}"
+        return self.api_url
+
+    @property
+    def effective_h2h_url(self) -> str | None:
+        if self.provider is ProviderName.SIMULATED:
+            return f"{self.base_url}{SIMULATOR_H2H_PATH}"
+        return self.h2h_url or None
+
+    @property
+    def test_mode(self) -> bool:
+        if self.test is not None:
+            return self.test
+        if self.provider is ProviderName.SIMULATED:
+            return True
+        return "test" in (urlsplit(self.api_url).hostname or "")
+
+
+def build_provider(
+    settings: ProviderSettings,
+    *,
+    timeout_s: float = 10.0,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> OdengiClient:
+    """O!Dengi itself, or the same client pointed at the simulator this app serves."""
+    return OdengiClient(
+        name=settings.provider,
+        merchant_id=settings.effective_merchant_id,
+        password=settings.effective_password,
+        api_url=settings.effective_api_url,
+        h2h_url=settings.effective_h2h_url,
+        result_url=settings.webhook_url,
+        test=settings.test_mode,
+        timeout_s=timeout_s,
+        transport=transport,
+    )

@@ -1,0 +1,82 @@
+"""The provider's payment notification (result_url): verifying its hash, reading its fields."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from payments.provider import PaymentNotice, PayStatus
+from payments.signing import WEBHOOK_HASH_FIELDS, hashes_match, webhook_hash
+
+
+class InvalidNotice(Exception):
+    """A notice that cannot be acted on; `signature` tells a forged hash from a malformed body."""
+
+    def __init__(self, message: str, *, signature: bool) -> None:
+        super().__init__(message)
+        self.message = message
+        self.signature = signature
+
+
+def _text(fields: Mapping[str, object], name: str) -> str:
+    value = fields.get(name)
+    return "" if value is None else str(value).strip()
+
+
+def verify_and_parse(fields: Mapping[str, object], password: str) -> PaymentNotice:
+    """Check the hash first (constant time), then the fields; raise InvalidNotice."""
+    if not hashes_match(webhook_hash(fields, password), fields.get("hash")):
+        raise InvalidNotice("webhook hash does not match", signature=True)
+    missing = [
+        name for name in ("trans_id", "status_pay", "order_id", "amount") if not _text(fields, name)
+    ]
+    if missing:
+        raise InvalidNotice(f"webhook lacks {', '.join(missing)}", signature=False)
+    try:
+        status = PayStatus(int(_text(fields, "status_pay")))
+    except ValueError:
+        raise InvalidNotice("status_pay must be 1, 2 or 3", signature=False) from None
+    amount = _text(fields, "amount")
+    if not amount.isdigit():
+        raise InvalidNotice("amount must be a whole number of tyiyn", signature=False)
+    return PaymentNotice(
+        trans_id=_text(fields, "trans_id"),
+        status=status,
+        order_id=_text(fields, "order_id"),
+        invoice_id=_text(fields, "invoice_id") or None,
+        amount_tyiyn=int(amount),
+        currency=_text(fields, "currency").upper() or "KGS",
+        site_id=_text(fields, "site_id"),
+        test=_text(fields, "test") in {"1", "true", "True"},
+    )
+
+
+def signed_notice_fields(
+    *,
+    trans_id: str,
+    invoice_id: str,
+    order_id: str,
+    status: PayStatus,
+    amount_tyiyn: int,
+    currency: str,
+    site_id: str,
+    mktime: str,
+    test: bool,
+    password: str,
+) -> dict[str, str]:
+    """The body a provider posts to result_url, hash included (the simulator sends this)."""
+    fields = {
+        "trans_id": trans_id,
+        "invoice_id": invoice_id,
+        "status_pay": str(int(status)),
+        "site_id": site_id,
+        "order_id": order_id,
+        "amount": str(amount_tyiyn),
+        "currency": currency,
+        "mktime": mktime,
+        "test": "1" if test else "0",
+    }
+    fields["hash"] = webhook_hash(fields, password)
+    return fields
+
+
+__all__ = ["WEBHOOK_HASH_FIELDS", "InvalidNotice", "signed_notice_fields", "verify_and_parse"]

@@ -1,0 +1,346 @@
+"""The TopUp workflow (id `topup-{topup_id}`): invoice, wait for payment, credit once or expire.
+
+createInvoice (5-minute life) -> wait for the `payment_notified` signal while polling
+statusPayment every 15 s -> paid with the right amount: `credit_topup` (op_key
+`topup:{trans_id}`) -> `paid`. No payment in time: invoiceCancel, one last statusPayment (a
+payment can race the cancel), then `expired`. A wrong amount or currency: `needs_review`,
+nothing credited. Deterministic: every effect is an activity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.ledger import LedgerActivities, LedgerMovement
+    from activities.payments import (
+        PROVIDER_REJECTED,
+        CheckPaymentInput,
+        CheckPaymentResult,
+        CreateInvoiceInput,
+        InvoiceInfo,
+        PaymentActivities,
+        PaymentReport,
+    )
+    from activities.topups import (
+        FinishTopUpInput,
+        RecordPaymentInput,
+        TopUpRecords,
+        TopUpRef,
+    )
+    from payments.provider import PaymentNotice, PayStatus
+
+CLIENT_ID = SearchAttributeKey.for_keyword("ClientId")
+PAYMENT_NOTIFIED = "payment_notified"
+
+INVOICE_LIFE_S = 300
+POLL_INTERVAL_S = 15
+
+
+def topup_workflow_id(topup_id: str) -> str:
+    return f"topup-{topup_id}"
+
+
+class TopUpState(StrEnum):
+    CREATING = "creating"
+    AWAITING_PAYMENT = "awaiting_payment"
+    PAID = "paid"
+    EXPIRED = "expired"
+    NEEDS_REVIEW = "needs_review"
+    FAILED = "failed"  # the provider never created the invoice
+    UNRESOLVED = "unresolved"  # the provider could not say; the hourly reconciliation will
+
+
+FINAL_STATES = frozenset(
+    {TopUpState.PAID, TopUpState.EXPIRED, TopUpState.NEEDS_REVIEW, TopUpState.FAILED}
+)
+
+
+@dataclass(frozen=True)
+class TopUpInput:
+    topup_id: str
+    client_id: str
+    amount_tyiyn: int
+    method: str  # qr | card | h2h
+    provider: str
+    currency: str = "KGS"
+    description: str = "EvPower balance top-up"
+    life_s: int = INVOICE_LIFE_S
+    poll_interval_s: int = POLL_INTERVAL_S
+
+
+@dataclass(frozen=True)
+class TopUpView:
+    """Query `state` and the workflow's result."""
+
+    topup_id: str
+    client_id: str
+    state: str
+    amount_tyiyn: int
+    currency: str
+    method: str
+    invoice: InvoiceInfo | None
+    trans_id: str | None
+    reason: str | None
+
+
+# Provider calls: retried with backoff while the provider times out or answers 5xx.
+PROVIDER_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=20),
+    non_retryable_error_types=[PROVIDER_REJECTED],
+)
+# A failed poll just waits for the next one.
+POLL_RETRY = RetryPolicy(maximum_attempts=2, non_retryable_error_types=[PROVIDER_REJECTED])
+# Database and ledger steps must happen; they are idempotent, so keep trying.
+RECORD_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
+RECORD_TIMEOUT = timedelta(seconds=30)
+
+
+async def check_payment(topup_id: str, invoice_id: str, *, final: bool) -> CheckPaymentResult:
+    return await workflow.execute_activity_method(
+        PaymentActivities.check_payment,
+        CheckPaymentInput(topup_id, invoice_id),
+        start_to_close_timeout=timedelta(seconds=15),
+        schedule_to_close_timeout=timedelta(minutes=10 if final else 1),
+        retry_policy=PROVIDER_RETRY if final else POLL_RETRY,
+        summary="statusPayment (last check)" if final else "statusPayment",
+    )
+
+
+async def cancel_invoice(topup_id: str, invoice_id: str) -> None:
+    try:
+        await workflow.execute_activity_method(
+            PaymentActivities.cancel_invoice,
+            CheckPaymentInput(topup_id, invoice_id),
+            start_to_close_timeout=timedelta(seconds=15),
+            schedule_to_close_timeout=timedelta(minutes=2),
+            retry_policy=PROVIDER_RETRY,
+            summary="invoiceCancel",
+        )
+    except ActivityError:
+        # An invoice we could not cancel is still checked below; a payment on it gets credited.
+        workflow.logger.warning("invoiceCancel failed", extra={"topup_id": topup_id})
+
+
+async def finish(
+    topup: TopUpRef,
+    state: TopUpState,
+    *,
+    trans_id: str | None = None,
+    entry_id: int | None = None,
+    reason: str | None = None,
+) -> None:
+    await workflow.execute_activity_method(
+        TopUpRecords.finish_topup,
+        FinishTopUpInput(topup.topup_id, topup.provider, state.value, trans_id, entry_id, reason),
+        start_to_close_timeout=RECORD_TIMEOUT,
+        retry_policy=RECORD_RETRY,
+        summary=f"top-up {state.value}",
+    )
+
+
+@dataclass(frozen=True)
+class Settlement:
+    state: TopUpState
+    trans_id: str
+    reason: str | None = None
+
+
+async def settle_payment(topup: TopUpRef, report: PaymentReport) -> Settlement:
+    """Credit a paid payment exactly once, or send it to review. Shared by every payment path."""
+    matches = report.amount_tyiyn == topup.amount_tyiyn and report.currency == topup.currency
+    recorded = await workflow.execute_activity_method(
+        TopUpRecords.record_payment,
+        RecordPaymentInput(
+            provider=topup.provider,
+            trans_id=report.trans_id,
+            topup_id=topup.topup_id,
+            invoice_id=topup.invoice_id,
+            amount_tyiyn=report.amount_tyiyn or 0,
+            currency=report.currency or "",
+            claim=matches,
+        ),
+        start_to_close_timeout=RECORD_TIMEOUT,
+        retry_policy=RECORD_RETRY,
+        summary=f"record payment {report.trans_id}",
+    )
+    if not recorded.claimed:
+        reason = (
+            f"paid {report.amount_tyiyn} {report.currency}, expected "
+            f"{topup.amount_tyiyn} {topup.currency}"
+            if not matches
+            else f"top-up already paid by transaction {recorded.paid_by}"
+        )
+        await finish(topup, TopUpState.NEEDS_REVIEW, trans_id=report.trans_id, reason=reason)
+        return Settlement(TopUpState.NEEDS_REVIEW, report.trans_id, reason)
+    credit = await workflow.execute_activity_method(
+        LedgerActivities.credit_topup,
+        LedgerMovement(
+            op_key=f"topup:{report.trans_id}",
+            client_id=topup.client_id,
+            amount_tyiyn=topup.amount_tyiyn,
+            reference=topup.topup_id,
+            provider=topup.provider,
+        ),
+        start_to_close_timeout=RECORD_TIMEOUT,
+        retry_policy=RECORD_RETRY,
+        summary=f"credit {topup.amount_tyiyn} tyiyn",
+    )
+    await finish(topup, TopUpState.PAID, trans_id=report.trans_id, entry_id=credit.entry_id)
+    return Settlement(TopUpState.PAID, report.trans_id)
+
+
+def report_of(notice: PaymentNotice) -> PaymentReport:
+    return PaymentReport(notice.trans_id, notice.amount_tyiyn, notice.currency, "webhook")
+
+
+@workflow.defn(name="TopUp")
+class TopUp:
+    def __init__(self) -> None:
+        self._input: TopUpInput | None = None
+        self._state = TopUpState.CREATING
+        self._invoice: InvoiceInfo | None = None
+        self._notices: list[PaymentNotice] = []
+        self._seen: set[str] = set()
+        self._trans_id: str | None = None
+        self._reason: str | None = None
+
+    @workflow.run
+    async def run(self, request: TopUpInput) -> TopUpView:
+        self._input = request
+        expires_at = workflow.now() + timedelta(seconds=request.life_s)
+        try:
+            self._invoice = await workflow.execute_activity_method(
+                PaymentActivities.create_invoice,
+                CreateInvoiceInput(
+                    topup_id=request.topup_id,
+                    client_id=request.client_id,
+                    method=request.method,
+                    provider=request.provider,
+                    amount_tyiyn=request.amount_tyiyn,
+                    currency=request.currency,
+                    description=request.description,
+                    expires_at=expires_at,
+                ),
+                start_to_close_timeout=timedelta(seconds=20),
+                schedule_to_close_timeout=timedelta(minutes=2),
+                retry_policy=PROVIDER_RETRY,
+                summary="createInvoice",
+            )
+        except ActivityError as exc:
+            self._reason = f"the payment provider did not create the invoice: {exc.cause or exc}"
+            await finish(self._ref(), TopUpState.FAILED, reason=self._reason)
+            return await self._done(TopUpState.FAILED)
+        self._state = TopUpState.AWAITING_PAYMENT
+        report = await self._wait_for_payment(self._invoice.expires_at)
+        if report is None:
+            report = await self._expire()
+            if report is None:
+                return await self._done(self._state)
+        settlement = await settle_payment(self._ref(), report)
+        self._trans_id, self._reason = settlement.trans_id, settlement.reason
+        return await self._done(settlement.state)
+
+    async def _wait_for_payment(self, expires_at: datetime) -> PaymentReport | None:
+        assert self._input is not None and self._invoice is not None
+        poll = timedelta(seconds=self._input.poll_interval_s)
+        while (remaining := expires_at - workflow.now()) > timedelta(0):
+            try:
+                await workflow.wait_condition(
+                    lambda: bool(self._notices),
+                    timeout=min(poll, remaining),
+                    timeout_summary="waiting for the payment webhook; then statusPayment",
+                )
+            except TimeoutError:
+                try:
+                    result = await check_payment(
+                        self._input.topup_id, self._invoice.invoice_id, final=False
+                    )
+                except ActivityError:
+                    continue
+                if result.report is not None:
+                    return result.report
+                if result.status == PayStatus.CANCELLED:
+                    return None
+                continue
+            return report_of(self._notices[0])
+        return None
+
+    async def _expire(self) -> PaymentReport | None:
+        """Cancel, then ask once more: a payment may have raced the cancel."""
+        assert self._input is not None and self._invoice is not None
+        await cancel_invoice(self._input.topup_id, self._invoice.invoice_id)
+        try:
+            result = await check_payment(self._input.topup_id, self._invoice.invoice_id, final=True)
+        except ActivityError:
+            if self._notices:
+                return report_of(self._notices[0])
+            # Leave the record open: the hourly reconciliation asks the provider again later.
+            self._state = TopUpState.UNRESOLVED
+            self._reason = "the provider did not answer the last statusPayment"
+            return None
+        if result.report is not None:
+            return result.report
+        if self._notices:
+            return report_of(self._notices[0])
+        self._state = TopUpState.EXPIRED
+        await finish(self._ref(), TopUpState.EXPIRED, reason="not paid within the invoice life")
+        return None
+
+    async def _done(self, state: TopUpState) -> TopUpView:
+        self._state = state
+        # Let the `invoice` update answer (or fail) before the workflow closes.
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.state()
+
+    def _ref(self) -> TopUpRef:
+        assert self._input is not None
+        return TopUpRef(
+            topup_id=self._input.topup_id,
+            client_id=self._input.client_id,
+            amount_tyiyn=self._input.amount_tyiyn,
+            currency=self._input.currency,
+            provider=self._input.provider,
+            state=self._state.value,
+            invoice_id=self._invoice.invoice_id if self._invoice else None,
+        )
+
+    @workflow.signal(name=PAYMENT_NOTIFIED)
+    def payment_notified(self, notice: PaymentNotice) -> None:
+        # The provider retries its webhook: the same trans_id twice is one payment.
+        if notice.status is PayStatus.PAID and notice.trans_id not in self._seen:
+            self._seen.add(notice.trans_id)
+            self._notices.append(notice)
+
+    @workflow.update(name="invoice")
+    async def invoice(self) -> InvoiceInfo:
+        """Answers once the invoice exists; the start endpoints wait on it."""
+        await workflow.wait_condition(
+            lambda: self._invoice is not None or self._state is TopUpState.FAILED
+        )
+        if self._invoice is None:
+            raise ApplicationError(self._reason or "invoice not created", type="InvoiceNotCreated")
+        return self._invoice
+
+    @workflow.query(name="state")
+    def state(self) -> TopUpView:
+        request = self._input
+        return TopUpView(
+            topup_id=request.topup_id if request else "",
+            client_id=request.client_id if request else "",
+            state=self._state.value,
+            amount_tyiyn=request.amount_tyiyn if request else 0,
+            currency=request.currency if request else "",
+            method=request.method if request else "",
+            invoice=self._invoice,
+            trans_id=self._trans_id,
+            reason=self._reason,
+        )
