@@ -140,9 +140,7 @@ class SessionStore:
             raise ConnectorUnavailable(f"the connector is {status}")
         if status not in STARTABLE_STATUSES:
             raise ConnectorBusy(f"the connector is {status}")
-        await session.execute(
-            insert(Client).values(id=request.client_id).on_conflict_do_nothing()
-        )
+        await session.execute(insert(Client).values(id=request.client_id).on_conflict_do_nothing())
         await session.execute(
             insert(ChargingSessionRecord)
             .values(

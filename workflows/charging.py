@@ -29,9 +29,7 @@ with workflow.unsafe.imports_passed_through():
         SESSION_STATE,
         START_REJECTED,
         START_REQUEST_MISMATCH,
-        START_UPDATE,
         STATE_QUERY,
-        STOP_UPDATE,
         WORKFLOW_NAME,
         CarriedSession,
         ChargingRequest,
@@ -203,10 +201,12 @@ class ChargingSessionWorkflow:
         remaining = max(self._cap_deadline - workflow.now(), _MIN_TIMER)
         try:
             await workflow.wait_condition(
-                lambda: self._stop_requested
-                or self._stopped is not None
-                or self._limit is not None
-                or self._continue_as_new_due(),
+                lambda: (
+                    self._stop_requested
+                    or self._stopped is not None
+                    or self._limit is not None
+                    or self._continue_as_new_due()
+                ),
                 timeout=remaining,
                 timeout_summary="12 h cap",
             )
@@ -348,7 +348,9 @@ class ChargingSessionWorkflow:
 
     # ---- updates and query ---------------------------------------------------------------
 
-    @workflow.update(name=START_UPDATE)
+    # Bare decorators keep the async return types visible to typed callers; the method names
+    # are the update names (START_UPDATE, STOP_UPDATE).
+    @workflow.update
     async def start(self, command: StartCommand) -> SessionView:
         await workflow.wait_condition(lambda: self._admitted or self._view.rejection is not None)
         if self._view.rejection is not None:
@@ -369,12 +371,14 @@ class ChargingSessionWorkflow:
                 non_retryable=True,
             )
 
-    @workflow.update(name=STOP_UPDATE)
+    @workflow.update
     async def stop(self, command: StopCommand) -> SessionView:
         self._stop_requested = True
         await workflow.wait_condition(
-            lambda: SessionState(self._view.state) not in _BEFORE_STOP
-            or self._view.rejection is not None
+            lambda: (
+                SessionState(self._view.state) not in _BEFORE_STOP
+                or self._view.rejection is not None
+            )
         )
         if self._view.rejection is not None:
             raise ApplicationError("no such session", type=SESSION_NOT_FOUND, non_retryable=True)

@@ -1,0 +1,306 @@
+"""A fake world for ChargingSession workflow tests: every activity mocked by name, recording
+what the workflow asked for, plus a fake gateway worker on its own task queue."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from temporalio import activity
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client, WorkflowHandle
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.ledger import LedgerMovement, LedgerResult
+from activities.sessions import (
+    DISCARD_SESSION,
+    OPEN_SESSION,
+    RECORD_SESSION,
+    OpenedSession,
+    OpenSession,
+    SessionRecord,
+)
+from activities.stations import LOCATE_STATION, LocateStation, StationLocation
+from gateway.contract import (
+    REMOTE_START,
+    REMOTE_STOP,
+    CommandResult,
+    RemoteStartRequest,
+    RemoteStopRequest,
+)
+from runtime.embedded import SEARCH_ATTRIBUTES
+from workflows.charging import ChargingSessionWorkflow
+from workflows.charging_state import (
+    STATE_QUERY,
+    ChargingRequest,
+    ChargingSettings,
+    SessionView,
+    StartCommand,
+)
+from workflows.signals import (
+    TRANSACTION_STARTED,
+    TRANSACTION_STOPPED,
+    TransactionStarted,
+    TransactionStopped,
+    charging_workflow_id,
+)
+
+PRICE = 1_500  # tyiyn per kWh
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+@dataclass
+class FakeWorld:
+    """What the workflow sees of the database, the ledger and the gateway."""
+
+    client: Client
+    gateway_queue: str
+    price: int = PRICE
+    open_error: str | None = None  # ApplicationError type open_session raises
+    reserve_error: str | None = None
+    remote_start_status: str = "Accepted"
+    remote_start_error: str | None = None
+    located_queue: str | None = None  # what locate_station answers; default gateway_queue
+    offline: bool = False  # locate_station finds the station connected nowhere
+    open_transaction_id: int | None = None  # what locate_station finds for an idTag
+    # When set, remote_stop answers by sending this StopTransaction to the workflow.
+    stop_on_remote_stop: TransactionStopped | None = None
+    open_gate: asyncio.Event | None = None  # open_session waits for it
+    capture_gate: asyncio.Event | None = None  # capture waits for it
+    first_queue: str | None = None  # open_session's answer; default gateway_queue
+    ledger: list[tuple[str, LedgerMovement]] = field(default_factory=list)
+    records: list[SessionRecord] = field(default_factory=list)
+    discarded: list[str] = field(default_factory=list)
+    located: list[LocateStation] = field(default_factory=list)
+    starts: list[RemoteStartRequest] = field(default_factory=list)
+    stops: list[RemoteStopRequest] = field(default_factory=list)
+
+    @activity.defn(name=OPEN_SESSION)
+    async def open_session(self, request: OpenSession) -> OpenedSession:
+        if self.open_gate is not None:
+            await self.open_gate.wait()
+        if self.open_error is not None:
+            raise ApplicationError("refused", type=self.open_error, non_retryable=True)
+        return OpenedSession(self.price, self.first_queue or self.gateway_queue)
+
+    @activity.defn(name=RECORD_SESSION)
+    async def record_session(self, record: SessionRecord) -> None:
+        self.records.append(record)
+
+    @activity.defn(name=DISCARD_SESSION)
+    async def discard_session(self, session_id: str) -> None:
+        self.discarded.append(session_id)
+
+    @activity.defn(name=LOCATE_STATION)
+    async def locate_station(self, request: LocateStation) -> StationLocation:
+        self.located.append(request)
+        queue = None if self.offline else (self.located_queue or self.gateway_queue)
+        return StationLocation(
+            request.station_id,
+            True,
+            queue,
+            "Available",
+            self.price,
+            self.open_transaction_id if request.id_tag else None,
+        )
+
+    async def _move(self, operation: str, movement: LedgerMovement) -> LedgerResult:
+        self.ledger.append((operation, movement))
+        return LedgerResult(
+            len(self.ledger), movement.op_key, operation, movement.amount_tyiyn, False
+        )
+
+    @activity.defn(name="reserve")
+    async def reserve(self, movement: LedgerMovement) -> LedgerResult:
+        if self.reserve_error is not None:
+            raise ApplicationError("not enough", type=self.reserve_error, non_retryable=True)
+        return await self._move("reserve", movement)
+
+    @activity.defn(name="capture")
+    async def capture(self, movement: LedgerMovement) -> LedgerResult:
+        if self.capture_gate is not None:
+            await self.capture_gate.wait()
+        return await self._move("capture", movement)
+
+    @activity.defn(name="release")
+    async def release(self, movement: LedgerMovement) -> LedgerResult:
+        return await self._move("release", movement)
+
+    @activity.defn(name=REMOTE_START)
+    async def remote_start(self, request: RemoteStartRequest) -> CommandResult:
+        self.starts.append(request)
+        if self.remote_start_error is not None:
+            raise ApplicationError("no", type=self.remote_start_error, non_retryable=True)
+        return CommandResult(self.remote_start_status)
+
+    @activity.defn(name=REMOTE_STOP)
+    async def remote_stop(self, request: RemoteStopRequest) -> CommandResult:
+        self.stops.append(request)
+        answer = self.stop_on_remote_stop
+        if answer is not None:
+            workflow_id = activity.info().workflow_id
+            assert workflow_id is not None
+            await self.client.get_workflow_handle(workflow_id).signal(TRANSACTION_STOPPED, answer)
+        return CommandResult("Accepted")
+
+    def workflow_activities(self) -> list[object]:
+        return [
+            self.open_session,
+            self.record_session,
+            self.discard_session,
+            self.locate_station,
+            self.reserve,
+            self.capture,
+            self.release,
+        ]
+
+    def moved(self) -> list[tuple[str, str, int]]:
+        return [(op, movement.op_key, movement.amount_tyiyn) for op, movement in self.ledger]
+
+
+@dataclass
+class Harness:
+    env: WorkflowEnvironment
+    world: FakeWorld
+    task_queue: str
+
+    @property
+    def client(self) -> Client:
+        return self.env.client
+
+    def request(self, session_id: str | None = None, **overrides: object) -> ChargingRequest:
+        values: dict[str, object] = {
+            "session_id": session_id or uuid.uuid4().hex[:16],
+            "client_id": "client-a",
+            "station_id": "ST-1",
+            "connector_id": 1,
+            "amount_tyiyn": 10_000,
+            "settings": ChargingSettings(),
+        }
+        values.update(overrides)
+        return ChargingRequest(**values)  # type: ignore[arg-type]
+
+    async def begin(
+        self, request: ChargingRequest
+    ) -> WorkflowHandle[ChargingSessionWorkflow, SessionView]:
+        """Start the workflow without its start update (see TOOLCHAIN.md's quirk)."""
+        return await self.client.start_workflow(
+            ChargingSessionWorkflow.run,
+            request,
+            id=charging_workflow_id(request.session_id),
+            task_queue=self.task_queue,
+        )
+
+    async def start(
+        self, request: ChargingRequest
+    ) -> tuple[WorkflowHandle[ChargingSessionWorkflow, SessionView], SessionView]:
+        handle = await self.begin(request)
+        view = await handle.execute_update(ChargingSessionWorkflow.start, command(request))
+        return handle, view
+
+
+def command(request: ChargingRequest) -> StartCommand:
+    return StartCommand(
+        request.client_id, request.station_id, request.connector_id, request.amount_tyiyn
+    )
+
+
+def started(transaction_id: int = 7, meter_start_wh: int = 100_000) -> TransactionStarted:
+    return TransactionStarted(transaction_id, "ST-1", 1, meter_start_wh, T0)
+
+
+def stopped(
+    energy_wh: int, transaction_id: int = 7, meter_start_wh: int = 100_000, minutes: int = 60
+) -> TransactionStopped:
+    return TransactionStopped(
+        transaction_id,
+        meter_start_wh + energy_wh,
+        energy_wh,
+        T0 + timedelta(minutes=minutes),
+        "Remote",
+    )
+
+
+async def view_of(handle: WorkflowHandle[ChargingSessionWorkflow, SessionView]) -> SessionView:
+    view: SessionView = await handle.query(STATE_QUERY, result_type=SessionView)
+    return view
+
+
+async def wait_for(
+    handle: WorkflowHandle[ChargingSessionWorkflow, SessionView], *states: str
+) -> SessionView:
+    """Poll the state query until the session reaches one of `states` (bounded, no timing)."""
+    for _ in range(500):
+        view = await view_of(handle)
+        if view.state in states:
+            return view
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"session stayed {view.state}, expected one of {states}")
+
+
+async def signal_started(
+    handle: WorkflowHandle[ChargingSessionWorkflow, SessionView], transaction: TransactionStarted
+) -> None:
+    await handle.signal(TRANSACTION_STARTED, transaction)
+
+
+async def register_search_attributes(client: Client) -> None:
+    """The time-skipping server starts without the product's search attributes."""
+    keyword = IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+    try:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(
+                namespace=client.namespace,
+                search_attributes=dict.fromkeys(SEARCH_ATTRIBUTES, keyword),
+            )
+        )
+    except RPCError as exc:
+        if exc.status is not RPCStatusCode.ALREADY_EXISTS:
+            raise
+
+
+@asynccontextmanager
+async def harness(env: WorkflowEnvironment, **world: object) -> AsyncIterator[Harness]:
+    """Workers for one test: the workflow queue and a fake gateway queue, both unique."""
+    await register_search_attributes(env.client)
+    task_queue = f"charging-{uuid.uuid4().hex[:8]}"
+    gateway_queue = f"gateway-{uuid.uuid4().hex[:8]}"
+    fake = FakeWorld(client=env.client, gateway_queue=gateway_queue, **world)  # type: ignore[arg-type]
+    async with (
+        Worker(
+            env.client,
+            task_queue=task_queue,
+            workflows=[ChargingSessionWorkflow],
+            activities=fake.workflow_activities(),  # type: ignore[arg-type]
+        ),
+        Worker(
+            env.client,
+            task_queue=gateway_queue,
+            activities=[fake.remote_start, fake.remote_stop],
+        ),
+    ):
+        yield Harness(env, fake, task_queue)
+
+
+REPLAY_DIR = Path(__file__).resolve().parent.parent / "replay"
+
+
+async def keep_history(
+    handle: WorkflowHandle[ChargingSessionWorkflow, SessionView], name: str
+) -> None:
+    """With EVPOWER_RECORD_HISTORIES=1, store this run's history as a replay fixture."""
+    if os.environ.get("EVPOWER_RECORD_HISTORIES") != "1":
+        return
+    history = await handle.fetch_history()
+    REPLAY_DIR.mkdir(exist_ok=True)
+    (REPLAY_DIR / f"charging_{name}.json").write_text(history.to_json())
