@@ -156,7 +156,9 @@ class Settlement:
 
 async def settle_payment(topup: TopUpRef, report: PaymentReport) -> Settlement:
     """Credit a paid payment exactly once, or send it to review. Shared by every payment path."""
-    matches = report.amount_tyiyn == topup.amount_tyiyn and report.currency == topup.currency
+    # statusPayment may leave out the currency: the payment is then in the invoice's own.
+    currency = report.currency or topup.currency
+    matches = report.amount_tyiyn == topup.amount_tyiyn and currency == topup.currency
     recorded = await workflow.execute_activity_method(
         TopUpRecords.record_payment,
         RecordPaymentInput(
@@ -165,7 +167,7 @@ async def settle_payment(topup: TopUpRef, report: PaymentReport) -> Settlement:
             topup_id=topup.topup_id,
             invoice_id=topup.invoice_id,
             amount_tyiyn=report.amount_tyiyn or 0,
-            currency=report.currency or "",
+            currency=currency,
             claim=matches,
         ),
         start_to_close_timeout=RECORD_TIMEOUT,
@@ -174,7 +176,7 @@ async def settle_payment(topup: TopUpRef, report: PaymentReport) -> Settlement:
     )
     if not recorded.claimed:
         reason = (
-            f"paid {report.amount_tyiyn} {report.currency}, expected "
+            f"paid {report.amount_tyiyn} {currency}, expected "
             f"{topup.amount_tyiyn} {topup.currency}"
             if not matches
             else f"top-up already paid by transaction {recorded.paid_by}"

@@ -1,0 +1,129 @@
+"""Payment test harness: a Temporal worker per test (unique task queue) with the real payment
+and ledger activities on the real database, talking to a stand-in O!Dengi over MockTransport."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.ledger import Ledger, LedgerActivities
+from activities.payments import payment_activities
+from db.models import LedgerEntry, PaymentAudit
+from db.models import TopUp as TopUpRow
+from payments.odengi import OdengiClient
+from payments.provider import PaymentNotice, PayStatus, ProviderName
+from tests.payments.fake_odengi import API_URL, MERCHANT_ID, PASSWORD, FakeOdengi
+from workflows.reconciliation import PAYMENT_WORKFLOWS
+from workflows.topup import TopUp, TopUpInput, TopUpView, topup_workflow_id
+
+
+@dataclass
+class Harness:
+    client: Client
+    task_queue: str
+    fake: FakeOdengi
+    sessions: async_sessionmaker[AsyncSession]
+
+    async def start(
+        self, amount_tyiyn: int = 25_000, *, client_id: str | None = None
+    ) -> tuple[WorkflowHandle[TopUp, TopUpView], TopUpInput]:
+        request = TopUpInput(
+            topup_id=uuid.uuid4().hex[:16],
+            client_id=client_id or str(uuid.uuid4()),
+            amount_tyiyn=amount_tyiyn,
+            method="qr",
+            provider=ProviderName.ODENGI.value,
+        )
+        handle = await self.client.start_workflow(
+            TopUp.run,
+            request,
+            id=topup_workflow_id(request.topup_id),
+            task_queue=self.task_queue,
+        )
+        return handle, request
+
+    async def ledger_entries(self, client_id: str) -> list[LedgerEntry]:
+        async with self.sessions() as session:
+            rows = await session.scalars(
+                select(LedgerEntry).where(LedgerEntry.client_id == client_id)
+            )
+            return list(rows)
+
+    async def available(self, client_id: str) -> int:
+        balance = await Ledger(self.sessions).balance(client_id)
+        return balance.available_tyiyn
+
+    async def topup_row(self, topup_id: str) -> TopUpRow:
+        async with self.sessions() as session:
+            row = await session.get(TopUpRow, topup_id)
+        assert row is not None
+        return row
+
+    async def audit_events(self, topup_id: str) -> list[str]:
+        async with self.sessions() as session:
+            rows = await session.scalars(
+                select(PaymentAudit.event)
+                .where(PaymentAudit.topup_id == topup_id)
+                .order_by(PaymentAudit.id)
+            )
+            return list(rows)
+
+    async def count(self, model: type, **where: object) -> int:
+        async with self.sessions() as session:
+            query = select(func.count()).select_from(model)
+            for name, value in where.items():
+                query = query.where(getattr(model, name) == value)
+            return int(await session.scalar(query) or 0)
+
+
+def paid_notice(request: TopUpInput, trans_id: str, *, amount: int | None = None) -> PaymentNotice:
+    return PaymentNotice(
+        trans_id=trans_id,
+        status=PayStatus.PAID,
+        order_id=request.topup_id,
+        invoice_id=None,
+        amount_tyiyn=request.amount_tyiyn if amount is None else amount,
+        currency="KGS",
+    )
+
+
+@pytest.fixture
+def fake_odengi() -> FakeOdengi:
+    return FakeOdengi()
+
+
+@pytest.fixture
+async def harness(
+    time_skipping_env: WorkflowEnvironment,
+    sessions: async_sessionmaker[AsyncSession],
+    fake_odengi: FakeOdengi,
+) -> AsyncIterator[Harness]:
+    provider = OdengiClient(
+        name=ProviderName.ODENGI,
+        merchant_id=MERCHANT_ID,
+        password=PASSWORD,
+        api_url=API_URL,
+        result_url="https://evpower.test/api/v1/payment/webhook",
+        transport=fake_odengi.transport(),
+    )
+    task_queue = f"payments-{uuid.uuid4().hex}"
+    activities = [
+        *payment_activities(sessions, provider),
+        LedgerActivities(Ledger(sessions)).credit_topup,
+    ]
+    async with Worker(
+        time_skipping_env.client,
+        task_queue=task_queue,
+        workflows=list(PAYMENT_WORKFLOWS),
+        activities=activities,
+    ):
+        yield Harness(time_skipping_env.client, task_queue, fake_odengi, sessions)
+    await provider.aclose()
