@@ -37,6 +37,8 @@ BISHKEK = timezone(timedelta(hours=6))
 
 _PAID_WORDS = frozenset({"approved", "paid", "success", "succeeded", "3"})
 _CANCELLED_WORDS = frozenset({"canceled", "cancelled", "cancel", "rejected", "expired", "2"})
+# A declined card leaves the invoice open (another attempt may pay it); only the charge failed.
+_DECLINED_WORDS = _CANCELLED_WORDS | {"declined", "failed", "error"}
 
 
 def _clean(value: object) -> str | None:
@@ -219,7 +221,7 @@ class OdengiClient:
         except ProviderRejected as exc:
             return CardPaymentResult(accepted=False, message=exc.message)
         return CardPaymentResult(
-            accepted=_status_from(result.get("status")) is not PayStatus.CANCELLED,
+            accepted=str(result.get("status", "")).strip().lower() not in _DECLINED_WORDS,
             message=str(result.get("desc") or "accepted"),
             reference=_clean(result.get("trans_id")),
         )

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from temporalio import workflow
+from temporalio.client import WorkflowHandle
 from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError
 
@@ -38,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
 
 CLIENT_ID = SearchAttributeKey.for_keyword("ClientId")
 PAYMENT_NOTIFIED = "payment_notified"
+INVOICE_UPDATE = "invoice"
 
 INVOICE_LIFE_S = 300
 POLL_INTERVAL_S = 15
@@ -176,8 +178,7 @@ async def settle_payment(topup: TopUpRef, report: PaymentReport) -> Settlement:
     )
     if not recorded.claimed:
         reason = (
-            f"paid {report.amount_tyiyn} {currency}, expected "
-            f"{topup.amount_tyiyn} {topup.currency}"
+            f"paid {report.amount_tyiyn} {currency}, expected {topup.amount_tyiyn} {topup.currency}"
             if not matches
             else f"top-up already paid by transaction {recorded.paid_by}"
         )
@@ -322,7 +323,7 @@ class TopUp:
             self._seen.add(notice.trans_id)
             self._notices.append(notice)
 
-    @workflow.update(name="invoice")
+    @workflow.update(name=INVOICE_UPDATE)
     async def invoice(self) -> InvoiceInfo:
         """Answers once the invoice exists; the start endpoints wait on it."""
         await workflow.wait_condition(
@@ -346,3 +347,10 @@ class TopUp:
             trans_id=self._trans_id,
             reason=self._reason,
         )
+
+
+async def request_invoice(handle: WorkflowHandle[TopUp, TopUpView]) -> InvoiceInfo:
+    """The `invoice` update from a client. By name, because the SDK's typing of an async update
+    method makes mypy see a coroutine where the answer is."""
+    invoice: InvoiceInfo = await handle.execute_update(INVOICE_UPDATE, result_type=InvoiceInfo)
+    return invoice

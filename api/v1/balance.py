@@ -29,7 +29,14 @@ from db.models import LedgerAccount, LedgerEntry
 from domain.identifiers import new_entity_id, session_id_for_key
 from domain.ledger import AccountKind, Operation, postings_for
 from domain.money import CURRENCY, format_som
-from workflows.topup import CLIENT_ID, TopUp, TopUpInput, TopUpView, topup_workflow_id
+from workflows.topup import (
+    CLIENT_ID,
+    TopUp,
+    TopUpInput,
+    TopUpView,
+    request_invoice,
+    topup_workflow_id,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -152,8 +159,7 @@ async def start_topup(
 async def _wait_for_invoice(handle: WorkflowHandle[TopUp, TopUpView]) -> TopUpView:
     try:
         async with asyncio.timeout(INVOICE_WAIT_S):
-            # The answer is the invoice; the query below reads it with the rest of the state.
-            _ = await handle.execute_update(TopUp.invoice)
+            await request_invoice(handle)  # the query below reads it with the rest
     except WorkflowUpdateFailedError as exc:
         raise ApiError(
             502, "provider_error", f"the payment provider did not create the invoice: {exc.cause}"

@@ -89,9 +89,10 @@ class FakeOdengi:
                 "link_app": f"odengi://pay/{invoice.invoice_id}",
                 "site_pay": f"https://odengi.test/card/{invoice.invoice_id}",
             }
-        invoice = self.by_invoice(str(data.get("invoice_id")))
-        if invoice is None:
+        found = self.by_invoice(str(data.get("invoice_id")))
+        if found is None:
             return {"error": "404", "desc": "invoice not found"}
+        invoice = found
         if cmd == "statusPayment":
             payments = (
                 [{"trans_id": invoice.trans_id, "amount": invoice.amount, "status": "approved"}]

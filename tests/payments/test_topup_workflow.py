@@ -22,12 +22,12 @@ from workflows.reconciliation import (
     ReconcileStaleTopUps,
     SweepInput,
 )
-from workflows.topup import TopUp
+from workflows.topup import TopUp, request_invoice
 
 
 async def test_paid_webhook_credits_the_amount(harness: Harness) -> None:
     handle, request = await harness.start(25_000)
-    invoice = await handle.execute_update(TopUp.invoice)
+    invoice = await request_invoice(handle)
     assert invoice.invoice_id == harness.fake.invoices[request.topup_id].invoice_id
     harness.fake.pay(request.topup_id, "t-1")
     await handle.signal(TopUp.payment_notified, paid_notice(request, "t-1"))
@@ -43,7 +43,7 @@ async def test_webhook_replayed_ten_times_while_the_poll_also_sees_it_credits_on
     harness: Harness,
 ) -> None:
     handle, request = await harness.start(40_000)
-    await handle.execute_update(TopUp.invoice)
+    await request_invoice(handle)
     harness.fake.pay(request.topup_id, "t-2")  # statusPayment now reports it too
     notice = paid_notice(request, "t-2")
     await asyncio.gather(*(handle.signal(TopUp.payment_notified, notice) for _ in range(10)))
@@ -65,7 +65,7 @@ async def test_webhook_replayed_ten_times_while_the_poll_also_sees_it_credits_on
 
 async def test_five_minutes_without_payment_cancels_and_expires(harness: Harness) -> None:
     handle, request = await harness.start()
-    invoice = await handle.execute_update(TopUp.invoice)
+    invoice = await request_invoice(handle)
     view = await handle.result()  # the time-skipping server runs the 5-minute life in no time
     assert view.state == "expired"
     fake_invoice = harness.fake.invoices[request.topup_id]
@@ -84,7 +84,7 @@ async def test_five_minutes_without_payment_cancels_and_expires(harness: Harness
 async def test_a_payment_racing_the_cancel_is_credited(harness: Harness) -> None:
     harness.fake.pay_on_cancel = True
     handle, request = await harness.start(30_000)
-    await handle.execute_update(TopUp.invoice)
+    await request_invoice(handle)
     view = await handle.result()
     assert view.state == "paid"
     assert await harness.available(request.client_id) == 30_000
@@ -93,7 +93,7 @@ async def test_a_payment_racing_the_cancel_is_credited(harness: Harness) -> None
 
 async def test_amount_mismatch_needs_review_and_credits_nothing(harness: Harness) -> None:
     handle, request = await harness.start(50_000)
-    await handle.execute_update(TopUp.invoice)
+    await request_invoice(handle)
     await handle.signal(TopUp.payment_notified, paid_notice(request, "t-3", amount=5_000))
     view = await handle.result()
     assert view.state == "needs_review"
@@ -107,7 +107,7 @@ async def test_amount_mismatch_needs_review_and_credits_nothing(harness: Harness
 
 async def test_payment_after_expiry_is_reconciled_exactly_once(harness: Harness) -> None:
     handle, request = await harness.start(20_000)
-    await handle.execute_update(TopUp.invoice)
+    await request_invoice(handle)
     assert (await handle.result()).state == "expired"
     # The driver paid anyway (the provider let it through); its webhook arrives, twice.
     notice = paid_notice(request, "t-late")
@@ -215,7 +215,7 @@ async def test_rejected_invoice_fails_the_topup_and_the_update(harness: Harness)
     harness.fake.refuse_create = "amount too small"
     handle, _ = await harness.start(1)
     with pytest.raises(WorkflowUpdateFailedError):
-        await handle.execute_update(TopUp.invoice)
+        await request_invoice(handle)
     view = await handle.result()
     assert view.state == "failed" and "amount too small" in (view.reason or "")
     assert harness.fake.calls["createInvoice"] == 1  # a rejection is not retried
