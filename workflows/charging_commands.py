@@ -23,8 +23,10 @@ with workflow.unsafe.imports_passed_through():
     )
     from activities.stations import LOCATE_STATION, LocateStation, StationLocation
     from gateway.contract import (
+        INVALID_COMMAND,
         REMOTE_START,
         REMOTE_STOP,
+        STATION_CALL_ERROR,
         STATION_NOT_CONNECTED,
         CommandResult,
         RemoteStartRequest,
@@ -41,6 +43,10 @@ PERSISTENT = RetryPolicy(
 DB_TIMEOUT = timedelta(seconds=15)
 # A command to a charger is sent once per attempt; resending is the workflow's decision.
 ONCE = RetryPolicy(maximum_attempts=1)
+
+
+# The charger answered with a CallError, or the command never left the gateway.
+_REFUSALS = frozenset({STATION_CALL_ERROR, INVALID_COMMAND})
 
 
 class CommandOutcome(StrEnum):
@@ -163,6 +169,8 @@ class GatewayCommands:
                     continue
                 if _schedule_to_start_timeout(exc):
                     continue
+                if _error_type(exc) in _REFUSALS:
+                    return CommandOutcome.REJECTED
                 return CommandOutcome.UNCERTAIN
             if result.status == "Accepted":
                 return CommandOutcome.ACCEPTED

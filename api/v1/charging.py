@@ -1,0 +1,62 @@
+"""`/charging`: start and stop sessions (their workflows), read one session or the client's list."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from api.auth import CurrentClient
+from api.deps import Context
+from api.idempotency import IdempotencyKey
+from api.v1.charging_schemas import (
+    ChargingSession,
+    ChargingSessionPage,
+    SessionId,
+    StartCharging,
+    StopCharging,
+)
+from api.v1.charging_service import ChargingService
+
+router = APIRouter(prefix="/charging", tags=["charging"])
+
+
+@router.post("/start", status_code=201)
+async def start_charging(
+    body: StartCharging, client: CurrentClient, context: Context, key: IdempotencyKey
+) -> ChargingSession:
+    """Reserve `amount_tyiyn` and ask the charger to start. Refusals: 402 insufficient_funds;
+    404 station_not_found / connector_not_found; 409 station_offline, connector_busy,
+    connector_unavailable, already_charging; 422 invalid_amount. A refused start reserves
+    nothing. With the same Idempotency-Key a retry returns the same session."""
+    return await ChargingService(context).start(client.client_id, body, key)
+
+
+@router.post("/stop", status_code=202)
+async def stop_charging(
+    body: StopCharging, client: CurrentClient, context: Context
+) -> ChargingSession:
+    """Ask the session to stop; it settles when the charger confirms (or after the grace
+    period). Someone else's session is 404."""
+    return await ChargingService(context).stop(client.client_id, body.session_id)
+
+
+@router.get("")
+async def list_sessions(
+    client: CurrentClient,
+    context: Context,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> ChargingSessionPage:
+    """The client's sessions, newest first, as recorded (live ones at their last recorded
+    state; GET /charging/{session_id} shows them live)."""
+    return await ChargingService(context).page(client.client_id, limit, cursor)
+
+
+@router.get("/{session_id}")
+async def get_session(
+    session_id: Annotated[SessionId, Path()], client: CurrentClient, context: Context
+) -> ChargingSession:
+    """Live while the session runs (state from the workflow, energy and cost from the latest
+    stored meter value), final from the database once settled."""
+    return await ChargingService(context).get(client.client_id, session_id)

@@ -1,0 +1,70 @@
+"""Request and response bodies of `/charging`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, computed_field
+
+from domain.money import CURRENCY, format_som
+
+SessionId = Annotated[str, Field(min_length=1, max_length=20, pattern=r"^[a-z0-9]+$")]
+
+
+class StartCharging(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    station_id: Annotated[str, Field(min_length=1, max_length=64)]
+    connector_id: Annotated[StrictInt, Field(ge=1, le=2**31 - 1)]
+    amount_tyiyn: StrictInt  # the limits are configuration: checked by the endpoint
+
+
+class StopCharging(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    session_id: SessionId
+
+
+class ChargingSession(BaseModel):
+    """A session as the driver sees it. Money in integer tyiyn plus display strings in som."""
+
+    session_id: str
+    state: str
+    station_id: str
+    connector_id: int
+    reserved_tyiyn: int
+    price_tyiyn_per_kwh: int
+    energy_limit_wh: int
+    energy_wh: int
+    cost_tyiyn: int
+    refunded_tyiyn: int
+    started_at: datetime | None
+    stopped_at: datetime | None
+    stop_reason: str | None
+    created_at: datetime | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def currency(self) -> str:
+        return CURRENCY
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def reserved(self) -> str:
+        return format_som(self.reserved_tyiyn)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def cost(self) -> str:
+        return format_som(self.cost_tyiyn)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def refunded(self) -> str:
+        return format_som(self.refunded_tyiyn)
+
+
+class ChargingSessionPage(BaseModel):
+    items: list[ChargingSession]
+    next_cursor: str | None  # pass as `cursor` for the next (older) page

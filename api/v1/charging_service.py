@@ -1,0 +1,331 @@
+"""What `/charging` does: start and stop through the session's workflow; read live sessions from
+the workflow (state) and the database (energy), finished ones and lists from the database."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+
+import structlog
+from sqlalchemy import func, select, text, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.client import (
+    WithStartWorkflowOperation,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.deps import ApiContext
+from api.errors import ApiError
+from api.v1.charging_schemas import ChargingSession, ChargingSessionPage, StartCharging
+from db.models import ChargingSessionRecord, MeterValue, OcppTransaction
+from domain.identifiers import new_session_id, session_id_for_key
+from domain.money import CURRENCY, format_som
+from domain.sessions import (
+    FINAL_STATES,
+    START_REJECTIONS,
+    SessionNotFound,
+    SessionState,
+)
+from domain.tariff import Tariff
+from workflows.charging import ChargingSessionWorkflow
+from workflows.charging_state import (
+    SESSION_NOT_FOUND,
+    START_REJECTED,
+    START_REQUEST_MISMATCH,
+    ChargingRequest,
+    SessionView,
+    StopCommand,
+    initial_search_attributes,
+)
+from workflows.signals import charging_workflow_id
+
+log = structlog.get_logger(__name__)
+
+# How long a request waits for the workflow's answer before telling the caller to retry
+# (with the same Idempotency-Key the retry reaches the same workflow).
+UPDATE_WAIT_S = 20.0
+_FINAL = [state.value for state in FINAL_STATES]
+_METERED = {SessionState.CHARGING.value, SessionState.STOPPING.value}
+
+
+def _unavailable() -> ApiError:
+    return ApiError(503, "temporarily_unavailable", "the session service did not answer; retry")
+
+
+def _not_found(session_id: str) -> SessionNotFound:
+    return SessionNotFound(f"no charging session {session_id!r}")
+
+
+def _from_view(view: SessionView, energy_wh: int | None = None) -> ChargingSession:
+    energy = view.energy_wh if energy_wh is None else max(view.energy_wh, energy_wh)
+    cost = view.cost_tyiyn
+    if energy != view.energy_wh and view.price_tyiyn_per_kwh > 0:
+        cost = Tariff(view.price_tyiyn_per_kwh).cost_tyiyn(
+            energy, reserved_tyiyn=view.reserved_tyiyn
+        )
+    return ChargingSession(
+        session_id=view.session_id,
+        state=view.state,
+        station_id=view.station_id,
+        connector_id=view.connector_id,
+        reserved_tyiyn=view.reserved_tyiyn,
+        price_tyiyn_per_kwh=view.price_tyiyn_per_kwh,
+        energy_limit_wh=view.energy_limit_wh,
+        energy_wh=energy,
+        cost_tyiyn=cost,
+        refunded_tyiyn=view.refunded_tyiyn,
+        started_at=view.started_at,
+        stopped_at=view.stopped_at,
+        stop_reason=view.stop_reason,
+    )
+
+
+def _from_record(record: ChargingSessionRecord) -> ChargingSession:
+    price = record.price_tyiyn_per_kwh
+    return ChargingSession(
+        session_id=record.id,
+        state=record.state,
+        station_id=record.station_id,
+        connector_id=record.connector_id,
+        reserved_tyiyn=record.reserved_tyiyn,
+        price_tyiyn_per_kwh=price,
+        energy_limit_wh=Tariff(price).energy_limit_wh(record.reserved_tyiyn) if price > 0 else 0,
+        energy_wh=record.energy_wh,
+        cost_tyiyn=record.cost_tyiyn,
+        refunded_tyiyn=record.refunded_tyiyn,
+        started_at=record.started_at,
+        stopped_at=record.stopped_at,
+        stop_reason=record.stop_reason,
+        created_at=record.created_at,
+    )
+
+
+def _refusal(exc: WorkflowUpdateFailedError) -> Exception:
+    """The workflow's refusal as a domain error (api/errors maps it to its status)."""
+    cause = exc.cause
+    if not isinstance(cause, ApplicationError):
+        return _unavailable()
+    if cause.type == SESSION_NOT_FOUND:
+        return SessionNotFound("no such charging session")
+    if cause.type == START_REQUEST_MISMATCH:
+        return ApiError(
+            422,
+            "idempotency_key_reused",
+            "this Idempotency-Key was already used for a different request",
+        )
+    if cause.type == START_REJECTED and cause.details:
+        refusal = START_REJECTIONS.get(str(cause.details[0]))
+        if refusal is not None:
+            return refusal(cause.message)
+    log.warning("start failed", error_type=cause.type, message=cause.message)
+    return ApiError(503, "start_failed", "the session could not be started; retry later")
+
+
+def encode_cursor(created_at: datetime, session_id: str) -> str:
+    raw = f"{created_at.isoformat()}|{session_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        moment, _, session_id = raw.partition("|")
+        parsed = datetime.fromisoformat(moment)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ApiError(422, "invalid_cursor", "cursor is not one this API handed out") from None
+    if parsed.tzinfo is None or not session_id:
+        raise ApiError(422, "invalid_cursor", "cursor is not one this API handed out")
+    return parsed, session_id
+
+
+class ChargingService:
+    def __init__(self, context: ApiContext) -> None:
+        self._context = context
+        self._temporal = context.temporal
+
+    def _handle(self, session_id: str) -> WorkflowHandle[ChargingSessionWorkflow, SessionView]:
+        return self._temporal.get_workflow_handle_for(
+            ChargingSessionWorkflow.run, charging_workflow_id(session_id)
+        )
+
+    # ---- start / stop --------------------------------------------------------------------
+
+    def check_amount(self, amount_tyiyn: int) -> None:
+        low, high = self._context.config.charge_min_tyiyn, self._context.config.charge_max_tyiyn
+        if not low <= amount_tyiyn <= high:
+            raise ApiError(
+                422,
+                "invalid_amount",
+                f"amount_tyiyn must be between {low} and {high} "
+                f"({format_som(low)}-{format_som(high)} {CURRENCY})",
+            )
+
+    async def start(
+        self, client_id: str, body: StartCharging, idempotency_key: str | None
+    ) -> ChargingSession:
+        self.check_amount(body.amount_tyiyn)
+        session_id = (
+            session_id_for_key(client_id, idempotency_key) if idempotency_key else new_session_id()
+        )
+        request = ChargingRequest(
+            session_id=session_id,
+            client_id=client_id,
+            station_id=body.station_id,
+            connector_id=body.connector_id,
+            amount_tyiyn=body.amount_tyiyn,
+        )
+        operation = WithStartWorkflowOperation(
+            ChargingSessionWorkflow.run,
+            request,
+            id=charging_workflow_id(session_id),
+            task_queue=self._context.config.task_queue,
+            # A retry reaches the running session; a finished one is never started again.
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=initial_search_attributes(request),
+            static_summary=(
+                f"charging at {body.station_id}/{body.connector_id}, "
+                f"{format_som(body.amount_tyiyn)} {CURRENCY} reserved"
+            ),
+        )
+        try:
+            async with asyncio.timeout(UPDATE_WAIT_S):
+                view = await self._temporal.execute_update_with_start_workflow(
+                    ChargingSessionWorkflow.start,
+                    request.command,
+                    start_workflow_operation=operation,
+                )
+        except WorkflowUpdateFailedError as exc:
+            raise _refusal(exc) from None
+        except WorkflowAlreadyStartedError:
+            # The operation keeps the same error for its handle; collect it so it is not
+            # reported as never retrieved.
+            with contextlib.suppress(WorkflowAlreadyStartedError):
+                await operation.workflow_handle()
+            return await self._finished_start(client_id, session_id)
+        except TimeoutError:
+            raise _unavailable() from None
+        log.info(
+            "charging session started",
+            session_id=session_id,
+            station_id=body.station_id,
+            workflow_id=charging_workflow_id(session_id),
+            reserved_tyiyn=view.reserved_tyiyn,
+        )
+        return _from_view(view)
+
+    async def _finished_start(self, client_id: str, session_id: str) -> ChargingSession:
+        """A retry of a start whose workflow has already closed: answer what it became."""
+        found = await self.record(client_id, session_id)
+        if found is not None:
+            return _from_record(found)
+        view = await self._handle(session_id).result()
+        if view.rejection is not None and view.rejection in START_REJECTIONS:
+            raise START_REJECTIONS[view.rejection](view.rejection_message or "start refused")
+        raise _not_found(session_id)
+
+    async def stop(self, client_id: str, session_id: str) -> ChargingSession:
+        try:
+            async with asyncio.timeout(UPDATE_WAIT_S):
+                view = await self._handle(session_id).execute_update(
+                    ChargingSessionWorkflow.stop, StopCommand(client_id)
+                )
+        except WorkflowUpdateFailedError as exc:
+            raise _refusal(exc) from None
+        except RPCError as exc:
+            if exc.status is not RPCStatusCode.NOT_FOUND:
+                raise
+            # No running workflow: never existed, or finished already.
+            found = await self.record(client_id, session_id)
+            if found is None:
+                raise _not_found(session_id) from None
+            return _from_record(found)
+        except TimeoutError:
+            raise _unavailable() from None
+        log.info("charging stop requested", session_id=session_id, state=view.state)
+        return _from_view(view)
+
+    # ---- reads ---------------------------------------------------------------------------
+
+    async def get(self, client_id: str, session_id: str) -> ChargingSession:
+        found = await self.record(client_id, session_id)
+        if found is not None and found.state in _FINAL:
+            return _from_record(found)
+        try:
+            view = await self._handle(session_id).query(ChargingSessionWorkflow.state)
+        except (RPCError, WorkflowQueryFailedError):
+            if found is None:
+                raise _not_found(session_id) from None
+            return _from_record(found)  # the workflow is unreachable: the last recorded state
+        if view.client_id != client_id or view.rejection is not None:
+            raise _not_found(session_id)
+        energy = None
+        if view.state in _METERED and view.transaction_id is not None:
+            energy = await self._delivered_wh(client_id, view.transaction_id)
+        return _from_view(view, energy)
+
+    async def page(self, client_id: str, limit: int, cursor: str | None) -> ChargingSessionPage:
+        statement = (
+            select(ChargingSessionRecord)
+            .where(ChargingSessionRecord.client_id == client_id)
+            .order_by(ChargingSessionRecord.created_at.desc(), ChargingSessionRecord.id.desc())
+            .limit(limit + 1)
+        )
+        if cursor is not None:
+            before = decode_cursor(cursor)
+            statement = statement.where(
+                tuple_(ChargingSessionRecord.created_at, ChargingSessionRecord.id) < before
+            )
+        async with self._client_session(client_id) as session:
+            rows = list((await session.scalars(statement)).all())
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if more else None
+        return ChargingSessionPage(
+            items=[_from_record(row) for row in rows], next_cursor=next_cursor
+        )
+
+    async def record(self, client_id: str, session_id: str) -> ChargingSessionRecord | None:
+        async with self._client_session(client_id) as session:
+            found: ChargingSessionRecord | None = await session.scalar(
+                select(ChargingSessionRecord).where(
+                    ChargingSessionRecord.id == session_id,
+                    ChargingSessionRecord.client_id == client_id,
+                )
+            )
+            return found
+
+    async def _delivered_wh(self, client_id: str, transaction_id: int) -> int | None:
+        """Energy since StartTransaction from the newest stored register reading."""
+        async with self._client_session(client_id) as session:
+            row = (
+                await session.execute(
+                    select(func.max(MeterValue.energy_wh), OcppTransaction.meter_start_wh)
+                    .join(OcppTransaction, OcppTransaction.id == MeterValue.transaction_id)
+                    .where(MeterValue.transaction_id == transaction_id)
+                    .group_by(OcppTransaction.meter_start_wh)
+                )
+            ).first()
+        if row is None or row[0] is None:
+            return None
+        return max(0, int(row[0]) - int(row[1]))
+
+    @asynccontextmanager
+    async def _client_session(self, client_id: str) -> AsyncIterator[AsyncSession]:
+        """A read transaction scoped to one client for row-level security (app.client_id)."""
+        async with self._context.sessions() as session, session.begin():
+            await session.execute(
+                text("SELECT set_config('app.client_id', :client_id, true)"),
+                {"client_id": client_id},
+            )
+            yield session
