@@ -62,7 +62,8 @@ async def test_start_charge_stop_settles_exactly_and_reads_live_then_final(world
     )
     assert (body["energy_limit_wh"], body["reserved"]) == (6_666, "100.00")
     assert await world.held(client) == (40_000, 10_000)
-    assert (await world.record(session_id)).state == "pending"
+    record = await world.record(session_id)
+    assert record is not None and record.state == "pending"
 
     await until_state(world, session_id, "starting")
     assert world.gateway.starts[0].id_tag == session_id
