@@ -1,0 +1,80 @@
+"""Session records on the real database: admission checks, the connector claim under
+concurrency, idempotent upserts that never reopen a finished session."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from activities.sessions import OpenSession, SessionRecord, SessionStore
+from db.models import ChargingSessionRecord, Connector, Station, StationConnection
+from domain.sessions import AlreadyCharging, ConnectorBusy, ConnectorNotFound
+
+pytestmark = pytest.mark.integration
+
+
+async def add_station(sessions: async_sessionmaker[AsyncSession], station_id: str) -> None:
+    now = datetime.now(UTC)
+    async with sessions() as session, session.begin():
+        session.add(Station(id=station_id, price_tyiyn_per_kwh=1_500))
+        await session.flush()
+        session.add(Connector(station_id=station_id, connector_id=1, status="Preparing"))
+        session.add(
+            StationConnection(station_id=station_id, gateway_queue="gw-1", connected_at=now)
+        )
+
+
+def opening(session_id: str, client_id: str, station_id: str = "REC-1", connector_id: int = 1):
+    return OpenSession(session_id, client_id, station_id, connector_id, 10_000)
+
+
+async def test_concurrent_starts_on_one_connector_claim_it_once(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    await add_station(sessions, "REC-1")
+    store = SessionStore(sessions)
+    results = await asyncio.gather(
+        *(store.open(opening(f"race{n}", f"client-{n}")) for n in range(8)),
+        return_exceptions=True,
+    )
+    winners = [r for r in results if not isinstance(r, BaseException)]
+    assert len(winners) == 1 and winners[0].gateway_queue == "gw-1"
+    assert all(isinstance(r, ConnectorBusy) for r in results if isinstance(r, BaseException))
+
+
+async def test_a_retried_admission_returns_the_first_answer(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    await add_station(sessions, "REC-1")
+    store = SessionStore(sessions)
+    first = await store.open(opening("s1", "client-a"))
+    again = await store.open(opening("s1", "client-a"))
+    assert first == again
+    with pytest.raises(AlreadyCharging):
+        await store.open(opening("s2", "client-a"))
+    with pytest.raises(ConnectorNotFound):
+        await store.open(opening("s3", "client-a", connector_id=2))
+
+
+async def test_record_upserts_are_idempotent_and_a_final_row_stays_final(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    await add_station(sessions, "REC-1")
+    store = SessionStore(sessions)
+    await store.open(opening("s1", "client-a"))
+    final = SessionRecord(
+        "s1", "client-a", "REC-1", 1, "completed", 1_500, 10_000, 2_000, 3_000, 7_000, 5
+    )
+    await store.record(final)
+    await store.record(final)
+    await store.record(SessionRecord("s1", "client-a", "REC-1", 1, "charging", 1_500, 10_000))
+    await store.discard("s1")  # only a pending claim can be discarded
+    async with sessions() as session:
+        row = await session.get(ChargingSessionRecord, "s1")
+    assert row is not None
+    assert (row.state, row.cost_tyiyn, row.refunded_tyiyn) == ("completed", 3_000, 7_000)
+    # The connector is free again for the next driver.
+    assert (await store.open(opening("s2", "client-b"))).price_tyiyn_per_kwh == 1_500
