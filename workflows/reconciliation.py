@@ -9,9 +9,10 @@ paid invoice is credited exactly once however late and however often it is repor
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.client import (
@@ -27,7 +28,9 @@ from temporalio.client import (
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.payments import PaymentReport
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+    from activities.payments import PaymentReport, payment_activities
     from activities.topups import (
         FindTopUpInput,
         RecordPaymentInput,
@@ -35,7 +38,7 @@ with workflow.unsafe.imports_passed_through():
         TopUpRecords,
         TopUpRef,
     )
-    from payments.provider import PaymentNotice, PayStatus
+    from payments.provider import PaymentNotice, PaymentProvider, PayStatus
     from workflows.topup import (
         RECORD_RETRY,
         RECORD_TIMEOUT,
@@ -162,6 +165,14 @@ class ReconcileStaleTopUps:
 
 
 PAYMENT_WORKFLOWS: Sequence[type] = (TopUp, PaymentReconciliation, ReconcileStaleTopUps)
+
+
+def payments_worker_parts(
+    sessions: async_sessionmaker[AsyncSession], provider: PaymentProvider
+) -> tuple[list[type], list[Callable[..., Any]]]:
+    """Workflows and activities for worker.py. The ledger's `credit_topup` activity, which the
+    TopUp workflow also runs, is registered with the other LedgerActivities."""
+    return list(PAYMENT_WORKFLOWS), payment_activities(sessions, provider)
 
 
 async def ensure_schedules(client: Client, task_queue: str) -> None:

@@ -15,13 +15,12 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.ledger import Ledger, LedgerActivities
-from activities.payments import payment_activities
 from db.models import LedgerEntry, PaymentAudit
 from db.models import TopUp as TopUpRow
 from payments.odengi import OdengiClient
 from payments.provider import PaymentNotice, PayStatus, ProviderName
 from tests.payments.fake_odengi import API_URL, MERCHANT_ID, PASSWORD, FakeOdengi
-from workflows.reconciliation import PAYMENT_WORKFLOWS
+from workflows.reconciliation import payments_worker_parts
 from workflows.topup import TopUp, TopUpInput, TopUpView, topup_workflow_id
 
 
@@ -115,15 +114,12 @@ async def harness(
         transport=fake_odengi.transport(),
     )
     task_queue = f"payments-{uuid.uuid4().hex}"
-    activities = [
-        *payment_activities(sessions, provider),
-        LedgerActivities(Ledger(sessions)).credit_topup,
-    ]
+    workflows, activities = payments_worker_parts(sessions, provider)
     async with Worker(
         time_skipping_env.client,
         task_queue=task_queue,
-        workflows=list(PAYMENT_WORKFLOWS),
-        activities=activities,
+        workflows=workflows,
+        activities=[*activities, LedgerActivities(Ledger(sessions)).credit_topup],
     ):
         yield Harness(time_skipping_env.client, task_queue, fake_odengi, sessions)
     await provider.aclose()
