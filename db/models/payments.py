@@ -98,7 +98,7 @@ class SimulatedInvoice(Base):
     description: Mapped[str] = mapped_column(String(500))
     result_url: Mapped[str] = mapped_column(String(1000))
     test: Mapped[bool] = mapped_column(Boolean)
-    status: Mapped[int] = mapped_column(Integer)  # O!Dengi status_pay: 1 awaiting, 2 cancelled, 3 paid
+    status: Mapped[int] = mapped_column(Integer)  # status_pay: 1 awaiting, 2 cancelled, 3 paid
     trans_id: Mapped[str | None] = mapped_column(String(64))
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = created_at_column()

@@ -30,10 +30,16 @@ def upgrade() -> None:
         sa.Column("trans_id", sa.String(length=64), nullable=True),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
         ),
         sa.Column(
-            "updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
+            "updated_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
         ),
         sa.CheckConstraint("amount_tyiyn > 0", name=op.f("ck_simulated_invoices_positive_amount")),
         sa.PrimaryKeyConstraint("invoice_id", name=op.f("pk_simulated_invoices")),
