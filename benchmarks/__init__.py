@@ -1,0 +1,1 @@
+"""Load and cost measurements of EvPower's parts, each with a report."""

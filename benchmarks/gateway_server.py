@@ -1,0 +1,96 @@
+"""The gateway under test in its own process: uvicorn with runtime.asgi.OcppDispatcher
+around OcppGateway, on the production uvicorn options (runtime.server.uvicorn_config).
+
+Run as `python -m benchmarks.gateway_server --port P --database-url U --temporal-address A`;
+prints `ready` once it accepts chargers; SIGTERM stops it the way production does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import resource
+import signal
+import sys
+from collections.abc import Generator
+from typing import Any
+
+import uvicorn
+
+from gateway.config import GatewayConfig
+from gateway.server import OcppGateway
+from runtime.asgi import OcppDispatcher
+from runtime.logging import configure_logging
+from runtime.server import uvicorn_config
+from runtime.services import open_services
+from runtime.settings import LogFormat, load_settings
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield  # our own handler stops the gateway before uvicorn
+
+
+async def _not_found(scope: Any, receive: Any, send: Any) -> None:
+    if scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 404, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+
+async def main(args: argparse.Namespace) -> None:
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    settings = load_settings(
+        database_url=args.database_url,
+        temporal_address=args.temporal_address,
+        host="127.0.0.1",
+        port=args.port,
+        log_level=args.log_level,
+    )
+    configure_logging(LogFormat.JSON, settings.log_level)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with open_services(
+        settings, database_url=args.database_url, temporal_address=args.temporal_address
+    ) as services:
+        gateway = OcppGateway(
+            services.sessions,
+            services.temporal,
+            GatewayConfig(
+                instance_id="bench",
+                heartbeat_interval_s=settings.ocpp_heartbeat_interval_s,
+                meter_signal_interval_s=settings.meter_signal_interval_s,
+                max_frame_bytes=settings.ocpp_max_frame_bytes,
+            ),
+        )
+        await gateway.start()
+        config = uvicorn_config(OcppDispatcher(_not_found, gateway), settings)
+        config.ws_per_message_deflate = args.deflate
+        config.backlog = 4096
+        server = _Server(config)
+        serving = asyncio.create_task(server.serve())
+        while not server.started:
+            if serving.done():
+                await serving
+                return
+            await asyncio.sleep(0.05)
+        sys.stdout.write("ready\n")
+        sys.stdout.flush()
+        await stop.wait()
+        await gateway.stop()
+        server.should_exit = True
+        await serving
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--temporal-address", required=True)
+    parser.add_argument("--deflate", action="store_true")
+    parser.add_argument("--log-level", default="INFO")
+    asyncio.run(main(parser.parse_args()))

@@ -1,0 +1,62 @@
+"""What the gateway under test needs: a real PostgreSQL with stations, a real Temporal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import insert
+
+from db.engine import create_engine
+from db.migrate import upgrade_sync
+from db.models import Connector, Station
+from gateway.auth import hash_password
+from runtime.embedded import EmbeddedPostgres, EmbeddedTemporal, free_port
+
+BATCH = 2_000
+
+
+def start_postgres(data_dir: Path) -> tuple[EmbeddedPostgres, str]:
+    server = EmbeddedPostgres(data_dir, own=True)
+    url = server.start()
+    upgrade_sync(url)
+    return server, url
+
+
+async def seed_stations(url: str, prefix: str, count: int, *, password: str | None = None) -> None:
+    """`count` accepted stations `{prefix}00001...`, one connector each.
+
+    One hash for all: scrypt is deliberately slow (tens of ms), and 10,000 of them would
+    be minutes of setup measuring nothing.
+    """
+    password_hash = hash_password(password) if password is not None else None
+    engine = create_engine(url, pool_size=1)
+    ids = [f"{prefix}{number:05d}" for number in range(1, count + 1)]
+    try:
+        async with engine.begin() as connection:
+            for start in range(0, count, BATCH):
+                chunk = ids[start : start + BATCH]
+                await connection.execute(
+                    insert(Station),
+                    [
+                        {
+                            "id": station_id,
+                            "name": station_id,
+                            "price_tyiyn_per_kwh": 1_500,
+                            "password_hash": password_hash,
+                            "registration_status": "accepted",
+                        }
+                        for station_id in chunk
+                    ],
+                )
+                await connection.execute(
+                    insert(Connector),
+                    [{"station_id": station_id, "connector_id": 1} for station_id in chunk],
+                )
+    finally:
+        await engine.dispose()
+
+
+async def start_temporal(data_dir: Path) -> EmbeddedTemporal:
+    temporal = EmbeddedTemporal(data_dir, port=free_port(), ui_port=None, persistent=False)
+    await temporal.start()
+    return temporal
