@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -10,26 +11,47 @@ import structlog
 from temporalio.worker import Worker
 
 from activities.ledger import Ledger, LedgerActivities
+from payments.config import ProviderSettings, build_provider
+from payments.provider import PaymentProvider, ProviderName
 from runtime.services import Services
+from runtime.settings import Settings
+from workflows.reconciliation import ensure_schedules, payments_worker_parts
 
 log = structlog.get_logger(__name__)
 
 
-def worker_parts(services: Services) -> tuple[Sequence[type], Sequence[Callable[..., Any]]]:
+def provider_from(settings: Settings) -> PaymentProvider:
+    return build_provider(
+        ProviderSettings(
+            provider=ProviderName(settings.payment_provider.value),
+            public_base_url=settings.public_base_url,
+            merchant_id=settings.odengi_merchant_id,
+            password=settings.odengi_password,
+            api_url=settings.odengi_api_url,
+            h2h_url=settings.odengi_h2h_url,
+        )
+    )
+
+
+def worker_parts(
+    services: Services, provider: PaymentProvider
+) -> tuple[Sequence[type], Sequence[Callable[..., Any]]]:
     """Every workflow class and activity callable this worker serves."""
     ledger = LedgerActivities(Ledger(services.sessions))
-    workflows: list[type] = []
+    payment_workflows, payment_activities = payments_worker_parts(services.sessions, provider)
+    workflows: list[type] = [*payment_workflows]
     activities: list[Callable[..., Any]] = [
         ledger.credit_topup,
         ledger.reserve,
         ledger.capture,
         ledger.release,
+        *payment_activities,
     ]
     return workflows, activities
 
 
-def build_worker(services: Services) -> Worker:
-    workflows, activities = worker_parts(services)
+def build_worker(services: Services, provider: PaymentProvider) -> Worker:
+    workflows, activities = worker_parts(services, provider)
     return Worker(
         services.temporal,
         task_queue=services.settings.temporal_task_queue,
@@ -41,14 +63,19 @@ def build_worker(services: Services) -> Worker:
 
 async def run_worker(services: Services, stop: asyncio.Event) -> None:
     """Run until `stop` is set; in-flight activities finish or are retried elsewhere."""
-    worker = build_worker(services)
-    log.info("worker started", task_queue=services.settings.temporal_task_queue)
-    async with worker:
-        await stop.wait()
+    provider = provider_from(services.settings)
+    try:
+        worker = build_worker(services, provider)
+        await ensure_schedules(services.temporal, services.settings.temporal_task_queue)
+        log.info("worker started", task_queue=services.settings.temporal_task_queue)
+        async with worker:
+            await stop.wait()
+    finally:
+        await provider.aclose()
     log.info("worker stopped")
 
 
 if __name__ == "__main__":
     from runtime.cli import main
 
-    raise SystemExit(main(["worker", *__import__("sys").argv[1:]]))
+    raise SystemExit(main(["worker", *sys.argv[1:]]))

@@ -8,6 +8,7 @@ from api import health
 from api.deps import ApiContext
 from api.errors import install_error_handlers
 from api.middleware import install_platform
+from api.simulator_odengi import install_simulator
 from api.v1 import ROUTERS
 
 
@@ -26,4 +27,5 @@ def create_app(context: ApiContext) -> FastAPI:
     app.include_router(health.router)
     for router in ROUTERS:
         app.include_router(router, prefix="/api/v1")
+    install_simulator(app, context)  # only when PAYMENT_PROVIDER=SIMULATED
     return app

@@ -35,6 +35,9 @@ ROUTE_CLASSES: tuple[tuple[str, RouteClass], ...] = (
 )
 # Probes and scrapers call these on a schedule; throttling them only hides outages.
 EXEMPT_PATHS = frozenset({"/health", "/metrics"})
+# The simulated provider stands in for O!Dengi, which we do not throttle: the worker polls
+# it for every open top-up from one address.
+EXEMPT_PREFIXES = ("/simulator/",)
 
 
 def route_class(path: str) -> RouteClass:
@@ -72,7 +75,12 @@ class RateLimitMiddleware:
         self._limiter = limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in {"http", "websocket"} or scope["path"] in EXEMPT_PATHS:
+        path = scope.get("path", "")
+        if (
+            scope["type"] not in {"http", "websocket"}
+            or path in EXEMPT_PATHS
+            or path.startswith(EXEMPT_PREFIXES)
+        ):
             await self._app(scope, receive, send)
             return
         if scope["type"] == "http" and scope["method"] == "OPTIONS":

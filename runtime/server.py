@@ -51,6 +51,10 @@ def api_config(settings: Settings) -> ApiConfig:
         charge_max_tyiyn=settings.charge_max_tyiyn,
         payment_provider=settings.payment_provider.value,
         public_base_url=settings.public_base_url,
+        odengi_merchant_id=settings.odengi_merchant_id,
+        odengi_password=settings.odengi_password,
+        odengi_api_url=settings.odengi_api_url,
+        odengi_h2h_url=settings.odengi_h2h_url,
     )
 
 

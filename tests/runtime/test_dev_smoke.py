@@ -113,9 +113,8 @@ def test_dev_is_healthy_and_ctrl_c_leaves_nothing_running(dev: DevProcess) -> No
         dev.base_url + "/api/v1/balance/current",
         headers={"Authorization": f"Bearer {dev.token()}"},
     )
-    assert balance.status_code in (200, 404)  # 404 until the balance endpoint exists
-    if balance.status_code == 200:
-        assert balance.json()["available_tyiyn"] == 50_000
+    assert balance.status_code == 200, balance.text
+    assert balance.json()["available_tyiyn"] == 50_000  # the demo client's 500 som
 
     family = dev.family()
     assert len(family) >= 2  # Temporal and PostgreSQL at least
