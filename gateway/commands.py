@@ -157,7 +157,7 @@ class GatewayCommands:
                 code=error.code,
                 description=error.description,
             ) from None
-        payload: dict[str, object] = framing.to_camel(answer)
+        payload: dict[str, Any] = framing.to_camel(answer)
         status = str(payload.get("status", "Accepted"))
         log.info(
             "command answered",

@@ -8,6 +8,7 @@ non-retryable ApplicationError of type `StationNotConnected` / `StationTimeout`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 REMOTE_START = "remote_start"
 REMOTE_STOP = "remote_stop"
@@ -51,7 +52,9 @@ class StationCommand:
 @dataclass(frozen=True)
 class CommandResult:
     status: str  # the charger's answer, e.g. Accepted / Rejected
-    payload: dict[str, object] = field(default_factory=dict)
+    # The charger's answer as OCPP JSON. `Any`, not `object`: Temporal's data converter
+    # cannot decode into `object` and a workflow would fail on the result.
+    payload: dict[str, Any] = field(default_factory=dict)
 
 
 # The charger answered the command with a CALLERROR (details carry its code).
