@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -28,7 +29,6 @@ with workflow.unsafe.imports_passed_through():
         REMOTE_STOP,
         STATION_CALL_ERROR,
         STATION_NOT_CONNECTED,
-        CommandResult,
         RemoteStartRequest,
         RemoteStopRequest,
     )
@@ -149,10 +149,12 @@ class GatewayCommands:
             if self.gateway_queue is None or self.gateway_queue == disowned_by:
                 return CommandOutcome.UNREACHABLE
             try:
-                result = await workflow.execute_activity(
+                # Decoded as a plain mapping: CommandResult.payload is dict[str, object],
+                # which the payload converter cannot turn back into a dataclass.
+                result: dict[str, Any] = await workflow.execute_activity(
                     name,
                     request,
-                    result_type=CommandResult,
+                    result_type=dict,
                     task_queue=self.gateway_queue,
                     schedule_to_start_timeout=timedelta(
                         seconds=self.settings.command_schedule_timeout_s
@@ -172,7 +174,7 @@ class GatewayCommands:
                 if _error_type(exc) in _REFUSALS:
                     return CommandOutcome.REJECTED
                 return CommandOutcome.UNCERTAIN
-            if result.status == "Accepted":
+            if result.get("status") == "Accepted":
                 return CommandOutcome.ACCEPTED
             return CommandOutcome.REJECTED
         return CommandOutcome.UNREACHABLE

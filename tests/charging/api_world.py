@@ -59,7 +59,7 @@ class ScriptedGateway:
     @activity.defn(name=REMOTE_START)
     async def remote_start(self, request: RemoteStartRequest) -> CommandResult:
         self.starts.append(request)
-        return CommandResult(self.start_status)
+        return CommandResult(self.start_status, {"status": self.start_status})
 
     @activity.defn(name=REMOTE_STOP)
     async def remote_stop(self, request: RemoteStopRequest) -> CommandResult:
@@ -70,7 +70,7 @@ class ScriptedGateway:
         answer = self.stop_answers.get(session_id)
         if answer is not None:
             await self.temporal.get_workflow_handle(workflow_id).signal(TRANSACTION_STOPPED, answer)
-        return CommandResult("Accepted")
+        return CommandResult("Accepted", {"status": "Accepted"})
 
 
 @dataclass

@@ -141,7 +141,8 @@ class FakeWorld:
         self.starts.append(request)
         if self.remote_start_error is not None:
             raise ApplicationError("no", type=self.remote_start_error, non_retryable=True)
-        return CommandResult(self.remote_start_status)
+        # Shaped like the gateway's answer, whose payload repeats the charger's fields.
+        return CommandResult(self.remote_start_status, {"status": self.remote_start_status})
 
     @activity.defn(name=REMOTE_STOP)
     async def remote_stop(self, request: RemoteStopRequest) -> CommandResult:
@@ -151,7 +152,7 @@ class FakeWorld:
             workflow_id = activity.info().workflow_id
             assert workflow_id is not None
             await self.client.get_workflow_handle(workflow_id).signal(TRANSACTION_STOPPED, answer)
-        return CommandResult("Accepted")
+        return CommandResult("Accepted", {"status": "Accepted"})
 
     def workflow_activities(self) -> list[object]:
         return [
