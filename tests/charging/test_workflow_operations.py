@@ -3,6 +3,7 @@ update-with-start reaching the same workflow on a retry."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from datetime import timedelta
 
@@ -133,6 +134,12 @@ async def test_a_long_session_continues_as_new_and_keeps_its_state(
         for energy in range(100, 2_100, 100):
             await handle.signal(METER_SAMPLE, MeterSample(7, energy, started().started_at))
         latest = h.client.get_workflow_handle_for(ChargingSessionWorkflow.run, handle.id)
+        # Stop only once the new run exists: a stop racing the continue-as-new rightly wins
+        # (the server refuses the continue-as-new and the first run settles instead).
+        for _ in range(500):
+            if (await latest.describe()).run_id != first_run:
+                break
+            await asyncio.sleep(0.02)
         view = await wait_for(latest, "charging")
         assert view.energy_wh == 2_000
         await latest.signal("transaction_stopped", stopped(2_100))

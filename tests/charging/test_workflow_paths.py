@@ -24,7 +24,7 @@ from tests.charging.fakes import (
     wait_for,
 )
 from workflows.charging import ChargingSessionWorkflow
-from workflows.charging_state import StopCommand
+from workflows.charging_state import ChargingSettings, StopCommand
 from workflows.signals import (
     ENERGY_LIMIT_REACHED,
     METER_SAMPLE,
@@ -219,9 +219,11 @@ async def test_a_dead_gateway_means_relocate_and_resend_not_a_lost_command(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
     async with harness(time_skipping_env, first_queue="gateway-dead") as h:
-        handle, _ = await h.start(h.request())
+        handle, _ = await h.start(
+            h.request(settings=ChargingSettings(command_schedule_timeout_s=1))
+        )
         # Nobody serves gateway-dead: the schedule-to-start timeout fires once time moves.
-        await time_skipping_env.sleep(timedelta(seconds=15))
+        await time_skipping_env.sleep(timedelta(seconds=2))
         await wait_for(handle, "starting")
         await handle.terminate("test over")
 
