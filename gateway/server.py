@@ -130,32 +130,54 @@ class OcppGateway:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "websocket":
             return  # the dispatcher only routes websocket scopes here
-        if (await receive())["type"] != "websocket.connect":
+        # Kept flat on purpose: this frame lives as long as the charger stays connected,
+        # so the upgrade and the bookkeeping run in helpers whose frames are gone by then.
+        connection = await self._admit(scope, receive, send)
+        if connection is None:
             return
+        try:
+            await self._attach(connection)
+            await connection.serve(receive, self.config.max_frame_bytes)
+        except Exception:
+            log.exception("connection failed", station_id=connection.station_id)
+            await connection.close(1011, "internal error")
+        finally:
+            await self._detach(connection)
+
+    async def _admit(self, scope: Scope, receive: Receive, send: Send) -> StationHandler | None:
+        """Run the upgrade: the accepted charger's handler, or None once it was refused."""
+        if (await receive())["type"] != "websocket.connect":
+            return None
         client = scope.get("client")
         remote = f"{client[0]}:{client[1]}" if client else None
         station_id = station_id_from_path(str(scope.get("path", "")))
         if not self._accepting:
             await _refuse(scope, send, 503, "gateway is not accepting connections")
-            return
+            return None
         if station_id is None:
             await self._reject(
                 scope, send, 404, "not a station path", station_id=None, remote=remote
             )
-            return
+            return None
         acceptable, subprotocol = choose_subprotocol(scope.get("subprotocols") or ())
         if not acceptable:
             reason = "no supported subprotocol (this server speaks ocpp1.6)"
             await self._reject(scope, send, 400, reason, station_id=station_id, remote=remote)
-            return
+            return None
         verdict = await self._auth.check(station_id, basic_credentials(scope.get("headers", ())))
         if verdict.registration is None:
             await self._reject(
                 scope, send, 401, verdict.reason, station_id=station_id, remote=remote
             )
-            return
+            return None
         await send({"type": "websocket.accept", "subprotocol": subprotocol})
-        connection = StationHandler(
+        log.info(
+            "charger connected",
+            station_id=station_id,
+            remote_address=remote,
+            registration=verdict.registration,
+        )
+        return StationHandler(
             station_id,
             send,
             self._ctx,
@@ -163,35 +185,27 @@ class OcppGateway:
             remote_address=remote,
             connected_at=datetime.now(UTC),
         )
-        await self._hold(connection, receive)
 
-    async def _hold(self, connection: StationHandler, receive: Receive) -> None:
-        station_id = connection.station_id
-        log.info(
-            "charger connected",
-            station_id=station_id,
-            remote_address=connection.remote_address,
-            registration=connection.registration,
-        )
+    async def _attach(self, connection: StationHandler) -> None:
+        """Take over the station from any older connection and record where it is held."""
         replaced = self.registry.add(connection)
         if replaced is not None:
-            log.info("replacing older connection", station_id=station_id)
+            log.info("replacing older connection", station_id=connection.station_id)
             await replaced.close(_REPLACED, "replaced by a new connection")
-        registered = connection.registration != "pending"  # pending: no stations row yet
-        try:
-            if registered:
-                await self._store.connect(
-                    station_id, self.task_queue, connection.connected_at, connection.remote_address
-                )
-            await connection.serve(receive, self.config.max_frame_bytes)
-        except Exception:
-            log.exception("connection failed", station_id=station_id)
-            await connection.close(1011, "internal error")
-        finally:
-            self.registry.remove(connection)
-            if registered:
-                await self._forget(connection)
-            log.info("charger disconnected", station_id=station_id)
+        if connection.registration == "pending":
+            return  # no stations row yet, so nothing to record
+        await self._store.connect(
+            connection.station_id,
+            self.task_queue,
+            connection.connected_at,
+            connection.remote_address,
+        )
+
+    async def _detach(self, connection: StationHandler) -> None:
+        self.registry.remove(connection)
+        if connection.registration != "pending":
+            await self._forget(connection)
+        log.info("charger disconnected", station_id=connection.station_id)
 
     async def _forget(self, connection: StationHandler) -> None:
         try:
