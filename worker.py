@@ -11,10 +11,12 @@ import structlog
 from temporalio.worker import Worker
 
 from activities.ledger import Ledger, LedgerActivities
+from activities.sessions import charging_activities
 from payments.config import ProviderSettings, build_provider
 from payments.provider import PaymentProvider, ProviderName
 from runtime.services import Services
 from runtime.settings import Settings
+from workflows.charging import ChargingSessionWorkflow
 from workflows.reconciliation import ensure_schedules, payments_worker_parts
 
 log = structlog.get_logger(__name__)
@@ -39,12 +41,13 @@ def worker_parts(
     """Every workflow class and activity callable this worker serves."""
     ledger = LedgerActivities(Ledger(services.sessions))
     payment_workflows, payment_activities = payments_worker_parts(services.sessions, provider)
-    workflows: list[type] = [*payment_workflows]
+    workflows: list[type] = [ChargingSessionWorkflow, *payment_workflows]
     activities: list[Callable[..., Any]] = [
         ledger.credit_topup,
         ledger.reserve,
         ledger.capture,
         ledger.release,
+        *charging_activities(services.sessions),
         *payment_activities,
     ]
     return workflows, activities

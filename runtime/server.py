@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import socket
+import uuid
 from collections.abc import Callable, Generator
 from enum import StrEnum
 
@@ -14,6 +16,8 @@ from fastapi import FastAPI
 
 from api.app import create_app
 from api.deps import ApiConfig, ApiContext
+from gateway.config import GatewayConfig
+from gateway.server import OcppGateway
 from runtime.asgi import ASGIApp, OcppDispatcher
 from runtime.services import Services
 from runtime.settings import Settings
@@ -76,7 +80,22 @@ def _bare_api() -> FastAPI:
     return app
 
 
+def gateway_config(settings: Settings) -> GatewayConfig:
+    # Unique per process: the command queue `gateway-{instance_id}` must name this process only.
+    instance_id = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+    return GatewayConfig(
+        instance_id=instance_id,
+        heartbeat_interval_s=settings.ocpp_heartbeat_interval_s,
+        meter_signal_interval_s=settings.meter_signal_interval_s,
+        allow_unknown_stations=settings.ocpp_allow_unknown_stations,
+        max_frame_bytes=settings.ocpp_max_frame_bytes,
+    )
+
+
 def uvicorn_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
+    """The websocket options are the gateway's (docs/gateway.md): the sans-I/O implementation
+    holds the least memory per charger, and permessage-deflate stays off because it triples
+    a connection's memory for frames of a few hundred bytes (docs/benchmarks.md)."""
     return uvicorn.Config(
         app,
         host=settings.host,
@@ -84,8 +103,9 @@ def uvicorn_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
         lifespan="off",
         log_config=None,
         access_log=False,
+        ws="websockets-sansio",
         ws_max_size=settings.ocpp_max_frame_bytes,
-        ws_ping_interval=30.0,
+        ws_ping_interval=60.0,
         ws_ping_timeout=30.0,
         ws_per_message_deflate=False,
         timeout_graceful_shutdown=10,
@@ -101,13 +121,18 @@ async def run_roles(
     """Serve the given roles until `stop` is set."""
     tasks: list[asyncio.Task[None]] = []
     server: _Uvicorn | None = None
+    gateway: OcppGateway | None = None
     if Role.WORKER in roles:
         from worker import run_worker
 
         tasks.append(asyncio.create_task(run_worker(services, stop), name="worker"))
+    if Role.GATEWAY in roles:
+        gateway = OcppGateway(
+            services.sessions, services.temporal, gateway_config(services.settings)
+        )
+        await gateway.start()
     if Role.API in roles or Role.GATEWAY in roles:
         api: ASGIApp = build_api(services) if Role.API in roles else _bare_api()
-        gateway = None  # wired in by the gateway issue
         server = _Uvicorn(uvicorn_config(OcppDispatcher(api, gateway), services.settings))
         tasks.append(asyncio.create_task(server.serve(), name="http"))
     try:
@@ -121,6 +146,8 @@ async def run_roles(
         await stop.wait()
     finally:
         stop.set()
+        if gateway is not None:
+            await gateway.stop()  # chargers get 1001 and the registry is cleared first
         if server is not None:
             server.should_exit = True
         results = await asyncio.gather(*tasks, return_exceptions=True)

@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -53,7 +53,8 @@ class Settings(BaseSettings):
     odengi_password: str | None = None
     odengi_api_url: str = ODENGI_TEST_API_URL
     odengi_h2h_url: str | None = None
-    public_base_url: str = "http://127.0.0.1:9210"
+    # Where the provider reaches our webhook; unset: this process's own HOST and PORT.
+    public_base_url: str = ""
 
     enable_swagger: bool = False
     host: str = "127.0.0.1"
@@ -121,6 +122,14 @@ class Settings(BaseSettings):
     @property
     def jwt_secret(self) -> str | None:
         return self.supabase_jwt_secret
+
+    @model_validator(mode="after")
+    def _default_public_base_url(self) -> Settings:
+        if not self.public_base_url:
+            host = "127.0.0.1" if self.host in {"0.0.0.0", "::", ""} else self.host  # noqa: S104
+            self.public_base_url = f"http://{host}:{self.port}"
+        self.public_base_url = self.public_base_url.rstrip("/")
+        return self
 
     def check_consistency(self) -> None:
         """Cross-field rules that a single field validator cannot see."""

@@ -11,7 +11,11 @@ import structlog
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, StrictInt
 from sqlalchemy import select
-from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -164,7 +168,8 @@ async def _wait_for_invoice(handle: WorkflowHandle[TopUp, TopUpView]) -> TopUpVi
         raise ApiError(
             502, "provider_error", f"the payment provider did not create the invoice: {exc.cause}"
         ) from None
-    except TimeoutError:
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+        # asyncio.timeout cancels the update's long poll, which the SDK reports as its own error.
         raise ApiError(
             504,
             "provider_timeout",
