@@ -17,13 +17,14 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.ledger import LedgerMovement
-    from activities.sessions import OpenSession, SessionRecord
-    from activities.stations import LocateStation
     from domain.sessions import FINAL_STATES, SessionState, StopReason
     from domain.tariff import Tariff
     from workflows import charging_commands as commands
-    from workflows.charging_commands import CommandOutcome, GatewayCommands
+    from workflows.charging_commands import (
+        CommandOutcome,
+        GatewayCommands,
+        session_record,
+    )
     from workflows.charging_state import (
         SESSION_NOT_FOUND,
         SESSION_STATE,
@@ -36,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         SessionView,
         StartCommand,
         StopCommand,
+        current_details,
     )
     from workflows.signals import (
         ENERGY_LIMIT_REACHED,
@@ -96,15 +98,7 @@ class ChargingSessionWorkflow:
         """Check and claim the connector, then reserve. A refusal leaves nothing behind."""
         request = self._request
         try:
-            opened = await commands.open_session(
-                OpenSession(
-                    request.session_id,
-                    request.client_id,
-                    request.station_id,
-                    request.connector_id,
-                    request.amount_tyiyn,
-                )
-            )
+            opened = await commands.open_session_for(request)
         except ActivityError as exc:
             self._reject(exc.cause)
             return False
@@ -117,7 +111,7 @@ class ChargingSessionWorkflow:
             )
             return False
         try:
-            await commands.move_money("reserve", self._movement("reserve", request.amount_tyiyn))
+            await commands.reserve(self._view)
         except ActivityError as exc:
             await commands.discard_session(request.session_id)
             self._reject(exc.cause)
@@ -267,24 +261,15 @@ class ChargingSessionWorkflow:
         """Release everything. When the charger may have started anyway, stop it."""
         self._gave_up = True
         if look_for_start:
-            location = await commands.locate_station(
-                LocateStation(
-                    self._request.station_id, self._request.connector_id, self._request.session_id
-                )
-            )
-            if location.open_transaction_id is not None:
-                self._note_late(location.open_transaction_id)
+            hidden = await commands.find_open_transaction(self._view)
+            if hidden is not None:
+                self._note_late(hidden)
         self._view = replace(self._view, stop_reason=reason.value, stopped_at=workflow.now())
         await self._close_with_money(state, cost_tyiyn=0)
         return False
 
     async def _close_with_money(self, state: SessionState, *, cost_tyiyn: int) -> None:
-        reserved = self._view.reserved_tyiyn
-        refund = reserved - cost_tyiyn
-        if cost_tyiyn > 0:
-            await commands.move_money("capture", self._movement("capture", cost_tyiyn))
-        if refund > 0:
-            await commands.move_money("release", self._movement("release", refund))
+        refund = await commands.settle(self._view, cost_tyiyn)
         self._view = replace(self._view, cost_tyiyn=cost_tyiyn, refunded_tyiyn=refund)
         await self._persist_state(state)
         for transaction_id in self._late_transactions:
@@ -399,12 +384,6 @@ class ChargingSessionWorkflow:
     def _tariff(self) -> Tariff:
         return Tariff(self._view.price_tyiyn_per_kwh)
 
-    def _movement(self, operation: str, amount_tyiyn: int) -> LedgerMovement:
-        session_id = self._request.session_id
-        return LedgerMovement(
-            f"{operation}:{session_id}", self._request.client_id, amount_tyiyn, session_id
-        )
-
     def _reject(self, cause: BaseException | None) -> None:
         kind = cause.type if isinstance(cause, ApplicationError) else None
         self._view = replace(
@@ -426,34 +405,10 @@ class ChargingSessionWorkflow:
         """A state operators filter by: search attribute and database row both follow it."""
         self._set_state(state)
         workflow.upsert_search_attributes([SESSION_STATE.value_set(state.value)])
-        await commands.record_session(self._record())
-
-    def _record(self) -> SessionRecord:
-        view = self._view
-        return SessionRecord(
-            session_id=view.session_id,
-            client_id=view.client_id,
-            station_id=view.station_id,
-            connector_id=view.connector_id,
-            state=view.state,
-            price_tyiyn_per_kwh=view.price_tyiyn_per_kwh,
-            reserved_tyiyn=view.reserved_tyiyn,
-            energy_wh=view.energy_wh,
-            cost_tyiyn=view.cost_tyiyn,
-            refunded_tyiyn=view.refunded_tyiyn,
-            transaction_id=view.transaction_id,
-            stop_reason=view.stop_reason,
-            started_at=view.started_at,
-            stopped_at=view.stopped_at,
-        )
+        await commands.record_session(session_record(self._view))
 
     def _show_details(self) -> None:
-        view = self._view
-        workflow.set_current_details(
-            f"**{view.state}** at {view.station_id}/{view.connector_id}: "
-            f"{view.energy_wh} Wh, {view.cost_tyiyn} of {view.reserved_tyiyn} tyiyn "
-            f"(price {view.price_tyiyn_per_kwh}/kWh, limit {view.energy_limit_wh} Wh)"
-        )
+        workflow.set_current_details(current_details(self._view))
 
     def _continue_as_new_due(self) -> bool:
         info = workflow.info()

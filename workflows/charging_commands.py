@@ -32,7 +32,7 @@ with workflow.unsafe.imports_passed_through():
         RemoteStartRequest,
         RemoteStopRequest,
     )
-    from workflows.charging_state import ChargingSettings
+    from workflows.charging_state import ChargingRequest, ChargingSettings, SessionView
 
 # Database and ledger work is idempotent and must eventually happen: retry without a limit.
 PERSISTENT = RetryPolicy(
@@ -56,6 +56,32 @@ class CommandOutcome(StrEnum):
     UNCERTAIN = "uncertain"  # sent, but no answer: the charger may have acted on it
 
 
+def ledger_movement(operation: str, view: SessionView, amount_tyiyn: int) -> LedgerMovement:
+    """The session's movement for `operation`; its op_key makes any retry a no-op."""
+    return LedgerMovement(
+        f"{operation}:{view.session_id}", view.client_id, amount_tyiyn, view.session_id
+    )
+
+
+def session_record(view: SessionView) -> SessionRecord:
+    return SessionRecord(
+        session_id=view.session_id,
+        client_id=view.client_id,
+        station_id=view.station_id,
+        connector_id=view.connector_id,
+        state=view.state,
+        price_tyiyn_per_kwh=view.price_tyiyn_per_kwh,
+        reserved_tyiyn=view.reserved_tyiyn,
+        energy_wh=view.energy_wh,
+        cost_tyiyn=view.cost_tyiyn,
+        refunded_tyiyn=view.refunded_tyiyn,
+        transaction_id=view.transaction_id,
+        stop_reason=view.stop_reason,
+        started_at=view.started_at,
+        stopped_at=view.stopped_at,
+    )
+
+
 def _schedule_to_start_timeout(exc: ActivityError) -> bool:
     cause = exc.cause
     return isinstance(cause, TimeoutError) and cause.type is TimeoutType.SCHEDULE_TO_START
@@ -64,6 +90,41 @@ def _schedule_to_start_timeout(exc: ActivityError) -> bool:
 def _error_type(exc: ActivityError) -> str | None:
     cause = exc.cause
     return cause.type if isinstance(cause, ApplicationError) else None
+
+
+async def open_session_for(request: ChargingRequest) -> OpenedSession:
+    return await open_session(
+        OpenSession(
+            request.session_id,
+            request.client_id,
+            request.station_id,
+            request.connector_id,
+            request.amount_tyiyn,
+        )
+    )
+
+
+async def reserve(view: SessionView) -> None:
+    await move_money("reserve", ledger_movement("reserve", view, view.reserved_tyiyn))
+
+
+async def settle(view: SessionView, cost_tyiyn: int) -> int:
+    """Capture the cost and release the rest of the reservation (zero amounts skipped);
+    returns what was released."""
+    refund = view.reserved_tyiyn - cost_tyiyn
+    if cost_tyiyn > 0:
+        await move_money("capture", ledger_movement("capture", view, cost_tyiyn))
+    if refund > 0:
+        await move_money("release", ledger_movement("release", view, refund))
+    return refund
+
+
+async def find_open_transaction(view: SessionView) -> int | None:
+    """A transaction the charger started with this session's idTag that we never heard of."""
+    location = await locate_station(
+        LocateStation(view.station_id, view.connector_id, view.session_id)
+    )
+    return location.open_transaction_id
 
 
 async def open_session(request: OpenSession) -> OpenedSession:

@@ -126,6 +126,15 @@ class ChargingRequest:
         )
 
 
+def current_details(view: SessionView) -> str:
+    """What the Temporal UI shows for a running session."""
+    return (
+        f"**{view.state}** at {view.station_id}/{view.connector_id}: "
+        f"{view.energy_wh} Wh, {view.cost_tyiyn} of {view.reserved_tyiyn} tyiyn "
+        f"(price {view.price_tyiyn_per_kwh}/kWh, limit {view.energy_limit_wh} Wh)"
+    )
+
+
 def initial_search_attributes(request: ChargingRequest) -> TypedSearchAttributes:
     """Set by the starter, so the first state costs no upsert."""
     return TypedSearchAttributes(
