@@ -210,8 +210,8 @@ class GatewayCommands:
             if self.gateway_queue is None or self.gateway_queue == disowned_by:
                 return CommandOutcome.UNREACHABLE
             try:
-                # Decoded as a plain mapping: CommandResult.payload is dict[str, object],
-                # which the payload converter cannot turn back into a dataclass.
+                # Only `status` matters here; a plain mapping keeps the workflow's decoding
+                # independent of how the gateway types the charger's payload.
                 result: dict[str, Any] = await workflow.execute_activity(
                     name,
                     request,
