@@ -16,8 +16,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
+from api.v1 import balance as balance_api
 from db.models import LedgerEntry, PaymentAudit, TopUp
 from runtime.commands import pay as pay_command
+from runtime.embedded import free_port
 from tests.payments.live import LiveSystem, live_system
 from workflows.reconciliation import PaymentReconciliation, reconciliation_workflow_id
 
@@ -254,3 +256,21 @@ async def test_h2h_with_odengi_and_no_h2h_url_is_501(
         # and the simulator does not exist with the real provider
         assert (await odengi.http.get("/simulator/odengi/invoices/1")).status_code == 404
     assert isinstance(response, httpx.Response)
+
+
+async def test_an_unreachable_provider_gets_a_clear_gateway_error(
+    temporal_env: WorkflowEnvironment,
+    sessions: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Regression: the update's cancelled long poll used to surface as a 500."""
+    monkeypatch.setattr(balance_api, "INVOICE_WAIT_S", 2.0)
+    nobody_listens = f"http://127.0.0.1:{free_port()}"
+    async with live_system(temporal_env.client, sessions, public_base_url=nobody_listens) as live:
+        response = await live.http.post(
+            "/api/v1/balance/topup-qr",
+            json={"amount_tyiyn": 10_000},
+            headers=live.auth(str(uuid.uuid4()), "provider-down"),
+        )
+    assert response.status_code in (502, 504), response.text
+    assert response.json()["error"]["code"] in {"provider_error", "provider_timeout"}
