@@ -20,18 +20,19 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 
 from db.models import Connector, Location, Station
 from gateway.auth import hash_password
 from gateway.config import GatewayConfig
 from gateway.server import OcppGateway
-from runtime.asgi import OcppDispatcher
+from runtime.asgi import OcppDispatcher, Receive, Scope, Send
 from tests.gateway.workflows import CommandProbe, SignalSink
 
-PASSWORD = "correct horse battery"  # noqa: S105 - test credential
+PASSWORD = "correct horse battery"
 
 
-async def plain_api(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def plain_api(scope: Scope, receive: Receive, send: Send) -> None:
     """Stands in for FastAPI: the dispatcher must send OCPP paths to the gateway, not here."""
     if scope["type"] == "http":
         await send({"type": "http.response.start", "status": 404, "headers": []})
@@ -110,9 +111,7 @@ async def gateway(start_gateway: GatewayFactory) -> RunningGateway:
 async def add_station(
     sessions: async_sessionmaker[AsyncSession],
 ) -> Callable[..., Awaitable[str]]:
-    async def add(
-        station_id: str, *, password: str | None = PASSWORD, connectors: int = 2
-    ) -> str:
+    async def add(station_id: str, *, password: str | None = PASSWORD, connectors: int = 2) -> str:
         async with sessions.begin() as session:
             if await session.get(Location, "loc-test") is None:
                 session.add(Location(id="loc-test", name="Test location"))
@@ -139,7 +138,7 @@ def basic_auth(user: str, password: str) -> dict[str, str]:
     return {"Authorization": f"Basic {token}"}
 
 
-class Charger(ChargePoint):
+class Charger(ChargePoint):  # type: ignore[misc]
     """A plain ocpp-library charge point that obeys remote commands and records them."""
 
     def __init__(self, station_id: str, connection: ClientConnection) -> None:
@@ -175,14 +174,17 @@ class Connected:
 
 @contextlib.asynccontextmanager
 async def charger_session(
-    url: str, station_id: str, password: str | None = PASSWORD, subprotocols: list[str] | None = None
+    url: str,
+    station_id: str,
+    password: str | None = PASSWORD,
+    subprotocols: list[str] | None = None,
 ) -> AsyncIterator[Connected]:
     """A connected ocpp-library charger whose receive loop runs in the background."""
     headers = basic_auth(station_id, password) if password is not None else {}
     offered = ["ocpp1.6"] if subprotocols is None else subprotocols
     socket = await connect(
         url,
-        subprotocols=offered or None,  # type: ignore[arg-type]
+        subprotocols=[Subprotocol(item) for item in offered] or None,
         additional_headers=headers,
         open_timeout=10,
     )
@@ -201,7 +203,5 @@ async def charger_session(
 async def signal_worker(temporal_env: WorkflowEnvironment) -> AsyncIterator[str]:
     """A worker for the test workflows (signal sink, command probe); yields its task queue."""
     queue = f"gateway-tests-{uuid.uuid4().hex[:8]}"
-    async with Worker(
-        temporal_env.client, task_queue=queue, workflows=[SignalSink, CommandProbe]
-    ):
+    async with Worker(temporal_env.client, task_queue=queue, workflows=[SignalSink, CommandProbe]):
         yield queue

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 import pytest
 from ocpp.v16 import call
 from ocpp.v16.enums import RegistrationStatus
@@ -91,16 +92,14 @@ async def test_status_notification_is_stored_and_published(
 ):
     await add_station("EVP-104")
     listener = await asyncpg.connect(asyncpg_url(database_url).replace("+asyncpg", ""))
-    notices: asyncio.Queue[dict] = asyncio.Queue()
+    notices: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     await listener.add_listener(
         "station_status", lambda *args: notices.put_nowait(json.loads(args[3]))
     )
     try:
         async with charger_session(gateway.url("EVP-104"), "EVP-104") as connected:
             await connected.charger.call(
-                call.StatusNotification(
-                    connector_id=2, error_code="NoError", status="Charging"
-                ),
+                call.StatusNotification(connector_id=2, error_code="NoError", status="Charging"),
                 suppress=False,
             )
             notice = await asyncio.wait_for(_next_status(notices), 10)
@@ -119,7 +118,7 @@ async def test_status_notification_is_stored_and_published(
     assert connector.status_at is not None
 
 
-async def _next_status(notices: asyncio.Queue[dict]) -> dict:
+async def _next_status(notices: asyncio.Queue[dict[str, Any]]) -> dict[str, Any]:
     while True:
         notice = await notices.get()
         if notice["event"] == "connector_status":
@@ -132,7 +131,9 @@ async def test_local_start_meter_stop_is_recorded(gateway, add_station, sessions
     async with charger_session(gateway.url("EVP-105"), "EVP-105") as connected:
         started = await connected.charger.call(
             call.StartTransaction(
-                connector_id=1, id_tag="RFID-CARD-1", meter_start=12_000,
+                connector_id=1,
+                id_tag="RFID-CARD-1",
+                meter_start=12_000,
                 timestamp="2026-01-01T10:00:00Z",
             ),
             suppress=False,
@@ -142,8 +143,10 @@ async def test_local_start_meter_stop_is_recorded(gateway, add_station, sessions
         await connected.charger.call(call.MeterValues(**meter), suppress=False)
         stopped = await connected.charger.call(
             call.StopTransaction(
-                meter_stop=12_600, timestamp="2026-01-01T10:10:00Z",
-                transaction_id=started.transaction_id, reason="Local",
+                meter_stop=12_600,
+                timestamp="2026-01-01T10:10:00Z",
+                transaction_id=started.transaction_id,
+                reason="Local",
             ),
             suppress=False,
         )
@@ -181,7 +184,9 @@ async def test_stop_for_unknown_or_stopped_transaction_is_accepted(gateway, add_
     async with charger_session(gateway.url("EVP-107"), "EVP-107") as connected:
         unknown = await connected.charger.call(
             call.StopTransaction(
-                meter_stop=10, timestamp="2026-01-01T12:00:00Z", transaction_id=987_654,
+                meter_stop=10,
+                timestamp="2026-01-01T12:00:00Z",
+                transaction_id=987_654,
                 id_tag="RFID-CARD-3",
             ),
             suppress=False,
@@ -189,7 +194,9 @@ async def test_stop_for_unknown_or_stopped_transaction_is_accepted(gateway, add_
         assert unknown.id_tag_info["status"] == "Accepted"
         started = await connected.charger.call(
             call.StartTransaction(
-                connector_id=2, id_tag="RFID-CARD-3", meter_start=100,
+                connector_id=2,
+                id_tag="RFID-CARD-3",
+                meter_start=100,
                 timestamp="2026-01-01T12:00:00Z",
             ),
             suppress=False,
@@ -197,7 +204,8 @@ async def test_stop_for_unknown_or_stopped_transaction_is_accepted(gateway, add_
         for meter_stop in (400, 999):  # the second is a late duplicate with other figures
             await connected.charger.call(
                 call.StopTransaction(
-                    meter_stop=meter_stop, timestamp="2026-01-01T12:30:00Z",
+                    meter_stop=meter_stop,
+                    timestamp="2026-01-01T12:30:00Z",
                     transaction_id=started.transaction_id,
                 ),
                 suppress=False,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
 import pytest
 from ocpp.v16 import call
@@ -23,7 +24,7 @@ async def wait_closed(connected) -> int:
     return closed.value.rcvd.code
 
 
-async def connection_row(sessions, station_id: str) -> StationConnection | None:
+async def connection_row(sessions, station_id: str):
     async with sessions() as session:
         return await session.get(StationConnection, station_id)
 
@@ -67,10 +68,10 @@ async def test_heartbeats_are_recorded_as_last_seen(start_gateway, add_station, 
     running = await start_gateway(heartbeat_interval_s=60, last_seen_flush_s=0.2)
     await add_station("EVP-503")
 
-    async def last_seen_after(moment):
+    async def last_seen_after(moment: datetime | None) -> datetime:
         for _ in range(200):
             async with sessions() as session:
-                seen = await session.scalar(
+                seen: datetime | None = await session.scalar(
                     select(Station.last_seen_at).where(Station.id == "EVP-503")
                 )
             if seen is not None and (moment is None or seen > moment):

@@ -9,6 +9,7 @@ import pytest
 from ocpp.v16 import call
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
 from tests.gateway.conftest import basic_auth, charger_session
 
@@ -45,24 +46,41 @@ CASES = [
     ),
     pytest.param(
         json.dumps(
-            [2, "m9", "StatusNotification", {"connectorId": 1, "errorCode": "NoError",
-                                             "status": "Dancing"}]
+            [
+                2,
+                "m9",
+                "StatusNotification",
+                {"connectorId": 1, "errorCode": "NoError", "status": "Dancing"},
+            ]
         ),
         ["m9", "PropertyConstraintViolation"],
         id="value-outside-enum",
     ),
     pytest.param(
         json.dumps(
-            [2, "m10", "StartTransaction", {"connectorId": 1, "idTag": "x" * 21,
-                                            "meterStart": 0, "timestamp": "2026-01-01T00:00:00Z"}]
+            [
+                2,
+                "m10",
+                "StartTransaction",
+                {
+                    "connectorId": 1,
+                    "idTag": "x" * 21,
+                    "meterStart": 0,
+                    "timestamp": "2026-01-01T00:00:00Z",
+                },
+            ]
         ),
         ["m10", "TypeConstraintViolation"],
         id="string-too-long",
     ),
     pytest.param(
         json.dumps(
-            [2, "m11", "StartTransaction", {"connectorId": 1, "idTag": "x", "meterStart": 0,
-                                            "timestamp": "yesterday"}]
+            [
+                2,
+                "m11",
+                "StartTransaction",
+                {"connectorId": 1, "idTag": "x", "meterStart": 0, "timestamp": "yesterday"},
+            ]
         ),
         ["m11", "PropertyConstraintViolation"],
         id="bad-timestamp",
@@ -80,7 +98,7 @@ async def test_bad_frame_gets_the_right_call_error(gateway, add_station, frame, 
     await add_station("EVP-301")
     async with connect(
         gateway.url("EVP-301"),
-        subprotocols=["ocpp1.6"],
+        subprotocols=[Subprotocol("ocpp1.6")],
         additional_headers=basic_auth("EVP-301", "correct horse battery"),
     ) as socket:
         await socket.send(frame)
@@ -102,7 +120,7 @@ async def test_oversized_frame_closes_that_socket_only(gateway, add_station):
     async with charger_session(gateway.url("EVP-303"), "EVP-303") as bystander:
         async with connect(
             gateway.url("EVP-302"),
-            subprotocols=["ocpp1.6"],
+            subprotocols=[Subprotocol("ocpp1.6")],
             additional_headers=basic_auth("EVP-302", "correct horse battery"),
             max_size=None,
         ) as socket:
@@ -122,7 +140,7 @@ async def test_garbage_from_one_charger_does_not_disturb_another(gateway, add_st
     async with charger_session(gateway.url("EVP-305"), "EVP-305") as bystander:
         async with connect(
             gateway.url("EVP-304"),
-            subprotocols=["ocpp1.6"],
+            subprotocols=[Subprotocol("ocpp1.6")],
             additional_headers=basic_auth("EVP-304", "correct horse battery"),
         ) as socket:
             for junk in ("\x00\x01", "[]", "[2]", "null", '[3, "nobody-asked", {}]', "[" * 500):

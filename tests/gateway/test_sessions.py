@@ -53,9 +53,9 @@ async def run_command(temporal_env, queue: str, gateway, activity: str, argument
     )
 
 
-async def signals_when(sink, predicate, attempts: int = 300) -> list[tuple[str, dict]]:
+async def signals_when(sink, predicate, attempts: int = 300) -> list[tuple[str, Any]]:
     """The sink's signals once `predicate` holds for them (polled; fails after a while)."""
-    received: list = []
+    received: list[tuple[str, Any]] = []
     for _ in range(attempts):
         received = await sink.query(SignalSink.signals)
         if predicate(received):
@@ -64,7 +64,7 @@ async def signals_when(sink, predicate, attempts: int = 300) -> list[tuple[str, 
     pytest.fail(f"signals never matched; got {received}")
 
 
-def names(received: list) -> list[str]:
+def names(received: list[tuple[str, Any]]) -> list[str]:
     return [name for name, _ in received]
 
 
@@ -93,7 +93,10 @@ async def test_paid_session_from_remote_start_to_stop(
     async with charger_session(gateway.url("EVP-401"), "EVP-401") as connected:
         charger = connected.charger
         outcome = await run_command(
-            temporal_env, signal_worker, gateway, REMOTE_START,
+            temporal_env,
+            signal_worker,
+            gateway,
+            REMOTE_START,
             RemoteStartRequest(
                 station_id="EVP-401", connector_id=1, id_tag=session_id, energy_limit_wh=50_000
             ),
@@ -103,7 +106,9 @@ async def test_paid_session_from_remote_start_to_stop(
 
         started = await charger.call(
             call.StartTransaction(
-                connector_id=1, id_tag=session_id, meter_start=1_000,
+                connector_id=1,
+                id_tag=session_id,
+                meter_start=1_000,
                 timestamp="2026-01-01T10:00:00Z",
             ),
             suppress=False,
@@ -115,8 +120,11 @@ async def test_paid_session_from_remote_start_to_stop(
         await charger.call(meter(tx_id, 3_500, "2026-01-01T10:02:00Z"), suppress=False)
         await charger.call(
             call.StopTransaction(
-                meter_stop=4_250, timestamp="2026-01-01T10:03:00Z", transaction_id=tx_id,
-                reason="EVDisconnected", id_tag=session_id,
+                meter_stop=4_250,
+                timestamp="2026-01-01T10:03:00Z",
+                transaction_id=tx_id,
+                reason="EVDisconnected",
+                id_tag=session_id,
             ),
             suppress=False,
         )
@@ -145,14 +153,19 @@ async def test_energy_limit_stops_the_charger_and_tells_the_workflow(
     async with charger_session(gateway.url("EVP-402"), "EVP-402") as connected:
         charger = connected.charger
         await run_command(
-            temporal_env, signal_worker, gateway, REMOTE_START,
+            temporal_env,
+            signal_worker,
+            gateway,
+            REMOTE_START,
             RemoteStartRequest(
                 station_id="EVP-402", connector_id=1, id_tag=session_id, energy_limit_wh=2_000
             ),
         )
         started = await charger.call(
             call.StartTransaction(
-                connector_id=1, id_tag=session_id, meter_start=10_000,
+                connector_id=1,
+                id_tag=session_id,
+                meter_start=10_000,
                 timestamp="2026-01-01T10:00:00Z",
             ),
             suppress=False,
@@ -169,7 +182,9 @@ async def test_energy_limit_stops_the_charger_and_tells_the_workflow(
     assert charger.remote_stops == [tx_id]
     reached = dict(received)[ENERGY_LIMIT_REACHED]
     assert reached == {
-        "transaction_id": tx_id, "energy_wh": 2_100, "remote_stop_status": "Accepted"
+        "transaction_id": tx_id,
+        "energy_wh": 2_100,
+        "remote_stop_status": "Accepted",
     }
 
 
@@ -183,14 +198,19 @@ async def test_energy_limit_survives_a_gateway_restart(
     first = await start_gateway()
     async with charger_session(first.url("EVP-403"), "EVP-403") as connected:
         await run_command(
-            temporal_env, signal_worker, first, REMOTE_START,
+            temporal_env,
+            signal_worker,
+            first,
+            REMOTE_START,
             RemoteStartRequest(
                 station_id="EVP-403", connector_id=1, id_tag=session_id, energy_limit_wh=1_000
             ),
         )
         started = await connected.charger.call(
             call.StartTransaction(
-                connector_id=1, id_tag=session_id, meter_start=0,
+                connector_id=1,
+                id_tag=session_id,
+                meter_start=0,
                 timestamp="2026-01-01T10:00:00Z",
             ),
             suppress=False,
@@ -222,7 +242,8 @@ async def test_start_for_a_session_without_workflow_is_recorded_and_acked(
         )
         stopped = await connected.charger.call(
             call.StopTransaction(
-                meter_stop=400, timestamp="2026-01-01T10:02:00Z",
+                meter_stop=400,
+                timestamp="2026-01-01T10:02:00Z",
                 transaction_id=started.transaction_id,
             ),
             suppress=False,
@@ -239,7 +260,10 @@ async def test_remote_stop_reaches_the_charger(gateway, add_station, temporal_en
     await add_station("EVP-405")
     async with charger_session(gateway.url("EVP-405"), "EVP-405") as connected:
         outcome = await run_command(
-            temporal_env, signal_worker, gateway, REMOTE_STOP,
+            temporal_env,
+            signal_worker,
+            gateway,
+            REMOTE_STOP,
             RemoteStopRequest(station_id="EVP-405", transaction_id=77),
         )
     assert outcome.result is not None
@@ -253,7 +277,10 @@ async def test_command_to_a_station_that_is_not_connected_fails_clearly(
 ):
     await add_station("EVP-406")
     outcome = await run_command(
-        temporal_env, signal_worker, gateway, REMOTE_STOP,
+        temporal_env,
+        signal_worker,
+        gateway,
+        REMOTE_STOP,
         RemoteStopRequest(station_id="EVP-406", transaction_id=1),
     )
     assert outcome.result is None
@@ -268,7 +295,10 @@ async def test_command_the_charger_never_answers_times_out_clearly(
     async with charger_session(running.url("EVP-407"), "EVP-407") as connected:
         connected.charger.answer_commands = False
         outcome = await run_command(
-            temporal_env, signal_worker, running, REMOTE_STOP,
+            temporal_env,
+            signal_worker,
+            running,
+            REMOTE_STOP,
             RemoteStopRequest(station_id="EVP-407", transaction_id=5),
         )
     assert outcome.error_type == STATION_TIMEOUT

@@ -1,0 +1,116 @@
+"""Pure parts of the gateway: charger passwords, meter readings, OCPP-J frames."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gateway import framing, metering
+from gateway.auth import hash_password, verify_password
+from gateway.upgrade import basic_credentials, choose_subprotocol, station_id_from_path
+
+
+def test_password_hash_is_salted_and_verifies_only_the_right_password():
+    first, second = hash_password("s3cret"), hash_password("s3cret")
+    assert first != second  # per-station salt
+    assert "s3cret" not in first
+    assert verify_password("s3cret", first)
+    assert not verify_password("s3cret ", first)
+    assert not verify_password("", first)
+
+
+@pytest.mark.parametrize("stored", ["", "plain", "scrypt$1$2$3$!!$!!", "bcrypt$x$y$z$a$b"])
+def test_malformed_stored_hash_never_matches(stored):
+    assert not verify_password("anything", stored)
+
+
+def test_energy_power_and_soc_are_read_in_wh_w_and_percent():
+    reading = metering.reading(
+        {
+            "timestamp": "2026-01-01T10:00:00+06:00",
+            "sampled_value": [
+                {"value": "12.3456", "unit": "kWh"},  # measurand defaults to the register
+                {"value": "4000", "measurand": "Power.Active.Import", "phase": "L1"},
+                {"value": "11.5", "measurand": "Power.Active.Import", "unit": "kW"},
+                {"value": "80", "measurand": "SoC"},
+            ],
+        }
+    )
+    assert reading is not None
+    assert (reading.energy_wh, reading.power_w, reading.soc_percent) == (12_345, 11_500, 80)
+    assert reading.measured_at.utcoffset().total_seconds() == 6 * 3600
+
+
+def test_unusable_samples_are_skipped_not_guessed():
+    assert (
+        metering.reading(
+            {
+                "timestamp": "2026-01-01T10:00:00Z",
+                "sampled_value": [
+                    {"value": "a1b2c3", "format": "SignedData"},
+                    {"value": "NaN"},
+                    {"value": "12", "unit": "varh"},
+                    {"value": "230", "measurand": "Voltage"},
+                    {"value": "150", "measurand": "SoC"},
+                ],
+            }
+        )
+        is None
+    )
+
+
+def test_latest_energy_is_the_newest_reading_not_the_last_listed():
+    readings = metering.readings(
+        [
+            {"timestamp": "2026-01-01T10:05:00Z", "sampled_value": [{"value": "500"}]},
+            {"timestamp": "2026-01-01T10:00:00Z", "sampled_value": [{"value": "100"}]},
+        ]
+    )
+    assert metering.latest_energy(readings) == 500
+
+
+def test_frames_out_are_compact_json_with_utc_z_times():
+    frame = framing.result_frame("id-1", {"currentTime": framing.utc_now_text()})
+    message = json.loads(frame)
+    assert message[:2] == [3, "id-1"]
+    assert message[2]["currentTime"].endswith("Z")
+    assert " " not in frame
+
+
+def test_payload_keys_convert_both_ways():
+    snake = framing.to_snake({"connectorId": 1, "meterValue": [{"sampledValue": [{}]}]})
+    assert snake == {"connector_id": 1, "meter_value": [{"sampled_value": [{}]}]}
+    assert framing.to_camel({"id_tag_info": {"status": "Accepted", "expiry_date": None}}) == {
+        "idTagInfo": {"status": "Accepted"}
+    }
+
+
+@pytest.mark.parametrize(
+    ("path", "station_id"),
+    [
+        ("/ws/EVP-001", "EVP-001"),
+        ("/ocpp/CP_7", "CP_7"),
+        ("/ws/", None),
+        ("/ws/a/b", None),
+        ("/ws/" + "x" * 65, None),
+        ("/api/EVP-001", None),
+        ("/ws/bad id", None),
+    ],
+)
+def test_station_id_comes_from_the_path(path, station_id):
+    assert station_id_from_path(path) == station_id
+
+
+def test_subprotocol_choice():
+    assert choose_subprotocol([]) == (True, None)
+    assert choose_subprotocol(["ocpp2.0.1", "ocpp1.6"]) == (True, "ocpp1.6")
+    assert choose_subprotocol(["ocpp2.0.1"]) == (False, None)
+
+
+def test_basic_credentials_parse_strictly():
+    assert basic_credentials([(b"authorization", b"Basic RVZQOnA6dw==")]) == ("EVP", "p:w")
+    assert basic_credentials([(b"authorization", b"Bearer abc")]) is None
+    assert basic_credentials([(b"authorization", b"Basic not base64!")]) is None
+    assert basic_credentials([(b"authorization", b"Basic bm9jb2xvbg==")]) is None  # "nocolon"
+    assert basic_credentials([]) is None
