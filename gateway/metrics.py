@@ -14,8 +14,8 @@ CONNECTED_CHARGERS = Gauge(
 )
 REJECTED_UPGRADES = Counter(
     "evpower_ocpp_rejected_upgrades_total",
-    "Websocket upgrades refused, by reason.",
-    ["reason"],
+    "Websocket upgrades refused, by HTTP status (401 auth, 400 subprotocol, 404 path).",
+    ["status"],
 )
 SIGNALS = Counter(
     "evpower_ocpp_workflow_signals_total",
