@@ -117,8 +117,8 @@ class ChargePoint:
                     return
                 self.last_seen = time.time()
                 await self._route(raw)
-        except OSError:
-            return  # uvicorn's ClientDisconnected: the charger is gone mid-send
+        except (OSError, StationDisconnected):
+            return  # the charger is gone (uvicorn's ClientDisconnected) or we closed it
         finally:
             self.closed = True
             self._fail_pending()
@@ -237,6 +237,8 @@ class ChargePoint:
     # --- sending -------------------------------------------------------------------
 
     async def _send_text(self, text: str) -> None:
+        if self.closed:  # closed from another task while this one was still working
+            raise StationDisconnected(self.station_id)
         await self._send({"type": "websocket.send", "text": text})
 
     async def close(self, code: int, reason: str) -> None:

@@ -101,6 +101,8 @@ class OcppGateway:
             asyncio.create_task(self._worker.run(), name="gateway-worker"),
             asyncio.create_task(self._liveness.run(), name="gateway-liveness"),
         ]
+        for task in self._tasks:
+            task.add_done_callback(_report_crash)
         self._accepting = True
         log.info("gateway started", task_queue=self.task_queue)
 
@@ -164,7 +166,14 @@ class OcppGateway:
             reason = "no supported subprotocol (this server speaks ocpp1.6)"
             await self._reject(scope, send, 400, reason, station_id=station_id, remote=remote)
             return None
-        verdict = await self._auth.check(station_id, basic_credentials(scope.get("headers", ())))
+        try:
+            verdict = await self._auth.check(
+                station_id, basic_credentials(scope.get("headers", ()))
+            )
+        except Exception:
+            log.exception("could not check the charger", station_id=station_id)
+            await _refuse(scope, send, 503, "try again later")
+            return None
         if verdict.registration is None:
             await self._reject(
                 scope, send, 401, verdict.reason, station_id=station_id, remote=remote
@@ -238,6 +247,11 @@ class OcppGateway:
             reason=reason,
         )
         await _refuse(scope, send, status, reason)
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("gateway task died", task=task.get_name(), error=repr(task.exception()))
 
 
 async def _refuse(scope: Scope, send: Send, status: int, reason: str) -> None:
