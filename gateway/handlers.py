@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from ocpp.exceptions import InternalError, OCPPError, PropertyConstraintViolationError
+from ocpp.exceptions import InternalError, OCPPError
 from ocpp.v16 import call, call_result
 from ocpp.v16.datatypes import IdTagInfo
 from ocpp.v16.enums import (
@@ -22,7 +22,7 @@ from gateway import metering, metrics
 from gateway.charge_point import ChargePoint, Send, StationDisconnected, on
 from gateway.context import GatewayContext
 from gateway.framing import utc_now_text
-from gateway.schemas import parse_timestamp
+from gateway.schemas import bounded, moment
 from gateway.store import TransactionRow
 from gateway.workflow_signals import SignalFailed
 from workflows.signals import (
@@ -64,19 +64,6 @@ class _Tx:
     @classmethod
     def of(cls, row: TransactionRow) -> _Tx:
         return cls(row.id, row.id_tag, row.session_id, row.meter_start_wh, row.energy_limit_wh)
-
-
-def _bounded(name: str, value: int, low: int, high: int) -> int:
-    if not low <= value <= high:
-        raise PropertyConstraintViolationError(details={"cause": f"{name} {value} out of range"})
-    return value
-
-
-def _moment(value: str) -> datetime:
-    parsed = parse_timestamp(value)
-    if parsed is None:  # the schema check has run already; this is a second line of defence
-        raise PropertyConstraintViolationError(details={"cause": f"bad timestamp {value!r}"})
-    return parsed
 
 
 class StationHandler(ChargePoint):
@@ -132,7 +119,7 @@ class StationHandler(ChargePoint):
     async def on_status_notification(
         self, *, connector_id: int, error_code: str, status: str, **_: Any
     ) -> call_result.StatusNotification:
-        connector_id = _bounded("connectorId", connector_id, 0, _INT32)
+        connector_id = bounded("connectorId", connector_id, 0, _INT32)
         await self._ctx.store.record_status(
             self.station_id, connector_id, status, error_code, datetime.now(UTC)
         )
@@ -151,10 +138,10 @@ class StationHandler(ChargePoint):
     ) -> call_result.StartTransaction:
         row = await self._ctx.store.start_transaction(
             self.station_id,
-            _bounded("connectorId", connector_id, 0, _INT32),
+            bounded("connectorId", connector_id, 0, _INT32),
             id_tag,
-            _bounded("meterStart", meter_start, 0, _INT64),
-            _moment(timestamp),
+            bounded("meterStart", meter_start, 0, _INT64),
+            moment(timestamp),
         )
         started = TransactionStarted(
             transaction_id=row.id,
@@ -199,7 +186,7 @@ class StationHandler(ChargePoint):
         meter_value: list[dict[str, Any]],
         transaction_id: int | None = None,
     ) -> call_result.MeterValues:
-        connector_id = _bounded("connectorId", connector_id, 0, _INT32)
+        connector_id = bounded("connectorId", connector_id, 0, _INT32)
         readings = metering.readings(meter_value)
         await self._ctx.meters.write(
             metering.rows(readings, self.station_id, connector_id, transaction_id)
@@ -227,8 +214,8 @@ class StationHandler(ChargePoint):
             row, closed = await self._ctx.store.stop_transaction(
                 self.station_id,
                 transaction_id,
-                meter_stop_wh=_bounded("meterStop", meter_stop, 0, _INT64),
-                stopped_at=_moment(timestamp),
+                meter_stop_wh=bounded("meterStop", meter_stop, 0, _INT64),
+                stopped_at=moment(timestamp),
                 reason=reason,
             )
         if transaction_data:

@@ -63,6 +63,21 @@ def parse_timestamp(value: str) -> datetime | None:
     return parsed
 
 
+def moment(value: str) -> datetime:
+    """parse_timestamp for a field the schema has already accepted (a second line of defence)."""
+    parsed = parse_timestamp(value)
+    if parsed is None:
+        raise PropertyConstraintViolationError(details={"cause": f"bad timestamp {value!r}"})
+    return parsed
+
+
+def bounded(name: str, value: int, low: int, high: int) -> int:
+    """`value` if it fits the column it goes to; 1.6 schemas put no bounds on integers."""
+    if not low <= value <= high:
+        raise PropertyConstraintViolationError(details={"cause": f"{name} {value} out of range"})
+    return value
+
+
 def _is_timestamp(value: str) -> bool:
     return parse_timestamp(value) is not None
 
