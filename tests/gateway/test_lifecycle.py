@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from ocpp.v16 import call
@@ -105,3 +105,22 @@ async def test_stop_closes_chargers_with_1001_and_clears_the_registry(
         assert await wait_closed(second) == 1001
     async with sessions() as session:
         assert (await session.scalars(select(StationConnection))).all() == []
+
+
+async def test_rows_left_by_a_dead_gateway_are_cleared(start_gateway, add_station, sessions):
+    await add_station("EVP-506")
+    long_ago = datetime.now(UTC) - timedelta(hours=1)
+    async with sessions.begin() as session:
+        station = await session.get(Station, "EVP-506")
+        station.last_seen_at = long_ago
+        session.add(
+            StationConnection(
+                station_id="EVP-506", gateway_queue="gateway-crashed", connected_at=long_ago
+            )
+        )
+    await start_gateway(heartbeat_interval_s=1, last_seen_flush_s=0.5)
+    for _ in range(200):
+        if await connection_row(sessions, "EVP-506") is None:
+            return
+        await asyncio.sleep(0.05)
+    pytest.fail("a dead gateway's row still claims the station")
