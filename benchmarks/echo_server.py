@@ -43,5 +43,11 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--deflate", action="store_true")
     parser.add_argument("--max-size", type=int, default=64 * 1024)
+    parser.add_argument("--uvloop", action="store_true", help="run on uvloop (experiment)")
     args = parser.parse_args()
-    asyncio.run(main(args.port, args.deflate, args.max_size))
+    if args.uvloop:
+        import uvloop
+
+        uvloop.run(main(args.port, args.deflate, args.max_size))
+    else:
+        asyncio.run(main(args.port, args.deflate, args.max_size))

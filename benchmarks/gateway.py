@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import resource
 import shutil
 import tempfile
@@ -54,6 +55,8 @@ class Context:
     database_url: str
     temporal_address: str
     log_dir: Path
+    uvloop: bool = False  # experiments; production runs asyncio's own loop
+    ws: str | None = None
 
 
 def _server(ctx: Context, kind: str, *, deflate: bool = False) -> ServerProcess:
@@ -67,6 +70,10 @@ def _server(ctx: Context, kind: str, *, deflate: bool = False) -> ServerProcess:
         ]  # fmt: skip
     if deflate:
         argv.append("--deflate")
+    if ctx.uvloop:
+        argv.append("--uvloop")
+    if ctx.ws is not None and kind == "gateway":
+        argv += ["--ws", ctx.ws]
     server = ServerProcess(kind, argv, ctx.log_dir / f"{kind}.log", port)
     server.wait_ready()
     return server
@@ -231,14 +238,27 @@ def rows(results: dict[str, Any], plan: Plan) -> list[Row]:
                 "msg/s",
             )
         )
+        # Other work on the machine takes cores from either server unevenly; the rate per
+        # second of the server's own CPU shows whether a ratio is the servers' or the noise.
+        gateway_cpu, bare_cpu = gt[phase]["server_cpu_share"], bt[phase]["server_cpu_share"]
         out.append(
             Row(
                 f"(b) {label}: server CPU (cores)",
-                gt[phase]["server_cpu_share"],
-                bt[phase]["server_cpu_share"],
+                gateway_cpu,
+                bare_cpu,
                 "",
                 None,
                 show_ratio=False,
+            )
+        )
+        out.append(
+            Row(
+                f"(b) {label} per server CPU-second",
+                gateway_rate / gateway_cpu if gateway_cpu else None,
+                bare_rate / bare_cpu if bare_cpu else None,
+                "",
+                None,
+                "msg",
             )
         )
     out += [
@@ -257,7 +277,15 @@ def _timed(label: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def run(plan: Plan, *, profile: bool, keep: bool, json_out: Path | None) -> int:
+def run(
+    plan: Plan,
+    *,
+    profile: bool,
+    keep: bool,
+    json_out: Path | None,
+    uvloop: bool = False,
+    ws: str | None = None,
+) -> int:
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     needed = plan.idle_chargers + 200
@@ -267,6 +295,9 @@ def run(plan: Plan, *, profile: bool, keep: bool, json_out: Path | None) -> int:
     if profile and profiling.py_spy() is None:
         print("--profile needs py-spy: pip install -e '.[bench]'")
         return 2
+    load = os.getloadavg()[0]
+    if load > 0.5:
+        print(f"note: load average {load:.2f} before start: other work shares the cores")
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="evpower-bench-"))
     log_dir = work / "logs"
@@ -277,7 +308,7 @@ def run(plan: Plan, *, profile: bool, keep: bool, json_out: Path | None) -> int:
         print(f"setup: PostgreSQL, Temporal, {plan.idle_chargers:,} stations (logs in {log_dir})")
         asyncio.run(seed_stations(database_url, PREFIX, plan.idle_chargers))
         temporal = asyncio.run(start_temporal(work))
-        ctx = Context(work, database_url, temporal.address, log_dir)
+        ctx = Context(work, database_url, temporal.address, log_dir, uvloop=uvloop, ws=ws)
         results: dict[str, Any] = {
             "plan": asdict(plan),
             "idle": {},
@@ -341,9 +372,18 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true", help="py-spy the gateway under load")
     parser.add_argument("--json", type=Path, help="write every raw figure here")
     parser.add_argument("--keep", action="store_true", help="keep the work dir and its logs")
+    parser.add_argument("--uvloop", action="store_true", help="experiment: both servers on uvloop")
+    parser.add_argument("--ws", help="experiment: the gateway's uvicorn websocket implementation")
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
-    return run(plan, profile=args.profile, keep=args.keep, json_out=args.json)
+    return run(
+        plan,
+        profile=args.profile,
+        keep=args.keep,
+        json_out=args.json,
+        uvloop=args.uvloop,
+        ws=args.ws,
+    )
 
 
 if __name__ == "__main__":

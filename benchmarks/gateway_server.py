@@ -70,6 +70,8 @@ async def main(args: argparse.Namespace) -> None:
         await gateway.start()
         config = uvicorn_config(OcppDispatcher(_not_found, gateway), settings)
         config.ws_per_message_deflate = args.deflate
+        if args.ws is not None:  # an experiment: production uses uvicorn's default
+            config.ws = args.ws
         config.backlog = 4096
         server = _Server(config)
         serving = asyncio.create_task(server.serve())
@@ -93,4 +95,12 @@ if __name__ == "__main__":
     parser.add_argument("--temporal-address", required=True)
     parser.add_argument("--deflate", action="store_true")
     parser.add_argument("--log-level", default="INFO")
-    asyncio.run(main(parser.parse_args()))
+    parser.add_argument("--ws", help="uvicorn websocket implementation (experiment)")
+    parser.add_argument("--uvloop", action="store_true", help="run on uvloop (experiment)")
+    arguments = parser.parse_args()
+    if arguments.uvloop:
+        import uvloop
+
+        uvloop.run(main(arguments))
+    else:
+        asyncio.run(main(arguments))
