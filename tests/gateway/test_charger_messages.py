@@ -6,7 +6,7 @@ import asyncio
 import json
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]
+import asyncpg
 import pytest
 from ocpp.v16 import call
 from ocpp.v16.enums import RegistrationStatus
