@@ -209,14 +209,26 @@ class Charging(ABC):
         tx.stop_acknowledged = True
         self._touch()
 
+    def car_full(self, tx: Transaction) -> bool:
+        takes = self.config.car_takes_wh
+        return takes is not None and tx.energy_wh >= takes
+
     async def _meter_loop(self, connector: Connector, tx: Transaction) -> None:
         while True:
             await asyncio.sleep(self.meter_interval_s)
-            connector.add_sample(
-                power_w=self.config.power_w,
-                interval_s=self.meter_interval_s,
-                fast_forward_wh=self.config.energy_per_sample_wh,
-            )
+            if self.car_full(tx):
+                if connector.status != "SuspendedEV":
+                    self.set_status(connector, "SuspendedEV")
+            else:
+                connector.add_sample(
+                    power_w=self.config.power_w,
+                    interval_s=self.meter_interval_s,
+                    fast_forward_wh=self.config.energy_per_sample_wh,
+                )
+                takes = self.config.car_takes_wh
+                if takes is not None and tx.energy_wh > takes:  # the car took no more
+                    connector.register_mwh = (tx.meter_start_wh + takes) * 1000
+                    tx.meter_now_wh = connector.register_wh
             self._touch()
             self._spawn_online(self._send_meter_values(connector, tx))
 
@@ -224,7 +236,7 @@ class Charging(ABC):
         soc = None
         if tx is not None and self.config.soc_start_percent is not None:
             soc = soc_percent(self.config.soc_start_percent, tx.energy_wh, self.config.battery_wh)
-        charging = tx is not None and not tx.finished
+        charging = tx is not None and not tx.finished and not self.car_full(tx)
         return call.MeterValues(
             connector_id=connector.connector_id,
             transaction_id=tx.transaction_id if tx is not None else None,

@@ -33,6 +33,9 @@ class StationConfig:
     # Fast forward: energy added per sample, whatever power and interval say (5 kWh in seconds).
     energy_per_sample_wh: int | None = None
     meter_start_wh: int = 0  # the register is monotonic across transactions, as on a real meter
+    # The car is full after taking this much in a transaction: power drops to 0, the
+    # register stands still and the connector reports SuspendedEV. None: it never fills.
+    car_takes_wh: int | None = None
     soc_start_percent: int | None = None  # None: no SoC in MeterValues
     battery_wh: int = 60_000
     vendor: str = "EvPower"
@@ -54,6 +57,8 @@ class StationConfig:
             raise ValueError("power_w must be >= 0 and meter_interval_s > 0")
         if self.energy_per_sample_wh is not None and self.energy_per_sample_wh < 0:
             raise ValueError("energy_per_sample_wh must be >= 0")
+        if self.car_takes_wh is not None and self.car_takes_wh < 0:
+            raise ValueError("car_takes_wh must be >= 0")
 
     @property
     def endpoint(self) -> str:

@@ -97,3 +97,21 @@ async def test_two_connectors_charge_independently(
 
     assert (left.id_tag, right.id_tag) == ("left", "right")
     assert left.transaction_id != right.transaction_id
+
+
+async def test_a_full_car_stops_drawing_energy(
+    csms: MiniCsms, make_station: StationFactory
+) -> None:
+    station = make_station(energy_per_sample_wh=400, car_takes_wh=1_000)
+    await station.start()
+    await csms.send("EVP-001", call.RemoteStartTransaction(id_tag="full"))
+    tx = await station.wait_for_transaction()
+
+    await station.wait_until(lambda: station.connector(1).status == "SuspendedEV")
+    samples = tx.samples_sent
+    await station.wait_until(lambda: tx.samples_sent >= samples + 2)
+
+    assert tx.energy_wh == 1_000  # capped, not 1,200
+    last = csms.of("MeterValues")[-1].payload
+    assert sampled(last, "Power.Active.Import") == "0"
+    assert sampled(last, "Energy.Active.Import.Register") == str(tx.meter_start_wh + 1_000)
