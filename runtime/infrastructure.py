@@ -38,24 +38,13 @@ class Infrastructure:
             self._watchdog.wait(5)
 
 
-def _postgres_running(postgres: EmbeddedPostgres) -> bool:
-    pid = postgres.postmaster_pid()
-    if pid is None:
-        return False
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
-
-
 def database_url_for(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
     """The database URL, starting embedded PostgreSQL when none runs; (url, owned server)."""
     if settings.database_url is not None:
         return settings.database_url, None
     data_dir = settings.evpower_data_dir
     attached = EmbeddedPostgres(data_dir, own=False)
-    if _postgres_running(attached):
+    if attached.is_running():
         return attached.start(), None
     owned = EmbeddedPostgres(data_dir, own=True)
     return owned.start(), owned

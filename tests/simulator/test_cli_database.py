@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import asyncpg
@@ -16,14 +15,7 @@ pytestmark = pytest.mark.integration
 
 
 def _alive(server: EmbeddedPostgres) -> bool:
-    pid = server.postmaster_pid()
-    if pid is None:
-        return False
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
+    return server.is_running()
 
 
 async def _tables(url: str) -> set[str]:
