@@ -311,6 +311,7 @@ def run(
         ctx = Context(work, database_url, temporal.address, log_dir, uvloop=uvloop, ws=ws)
         results: dict[str, Any] = {
             "plan": asdict(plan),
+            "load_average_before": load,
             "idle": {},
             "throughput": {},
             "latency": {},
