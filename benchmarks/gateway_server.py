@@ -9,28 +9,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import resource
 import signal
 import sys
-from collections.abc import Generator
 from typing import Any
 
-import uvicorn
-
-from gateway.config import GatewayConfig
 from gateway.server import OcppGateway
 from runtime.asgi import OcppDispatcher
 from runtime.logging import configure_logging
-from runtime.server import uvicorn_config
+from runtime.server import ManagedUvicorn, gateway_config, uvicorn_config
 from runtime.services import open_services
 from runtime.settings import LogFormat, load_settings
-
-
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield  # our own handler stops the gateway before uvicorn
 
 
 async def _not_found(scope: Any, receive: Any, send: Any) -> None:
@@ -57,23 +46,13 @@ async def main(args: argparse.Namespace) -> None:
     async with open_services(
         settings, database_url=args.database_url, temporal_address=args.temporal_address
     ) as services:
-        gateway = OcppGateway(
-            services.sessions,
-            services.temporal,
-            GatewayConfig(
-                instance_id="bench",
-                heartbeat_interval_s=settings.ocpp_heartbeat_interval_s,
-                meter_signal_interval_s=settings.meter_signal_interval_s,
-                max_frame_bytes=settings.ocpp_max_frame_bytes,
-            ),
-        )
+        gateway = OcppGateway(services.sessions, services.temporal, gateway_config(settings))
         await gateway.start()
         config = uvicorn_config(OcppDispatcher(_not_found, gateway), settings)
         config.ws_per_message_deflate = args.deflate
-        if args.ws is not None:  # an experiment: production uses uvicorn's default
+        if args.ws is not None:  # an experiment: production uses runtime.server.uvicorn_config
             config.ws = args.ws
-        config.backlog = 4096
-        server = _Server(config)
+        server = ManagedUvicorn(config)
         serving = asyncio.create_task(server.serve())
         while not server.started:
             if serving.done():

@@ -15,7 +15,7 @@ from gateway.auth import hash_password
 DEMO_CLIENT_ID = "0d3e0000-0000-4000-8000-000000000001"
 DEMO_LOCATION_ID = "bishkek-ala-too"
 DEMO_STATION_IDS = ("EVP-001", "EVP-002")
-DEMO_STATION_PASSWORD = "evpower-demo"  # noqa: S105 - printed by `evpower dev` on purpose
+DEMO_STATION_PASSWORD = "evpower-demo-key"  # noqa: S105 - printed by `evpower dev` on purpose
 DEMO_PRICE_TYIYN_PER_KWH = 1_500  # 15 som per kWh
 DEMO_BALANCE_TYIYN = 50_000  # 500 som
 DEMO_CONNECTORS = 2

@@ -31,7 +31,7 @@ class Role(StrEnum):
     WORKER = "worker"
 
 
-class _Uvicorn(uvicorn.Server):
+class ManagedUvicorn(uvicorn.Server):
     """Uvicorn without its own signal handling: the process's stop event rules shutdown."""
 
     @contextlib.contextmanager
@@ -109,6 +109,7 @@ def uvicorn_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
         ws_ping_timeout=30.0,
         ws_per_message_deflate=False,
         timeout_graceful_shutdown=10,
+        backlog=4096,  # a fleet reconnecting after a restart arrives all at once
     )
 
 
@@ -120,7 +121,7 @@ async def run_roles(
 ) -> None:
     """Serve the given roles until `stop` is set."""
     tasks: list[asyncio.Task[None]] = []
-    server: _Uvicorn | None = None
+    server: ManagedUvicorn | None = None
     gateway: OcppGateway | None = None
     if Role.WORKER in roles:
         from worker import run_worker
@@ -133,7 +134,7 @@ async def run_roles(
         await gateway.start()
     if Role.API in roles or Role.GATEWAY in roles:
         api: ASGIApp = build_api(services) if Role.API in roles else _bare_api()
-        server = _Uvicorn(uvicorn_config(OcppDispatcher(api, gateway), services.settings))
+        server = ManagedUvicorn(uvicorn_config(OcppDispatcher(api, gateway), services.settings))
         tasks.append(asyncio.create_task(server.serve(), name="http"))
     try:
         while server is not None and not server.started:

@@ -22,7 +22,8 @@ from gateway.auth import hash_password
 STATION_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,47}$")
 MAX_CONNECTORS = 32
 # OCPP 1.6 security profile 1 passwords are at most 40 characters; below 8 is guessable.
-PASSWORD_LENGTHS = range(8, 41)
+# OCPP security profile 1/2 AuthorizationKey: 16 to 40 characters.
+PASSWORD_LENGTHS = range(16, 41)
 GENERATED_PASSWORD_BYTES = 18  # 24 URL-safe characters
 
 
@@ -61,7 +62,7 @@ def _validate(station_id: str, connectors: int, price_tyiyn_per_kwh: int, passwo
         raise InvalidStationInput(f"connectors must be between 1 and {MAX_CONNECTORS}")
     Tariff(price_tyiyn_per_kwh)  # raises InvalidAmount for a non-positive or non-integer price
     if len(password) not in PASSWORD_LENGTHS or not password.isprintable():
-        raise InvalidStationInput("password must be 8-40 printable characters")
+        raise InvalidStationInput("password must be 16-40 printable characters")
 
 
 async def create_station(

@@ -114,3 +114,17 @@ def test_basic_credentials_parse_strictly():
     assert basic_credentials([(b"authorization", b"Basic not base64!")]) is None
     assert basic_credentials([(b"authorization", b"Basic bm9jb2xvbg==")]) is None  # "nocolon"
     assert basic_credentials([]) is None
+
+
+def test_a_hash_made_with_older_parameters_still_verifies():
+    """The cost parameters travel with the hash, so lowering them breaks no stored key."""
+    import base64
+    import hashlib
+
+    salt = b"0123456789abcdef"
+    digest = hashlib.scrypt(b"older-station-key-1", salt=salt, n=2**14, r=8, p=1, dklen=32)
+    stored = (
+        f"scrypt$16384$8$1${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+    )
+    assert verify_password("older-station-key-1", stored)
+    assert not verify_password("older-station-key-2", stored)

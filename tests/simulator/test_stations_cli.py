@@ -80,7 +80,7 @@ async def test_add_without_password_prints_a_generated_one_once(
         (("--price-tyiyn-per-kwh", "0"), "price_tyiyn_per_kwh must be positive"),
         (("--price-tyiyn-per-kwh", "-3"), "--price-tyiyn-per-kwh must be a whole positive"),
         (("--price-tyiyn-per-kwh", "1500", "--connectors", "0"), "connectors must be between"),
-        (("--price-tyiyn-per-kwh", "1500", "--password", "short"), "password must be 8-40"),
+        (("--price-tyiyn-per-kwh", "1500", "--password", "short"), "password must be 16-40"),
         (("--price-tyiyn-per-kwh", "1500", "--location", "nowhere"), "location 'nowhere'"),
     ],
 )
@@ -111,11 +111,11 @@ async def test_bad_station_id_is_refused(
 async def test_duplicate_id_is_refused_and_keeps_the_first(
     settings: Settings, sessions: Sessions, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    await add(settings, "EVP-007", "--price-tyiyn-per-kwh", "1500", "--password", "first-pass-7")
+    await add(settings, "EVP-007", "--price-tyiyn-per-kwh", "1500", "--password", "first-password-007")
     capsys.readouterr()
 
     code = await add(
-        settings, "EVP-007", "--price-tyiyn-per-kwh", "900", "--password", "other-pass-7"
+        settings, "EVP-007", "--price-tyiyn-per-kwh", "900", "--password", "other-password-007"
     )
 
     assert code == 2
@@ -124,7 +124,7 @@ async def test_duplicate_id_is_refused_and_keeps_the_first(
         station = await session.get(Station, "EVP-007")
     assert station is not None and station.password_hash is not None
     assert station.price_tyiyn_per_kwh == 1500
-    assert verify_password("first-pass-7", station.password_hash)
+    assert verify_password("first-password-007", station.password_hash)
 
 
 async def test_list_shows_price_connectors_and_connectivity(
