@@ -1,9 +1,12 @@
 """The double-entry ledger: idempotent money movements keyed by op_key, and their activities.
 
-Each movement is one `ledger_entries` row with two postings that sum to zero. Accounts are
-locked `FOR UPDATE` in id order, so concurrent movements on the same client never deadlock
-and never overdraw; the CHECK constraint on client accounts is the last line of defence.
-A retry with the same op_key returns the first result and changes nothing.
+Each movement is one `ledger_entries` row with two postings that sum to zero. Client
+accounts are locked `FOR UPDATE` in id order, so concurrent movements on the same client
+never deadlock and never overdraw; the CHECK constraint on client accounts is the last line
+of defence. System accounts (revenue, provider clearing) are touched by every capture or
+top-up in the network, so they are never locked and keep no running balance: their balance
+is the sum of their postings. A retry with the same op_key returns the first result and
+changes nothing.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
@@ -75,10 +78,7 @@ class Ledger:
                 return existing
             source = postings[0]
             source_account = accounts[source.account]
-            if (
-                not source.account.may_go_negative
-                and source_account.balance_tyiyn + source.amount_tyiyn < 0
-            ):
+            if source.account.is_client and source_account.balance_tyiyn + source.amount_tyiyn < 0:
                 raise InsufficientFunds(
                     f"{source.account.kind} balance {source_account.balance_tyiyn} tyiyn "
                     f"is less than {movement.amount_tyiyn} tyiyn"
@@ -94,7 +94,8 @@ class Ledger:
             await session.flush()
             for posting in postings:
                 account = accounts[posting.account]
-                account.balance_tyiyn += posting.amount_tyiyn
+                if posting.account.is_client:
+                    account.balance_tyiyn += posting.amount_tyiyn
                 session.add(
                     LedgerPosting(
                         entry_id=entry.id, account_id=account.id, amount_tyiyn=posting.amount_tyiyn
@@ -130,6 +131,16 @@ class Ledger:
             )
         return LedgerResult(entry.id, entry.op_key, entry.operation, entry.amount_tyiyn, True)
 
+    async def system_balance(self, account: AccountRef) -> int:
+        """A system account's balance: the sum of its postings (it keeps no running total)."""
+        async with self._sessions() as session:
+            total = await session.scalar(
+                select(func.coalesce(func.sum(LedgerPosting.amount_tyiyn), 0))
+                .join(LedgerAccount, LedgerAccount.id == LedgerPosting.account_id)
+                .where(LedgerAccount.code == account.code)
+            )
+        return int(total or 0)
+
     async def balance(self, client_id: str) -> ClientBalance:
         async with self._sessions() as session:
             rows = await session.execute(
@@ -151,7 +162,10 @@ async def _ensure_client(session: AsyncSession, client_id: str) -> None:
 async def _lock_accounts(
     session: AsyncSession, refs: list[AccountRef]
 ) -> dict[AccountRef, LedgerAccount]:
-    """Create missing accounts, then lock all of them in id order (deadlock-free)."""
+    """Create missing accounts, then lock the client ones in id order (deadlock-free).
+
+    System accounts are read without a lock: no balance of theirs is checked or kept, so
+    every settlement in the network does not queue on one revenue row."""
     await session.execute(
         insert(LedgerAccount)
         .values(
@@ -160,13 +174,21 @@ async def _lock_accounts(
         .on_conflict_do_nothing(index_elements=["code"])
     )
     by_code = {ref.code: ref for ref in refs}
-    rows = await session.scalars(
-        select(LedgerAccount)
-        .where(LedgerAccount.code.in_(list(by_code)))
-        .order_by(LedgerAccount.id)
-        .with_for_update()
+    client_codes = [ref.code for ref in refs if ref.is_client]
+    system_codes = [ref.code for ref in refs if not ref.is_client]
+    accounts = list(
+        await session.scalars(
+            select(LedgerAccount)
+            .where(LedgerAccount.code.in_(client_codes))
+            .order_by(LedgerAccount.id)
+            .with_for_update()
+        )
     )
-    return {by_code[account.code]: account for account in rows}
+    if system_codes:
+        accounts += await session.scalars(
+            select(LedgerAccount).where(LedgerAccount.code.in_(system_codes))
+        )
+    return {by_code[account.code]: account for account in accounts}
 
 
 def _as_application_error(exc: DomainError) -> ApplicationError:

@@ -40,10 +40,11 @@ class AccountRef:
         return f"{self.kind}:{self.scope}" if self.scope else str(self.kind)
 
     @property
-    def may_go_negative(self) -> bool:
-        # Clearing is the provider's debt to us and goes negative by design; revenue never does,
-        # but it is a system account that only grows.
-        return self.kind not in CLIENT_ACCOUNT_KINDS
+    def is_client(self) -> bool:
+        """Client accounts never go negative and keep a running, locked balance. System
+        accounts (clearing is the provider's debt to us and goes negative by design; revenue
+        only grows) are summed from their postings instead."""
+        return self.kind in CLIENT_ACCOUNT_KINDS
 
 
 @dataclass(frozen=True, slots=True)

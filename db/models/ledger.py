@@ -27,6 +27,8 @@ class LedgerAccount(Base):
     code: Mapped[str] = mapped_column(String(128), unique=True)
     kind: Mapped[str] = mapped_column(String(32))
     client_id: Mapped[str | None] = mapped_column(String(64), ForeignKey("clients.id"))
+    # Running balance of client accounts. System accounts keep 0 here (no hot row to lock);
+    # their balance is the sum of their postings (Ledger.system_balance).
     balance_tyiyn: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_at: Mapped[datetime] = created_at_column()
 

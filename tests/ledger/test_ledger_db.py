@@ -15,7 +15,7 @@ from sqlalchemy.pool import NullPool
 from activities.ledger import Ledger, LedgerMovement
 from db.engine import asyncpg_url, session_factory
 from domain.errors import InsufficientFunds, OpKeyConflict
-from domain.ledger import Operation
+from domain.ledger import AccountKind, AccountRef, Operation
 from tests.ledger.invariants import assert_ledger_invariants
 
 
@@ -184,3 +184,28 @@ def test_any_sequence_keeps_every_invariant(
         await engine.dispose()
 
     asyncio.run(run())
+
+
+async def test_system_balances_are_the_sum_of_their_postings(
+    sessions: async_sessionmaker[AsyncSession], engine
+) -> None:
+    """Revenue and clearing keep no locked running total, yet their balances are exact."""
+    ledger = Ledger(sessions)
+    clients = [_client() for _ in range(5)]
+
+    async def session_for(client: str) -> None:
+        await ledger.apply(
+            Operation.CREDIT_TOPUP,
+            LedgerMovement(f"topup:{client}", client, 10_000, provider="SYS"),
+        )
+        await ledger.apply(Operation.RESERVE, LedgerMovement(f"reserve:{client}", client, 4_000))
+        await ledger.apply(Operation.CAPTURE, LedgerMovement(f"capture:{client}", client, 2_500))
+        await ledger.apply(Operation.RELEASE, LedgerMovement(f"release:{client}", client, 1_500))
+
+    revenue_before = await ledger.system_balance(AccountRef(AccountKind.REVENUE))
+    await asyncio.gather(*(session_for(client) for client in clients))
+    revenue = await ledger.system_balance(AccountRef(AccountKind.REVENUE))
+    clearing = await ledger.system_balance(AccountRef(AccountKind.PROVIDER_CLEARING, scope="SYS"))
+    assert revenue - revenue_before == 5 * 2_500
+    assert clearing == -5 * 10_000
+    await assert_ledger_invariants(engine)
