@@ -22,6 +22,8 @@ from gateway import metering, metrics
 from gateway.charge_point import ChargePoint, Send, StationDisconnected, on
 from gateway.context import GatewayContext
 from gateway.framing import utc_now_text
+from gateway.schemas import INT32 as _INT32
+from gateway.schemas import INT64 as _INT64
 from gateway.schemas import bounded, moment
 from gateway.store import TransactionRow
 from gateway.workflow_signals import SignalFailed
@@ -43,8 +45,6 @@ _REGISTRATION = {
     "pending": RegistrationStatus.pending,
     "rejected": RegistrationStatus.rejected,
 }
-_INT32 = 2**31 - 1
-_INT64 = 2**63 - 1
 _MAX_CACHED_TRANSACTIONS = 8
 
 
@@ -60,10 +60,18 @@ class _Tx:
     last_signal_at: float | None = None
     limit_stop_accepted: bool = False
     limit_signalled: bool = False
+    connector_id: int = 0
 
     @classmethod
     def of(cls, row: TransactionRow) -> _Tx:
-        return cls(row.id, row.id_tag, row.session_id, row.meter_start_wh, row.energy_limit_wh)
+        return cls(
+            row.id,
+            row.id_tag,
+            row.session_id,
+            row.meter_start_wh,
+            row.energy_limit_wh,
+            connector_id=row.connector_id,
+        )
 
 
 class StationHandler(ChargePoint):
@@ -88,6 +96,8 @@ class StationHandler(ChargePoint):
         **_: Any,
     ) -> call_result.BootNotification:
         status = _REGISTRATION.get(self.registration, RegistrationStatus.rejected)
+        if self.registration == "pending":
+            await self._promote_if_registered()
         if self.registration == "accepted":
             await self._ctx.store.record_boot(
                 self.station_id,
@@ -192,10 +202,15 @@ class StationHandler(ChargePoint):
             metering.rows(readings, self.station_id, connector_id, transaction_id)
         )
         register = metering.latest_energy(readings)
-        if transaction_id is not None and register is not None:
+        if register is None:
+            return call_result.MeterValues()
+        if transaction_id is not None:
             tx = await self._transaction(transaction_id)
-            if tx is not None:
-                await self._on_energy(tx, register, readings)
+        else:
+            # Many chargers leave transactionId out; the limit still holds for what runs there.
+            tx = await self._running_on(connector_id)
+        if tx is not None:
+            await self._on_energy(tx, register, readings)
         return call_result.MeterValues()
 
     @on(Action.stop_transaction)
@@ -275,6 +290,17 @@ class StationHandler(ChargePoint):
         log.info("firmware status", station_id=self.station_id, status=status)
         return call_result.FirmwareStatusNotification()
 
+    # --- registration ----------------------------------------------------------------
+
+    async def _promote_if_registered(self) -> None:
+        """A pending charger keeps booting on the same socket; once an operator has added
+        the station, close with 1008 so it reconnects and authenticates as that station."""
+        station = await self._ctx.store.station_auth(self.station_id)
+        if station is None or station.registration_status != "accepted":
+            return
+        log.info("pending station registered; asking it to reconnect", station_id=self.station_id)
+        self.defer(self.close(1008, "station registered: reconnect with credentials"))
+
     # --- transactions ----------------------------------------------------------------
 
     def _remember(self, transaction_id: int, tx: _Tx | None) -> None:
@@ -295,12 +321,32 @@ class StationHandler(ChargePoint):
         self._remember(transaction_id, tx)
         return tx
 
+    async def _running_on(self, connector_id: int) -> _Tx | None:
+        """The connector's running transaction, for samples that do not name one."""
+        if connector_id < 1:
+            return None
+        for tx in reversed(list((self._transactions or {}).values())):  # newest first
+            if tx is not None and tx.connector_id == connector_id:
+                return tx
+        row = await self._ctx.store.running_transaction(self.station_id, connector_id)
+        if row is None:
+            return None
+        tx = _Tx.of(row)
+        self._remember(row.id, tx)
+        return tx
+
     async def _on_energy(self, tx: _Tx, register: int, readings: list[metering.Reading]) -> None:
         delivered = max(0, register - tx.meter_start_wh)
         limit = tx.energy_limit_wh
+        await self._signal_sample(tx, delivered, readings)
+        # Deferred last: nothing after it can fail and drop the stop with the answer.
         if limit is not None and delivered >= limit and not tx.limit_stop_accepted:
             tx.limit_stop_accepted = True  # until the charger says otherwise
             self.defer(self._stop_for_limit(tx, delivered))
+
+    async def _signal_sample(
+        self, tx: _Tx, delivered: int, readings: list[metering.Reading]
+    ) -> None:
         if tx.session_id is None:
             return
         now = time.monotonic()

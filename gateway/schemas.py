@@ -26,6 +26,10 @@ from ocpp.exceptions import (
 )
 from ocpp.v16.enums import Action
 
+# OCPP 1.6 schemas leave integers unbounded; these are the columns they are stored in.
+INT32 = 2**31 - 1
+INT64 = 2**63 - 1
+
 _SCHEMA_DIR = Path(ocpp.v16.__file__).resolve().parent / "schemas"
 # Only real 1.6 action names reach the file system or the cache, whatever a charger sends.
 KNOWN_ACTIONS = frozenset(action.value for action in Action)

@@ -334,6 +334,23 @@ class GatewayStore:
             ).first()
         return None if row is None else TransactionRow(*row)
 
+    async def running_transaction(self, station_id: str, connector_id: int) -> TransactionRow | None:
+        """The newest transaction on the connector that has not stopped, if any."""
+        async with self._sessions() as session:
+            row = (
+                await session.execute(
+                    select(*_TX_COLUMNS)
+                    .where(
+                        OcppTransaction.station_id == station_id,
+                        OcppTransaction.connector_id == connector_id,
+                        OcppTransaction.stopped_at.is_(None),
+                    )
+                    .order_by(OcppTransaction.started_at.desc(), OcppTransaction.id.desc())
+                    .limit(1)
+                )
+            ).first()
+        return None if row is None else TransactionRow(*row)
+
     async def stop_transaction(
         self,
         station_id: str,
