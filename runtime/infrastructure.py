@@ -38,24 +38,39 @@ class Infrastructure:
             self._watchdog.wait(5)
 
 
+def embedded_postgres_for(settings: Settings) -> EmbeddedPostgres | None:
+    """The embedded server to use (None with DATABASE_URL): the one already running in the
+    data dir, attached, or a new one this process owns. Not started yet."""
+    if settings.database_url is not None:
+        return None
+    attached = EmbeddedPostgres(settings.evpower_data_dir, own=False)
+    return attached if attached.is_running() else EmbeddedPostgres(settings.evpower_data_dir)
+
+
 def database_url_for(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
     """The database URL, starting embedded PostgreSQL when none runs; (url, owned server)."""
-    if settings.database_url is not None:
+    postgres = embedded_postgres_for(settings)
+    if postgres is None:
+        assert settings.database_url is not None
         return settings.database_url, None
-    data_dir = settings.evpower_data_dir
-    attached = EmbeddedPostgres(data_dir, own=False)
-    if attached.is_running():
-        return attached.start(), None
-    owned = EmbeddedPostgres(data_dir, own=True)
-    return owned.start(), owned
+    return postgres.start(), postgres if postgres.own else None
 
 
 async def start_infrastructure(
     settings: Settings, *, temporal_ui: bool = False, start_temporal: bool = True
 ) -> Infrastructure:
-    database_url, postgres = database_url_for(settings)
-    infra = Infrastructure(database_url=database_url, temporal_address="", postgres=postgres)
+    postgres = embedded_postgres_for(settings)
+    owned_postgres = postgres if postgres is not None and postgres.own else None
+    infra = Infrastructure(database_url="", temporal_address="", postgres=owned_postgres)
+    # The watchdog comes first, so a kill during start-up (initdb takes seconds) still
+    # stops the PostgreSQL we are starting; Temporal dies with us through PDEATHSIG.
+    infra._watchdog = _start_watchdog(owned_postgres)
     try:
+        if postgres is not None:
+            infra.database_url = postgres.start()
+        else:
+            assert settings.database_url is not None
+            infra.database_url = settings.database_url
         if settings.temporal_address is not None:
             infra.temporal_address = settings.temporal_address
         elif port_is_open("127.0.0.1", settings.embedded_temporal_port) or not start_temporal:
@@ -69,20 +84,16 @@ async def start_infrastructure(
                 namespace=settings.temporal_namespace,
             )
             infra.temporal_address = await infra.temporal.start()
-        infra._watchdog = _start_watchdog(infra)
     except BaseException:
         infra.stop()
         raise
     return infra
 
 
-def _start_watchdog(infra: Infrastructure) -> subprocess.Popen[bytes] | None:
-    """A detached child that stops what we started if we die without cleaning up."""
-    args = [sys.executable, "-m", "runtime.watchdog", "--parent", str(os.getpid())]
-    if infra.temporal is not None and infra.temporal.pid is not None:
-        args += ["--pid", str(infra.temporal.pid)]
-    if infra.postgres is not None:
-        args += ["--pgdata", str(infra.postgres.pgdata)]
-    if len(args) == 5:  # nothing of ours to watch
+def _start_watchdog(postgres: EmbeddedPostgres | None) -> subprocess.Popen[bytes] | None:
+    """A detached child that stops our PostgreSQL if we die without cleaning up."""
+    if postgres is None:
         return None
+    args = [sys.executable, "-m", "runtime.watchdog", "--parent", str(os.getpid())]
+    args += ["--pgdata", str(postgres.pgdata)]
     return subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)  # noqa: S603

@@ -14,8 +14,10 @@ import structlog
 import uvicorn
 from fastapi import FastAPI
 
+from api import health, metrics
 from api.app import create_app
 from api.deps import ApiConfig, ApiContext
+from api.errors import install_error_handlers
 from gateway.config import GatewayConfig
 from gateway.server import OcppGateway
 from runtime.asgi import ASGIApp, OcppDispatcher
@@ -71,12 +73,16 @@ def build_api(services: Services) -> FastAPI:
     return create_app(context)
 
 
-def _bare_api() -> FastAPI:
-    """What a gateway-only process serves over HTTP: nothing but 404s in the standard body."""
-    from api.errors import install_error_handlers
-
+def build_ops_api(services: Services) -> FastAPI:
+    """What a gateway-only process serves over HTTP: `/health` and `/metrics` (the OCPP
+    counters live in this process), everything else 404 in the standard body."""
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.context = ApiContext(
+        sessions=services.sessions, temporal=services.temporal, config=api_config(services.settings)
+    )
     install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(metrics.router)
     return app
 
 
@@ -133,7 +139,7 @@ async def run_roles(
         )
         await gateway.start()
     if Role.API in roles or Role.GATEWAY in roles:
-        api: ASGIApp = build_api(services) if Role.API in roles else _bare_api()
+        api: ASGIApp = build_api(services) if Role.API in roles else build_ops_api(services)
         server = ManagedUvicorn(uvicorn_config(OcppDispatcher(api, gateway), services.settings))
         tasks.append(asyncio.create_task(server.serve(), name="http"))
     try:

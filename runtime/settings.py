@@ -65,7 +65,9 @@ class Settings(BaseSettings):
 
     ocpp_allow_unknown_stations: bool = False
     ocpp_heartbeat_interval_s: int = Field(default=300, ge=10, le=86_400)
-    ocpp_max_frame_bytes: int = Field(default=64 * 1024, ge=1024)
+    # StopTransaction.transactionData of a long session runs past 64 KiB on some chargers; a
+    # frame over the limit closes the socket and the charger resends it forever.
+    ocpp_max_frame_bytes: int = Field(default=1024 * 1024, ge=1024)
     meter_signal_interval_s: int = Field(default=300, ge=0)
 
     topup_min_tyiyn: int = Field(default=1_000, ge=1)

@@ -1,7 +1,8 @@
-"""Stops the embedded services when the process that owns them dies, even by SIGKILL.
+"""Stops the embedded PostgreSQL when the process that owns it dies, even by SIGKILL.
 
-Started by `evpower dev` as a detached child; polls its parent and, once the parent is
-gone, stops PostgreSQL (fast shutdown) and terminates the Temporal dev server.
+Started as a detached child before the server itself; polls its parent and, once the
+parent is gone, stops PostgreSQL (fast shutdown). PostgreSQL needs this because pg_ctl
+daemonizes it; the Temporal dev server is our direct child and dies with us by PDEATHSIG.
 """
 
 from __future__ import annotations
@@ -15,15 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+from runtime.processes import pid_alive
 
 
 def _stop_postgres(pgdata: Path) -> None:
@@ -42,30 +35,15 @@ def _stop_postgres(pgdata: Path) -> None:
         )
 
 
-def _terminate(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    for _ in range(50):
-        if not _alive(pid):
-            return
-        time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--parent", type=int, required=True)
-    parser.add_argument("--pgdata", type=Path)
-    parser.add_argument("--pid", type=int, action="append", default=[])
+    parser.add_argument("--pgdata", type=Path, required=True)
     args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    while _alive(args.parent) and os.getppid() == args.parent:
+    while pid_alive(args.parent) and os.getppid() == args.parent:
         time.sleep(0.3)
-    for pid in args.pid:
-        _terminate(pid)
-    if args.pgdata is not None:
-        _stop_postgres(args.pgdata)
+    _stop_postgres(args.pgdata)
     return 0
 
 
