@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.asgi_types import Scope, header
+from api.client_scope import client_scope
 from api.deps import ApiConfig, ApiContext
 from api.errors import ApiError
 from api.jwks import JWKS_PATH, JwksCache, JwksUnavailable
@@ -188,7 +189,8 @@ class ClientRegistry:
             .values(id=client.client_id, email=client.email)
             .on_conflict_do_nothing(index_elements=[Client.id])
         )
-        async with self._sessions() as session, session.begin():
+        # In the client's own scope: a request can only ever create its own client row.
+        async with client_scope(self._sessions, client.client_id) as session:
             await session.execute(statement)
         self._seen[client.client_id] = None
         if len(self._seen) > self._capacity:

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.asgi_types import ASGIApp, Message, Receive, Scope, Send, header
 from api.auth import client_from_scope
+from api.client_scope import client_scope
 from api.errors import ApiError, error_response
 
 log = structlog.get_logger(__name__)
@@ -130,7 +131,8 @@ _CLEANUP = text(
 
 
 class IdempotencyStore:
-    """The idempotency_keys table. Each call is its own short transaction."""
+    """The idempotency_keys table. Each call is its own short transaction in the client's
+    row-level-security scope; only the expiry sweep, which spans clients, runs as the owner."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
@@ -149,8 +151,7 @@ class IdempotencyStore:
             "lease": IN_FLIGHT_LEASE,
         }
         await self._maybe_cleanup()
-        async with self._sessions() as session, session.begin():
-            await _scope_to_client(session, client_id)
+        async with client_scope(self._sessions, client_id) as session:
             if (await session.execute(_CLAIM, params)).first() is not None:
                 return Claimed()
             row = (await session.execute(_EXISTING, params)).mappings().first()
@@ -171,8 +172,7 @@ class IdempotencyStore:
             return Replay(int(row["status_code"]), row["response_body"])
 
     async def complete(self, client_id: str, key: str, status_code: int, body: Any) -> None:
-        async with self._sessions() as session, session.begin():
-            await _scope_to_client(session, client_id)
+        async with client_scope(self._sessions, client_id) as session:
             await session.execute(
                 _COMPLETE,
                 {
@@ -184,8 +184,7 @@ class IdempotencyStore:
             )
 
     async def release(self, client_id: str, key: str) -> None:
-        async with self._sessions() as session, session.begin():
-            await _scope_to_client(session, client_id)
+        async with client_scope(self._sessions, client_id) as session:
             await session.execute(_RELEASE, {"client_id": client_id, "key": key})
 
     async def _maybe_cleanup(self) -> None:
@@ -195,13 +194,6 @@ class IdempotencyStore:
         self._last_cleanup = now
         async with self._sessions() as session, session.begin():
             await session.execute(_CLEANUP)
-
-
-async def _scope_to_client(session: AsyncSession, client_id: str) -> None:
-    # Row-level security on client-owned tables keys on app.client_id.
-    await session.execute(
-        text("SELECT set_config('app.client_id', :client_id, true)"), {"client_id": client_id}
-    )
 
 
 def request_hash(method: str, path: str, body: bytes) -> str:

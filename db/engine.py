@@ -10,6 +10,14 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+# A query that has not answered in this long is stuck (a lock wait, a runaway plan); failing
+# it frees the pooled connection instead of parking a request on it forever.
+COMMAND_TIMEOUT_S = 30.0
+STATEMENT_TIMEOUT_MS = 30_000
+# Connections older than this are replaced at checkout, so a proxy or firewall that drops
+# idle connections after a while never hands us a dead one.
+POOL_RECYCLE_S = 1_800
+
 
 def asyncpg_url(database_url: str) -> str:
     """Any postgres URL (also the embedded server's unix-socket form) in asyncpg dialect form."""
@@ -17,13 +25,29 @@ def asyncpg_url(database_url: str) -> str:
     return url.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
 
 
-def create_engine(database_url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
+def create_engine(
+    database_url: str,
+    *,
+    pool_size: int = 10,
+    echo: bool = False,
+    command_timeout_s: float = COMMAND_TIMEOUT_S,
+    statement_timeout_ms: int = STATEMENT_TIMEOUT_MS,
+) -> AsyncEngine:
+    """No pre-ping: it costs a round trip on every checkout. A connection that died anyway
+    fails its statement once, SQLAlchemy's asyncpg dialect invalidates it (and the rest of
+    the pool it was checked out from), and the next checkout gets a fresh one."""
     return create_async_engine(
         asyncpg_url(database_url),
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        pool_recycle=POOL_RECYCLE_S,
         echo=echo,
+        connect_args={
+            # The client-side timeout backs up the server's: it also covers a server that
+            # stopped answering altogether.
+            "command_timeout": command_timeout_s,
+            "server_settings": {"statement_timeout": str(statement_timeout_ms)},
+        },
     )
 
 
