@@ -154,15 +154,15 @@ class ChargePoint:
                 code=error.code,
                 cause=error.details.get("cause") if isinstance(error.details, dict) else None,
             )
+            self._drop_deferred()
             await self._send_text(framing.error_frame(frame.unique_id, error))
-            self._deferred = None
             return
         except Exception:
             metrics.count_message("in", action, "InternalError")
             log.exception("handler failed", station_id=self.station_id, action=action)
             internal = InternalError(details={"cause": "the central system failed to handle it"})
+            self._drop_deferred()
             await self._send_text(framing.error_frame(frame.unique_id, internal))
-            self._deferred = None
             return
         metrics.count_message("in", action, "result")
         await self._send_text(framing.result_frame(frame.unique_id, payload))
@@ -190,20 +190,29 @@ class ChargePoint:
             self._deferred.close()
         self._deferred = work
 
+    def _drop_deferred(self) -> None:
+        """The call failed, so work promised after its answer never runs; closing the
+        coroutine says so (no "never awaited" warning, its `finally` blocks are skipped)."""
+        deferred, self._deferred = self._deferred, None
+        if deferred is not None:
+            deferred.close()
+
     # --- calling the charger ---------------------------------------------------------
 
     async def call(self, request: Any, answer_within_s: float) -> Any:
         """Send a CALL (an `ocpp.v16.call` dataclass) and return the `call_result` dataclass.
 
         A CALLERROR answer raises the matching OCPPError; no answer raises TimeoutError;
-        a closed socket raises StationDisconnected. One call is outstanding at a time.
+        a closed socket raises StationDisconnected. One call is outstanding at a time, and
+        `answer_within_s` covers waiting for the earlier one too: the caller's deadline is
+        for the whole command, not only for the charger's part of it.
         """
         action = type(request).__name__
         payload = framing.to_camel(request)
         schemas.validate_request(action, payload)
         if self._call_lock is None:
             self._call_lock = asyncio.Lock()
-        async with self._call_lock:
+        async with asyncio.timeout(answer_within_s), self._call_lock:
             if self.closed:
                 raise StationDisconnected(self.station_id)
             unique_id = str(uuid.uuid4())
@@ -211,7 +220,7 @@ class ChargePoint:
             self._pending = (unique_id, answer)
             try:
                 await self._send_text(framing.call_frame(unique_id, action, payload))
-                response = await asyncio.wait_for(answer, answer_within_s)
+                response = await answer
             finally:
                 self._pending = None
         if isinstance(response, framing.IncomingError):

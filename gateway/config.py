@@ -13,11 +13,15 @@ class GatewayConfig:
     heartbeat_interval_s: int = 300  # answered in BootNotification
     meter_signal_interval_s: int = 300  # at most one meter_sample signal per transaction per this
     allow_unknown_stations: bool = False  # accept unknown stations as Pending (onboarding)
+    # Accept stations whose password_hash is NULL without credentials (security profile 0):
+    # only for closed networks and load tests, never for chargers on the internet.
+    allow_passwordless_stations: bool = False
     max_frame_bytes: int = 64 * 1024  # larger frames close the socket with 1009
     command_timeout_s: float = 30.0  # how long a CSMS -> charger call waits for the answer
     signal_timeout_s: float = 10.0  # per Temporal signal RPC; past it the charger gets a CallError
     last_seen_flush_s: float = 15.0  # how often traffic timestamps are written to stations
     auth_workers: int = 1  # threads hashing passwords at the upgrade, off the event loop
+    auth_backlog: int = 64  # hash jobs queued or running; past it upgrades get 503 Retry-After
     shutdown_close_code: int = 1001
 
     def __post_init__(self) -> None:
@@ -29,6 +33,8 @@ class GatewayConfig:
             raise ValueError("meter_signal_interval_s must not be negative")
         if self.max_frame_bytes < 1024:
             raise ValueError("max_frame_bytes must be at least 1024")
+        if self.auth_workers < 1 or self.auth_backlog < 1:
+            raise ValueError("auth_workers and auth_backlog must be positive")
         if self.command_timeout_s <= 0 or self.signal_timeout_s <= 0:
             raise ValueError("timeouts must be positive")
 

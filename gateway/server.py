@@ -25,6 +25,7 @@ from gateway.registry import ConnectionRegistry
 from gateway.store import GatewayStore
 from gateway.upgrade import (
     Authenticator,
+    AuthLimits,
     basic_credentials,
     choose_subprotocol,
     station_id_from_path,
@@ -78,7 +79,10 @@ class OcppGateway:
         )
         self.registry = ConnectionRegistry()
         self._auth = Authenticator(
-            self._store, allow_unknown=config.allow_unknown_stations, workers=config.auth_workers
+            self._store,
+            allow_unknown=config.allow_unknown_stations,
+            allow_passwordless=config.allow_passwordless_stations,
+            limits=AuthLimits(workers=config.auth_workers, backlog=config.auth_backlog),
         )
         self._commands = GatewayCommands(
             self.registry, self._store, answer_within_s=config.command_timeout_s
@@ -107,8 +111,14 @@ class OcppGateway:
         log.info("gateway started", task_queue=self.task_queue)
 
     async def stop(self) -> None:
-        """Close every charger with 1001, clear our registry rows, stop the worker."""
+        """Clear our registry rows, close every charger with 1001, stop the worker.
+
+        Rows go first: during a rolling deploy, workflows must route commands to the
+        gateway the charger reconnects to, not to this one while its sockets close.
+        """
         self._accepting = False
+        with contextlib.suppress(Exception):
+            await self._store.clear_queue(self.task_queue, datetime.now(UTC))
         connections = list(self.registry)
         await asyncio.gather(
             *(c.close(self.config.shutdown_close_code, "server shutting down") for c in connections)
@@ -152,9 +162,10 @@ class OcppGateway:
             return None
         client = scope.get("client")
         remote = f"{client[0]}:{client[1]}" if client else None
+        remote_ip = str(client[0]) if client else None
         station_id = station_id_from_path(str(scope.get("path", "")))
         if not self._accepting:
-            await _refuse(scope, send, 503, "gateway is not accepting connections")
+            await _refuse(scope, send, 503, "gateway is not accepting connections", 5)
             return None
         if station_id is None:
             await self._reject(
@@ -168,7 +179,7 @@ class OcppGateway:
             return None
         try:
             verdict = await self._auth.check(
-                station_id, basic_credentials(scope.get("headers", ()))
+                station_id, basic_credentials(scope.get("headers", ())), remote_ip
             )
         except Exception:
             log.exception("could not check the charger", station_id=station_id)
@@ -176,7 +187,13 @@ class OcppGateway:
             return None
         if verdict.registration is None:
             await self._reject(
-                scope, send, 401, verdict.reason, station_id=station_id, remote=remote
+                scope,
+                send,
+                verdict.status,
+                verdict.reason,
+                station_id=station_id,
+                remote=remote,
+                retry_after_s=verdict.retry_after_s,
             )
             return None
         await send({"type": "websocket.accept", "subprotocol": subprotocol})
@@ -237,6 +254,7 @@ class OcppGateway:
         *,
         station_id: str | None,
         remote: str | None,
+        retry_after_s: int | None = None,
     ) -> None:
         REJECTED_UPGRADES.labels(str(status)).inc()
         log.warning(
@@ -246,7 +264,7 @@ class OcppGateway:
             status=status,
             reason=reason,
         )
-        await _refuse(scope, send, status, reason)
+        await _refuse(scope, send, status, reason, retry_after_s)
 
 
 def _report_crash(task: asyncio.Task[None]) -> None:
@@ -254,7 +272,9 @@ def _report_crash(task: asyncio.Task[None]) -> None:
         log.error("gateway task died", task=task.get_name(), error=repr(task.exception()))
 
 
-async def _refuse(scope: Scope, send: Send, status: int, reason: str) -> None:
+async def _refuse(
+    scope: Scope, send: Send, status: int, reason: str, retry_after_s: int | None = None
+) -> None:
     """An HTTP answer to the upgrade where the server supports it, else a close before accept."""
     if "websocket.http.response" not in scope.get("extensions", {}):
         await send({"type": "websocket.close", "code": 1008})
@@ -262,5 +282,7 @@ async def _refuse(scope: Scope, send: Send, status: int, reason: str) -> None:
     headers = [(b"content-type", b"text/plain; charset=utf-8")]
     if status == 401:
         headers.append((b"www-authenticate", b'Basic realm="OCPP", charset="UTF-8"'))
+    if retry_after_s is not None:
+        headers.append((b"retry-after", str(retry_after_s).encode()))
     await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
     await send({"type": "websocket.http.response.body", "body": reason.encode()})

@@ -334,7 +334,9 @@ class GatewayStore:
             ).first()
         return None if row is None else TransactionRow(*row)
 
-    async def running_transaction(self, station_id: str, connector_id: int) -> TransactionRow | None:
+    async def running_transaction(
+        self, station_id: str, connector_id: int
+    ) -> TransactionRow | None:
         """The newest transaction on the connector that has not stopped, if any."""
         async with self._sessions() as session:
             row = (

@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     # frame over the limit closes the socket and the charger resends it forever.
     ocpp_max_frame_bytes: int = Field(default=1024 * 1024, ge=1024)
     meter_signal_interval_s: int = Field(default=300, ge=0)
+    # Security profile 0 (no credentials) for stations without a password: tests/benchmarks only.
+    ocpp_allow_passwordless_stations: bool = False
+    ocpp_auth_workers: int = Field(default=1, ge=1, le=64)  # password-hashing threads
+    ocpp_command_timeout_s: float = Field(default=30.0, gt=0, le=600)  # CSMS -> charger call
+    ocpp_signal_timeout_s: float = Field(default=10.0, gt=0, le=300)  # per workflow signal RPC
 
     topup_min_tyiyn: int = Field(default=1_000, ge=1)
     topup_max_tyiyn: int = Field(default=5_000_000, ge=1)

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -41,12 +42,16 @@ class StationConnectError(RuntimeError):
         return getattr(response, "status_code", None)
 
 
+RECEIVED_KEPT = 256
+
+
 class SimulatedStation(Charging):
     """One charge point. Tests drive it directly; `evpower simulate` runs many of them."""
 
     def __init__(self, config: StationConfig, faults: FaultPlan | None = None) -> None:
         super().__init__(config, faults)
-        self.received: list[tuple[str, dict[str, Any]]] = []  # CSMS calls, in order
+        # The latest CSMS calls, in order; bounded so long load runs do not grow without end.
+        self.received: deque[tuple[str, dict[str, Any]]] = deque(maxlen=RECEIVED_KEPT)
         self.registration: str | None = None
         self.boot_count = 0
         self.connect_count = 0
