@@ -154,10 +154,10 @@ class Authenticator:
             return Verdict(None, "Basic user is not the station id")
         digest = hmac.new(self._key, password.encode(), hashlib.sha256).digest()
         remembered = self._verified.get(station_id)
-        if remembered is not None and remembered[0] == station.password_hash:
-            if hmac.compare_digest(remembered[1], digest):
-                return Verdict(station.registration_status, "password verified")
-            return self._failed(station_id, remote_ip)
+        known_hash = remembered is not None and remembered[0] == station.password_hash
+        if known_hash and remembered is not None and hmac.compare_digest(remembered[1], digest):
+            # The charger that was verified before gets in even while its id is throttled.
+            return Verdict(station.registration_status, "password verified")
         now = time.monotonic()
         throttled = [
             self._by_station.retry_after(station_id, now),
@@ -166,6 +166,8 @@ class Authenticator:
         wait = max((item for item in throttled if item is not None), default=None)
         if wait is not None:
             return Verdict(None, "too many failed attempts", 429, wait)
+        if known_hash:
+            return self._failed(station_id, remote_ip)  # not the remembered password: no hash
         if self._in_flight >= self._limits.backlog:
             return Verdict(None, "too many chargers authenticating", 503, _busy_retry_after())
         ok = await self._hash(password, station.password_hash)
