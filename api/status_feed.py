@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -24,16 +24,25 @@ MAX_BACKOFF_S = 10.0
 RESYNC: dict[str, Any] = {"type": "resync"}
 
 
+Snapshot = dict[str, Any]
+SnapshotLoader = Callable[[], Awaitable[Snapshot]]
+
+
 class Subscription:
-    """One subscriber's bounded queue of messages."""
+    """One subscriber's bounded queue of messages. `needs_state_since` is the loop time after
+    which a snapshot must have been taken to cover everything this subscriber missed."""
 
     def __init__(self) -> None:
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(SUBSCRIBER_QUEUE_SIZE)
+        self.needs_state_since = asyncio.get_running_loop().time()
 
     def offer(self, message: dict[str, Any]) -> None:
+        if message is RESYNC:
+            self.needs_state_since = asyncio.get_running_loop().time()
         try:
             self._queue.put_nowait(message)
         except asyncio.QueueFull:
+            self.needs_state_since = asyncio.get_running_loop().time()
             while not self._queue.empty():
                 self._queue.get_nowait()
             self._queue.put_nowait(RESYNC)
@@ -42,12 +51,41 @@ class Subscription:
         return await self._queue.get()
 
 
-class StatusFeed:
-    """LISTENs while anyone is subscribed; reconnects with backoff if the connection drops."""
+class SharedSnapshot:
+    """One snapshot load shared by every subscriber that needs one: after a burst of status
+    changes overflows all queues at once, the subscribers read one query's result instead
+    of each running its own. A load serves a subscriber only if it started after that
+    subscriber's `needs_state_since`, so nobody is handed a picture older than what it missed.
+    """
 
-    def __init__(self, engine: AsyncEngine, channel: str = CHANNEL) -> None:
+    def __init__(self, load: SnapshotLoader) -> None:
+        self._load = load
+        self._latest: tuple[float, asyncio.Task[Snapshot]] | None = None
+
+    async def get(self, subscription: Subscription) -> Snapshot:
+        latest = self._latest
+        if latest is None or latest[0] < subscription.needs_state_since or _failed(latest[1]):
+            loop = asyncio.get_running_loop()
+            latest = (loop.time(), asyncio.ensure_future(self._load()))
+            self._latest = latest
+        # Shielded: one subscriber leaving must not cancel the load the others wait for.
+        return await asyncio.shield(latest[1])
+
+
+def _failed(task: asyncio.Task[Snapshot]) -> bool:
+    return task.done() and (task.cancelled() or task.exception() is not None)
+
+
+class StatusFeed:
+    """LISTENs while anyone is subscribed; reconnects with backoff if the connection drops or
+    anything else goes wrong, so the feed never dies while it has subscribers."""
+
+    def __init__(
+        self, engine: AsyncEngine, channel: str = CHANNEL, snapshot: SnapshotLoader | None = None
+    ) -> None:
         self._engine = engine
         self._channel = channel
+        self._snapshot = SharedSnapshot(snapshot) if snapshot is not None else None
         self._subscribers: set[Subscription] = set()
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
@@ -59,7 +97,7 @@ class StatusFeed:
         subscription = Subscription()
         async with self._lock:
             self._subscribers.add(subscription)
-            if self._task is None:
+            if self._task is None or self._task.done():
                 self._ready.clear()
                 self._task = asyncio.create_task(self._listen(), name="status-feed")
         try:
@@ -79,9 +117,16 @@ class StatusFeed:
     def subscriber_count(self) -> int:
         return len(self._subscribers)
 
+    async def snapshot(self, subscription: Subscription) -> Snapshot:
+        """The full picture, fresh enough for this subscriber, shared with the others."""
+        if self._snapshot is None:
+            raise RuntimeError("this status feed was created without a snapshot loader")
+        return await self._snapshot.get(subscription)
+
     async def _listen(self) -> None:
         backoff = 0.5
-        reconnecting = False
+        # Only subscribers that were already listening can have missed something.
+        listened = False
         while True:
             connection: asyncpg.Connection | None = None
             try:
@@ -90,20 +135,31 @@ class StatusFeed:
                 connection.add_termination_listener(_setter(lost))
                 await connection.add_listener(self._channel, self._on_notify)
                 self._ready.set()
-                if reconnecting:
+                if listened:
                     # Whatever was notified while we were away is lost to us.
                     self._broadcast(RESYNC)
+                listened = True
                 backoff = 0.5
                 await lost.wait()
                 log.warning("status feed connection lost; reconnecting", channel=self._channel)
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("status feed cannot listen", channel=self._channel, error=str(exc))
+            except Exception as exc:
+                # Not only OSError/PostgresError: asyncpg raises InterfaceError (and others)
+                # on a connection in a bad state; any of them ending this task would leave
+                # subscribers waiting forever on a feed that no longer listens.
+                log.warning(
+                    "status feed cannot listen",
+                    channel=self._channel,
+                    error=str(exc),
+                    error_type=type(exc).__name__,
+                )
             finally:
                 self._ready.clear()
                 if connection is not None and not connection.is_closed():
                     # The connection is ours alone; closing it ends the LISTEN with it.
-                    await connection.close(timeout=2)
-            reconnecting = True
+                    try:
+                        await connection.close(timeout=2)
+                    except Exception:
+                        connection.terminate()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF_S)
 

@@ -9,7 +9,7 @@ from typing import Any
 import structlog
 from fastapi import APIRouter, WebSocket
 from pydantic import BaseModel
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from api.deps import ApiContext, DbSession
 from api.status_feed import StatusFeed, Subscription
@@ -35,18 +35,18 @@ async def locations_stream(websocket: WebSocket) -> None:
     """First a `snapshot` message (what `GET /locations` returns), then one `status` message
     per connector status change; `resync` means updates were missed and a new snapshot
     follows."""
-    context: ApiContext = websocket.app.state.context
     await websocket.accept()
     try:
-        async with status_feed(websocket.app).subscribe() as subscription:
-            await _send_snapshot(websocket, context)
-            await _pump(websocket, context, subscription)
+        feed = status_feed(websocket.app)
+        async with feed.subscribe() as subscription:
+            await websocket.send_json(await feed.snapshot(subscription))
+            await _pump(websocket, feed, subscription)
     except TimeoutError:
         log.warning("locations stream: status feed not ready")
         await websocket.close(code=1011, reason="status feed unavailable")
 
 
-async def _pump(websocket: WebSocket, context: ApiContext, subscription: Subscription) -> None:
+async def _pump(websocket: WebSocket, feed: StatusFeed, subscription: Subscription) -> None:
     """Forwards messages until the client goes away (we never expect it to send anything)."""
     client_gone = asyncio.create_task(_wait_for_disconnect(websocket))
     try:
@@ -59,11 +59,9 @@ async def _pump(websocket: WebSocket, context: ApiContext, subscription: Subscri
                 next_message.cancel()
                 return
             message = next_message.result()
+            await websocket.send_json(message)
             if message["type"] == "resync":
-                await websocket.send_json(message)
-                await _send_snapshot(websocket, context)
-            else:
-                await websocket.send_json(message)
+                await websocket.send_json(await feed.snapshot(subscription))
     finally:
         client_gone.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -77,14 +75,13 @@ async def _wait_for_disconnect(websocket: WebSocket) -> None:
             return
 
 
-async def _send_snapshot(websocket: WebSocket, context: ApiContext) -> None:
-    async with context.sessions() as session:
+async def _load_snapshot(sessions: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
+    async with sessions() as session:
         locations = await load_locations(session)
-    snapshot: dict[str, Any] = {
+    return {
         "type": "snapshot",
         "locations": [location.model_dump(mode="json") for location in locations],
     }
-    await websocket.send_json(snapshot)
 
 
 def status_feed(app: Any) -> StatusFeed:
@@ -95,6 +92,7 @@ def status_feed(app: Any) -> StatusFeed:
         engine = context.sessions.kw.get("bind")
         if not isinstance(engine, AsyncEngine):
             raise RuntimeError("the API's session factory is not bound to an engine")
-        feed = StatusFeed(engine)
+        sessions = context.sessions
+        feed = StatusFeed(engine, snapshot=lambda: _load_snapshot(sessions))
         app.state.status_feed = feed
     return feed
