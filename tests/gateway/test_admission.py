@@ -96,9 +96,10 @@ async def test_failures_from_one_address_throttle_that_address(sessions, add_sta
 async def test_full_hashing_backlog_answers_503_with_retry_after(sessions, add_station):
     await add_station("EVP-620")
     await add_station("EVP-621")
-    release = threading.Event()
+    started, release = threading.Event(), threading.Event()
 
     def slow_verify(password: str, stored: str) -> bool:
+        started.set()
         release.wait(30)
         return verify_password(password, stored)
 
@@ -111,8 +112,7 @@ async def test_full_hashing_backlog_answers_503_with_retry_after(sessions, add_s
     )
     try:
         first = asyncio.create_task(auth.check("EVP-620", ("EVP-620", PASSWORD), "10.0.0.1"))
-        while auth._in_flight == 0:  # noqa: SLF001 - wait until the first job holds the slot
-            await asyncio.sleep(0.01)
+        assert await asyncio.to_thread(started.wait, 10)  # the first job holds the only slot
         busy = await auth.check("EVP-621", ("EVP-621", PASSWORD), "10.0.0.2")
         release.set()
         admitted = await first
