@@ -15,6 +15,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -45,14 +46,28 @@ class TopUp(Base):
     site_pay: Mapped[str | None] = mapped_column(String(1000))
     trans_id: Mapped[str | None] = mapped_column(String(64))
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the hourly reconciliation last asked the provider: it takes the least recently
+    # checked first, so top-ups the provider never resolves cannot starve newer ones.
+    checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = created_at_column()
 
 
 class ProviderTransaction(Base):
-    """A payment the provider reported; `credited_entry_id` is set once, by the ledger credit."""
+    """A payment the provider reported; `credited_entry_id` is set once, by the ledger credit.
+
+    status: `received` (the webhook's durable receipt, not settled yet), `paid` (claimed by its
+    top-up), `review` (a human decides; never credited automatically)."""
 
     __tablename__ = "provider_transactions"
+    __table_args__ = (
+        # The hourly sweep's question: which reported payments are neither credited nor in review.
+        Index(
+            "ix_provider_transactions_unsettled",
+            "created_at",
+            postgresql_where=text("credited_entry_id IS NULL AND status <> 'review'"),
+        ),
+    )
 
     provider: Mapped[str] = mapped_column(String(16), primary_key=True)
     trans_id: Mapped[str] = mapped_column(String(64), primary_key=True)
