@@ -232,7 +232,7 @@ class IdempotencyMiddleware:
         if client is None:
             await self._app(scope, receive, send)
             return
-        body = await _read_body(receive)
+        body = await read_body(receive)
         fingerprint = request_hash("POST", scope["path"], body)
         outcome = await self._store.claim(client.client_id, key, "POST", scope["path"], fingerprint)
         if isinstance(outcome, Replay):
@@ -263,7 +263,7 @@ class IdempotencyMiddleware:
     ) -> None:
         capture = _Capture(send)
         try:
-            await self._app(scope, _replay_body(body, receive), capture.send)
+            await self._app(scope, replay_body(body, receive), capture.send)
         except BaseException:
             await _shielded(self._store.release(client_id, key))
             raise
@@ -309,7 +309,7 @@ class _Capture:
             return None
 
 
-async def _read_body(receive: Receive) -> bytes:
+async def read_body(receive: Receive) -> bytes:
     chunks: list[bytes] = []
     while True:
         message = await receive()
@@ -321,7 +321,7 @@ async def _read_body(receive: Receive) -> bytes:
     return b"".join(chunks)
 
 
-def _replay_body(body: bytes, receive: Receive) -> Receive:
+def replay_body(body: bytes, receive: Receive) -> Receive:
     """Hands the already-read body to the app once, then the server's own messages
     (a later disconnect)."""
     sent = False

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass
+from urllib.parse import parse_qs
 
 import structlog
 from limits import RateLimitItem, parse
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
-from api.asgi_types import ASGIApp, Receive, Scope, Send
+from api.asgi_types import ASGIApp, Receive, Scope, Send, header
 from api.auth import client_from_scope
 from api.errors import error_response
+from api.idempotency import read_body, replay_body
 
 log = structlog.get_logger(__name__)
 
@@ -27,9 +30,18 @@ class RouteClass:
 
 
 DEFAULT = RouteClass("default", parse("60/minute"))
+WEBHOOK_PATH = "/api/v1/payment/webhook"
+PAYMENT_WEBHOOK = RouteClass("payment_webhook", parse("30/minute"))
+# The webhook's 30/min is per payment (order id), not per caller: every notice comes from
+# the provider's few servers (and, behind a proxy without FORWARDED_ALLOW_IPS, from one
+# address), so a per-IP 30/min would cap the whole system's payments. Per order it still
+# stops a retry storm on one payment; forged notices fail the signature check, and this
+# per-address ceiling bounds how many of those one sender can make us verify.
+PAYMENT_WEBHOOK_SENDER = RouteClass("payment_webhook_sender", parse("600/minute"))
+WEBHOOK_ORDER_FIELD = "order_id"
 # First matching prefix wins; new routers under these prefixes are covered without code.
 ROUTE_CLASSES: tuple[tuple[str, RouteClass], ...] = (
-    ("/api/v1/payment/webhook", RouteClass("payment_webhook", parse("30/minute"))),
+    (WEBHOOK_PATH, PAYMENT_WEBHOOK),
     ("/api/v1/charging", RouteClass("charging", parse("10/minute"))),
     ("/api/v1/balance", RouteClass("balance", parse("10/minute"))),
 )
@@ -87,7 +99,17 @@ class RateLimitMiddleware:
             await self._app(scope, receive, send)
             return
         cls = route_class(scope["path"])
-        retry_after = await self._limiter.hit(cls, await _identity(scope))
+        if cls is PAYMENT_WEBHOOK and scope["type"] == "http":
+            body = await read_body(receive)
+            receive = replay_body(body, receive)
+            retry_after = await self._limiter.hit(PAYMENT_WEBHOOK_SENDER, _peer(scope))
+            order = webhook_order_id(header(scope, "content-type") or "", body)
+            if retry_after is None and order is not None:
+                retry_after = await self._limiter.hit(cls, f"order:{order}")
+            elif retry_after is None:
+                retry_after = await self._limiter.hit(cls, _peer(scope))
+        else:
+            retry_after = await self._limiter.hit(cls, await _identity(scope))
         if retry_after is None:
             await self._app(scope, receive, send)
             return
@@ -109,5 +131,28 @@ async def _identity(scope: Scope) -> str:
     client = await client_from_scope(scope)
     if client is not None:
         return f"client:{client.client_id}"
+    return _peer(scope)
+
+
+def _peer(scope: Scope) -> str:
+    # Behind a proxy this is the real caller only when the server trusts the proxy's
+    # X-Forwarded-For (uvicorn's forwarded_allow_ips, from FORWARDED_ALLOW_IPS).
     peer = scope.get("client")
     return f"ip:{peer[0] if peer else 'unknown'}"
+
+
+def webhook_order_id(content_type: str, body: bytes) -> str | None:
+    """The payment a webhook notice is about (JSON or form body), or None if it names none."""
+    value: object = None
+    try:
+        if content_type.startswith("application/x-www-form-urlencoded"):
+            value = parse_qs(body.decode(), max_num_fields=100).get(WEBHOOK_ORDER_FIELD, [None])[0]
+        else:
+            parsed = json.loads(body)
+            value = parsed.get(WEBHOOK_ORDER_FIELD) if isinstance(parsed, dict) else None
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        return None
+    order = str(value).strip()
+    return order[:64] if order else None

@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=9210, ge=1, le=65535)
     rate_limit_storage_uri: str = "memory://"
+    # Proxies (comma-separated IPs/CIDRs, or *) whose X-Forwarded-For/-Proto uvicorn trusts,
+    # so rate limits and logs see the real client behind Traefik, not the proxy.
+    forwarded_allow_ips: str = "127.0.0.1"
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_request_bytes: int = Field(default=64 * 1024, ge=1024)
 
