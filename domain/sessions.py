@@ -16,6 +16,8 @@ class SessionState(StrEnum):
     FAILED_TO_START = "failed_to_start"
     CANCELLED = "cancelled"  # stopped by the driver before any energy flowed: fully released
     HUNG = "hung"  # stop never confirmed by the charger: fully released
+    NEEDS_REVIEW = "needs_review"  # the ledger refused the settlement: an operator decides
+    REJECTED = "rejected"  # the start was refused; only visibility shows it (no row is kept)
 
 
 FINAL_STATES = frozenset(
@@ -24,6 +26,8 @@ FINAL_STATES = frozenset(
         SessionState.FAILED_TO_START,
         SessionState.CANCELLED,
         SessionState.HUNG,
+        SessionState.NEEDS_REVIEW,
+        SessionState.REJECTED,
     }
 )
 LIVE_STATES = frozenset(

@@ -17,7 +17,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from domain.sessions import FINAL_STATES, SessionState, StopReason
+    from domain.sessions import SessionState, StopReason
     from domain.tariff import Tariff
     from workflows import charging_commands as commands
     from workflows.charging_commands import (
@@ -25,44 +25,28 @@ with workflow.unsafe.imports_passed_through():
         GatewayCommands,
         session_record,
     )
+    from workflows.charging_handlers import SessionHandlers
     from workflows.charging_state import (
-        SESSION_NOT_FOUND,
         SESSION_STATE,
-        START_REJECTED,
-        START_REQUEST_MISMATCH,
-        STATE_QUERY,
         WORKFLOW_NAME,
         CarriedSession,
         ChargingRequest,
         SessionView,
-        StartCommand,
-        StopCommand,
-        current_details,
     )
-    from workflows.signals import (
-        ENERGY_LIMIT_REACHED,
-        METER_SAMPLE,
-        TRANSACTION_STARTED,
-        TRANSACTION_STOPPED,
-        EnergyLimitReached,
-        MeterSample,
-        TransactionStarted,
-        TransactionStopped,
-    )
+    from workflows.signals import TransactionStopped
 
-_BEFORE_STOP = frozenset({SessionState.PENDING, SessionState.STARTING, SessionState.CHARGING})
 _MIN_TIMER = timedelta(seconds=1)
 
 
 @workflow.defn(name=WORKFLOW_NAME)
-class ChargingSessionWorkflow:
+class ChargingSessionWorkflow(SessionHandlers):
     @workflow.init
     def __init__(self, request: ChargingRequest) -> None:
         self._request = request
         self._settings = request.settings
         carried = request.carried
         self._view = carried.view if carried else request.initial_view()
-        self._transaction: TransactionStarted | None = carried.transaction if carried else None
+        self._transaction = carried.transaction if carried else None
         self._cap_deadline = carried.cap_deadline if carried else None
         self._commands = GatewayCommands(
             request.station_id,
@@ -71,12 +55,13 @@ class ChargingSessionWorkflow:
             carried.gateway_queue if carried else None,
         )
         self._admitted = carried is not None
+        self._start_sent = carried is not None
         self._stop_requested = False
         self._stop_cause: StopReason | None = None
         self._stopped: TransactionStopped | None = None
-        self._limit: EnergyLimitReached | None = None
-        self._gave_up = False  # decided the charger never started: late starts get stopped
-        self._late_transactions: list[int] = []
+        self._limit = None
+        self._gave_up = False
+        self._late_transactions = list(carried.late_transactions) if carried else []
 
     # ---- run ---------------------------------------------------------------------------
 
@@ -132,6 +117,7 @@ class ChargingSessionWorkflow:
             return await self._end_without_charging(
                 SessionState.CANCELLED, StopReason.USER, look_for_start=False
             )
+        self._start_sent = True
         outcome = await self._commands.remote_start(
             self._request.session_id, self._view.energy_limit_wh
         )
@@ -218,21 +204,43 @@ class ChargingSessionWorkflow:
         return False
 
     async def _confirm_stop(self) -> None:
-        """Ask the charger to stop when it has not yet, then give it the grace period."""
+        """Ask the charger to stop when it has not yet, and wait for its StopTransaction.
+
+        Only a charger that accepted the RemoteStop and then stayed silent for the grace
+        period ends `hung`. One that could not be reached (offline, no answer, refused) may
+        still be in its transaction and will send the queued StopTransaction when it is back:
+        wait for it, asking again now and then, until the cap deadline or the offline wait.
+        """
         if self._stopped is not None:
             return
         self._set_state(SessionState.STOPPING)
         transaction = self._transaction
-        assert transaction is not None
-        gateway_stopped = self._limit is not None and self._limit.remote_stop_status == "Accepted"
-        if not gateway_stopped:
-            await self._commands.remote_stop(transaction.transaction_id)
+        assert transaction is not None and self._cap_deadline is not None
+        settings = self._settings
+        if self._limit is not None and self._limit.remote_stop_status == "Accepted":
+            outcome = CommandOutcome.ACCEPTED  # the gateway stopped it already
+        else:
+            outcome = await self._commands.remote_stop(transaction.transaction_id)
+        give_up_at = max(self._cap_deadline, workflow.now() + settings.offline_stop_wait)
+        pause = settings.stop_retry_first
+        while outcome is not CommandOutcome.ACCEPTED:
+            left = give_up_at - workflow.now()
+            if left <= timedelta(0):
+                return
+            if await self._wait_for_stop(min(pause, left), "charger unreachable: StopTransaction?"):
+                return
+            pause = min(pause * 2, settings.stop_retry_max)
+            outcome = await self._commands.remote_stop(transaction.transaction_id, patient=False)
+        await self._wait_for_stop(settings.stop_grace, "waiting for StopTransaction")
+
+    async def _wait_for_stop(self, within: timedelta, summary: str) -> bool:
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
                 lambda: self._stopped is not None,
-                timeout=self._settings.stop_grace,
-                timeout_summary="waiting for StopTransaction",
+                timeout=max(within, _MIN_TIMER),
+                timeout_summary=summary,
             )
+        return self._stopped is not None
 
     async def _settle(self) -> None:
         """Pay for confirmed energy only: a stop the charger never confirmed costs nothing."""
@@ -269,146 +277,51 @@ class ChargingSessionWorkflow:
         return False
 
     async def _close_with_money(self, state: SessionState, *, cost_tyiyn: int) -> None:
-        refund = await commands.settle(self._view, cost_tyiyn)
+        self._gave_up = True  # settling: a StartTransaction from now on is refused
+        try:
+            refund = await commands.settle(self._view, cost_tyiyn)
+        except ActivityError as exc:
+            # The ledger refused for good (a manual intervention changed the accounts). The
+            # workflow must still end and free the connector; an operator settles by hand.
+            workflow.logger.error(
+                "settlement refused by the ledger; session needs review",
+                extra={
+                    "session_id": self._view.session_id,
+                    "station_id": self._view.station_id,
+                    "workflow_id": workflow.info().workflow_id,
+                    "cost_tyiyn": cost_tyiyn,
+                    "error": str(exc.cause or exc),
+                },
+            )
+            state, refund = SessionState.NEEDS_REVIEW, 0
         self._view = replace(self._view, cost_tyiyn=cost_tyiyn, refunded_tyiyn=refund)
         await self._persist_state(state)
         for transaction_id in self._late_transactions:
-            await self._commands.remote_stop(transaction_id)
+            await self._commands.remote_stop(transaction_id, patient=False)
 
     async def _finish(self) -> SessionView:
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._view
 
-    # ---- signals -------------------------------------------------------------------------
-
-    @workflow.signal(name=TRANSACTION_STARTED)
-    def transaction_started(self, started: TransactionStarted) -> None:
-        current = self._transaction
-        if current is None and not self._gave_up and self._view.state not in FINAL_STATES:
-            self._transaction = started
-        elif current is None or current.transaction_id != started.transaction_id:
-            self._note_late(started.transaction_id)
-
-    @workflow.signal(name=METER_SAMPLE)
-    def meter_sample(self, sample: MeterSample) -> None:
-        current = self._transaction
-        if current is None or current.transaction_id != sample.transaction_id:
-            return
-        if self._stopped is not None or sample.energy_wh <= self._view.energy_wh:
-            return  # after the stop, or older than what we know: the stop's figure wins
-        self._view = replace(
-            self._view,
-            energy_wh=sample.energy_wh,
-            cost_tyiyn=self._tariff().cost_tyiyn(
-                sample.energy_wh, reserved_tyiyn=self._view.reserved_tyiyn
-            ),
-        )
-        self._show_details()
-
-    @workflow.signal(name=TRANSACTION_STOPPED)
-    def transaction_stopped(self, stopped: TransactionStopped) -> None:
-        if self._stopped is not None or self._gave_up:
-            return
-        current = self._transaction
-        if current is None:
-            # The stop overtook its start: the transaction is ours (its idTag named us).
-            self._transaction = TransactionStarted(
-                transaction_id=stopped.transaction_id,
-                station_id=self._request.station_id,
-                connector_id=self._request.connector_id,
-                meter_start_wh=stopped.meter_stop_wh - stopped.energy_wh,
-                started_at=stopped.stopped_at,
-            )
-        elif current.transaction_id != stopped.transaction_id:
-            return
-        self._stopped = stopped
-
-    @workflow.signal(name=ENERGY_LIMIT_REACHED)
-    def energy_limit_reached(self, reached: EnergyLimitReached) -> None:
-        current = self._transaction
-        if current is None or current.transaction_id != reached.transaction_id:
-            return
-        if self._limit is None:
-            self._limit = reached
-
-    # ---- updates and query ---------------------------------------------------------------
-
-    # Bare decorators keep the async return types visible to typed callers; the method names
-    # are the update names (START_UPDATE, STOP_UPDATE).
-    @workflow.update
-    async def start(self, command: StartCommand) -> SessionView:
-        await workflow.wait_condition(lambda: self._admitted or self._view.rejection is not None)
-        if self._view.rejection is not None:
-            raise ApplicationError(
-                self._view.rejection_message or "start refused",
-                self._view.rejection,
-                type=START_REJECTED,
-                non_retryable=True,
-            )
-        return self._view
-
-    @start.validator
-    def _validate_start(self, command: StartCommand) -> None:
-        if command != self._request.command:
-            raise ApplicationError(
-                "this Idempotency-Key was already used for another start request",
-                type=START_REQUEST_MISMATCH,
-                non_retryable=True,
-            )
-
-    @workflow.update
-    async def stop(self, command: StopCommand) -> SessionView:
-        self._stop_requested = True
-        await workflow.wait_condition(
-            lambda: (
-                SessionState(self._view.state) not in _BEFORE_STOP
-                or self._view.rejection is not None
-            )
-        )
-        if self._view.rejection is not None:
-            raise ApplicationError("no such session", type=SESSION_NOT_FOUND, non_retryable=True)
-        return self._view
-
-    @stop.validator
-    def _validate_stop(self, command: StopCommand) -> None:
-        # Someone else's session and a refused start look exactly like no session at all.
-        if command.client_id != self._request.client_id or self._view.rejection is not None:
-            raise ApplicationError("no such session", type=SESSION_NOT_FOUND, non_retryable=True)
-
-    @workflow.query(name=STATE_QUERY)
-    def state(self) -> SessionView:
-        return self._view
-
     # ---- helpers -------------------------------------------------------------------------
-
-    def _tariff(self) -> Tariff:
-        return Tariff(self._view.price_tyiyn_per_kwh)
 
     def _reject(self, cause: BaseException | None) -> None:
         kind = cause.type if isinstance(cause, ApplicationError) else None
         self._view = replace(
             self._view,
+            state=SessionState.REJECTED.value,
             rejection=kind or "StartFailed",
             rejection_message=str(cause) if cause is not None else "start failed",
         )
+        # Without it the refused start would stay `pending` in visibility forever.
+        workflow.upsert_search_attributes([SESSION_STATE.value_set(SessionState.REJECTED.value)])
         workflow.set_current_details(f"start refused: {self._view.rejection_message}")
-
-    def _note_late(self, transaction_id: int) -> None:
-        if transaction_id not in self._late_transactions:
-            self._late_transactions.append(transaction_id)
-
-    def _set_state(self, state: SessionState) -> None:
-        self._view = replace(self._view, state=state.value)
-        self._show_details()
 
     async def _persist_state(self, state: SessionState) -> None:
         """A state operators filter by: search attribute and database row both follow it."""
         self._set_state(state)
         workflow.upsert_search_attributes([SESSION_STATE.value_set(state.value)])
         await commands.record_session(session_record(self._view))
-
-    def _show_details(self) -> None:
-        workflow.set_current_details(current_details(self._view))
 
     def _continue_as_new_due(self) -> bool:
         info = workflow.info()
@@ -424,4 +337,5 @@ class ChargingSessionWorkflow:
             transaction=self._transaction,
             gateway_queue=self._commands.gateway_queue,
             cap_deadline=self._cap_deadline,
+            late_transactions=tuple(self._late_transactions),
         )

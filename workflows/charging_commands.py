@@ -195,47 +195,69 @@ class GatewayCommands:
 
     async def remote_start(self, id_tag: str, energy_limit_wh: int) -> CommandOutcome:
         request = RemoteStartRequest(self.station_id, self.connector_id, id_tag, energy_limit_wh)
-        return await self._send(REMOTE_START, request, f"RemoteStart, limit {energy_limit_wh} Wh")
+        return await self._send(
+            REMOTE_START, request, f"RemoteStart, limit {energy_limit_wh} Wh", patient=True
+        )
 
-    async def remote_stop(self, transaction_id: int) -> CommandOutcome:
+    async def remote_stop(self, transaction_id: int, *, patient: bool = True) -> CommandOutcome:
+        """With `patient`, a station connected nowhere is looked for again for a while."""
         request = RemoteStopRequest(self.station_id, transaction_id)
-        return await self._send(REMOTE_STOP, request, f"RemoteStop transaction {transaction_id}")
+        return await self._send(
+            REMOTE_STOP, request, f"RemoteStop transaction {transaction_id}", patient=patient
+        )
 
-    async def _send(self, name: str, request: object, summary: str) -> CommandOutcome:
-        disowned_by: str | None = None
-        for attempt in range(self.settings.command_attempts):
-            if self.gateway_queue is None or attempt > 0:
+    async def _send(
+        self, name: str, request: object, summary: str, *, patient: bool
+    ) -> CommandOutcome:
+        deadline = workflow.now() + timedelta(
+            seconds=self.settings.command_patience_s if patient else 0
+        )
+        pause_s = 2
+        relocate = self.gateway_queue is None
+        dead_gateways = 0
+        while True:
+            if relocate:
                 location = await locate_station(LocateStation(self.station_id, self.connector_id))
                 self.gateway_queue = location.gateway_queue
-            if self.gateway_queue is None or self.gateway_queue == disowned_by:
-                return CommandOutcome.UNREACHABLE
-            try:
-                # Only `status` matters here; a plain mapping keeps the workflow's decoding
-                # independent of how the gateway types the charger's payload.
-                result: dict[str, Any] = await workflow.execute_activity(
-                    name,
-                    request,
-                    result_type=dict,
-                    task_queue=self.gateway_queue,
-                    schedule_to_start_timeout=timedelta(
-                        seconds=self.settings.command_schedule_timeout_s
-                    ),
-                    start_to_close_timeout=timedelta(seconds=self.settings.command_timeout_s),
-                    retry_policy=ONCE,
-                    summary=summary,
-                )
-            except ActivityError as exc:
-                # Nobody took the command (dead gateway) or the station left that gateway:
-                # the charger has not seen it, so find the station again and resend.
-                if _error_type(exc) == STATION_NOT_CONNECTED:
-                    disowned_by = self.gateway_queue
-                    continue
-                if _schedule_to_start_timeout(exc):
-                    continue
-                if _error_type(exc) in _REFUSALS:
+            if self.gateway_queue is not None:
+                try:
+                    # Only `status` matters here; a plain mapping keeps the workflow's
+                    # decoding independent of how the gateway types the charger's payload.
+                    result: dict[str, Any] = await workflow.execute_activity(
+                        name,
+                        request,
+                        result_type=dict,
+                        task_queue=self.gateway_queue,
+                        schedule_to_start_timeout=timedelta(
+                            seconds=self.settings.command_schedule_timeout_s
+                        ),
+                        start_to_close_timeout=timedelta(seconds=self.settings.command_timeout_s),
+                        retry_policy=ONCE,
+                        summary=summary,
+                    )
+                except ActivityError as exc:
+                    if _schedule_to_start_timeout(exc):
+                        # Nobody took the command: that gateway is dead and the charger has
+                        # not seen it. Find the station again and resend at once.
+                        dead_gateways += 1
+                        if dead_gateways >= self.settings.command_attempts:
+                            return CommandOutcome.UNREACHABLE
+                        relocate = True
+                        continue
+                    if _error_type(exc) in _REFUSALS:
+                        return CommandOutcome.REJECTED
+                    if _error_type(exc) != STATION_NOT_CONNECTED:
+                        return CommandOutcome.UNCERTAIN
+                else:
+                    if result.get("status") == "Accepted":
+                        return CommandOutcome.ACCEPTED
                     return CommandOutcome.REJECTED
-                return CommandOutcome.UNCERTAIN
-            if result.get("status") == "Accepted":
-                return CommandOutcome.ACCEPTED
-            return CommandOutcome.REJECTED
-        return CommandOutcome.UNREACHABLE
+            # The station is between connections (a blip, a gateway being redeployed): a
+            # durable pause, then look where it is now.
+            if workflow.now() + timedelta(seconds=pause_s) > deadline:
+                return CommandOutcome.UNREACHABLE
+            await workflow.sleep(
+                timedelta(seconds=pause_s), summary="station not connected; looking again"
+            )
+            pause_s = min(pause_s + 1, 5)
+            relocate = True

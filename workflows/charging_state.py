@@ -31,10 +31,19 @@ class ChargingSettings:
 
     start_timeout_s: int = 600  # durable timer for StartTransaction after RemoteStart
     time_cap_s: int = 12 * 3600  # longest a session may charge
-    stop_grace_s: int = 120  # wait for StopTransaction after a RemoteStop
+    stop_grace_s: int = 120  # wait for StopTransaction after a RemoteStop the charger accepted
+    # A charger that could not be told to stop (offline, no answer) is waited for until the
+    # 12 h cap deadline, and at least this long after the stop; RemoteStop is retried after
+    # stop_retry_first_s, doubling up to stop_retry_max_s.
+    offline_stop_wait_s: int = 6 * 3600
+    stop_retry_first_s: int = 60
+    stop_retry_max_s: int = 1800
     command_schedule_timeout_s: int = 10  # no gateway picked the command up: it is dead
     command_timeout_s: int = 60  # the gateway waits for the charger's answer within this
-    command_attempts: int = 3  # re-locate and resend this often when a gateway is dead/gone
+    command_attempts: int = 3  # re-locate and resend this often when a gateway is dead
+    # A station connected nowhere (brief disconnect, rolling gateway deploy) is looked for
+    # again after 2, 3, 4, 5, 5... s of durable timer for this long before giving up.
+    command_patience_s: int = 60
     # Continue-as-new after this many history events (0: only when Temporal suggests it).
     history_events_limit: int = 0
 
@@ -49,6 +58,18 @@ class ChargingSettings:
     @property
     def stop_grace(self) -> timedelta:
         return timedelta(seconds=self.stop_grace_s)
+
+    @property
+    def offline_stop_wait(self) -> timedelta:
+        return timedelta(seconds=self.offline_stop_wait_s)
+
+    @property
+    def stop_retry_first(self) -> timedelta:
+        return timedelta(seconds=self.stop_retry_first_s)
+
+    @property
+    def stop_retry_max(self) -> timedelta:
+        return timedelta(seconds=self.stop_retry_max_s)
 
 
 @dataclass(frozen=True)
@@ -97,6 +118,7 @@ class CarriedSession:
     transaction: TransactionStarted
     gateway_queue: str | None
     cap_deadline: datetime
+    late_transactions: tuple[int, ...] = ()  # refused transactions still to be stopped
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,10 @@
 """The signal contract between the OCPP gateway and the ChargingSession workflow.
 
 The gateway sends these to workflow `charging-{id_tag}` (the idTag of a RemoteStart is the
-session id). Every signal is safe to receive twice: the workflow keys them by transaction.
+session id). Every message is safe to receive twice: the workflow keys them by transaction.
+`transaction_started` is an update, not a signal: its answer is the idTagInfo status the
+gateway gives the charger (a session that gave up, is finishing, already has a transaction or
+belongs to another connector answers Invalid, so nobody is billed for a foreign start).
 """
 
 from __future__ import annotations
@@ -13,6 +16,13 @@ TRANSACTION_STARTED = "transaction_started"
 METER_SAMPLE = "meter_sample"
 TRANSACTION_STOPPED = "transaction_stopped"
 ENERGY_LIMIT_REACHED = "energy_limit_reached"
+
+# Answers of the transaction_started update: OCPP idTagInfo statuses.
+START_ACCEPTED = "Accepted"
+START_REFUSED = "Invalid"
+# The update's validator fails with this type for a StartTransaction from another
+# station or connector than the session's (an idTag replayed elsewhere).
+FOREIGN_TRANSACTION = "ForeignTransaction"
 
 
 def charging_workflow_id(session_id: str) -> str:

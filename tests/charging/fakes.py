@@ -34,6 +34,7 @@ from activities.stations import LOCATE_STATION, LocateStation, StationLocation
 from gateway.contract import (
     REMOTE_START,
     REMOTE_STOP,
+    STATION_NOT_CONNECTED,
     CommandResult,
     RemoteStartRequest,
     RemoteStopRequest,
@@ -70,6 +71,9 @@ class FakeWorld:
     reserve_error: str | None = None
     remote_start_status: str = "Accepted"
     remote_start_error: str | None = None
+    not_connected_times: int = 0  # the first commands fail with StationNotConnected
+    remote_stop_error: str | None = None  # ApplicationError type remote_stop raises
+    capture_error: str | None = None  # non-retryable ApplicationError type capture raises
     located_queue: str | None = None  # what locate_station answers; default gateway_queue
     offline: bool = False  # locate_station finds the station connected nowhere
     open_transaction_id: int | None = None  # what locate_station finds for an idTag
@@ -77,6 +81,7 @@ class FakeWorld:
     stop_on_remote_stop: TransactionStopped | None = None
     open_gate: asyncio.Event | None = None  # open_session waits for it
     capture_gate: asyncio.Event | None = None  # capture waits for it
+    release_gate: asyncio.Event | None = None  # release waits for it
     first_queue: str | None = None  # open_session's answer; default gateway_queue
     ledger: list[tuple[str, LedgerMovement]] = field(default_factory=list)
     records: list[SessionRecord] = field(default_factory=list)
@@ -130,14 +135,24 @@ class FakeWorld:
     async def capture(self, movement: LedgerMovement) -> LedgerResult:
         if self.capture_gate is not None:
             await self.capture_gate.wait()
+        if self.capture_error is not None:
+            raise ApplicationError("refused", type=self.capture_error, non_retryable=True)
         return await self._move("capture", movement)
 
     @activity.defn(name="release")
     async def release(self, movement: LedgerMovement) -> LedgerResult:
+        if self.release_gate is not None:
+            await self.release_gate.wait()
         return await self._move("release", movement)
+
+    def _blip(self) -> None:
+        if self.not_connected_times > 0:
+            self.not_connected_times -= 1
+            raise ApplicationError("gone", type=STATION_NOT_CONNECTED, non_retryable=True)
 
     @activity.defn(name=REMOTE_START)
     async def remote_start(self, request: RemoteStartRequest) -> CommandResult:
+        self._blip()
         self.starts.append(request)
         if self.remote_start_error is not None:
             raise ApplicationError("no", type=self.remote_start_error, non_retryable=True)
@@ -146,6 +161,9 @@ class FakeWorld:
 
     @activity.defn(name=REMOTE_STOP)
     async def remote_stop(self, request: RemoteStopRequest) -> CommandResult:
+        self._blip()
+        if self.remote_stop_error is not None:
+            raise ApplicationError("no", type=self.remote_stop_error, non_retryable=True)
         self.stops.append(request)
         answer = self.stop_on_remote_stop
         if answer is not None:
@@ -251,8 +269,10 @@ async def wait_for(
 
 async def signal_started(
     handle: WorkflowHandle[ChargingSessionWorkflow, SessionView], transaction: TransactionStarted
-) -> None:
-    await handle.signal(TRANSACTION_STARTED, transaction)
+) -> str:
+    """What the gateway does for a StartTransaction: the update's answer is the idTag status."""
+    answer: str = await handle.execute_update(TRANSACTION_STARTED, transaction, result_type=str)
+    return answer
 
 
 async def register_search_attributes(client: Client) -> None:

@@ -70,9 +70,10 @@ async def test_start_charge_stop_settles_exactly_and_reads_live_then_final(world
     transaction_id = await world.store_transaction(
         session_id, "API-1", 100_000, [100_000, 101_000, 103_000]
     )
-    await world.handle(session_id).signal(
+    await world.handle(session_id).execute_update(
         TRANSACTION_STARTED,
         TransactionStarted(transaction_id, "API-1", 1, 100_000, datetime.now(UTC)),
+        result_type=str,
     )
     await until_state(world, session_id, "charging")
 

@@ -28,7 +28,6 @@ from workflows.charging_state import ChargingSettings, StopCommand
 from workflows.signals import (
     ENERGY_LIMIT_REACHED,
     METER_SAMPLE,
-    TRANSACTION_STARTED,
     TRANSACTION_STOPPED,
     EnergyLimitReached,
     MeterSample,
@@ -262,7 +261,7 @@ async def test_meter_values_after_the_stop_change_nothing(
         await wait_for(handle, "charging")
         await handle.signal(TRANSACTION_STOPPED, stopped(3_000))
         await handle.signal(METER_SAMPLE, MeterSample(7, 5_000, started().started_at))
-        await handle.signal(TRANSACTION_STARTED, started(transaction_id=8))  # stray
+        assert await signal_started(handle, started(transaction_id=8)) == "Invalid"  # stray
         gate.set()
         result = await handle.result()
 
