@@ -73,8 +73,10 @@ async def test_writing_another_clients_row_is_refused(sessions) -> None:
             )
     async with client_scope(sessions, ours) as session:
         # Their rows are invisible, so updates and deletes cannot reach them either.
-        deleted = await session.execute(text("DELETE FROM idempotency_keys WHERE key = 'k1'"))
-        assert deleted.rowcount == 1
+        deleted = await session.scalars(
+            text("DELETE FROM idempotency_keys WHERE key = 'k1' RETURNING client_id")
+        )
+        assert deleted.all() == [ours]
     async with sessions() as session:
         left = (await session.scalars(select(IdempotencyKey.client_id))).all()
     assert left == [theirs]

@@ -84,7 +84,7 @@ def test_webhook_order_id_from_json_and_form_bodies() -> None:
 async def test_callers_behind_a_trusted_proxy_get_budgets_of_their_own(make_app) -> None:
     # What runtime/server.py does with FORWARDED_ALLOW_IPS: uvicorn's proxy-header handling.
     app = ProxyHeadersMiddleware(make_app(), trusted_hosts="10.0.0.2")
-    transport = httpx.ASGITransport(app=app, client=("10.0.0.2", 40000))
+    transport = httpx.ASGITransport(app=app, client=("10.0.0.2", 40000))  # type: ignore[arg-type]
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as proxy:
         first = {"X-Forwarded-For": "203.0.113.7"}
         second = {"X-Forwarded-For": "198.51.100.9"}
