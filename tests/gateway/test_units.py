@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
+from ocpp.exceptions import PropertyConstraintViolationError
+from ocpp.v16 import call_result
 
 from gateway import framing, metering
 from gateway.auth import hash_password, verify_password
+from gateway.charge_point import ChargePoint, on
+from gateway.throttle import FailureThrottle
 from gateway.upgrade import basic_credentials, choose_subprotocol, station_id_from_path
 
 
@@ -58,6 +65,104 @@ def test_unusable_samples_are_skipped_not_guessed():
         )
         is None
     )
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "1e999990",  # took ~26 s of one core to become an int, freezing every charger
+        "1e9999999",  # raised decimal.Overflow: an InternalError the charger retried forever
+        "9e999999",
+        "1" * 33,
+        "0x10",
+        "",
+    ],
+)
+def test_absurd_meter_values_are_ignored_not_computed(value):
+    found = metering.reading(
+        {
+            "timestamp": "2026-01-01T10:00:00Z",
+            "sampled_value": [{"value": value, "unit": "kWh"}, {"value": "50", "measurand": "SoC"}],
+        }
+    )
+    assert found is not None  # the rest of the meterValue is still stored
+    assert (found.energy_wh, found.soc_percent) == (None, 50)
+
+
+def test_per_phase_energy_registers_are_summed_when_no_total_is_sent():
+    phases_only = metering.reading(
+        {
+            "timestamp": "2026-01-01T10:00:00Z",
+            "sampled_value": [
+                {"value": "1.5", "unit": "kWh", "phase": "L1"},
+                {"value": "1500", "phase": "L2-N"},
+                {"value": "1600", "phase": "L3"},
+                {"value": "999", "phase": "L1-L2"},  # line-to-line: not a delivered share
+                {"value": "900", "phase": "L1"},  # the same conductor again
+            ],
+        }
+    )
+    with_total = metering.reading(
+        {
+            "timestamp": "2026-01-01T10:00:00Z",
+            "sampled_value": [
+                {"value": "1500", "phase": "L1"},
+                {"value": "4700"},
+            ],
+        }
+    )
+    assert phases_only is not None and phases_only.energy_wh == 4_600
+    assert with_total is not None and with_total.energy_wh == 4_700
+
+
+def test_failures_are_throttled_per_key_within_a_window():
+    throttle = FailureThrottle(limit=2, window_s=60)
+    throttle.record("EVP-1", now=100.0)
+    assert throttle.retry_after("EVP-1", now=101.0) is None
+    throttle.record("EVP-1", now=110.0)
+    assert throttle.retry_after("EVP-1", now=111.0) == 49
+    assert throttle.retry_after("EVP-2", now=111.0) is None
+    assert throttle.retry_after("EVP-1", now=160.0) is None  # the window is over
+
+
+def test_throttle_memory_is_bounded():
+    throttle = FailureThrottle(limit=1, window_s=60, max_keys=3)
+    for number in range(10):
+        throttle.record(f"key-{number}", now=float(number))
+    assert throttle.retry_after("key-9", now=9.0) is not None
+    assert throttle.retry_after("key-0", now=9.0) is None  # evicted, not kept forever
+
+
+class _FailsAfterDeferring(ChargePoint):
+    later: Any = None
+
+    @on("Heartbeat")
+    async def on_heartbeat(self) -> call_result.Heartbeat:
+        self.defer(self.later)
+        raise PropertyConstraintViolationError(details={"cause": "refused after deferring"})
+
+
+async def test_work_deferred_by_a_failed_call_is_closed_not_leaked():
+    sent: list[Any] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    ran: list[str] = []
+
+    async def later() -> None:
+        ran.append("ran")
+
+    point = _FailsAfterDeferring(
+        "EVP-1", send, registration="accepted", remote_address=None, connected_at=datetime.now(UTC)
+    )
+    work = later()
+    point.later = work
+    await point._route('[2,"m-1","Heartbeat",{}]')
+    await asyncio.sleep(0)
+    assert json.loads(sent[0]["text"])[:3] == [4, "m-1", "PropertyConstraintViolation"]
+    assert ran == []
+    assert work.cr_frame is None  # closed: no "coroutine was never awaited" warning
 
 
 def test_latest_energy_is_the_newest_reading_not_the_last_listed():
