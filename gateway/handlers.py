@@ -160,15 +160,30 @@ class StationHandler(ChargePoint):
             meter_start_wh=row.meter_start_wh,
             started_at=row.started_at,
         )
-        accepted = await self._signal(id_tag, TRANSACTION_STARTED, started, row.id, retryable=True)
+        # An update, not a signal: the session decides whether this transaction is its own
+        # (the right connector, not given up, no other transaction), and the charger is told.
+        try:
+            accepted = await self._ctx.signals.start_transaction(id_tag, started)
+        except SignalFailed as exc:
+            metrics.SIGNALS.labels(TRANSACTION_STARTED, "failed").inc()
+            log.warning(
+                "StartTransaction update failed",
+                station_id=self.station_id,
+                transaction_id=row.id,
+                id_tag=id_tag,
+                error=str(exc),
+            )
+            raise InternalError(details={"cause": "session service unavailable"}) from exc
+        metrics.SIGNALS.labels(TRANSACTION_STARTED, "accepted" if accepted else "refused").inc()
         tx = _Tx.of(row)
         if accepted:
             if row.session_id is None:
                 await self._ctx.store.link_session(row.id, id_tag)
             tx.session_id = id_tag
         else:
-            # No paid session stands behind this idTag: recorded (session_id NULL) for
-            # reconciliation, and Invalid so the charger does not deliver unpaid energy.
+            # No paid session takes this transaction (none behind the idTag, or it refused):
+            # recorded (session_id NULL) for reconciliation, and Invalid so the charger does
+            # not deliver unpaid energy.
             log.warning(
                 "transaction without a session",
                 station_id=self.station_id,

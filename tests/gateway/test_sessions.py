@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from ocpp.v16 import call
 from sqlalchemy import func, select
+from temporalio.worker import Worker
 
 from db.models import MeterValue, OcppTransaction
 from gateway.contract import (
@@ -21,7 +22,13 @@ from gateway.contract import (
     RemoteStopRequest,
 )
 from tests.gateway.conftest import charger_session
-from tests.gateway.workflows import CommandCall, CommandOutcome, CommandProbe, SignalSink
+from tests.gateway.workflows import (
+    CommandCall,
+    CommandOutcome,
+    CommandProbe,
+    SignalSink,
+    StartRefuser,
+)
 from workflows.signals import (
     ENERGY_LIMIT_REACHED,
     METER_SAMPLE,
@@ -302,3 +309,30 @@ async def test_command_the_charger_never_answers_times_out_clearly(
             RemoteStopRequest(station_id="EVP-407", transaction_id=5),
         )
     assert outcome.error_type == STATION_TIMEOUT
+
+
+async def test_a_start_its_session_refuses_is_recorded_and_answered_invalid(
+    gateway, add_station, temporal_env, sessions
+):
+    await add_station("EVP-409")
+    session_id = new_session_id()
+    queue = f"refuser-{uuid.uuid4().hex[:8]}"
+    async with Worker(temporal_env.client, task_queue=queue, workflows=[StartRefuser]):
+        refuser = await temporal_env.client.start_workflow(
+            StartRefuser.run, id=charging_workflow_id(session_id), task_queue=queue
+        )
+        async with charger_session(gateway.url("EVP-409"), "EVP-409") as connected:
+            started = await connected.charger.call(
+                call.StartTransaction(
+                    connector_id=1,
+                    id_tag=session_id,
+                    meter_start=0,
+                    timestamp="2026-01-01T10:00:00Z",
+                ),
+                suppress=False,
+            )
+        await refuser.terminate("test over")
+    assert started.id_tag_info["status"] == "Invalid"
+    async with sessions() as session:
+        tx = await session.get(OcppTransaction, started.transaction_id)
+    assert tx.id_tag == session_id and tx.session_id is None  # recorded, billed to nobody

@@ -1,4 +1,4 @@
-"""Test workflows: one that collects the gateway's signals, one that runs a gateway command."""
+"""Test workflows: one that collects what the gateway sends a session, one that runs a command."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.signals import (
         ENERGY_LIMIT_REACHED,
         METER_SAMPLE,
+        START_ACCEPTED,
+        START_REFUSED,
         TRANSACTION_STARTED,
         TRANSACTION_STOPPED,
     )
@@ -32,9 +34,11 @@ class SignalSink:
     async def run(self) -> None:
         await workflow.wait_condition(lambda: self.done)
 
-    @workflow.signal(name=TRANSACTION_STARTED)
-    def transaction_started(self, payload: dict[str, Any]) -> None:
+    @workflow.update(name=TRANSACTION_STARTED)
+    def transaction_started(self, payload: dict[str, Any]) -> str:
+        # An update like ChargingSession's; this stand-in takes every transaction.
         self.received.append((TRANSACTION_STARTED, payload))
+        return START_ACCEPTED
 
     @workflow.signal(name=METER_SAMPLE)
     def meter_sample(self, payload: dict[str, Any]) -> None:
@@ -55,6 +59,19 @@ class SignalSink:
     @workflow.query
     def signals(self) -> list[tuple[str, Any]]:
         return self.received
+
+
+@workflow.defn
+class StartRefuser:
+    """A session that refuses every StartTransaction (gave up, or not its connector)."""
+
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: False)
+
+    @workflow.update(name=TRANSACTION_STARTED)
+    def transaction_started(self, payload: dict[str, Any]) -> str:
+        return START_REFUSED
 
 
 @dataclass(frozen=True)
