@@ -11,6 +11,7 @@ from sqlalchemy import select
 from websockets.exceptions import ConnectionClosed
 
 from db.models import Station, StationConnection
+from gateway.handlers import StationHandler
 from tests.gateway.conftest import charger_session
 
 pytestmark = pytest.mark.integration
@@ -124,3 +125,48 @@ async def test_rows_left_by_a_dead_gateway_are_cleared(start_gateway, add_statio
             return
         await asyncio.sleep(0.05)
     pytest.fail("a dead gateway's row still claims the station")
+
+
+async def test_stop_clears_the_registry_rows_before_closing_sockets(
+    start_gateway, add_station, sessions, monkeypatch
+):
+    """During a rolling deploy no workflow may route a command to a gateway that is
+    already closing its chargers."""
+    running = await start_gateway()
+    await add_station("EVP-507")
+    rows_while_closing: list[object] = []
+    close = StationHandler.close
+
+    async def close_and_look(self: StationHandler, code: int, reason: str) -> None:
+        rows_while_closing.append(await connection_row(sessions, self.station_id))
+        await close(self, code, reason)
+
+    monkeypatch.setattr(StationHandler, "close", close_and_look)
+    async with charger_session(running.url("EVP-507"), "EVP-507") as connected:
+        await connected.charger.call(call.Heartbeat(), suppress=False)
+        assert await connection_row(sessions, "EVP-507") is not None
+        connected.task.cancel()
+        await running.gateway.stop()
+        assert await wait_closed(connected) == 1001
+    assert rows_while_closing == [None]
+
+
+async def test_command_deadline_includes_waiting_for_the_previous_command(gateway, add_station):
+    await add_station("EVP-508")
+    async with charger_session(gateway.url("EVP-508"), "EVP-508") as connected:
+        connected.charger.answer_commands = False
+        await connected.charger.call(call.Heartbeat(), suppress=False)
+        station = gateway.gateway.registry.get("EVP-508")
+        assert station is not None
+        unanswered = asyncio.create_task(
+            station.call(call.RemoteStopTransaction(transaction_id=1), 60)
+        )
+        await asyncio.wait_for(connected.charger.remote_stop_received.wait(), 10)
+        second = asyncio.create_task(
+            station.call(call.RemoteStopTransaction(transaction_id=2), 0.5)
+        )
+        done, _ = await asyncio.wait({second}, timeout=20)
+        assert second in done, "the second command waited for the first one's whole deadline"
+        assert isinstance(second.exception(), TimeoutError)
+        assert not unanswered.done()
+        unanswered.cancel()
