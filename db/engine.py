@@ -30,7 +30,7 @@ def create_engine(
     *,
     pool_size: int = 10,
     echo: bool = False,
-    command_timeout_s: float = COMMAND_TIMEOUT_S,
+    command_timeout_s: float | None = COMMAND_TIMEOUT_S,
     statement_timeout_ms: int = STATEMENT_TIMEOUT_MS,
 ) -> AsyncEngine:
     """No pre-ping: it costs a round trip on every checkout. A connection that died anyway

@@ -116,6 +116,8 @@ def uvicorn_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
         ws_per_message_deflate=False,
         timeout_graceful_shutdown=10,
         backlog=4096,  # a fleet reconnecting after a restart arrives all at once
+        proxy_headers=True,  # real client addresses behind Traefik, for limits and logs
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
 
 

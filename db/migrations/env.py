@@ -21,7 +21,13 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_async() -> None:
-    engine = create_engine(config.get_main_option("sqlalchemy.url") or "", pool_size=1)
+    # No statement timeout: a migration may rewrite or index a large table.
+    engine = create_engine(
+        config.get_main_option("sqlalchemy.url") or "",
+        pool_size=1,
+        command_timeout_s=None,
+        statement_timeout_ms=0,
+    )
     async with engine.connect() as connection:
         await connection.run_sync(_run)
     await engine.dispose()
