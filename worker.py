@@ -14,10 +14,11 @@ from activities.ledger import Ledger, LedgerActivities
 from activities.sessions import charging_activities
 from payments.config import ProviderSettings, build_provider
 from payments.provider import PaymentProvider, ProviderName
+from runtime.schedules import ensure_schedules
 from runtime.services import Services
 from runtime.settings import Settings
 from workflows.charging import ChargingSessionWorkflow
-from workflows.reconciliation import ensure_schedules, payments_worker_parts
+from workflows.reconciliation import payments_worker_parts
 
 log = structlog.get_logger(__name__)
 

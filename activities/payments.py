@@ -19,8 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.topups import TopUpRecords, write_audit
+from activities.topups import TopUpRecords
 from db.models import Client, TopUp
+from db.payment_audit import write_payment_audit
 from payments.provider import (
     Invoice,
     InvoiceRequest,
@@ -66,7 +67,8 @@ class PaymentReport:
     trans_id: str
     amount_tyiyn: int | None
     currency: str | None
-    source: str  # webhook | status
+    source: str  # webhook | status | sweep
+    untrusted: str | None = None  # the webhook's screening said: review, never credit
 
 
 @dataclass(frozen=True)
@@ -183,7 +185,7 @@ class PaymentActivities:
             )
             row = await session.scalar(select(TopUp).where(TopUp.id == request.topup_id))
             assert row is not None
-            await write_audit(
+            write_payment_audit(
                 session,
                 "invoice_created",
                 request.provider,
@@ -214,7 +216,7 @@ class PaymentActivities:
 
     async def _audit(self, event: str, topup_id: str, *, ok: bool = True, **details: Any) -> None:
         async with self._sessions() as session, session.begin():
-            await write_audit(
+            write_payment_audit(
                 session, event, self._provider.name.value, topup_id=topup_id, ok=ok, details=details
             )
 
@@ -233,4 +235,5 @@ def payment_activities(
         records.finish_topup,
         records.find_topup,
         records.stale_topups,
+        records.unsettled_payments,
     ]

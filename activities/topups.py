@@ -1,55 +1,29 @@
-"""Top-up records: claiming a provider transaction for one top-up, final states, the audit.
+"""Top-up records: claiming a provider transaction for one top-up, final states, what is open.
 
-`record_payment` is where "a trans_id is credited at most once, and a top-up is paid by one
-trans_id" is decided, under row locks; the ledger's op_key `topup:{trans_id}` is the backstop.
+`record_payment` is where "a trans_id is credited at most once, a top-up is paid by one
+trans_id, and a payment in review is never credited automatically" is decided, under row
+locks; the ledger's op_key `topup:{trans_id}` is the backstop. Every audit row goes through
+`db.payment_audit`, which masks.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
-from db.models import PaymentAudit, ProviderTransaction, TopUp
+from db.models import ProviderTransaction, TopUp
+from db.payment_audit import write_payment_audit
 
 log = structlog.get_logger(__name__)
 
 OPEN_STATES = ("creating", "awaiting_payment")
-_SECRET_KEYS = frozenset({"hash", "card_number", "cvc", "cvv", "password", "token"})
-
-
-def masked(details: dict[str, Any]) -> dict[str, Any]:
-    """Audit rows never hold hashes, card data or tokens, whatever a caller passes."""
-    return {key: ("***" if key in _SECRET_KEYS else value) for key, value in details.items()}
-
-
-async def write_audit(
-    session: AsyncSession,
-    event: str,
-    provider: str,
-    *,
-    topup_id: str | None = None,
-    trans_id: str | None = None,
-    ok: bool = True,
-    details: dict[str, Any] | None = None,
-) -> None:
-    session.add(
-        PaymentAudit(
-            event=event,
-            provider=provider,
-            topup_id=topup_id,
-            trans_id=trans_id,
-            ok=ok,
-            details=masked(details or {}),
-            at=datetime.now(UTC),
-        )
-    )
+RECEIVED, PAID, REVIEW = "received", "paid", "review"  # provider_transactions.status
 
 
 @dataclass(frozen=True)
@@ -73,12 +47,14 @@ class RecordPaymentInput:
     amount_tyiyn: int
     currency: str
     claim: bool  # False records the payment only (mismatch, unmatched): nothing will be credited
+    reason: str | None = None  # why it is not claimed, for the audit
 
 
 @dataclass(frozen=True)
 class RecordPaymentResult:
     claimed: bool  # this trans_id is the one that pays the top-up (now or before)
     paid_by: str | None  # the trans_id that holds the top-up when it is not this one
+    in_review: bool = False  # the transaction was already sent to review: a human decides
 
 
 @dataclass(frozen=True)
@@ -103,6 +79,19 @@ class StaleTopUpsInput:
     limit: int
 
 
+@dataclass(frozen=True)
+class UnsettledPayment:
+    """A reported payment that is neither credited nor in review (e.g. the webhook recorded it
+    but could not reach Temporal)."""
+
+    provider: str
+    trans_id: str
+    topup_id: str | None
+    invoice_id: str | None
+    amount_tyiyn: int
+    currency: str
+
+
 def _ref(row: TopUp) -> TopUpRef:
     return TopUpRef(
         topup_id=row.id,
@@ -125,32 +114,24 @@ class TopUpRecords:
     @activity.defn(name="record_payment")
     async def record_payment(self, request: RecordPaymentInput) -> RecordPaymentResult:
         async with self._sessions() as session, session.begin():
-            paid_by: str | None = None
-            if request.topup_id is not None and request.claim:
-                topup = await session.scalar(
-                    select(TopUp).where(TopUp.id == request.topup_id).with_for_update()
+            known = await session.scalar(
+                select(ProviderTransaction)
+                .where(
+                    ProviderTransaction.provider == request.provider,
+                    ProviderTransaction.trans_id == request.trans_id,
                 )
-                if topup is not None:
-                    if topup.trans_id is None:
-                        topup.trans_id = request.trans_id
-                    paid_by = topup.trans_id
-            status = "paid" if request.claim else "review"
-            await session.execute(
-                insert(ProviderTransaction)
-                .values(
-                    provider=request.provider,
-                    trans_id=request.trans_id,
-                    topup_id=request.topup_id,
-                    invoice_id=request.invoice_id,
-                    status=status,
-                    amount_tyiyn=request.amount_tyiyn,
-                    currency=request.currency,
-                )
-                .on_conflict_do_nothing(index_elements=["provider", "trans_id"])
+                .with_for_update()
             )
-            claimed = request.claim and paid_by == request.trans_id
+            in_review = known is not None and known.status == REVIEW
+            claim = request.claim and not in_review
+            paid_by = await self._claim(session, request, claim=claim)
+            claimed = claim and paid_by == request.trans_id
+            await self._upsert(session, request, PAID if claimed else REVIEW)
             if not claimed:
-                await write_audit(
+                reason = request.reason or (
+                    "the transaction is in review" if in_review else f"top-up paid by {paid_by}"
+                )
+                write_payment_audit(
                     session,
                     "payment_not_credited",
                     request.provider,
@@ -161,10 +142,59 @@ class TopUpRecords:
                         "amount_tyiyn": request.amount_tyiyn,
                         "currency": request.currency,
                         "paid_by": paid_by,
+                        "reason": reason,
                     },
                 )
         return RecordPaymentResult(
-            claimed=claimed, paid_by=paid_by if paid_by != request.trans_id else None
+            claimed=claimed,
+            paid_by=paid_by if paid_by != request.trans_id else None,
+            in_review=in_review,
+        )
+
+    @staticmethod
+    async def _claim(
+        session: AsyncSession, request: RecordPaymentInput, *, claim: bool
+    ) -> str | None:
+        """The trans_id that pays the top-up, claiming it for this one if it is still free."""
+        if request.topup_id is None:
+            return None
+        topup = await session.scalar(
+            select(TopUp).where(TopUp.id == request.topup_id).with_for_update()
+        )
+        if topup is None:
+            return None
+        if claim and topup.trans_id is None:
+            topup.trans_id = request.trans_id
+        return topup.trans_id
+
+    @staticmethod
+    async def _upsert(session: AsyncSession, request: RecordPaymentInput, status: str) -> None:
+        """Insert the transaction, or settle the webhook's `received` receipt; a row already
+        settled (paid or review) keeps its status."""
+        statement = insert(ProviderTransaction).values(
+            provider=request.provider,
+            trans_id=request.trans_id,
+            topup_id=request.topup_id,
+            invoice_id=request.invoice_id,
+            status=status,
+            amount_tyiyn=request.amount_tyiyn,
+            currency=request.currency,
+        )
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["provider", "trans_id"],
+                set_={
+                    "status": statement.excluded.status,
+                    "topup_id": func.coalesce(
+                        ProviderTransaction.topup_id, statement.excluded.topup_id
+                    ),
+                    "invoice_id": func.coalesce(
+                        ProviderTransaction.invoice_id, statement.excluded.invoice_id
+                    ),
+                    "updated_at": func.now(),
+                },
+                where=ProviderTransaction.status == RECEIVED,
+            )
         )
 
     @activity.defn(name="finish_topup")
@@ -187,7 +217,7 @@ class TopUpRecords:
                     )
                     .values(credited_entry_id=request.entry_id, updated_at=now)
                 )
-            await write_audit(
+            write_payment_audit(
                 session,
                 f"topup_{request.state}",
                 request.provider,
@@ -212,12 +242,56 @@ class TopUpRecords:
 
     @activity.defn(name="stale_topups")
     async def stale_topups(self, request: StaleTopUpsInput) -> list[TopUpRef]:
-        cutoff = datetime.now(UTC) - timedelta(seconds=request.older_than_s)
-        async with self._sessions() as session:
-            rows = await session.scalars(
-                select(TopUp)
-                .where(TopUp.state.in_(OPEN_STATES), TopUp.created_at < cutoff)
-                .order_by(TopUp.created_at)
-                .limit(request.limit)
+        """Open top-ups past their life, least recently checked first, marked as checked now:
+        ones the provider never resolves go to the back of the line instead of blocking it."""
+        now = datetime.now(UTC)
+        async with self._sessions() as session, session.begin():
+            rows = list(
+                await session.scalars(
+                    select(TopUp)
+                    .where(
+                        TopUp.state.in_(OPEN_STATES),
+                        TopUp.created_at < now - timedelta(seconds=request.older_than_s),
+                    )
+                    .order_by(TopUp.checked_at.asc().nulls_first(), TopUp.created_at, TopUp.id)
+                    .limit(request.limit)
+                    .with_for_update(skip_locked=True)
+                )
             )
+            for row in rows:
+                row.checked_at = now
             return [_ref(row) for row in rows]
+
+    @activity.defn(name="unsettled_payments")
+    async def unsettled_payments(self, request: StaleTopUpsInput) -> list[UnsettledPayment]:
+        """Reported payments neither credited nor in review, least recently looked at first
+        (and touched now, so one that keeps failing does not hold the others back)."""
+        now = datetime.now(UTC)
+        async with self._sessions() as session, session.begin():
+            rows = list(
+                await session.scalars(
+                    select(ProviderTransaction)
+                    .where(
+                        ProviderTransaction.credited_entry_id.is_(None),
+                        ProviderTransaction.status != REVIEW,
+                        ProviderTransaction.created_at
+                        < now - timedelta(seconds=request.older_than_s),
+                    )
+                    .order_by(ProviderTransaction.updated_at, ProviderTransaction.trans_id)
+                    .limit(request.limit)
+                    .with_for_update(skip_locked=True)
+                )
+            )
+            for row in rows:
+                row.updated_at = now
+            return [
+                UnsettledPayment(
+                    provider=row.provider,
+                    trans_id=row.trans_id,
+                    topup_id=row.topup_id,
+                    invoice_id=row.invoice_id,
+                    amount_tyiyn=row.amount_tyiyn,
+                    currency=row.currency,
+                )
+                for row in rows
+            ]

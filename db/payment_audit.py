@@ -44,9 +44,7 @@ ID_KEYS = frozenset({"trans_id", "invoice_id", "order_id", "topup_id", "paid_by"
 
 _CARD_RUN = re.compile(r"(?<!\d)\d(?:[ -]?\d){12,18}(?!\d)")
 _HEX_DIGEST = re.compile(r"\b[0-9a-fA-F]{32,128}\b")
-_BEARER_OR_JWT = re.compile(
-    r"(?i)bearer\s+\S+|\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"
-)
+_BEARER_OR_JWT = re.compile(r"(?i)bearer\s+\S+|\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 
 
 def _luhn_ok(digits: str) -> bool:

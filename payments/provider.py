@@ -63,6 +63,9 @@ class PaymentNotice:
     currency: str
     site_id: str = ""
     test: bool = False
+    # Why this payment must not be credited automatically (a test payment reaching production,
+    # another merchant's site): it goes to review. Set by the webhook's screening.
+    untrusted: str | None = None
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,21 @@ def verify_and_parse(fields: Mapping[str, object], password: str) -> PaymentNoti
     )
 
 
+def untrusted_reason(notice: PaymentNotice, *, site_id: str, test_mode: bool) -> str | None:
+    """Why a correctly signed notice must still not be credited, or None.
+
+    A production merchant (test_mode False) never credits a test payment, and a notice for
+    another site of the same account is not a payment to us. Both are well signed, so only
+    these fields tell them apart from real money.
+    """
+    if notice.test != test_mode:
+        flag = "test" if notice.test else "live"
+        return f"a {flag} payment reached a {'test' if test_mode else 'live'} merchant"
+    if notice.site_id != site_id:
+        return f"site_id {notice.site_id or '(none)'} is not this merchant's ({site_id})"
+    return None
+
+
 def signed_notice_fields(
     *,
     trans_id: str,
@@ -79,4 +94,10 @@ def signed_notice_fields(
     return fields
 
 
-__all__ = ["WEBHOOK_HASH_FIELDS", "InvalidNotice", "signed_notice_fields", "verify_and_parse"]
+__all__ = [
+    "WEBHOOK_HASH_FIELDS",
+    "InvalidNotice",
+    "signed_notice_fields",
+    "untrusted_reason",
+    "verify_and_parse",
+]

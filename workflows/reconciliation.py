@@ -1,30 +1,20 @@
 """Payments confirmed after their TopUp closed: reconciliation per trans_id and an hourly sweep.
 
 The webhook starts `PaymentReconciliation` (id `reconcile-{trans_id}`) when the top-up's own
-workflow is gone; the hourly Schedule runs `ReconcileStaleTopUps`, which asks the provider about
-every top-up still open long after its invoice died. Both credit through `settle_payment`, so a
-paid invoice is credited exactly once however late and however often it is reported.
+workflow is gone; the hourly Schedule (see runtime/schedules.py) runs `ReconcileStaleTopUps`,
+which settles every payment the webhook recorded but nobody settled (Temporal was down, say)
+and asks the provider about top-ups still open long after their invoice died. All of them
+credit through `settle_payment`, so a paid invoice is credited exactly once however late and
+however often it is reported.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.client import (
-    Client,
-    Schedule,
-    ScheduleActionStartWorkflow,
-    ScheduleAlreadyRunningError,
-    ScheduleIntervalSpec,
-    ScheduleOverlapPolicy,
-    SchedulePolicy,
-    ScheduleSpec,
-)
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
@@ -37,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
         StaleTopUpsInput,
         TopUpRecords,
         TopUpRef,
+        UnsettledPayment,
     )
     from payments.provider import PaymentNotice, PaymentProvider, PayStatus
     from workflows.topup import (
@@ -50,9 +41,6 @@ with workflow.unsafe.imports_passed_through():
         report_of,
         settle_payment,
     )
-
-SWEEP_SCHEDULE_ID = "payments-reconcile-hourly"
-SWEEP_WORKFLOW_ID = "payments-reconcile-sweep"
 
 
 def reconciliation_workflow_id(trans_id: str) -> str:
@@ -72,6 +60,37 @@ class ReconcileResult:
     reason: str | None = None
 
 
+async def find_topup(order_id: str, invoice_id: str | None) -> TopUpRef | None:
+    topup: TopUpRef | None = await workflow.execute_activity_method(
+        TopUpRecords.find_topup,
+        FindTopUpInput(order_id, invoice_id),
+        start_to_close_timeout=RECORD_TIMEOUT,
+        retry_policy=RECORD_RETRY,
+        summary=f"find top-up of order {order_id or invoice_id}",
+    )
+    return topup
+
+
+async def record_unmatched(provider: str, report: PaymentReport, invoice_id: str | None) -> None:
+    """Not ours, or lost locally: keep the payment on record for a human, credit nothing."""
+    await workflow.execute_activity_method(
+        TopUpRecords.record_payment,
+        RecordPaymentInput(
+            provider=provider,
+            trans_id=report.trans_id,
+            topup_id=None,
+            invoice_id=invoice_id,
+            amount_tyiyn=report.amount_tyiyn or 0,
+            currency=report.currency or "",
+            claim=False,
+            reason="no top-up for this payment",
+        ),
+        start_to_close_timeout=RECORD_TIMEOUT,
+        retry_policy=RECORD_RETRY,
+        summary="record unmatched payment",
+    )
+
+
 @workflow.defn(name="PaymentReconciliation")
 class PaymentReconciliation:
     @workflow.run
@@ -79,30 +98,9 @@ class PaymentReconciliation:
         notice = request.notice
         if notice.status is not PayStatus.PAID:
             return ReconcileResult("ignored", None, f"status_pay {int(notice.status)}")
-        topup: TopUpRef | None = await workflow.execute_activity_method(
-            TopUpRecords.find_topup,
-            FindTopUpInput(notice.order_id, notice.invoice_id),
-            start_to_close_timeout=RECORD_TIMEOUT,
-            retry_policy=RECORD_RETRY,
-            summary=f"find top-up of order {notice.order_id}",
-        )
+        topup = await find_topup(notice.order_id, notice.invoice_id)
         if topup is None:
-            # Not ours, or lost locally: keep the payment on record for a human, credit nothing.
-            await workflow.execute_activity_method(
-                TopUpRecords.record_payment,
-                RecordPaymentInput(
-                    provider=request.provider,
-                    trans_id=notice.trans_id,
-                    topup_id=None,
-                    invoice_id=notice.invoice_id,
-                    amount_tyiyn=notice.amount_tyiyn,
-                    currency=notice.currency,
-                    claim=False,
-                ),
-                start_to_close_timeout=RECORD_TIMEOUT,
-                retry_policy=RECORD_RETRY,
-                summary="record unmatched payment",
-            )
+            await record_unmatched(request.provider, report_of(notice), notice.invoice_id)
             return ReconcileResult("unmatched", None, f"no top-up for order {notice.order_id}")
         settlement = await settle_payment(topup, report_of(notice))
         return ReconcileResult(settlement.state.value, topup.topup_id, settlement.reason)
@@ -111,30 +109,41 @@ class PaymentReconciliation:
 @dataclass(frozen=True)
 class SweepInput:
     older_than_s: int = 1800  # well past an invoice's 5-minute life and its workflow's end
-    limit: int = 200
+    limit: int = 200  # per hour, of each kind; the least recently checked come first
 
 
 @dataclass(frozen=True)
 class SweepResult:
-    checked: int
+    checked: int  # open top-ups asked about
     paid: int
     needs_review: int
     expired: int
     unresolved: int
+    receipts: int = 0  # recorded payments that nobody had settled
 
 
 @workflow.defn(name="ReconcileStaleTopUps")
 class ReconcileStaleTopUps:
     @workflow.run
     async def run(self, request: SweepInput) -> SweepResult:
+        page = StaleTopUpsInput(request.older_than_s, request.limit)
+        receipts: list[UnsettledPayment] = await workflow.execute_activity_method(
+            TopUpRecords.unsettled_payments,
+            page,
+            start_to_close_timeout=RECORD_TIMEOUT,
+            retry_policy=RECORD_RETRY,
+            summary="list unsettled payments",
+        )
+        counts = {state: 0 for state in TopUpState}
+        for receipt in receipts:
+            counts[await self._settle_receipt(receipt)] += 1
         stale: list[TopUpRef] = await workflow.execute_activity_method(
             TopUpRecords.stale_topups,
-            StaleTopUpsInput(request.older_than_s, request.limit),
+            page,
             start_to_close_timeout=RECORD_TIMEOUT,
             retry_policy=RECORD_RETRY,
             summary="list open top-ups",
         )
-        counts = {state: 0 for state in TopUpState}
         for topup in stale:
             counts[await self._reconcile(topup)] += 1
         return SweepResult(
@@ -143,7 +152,19 @@ class ReconcileStaleTopUps:
             needs_review=counts[TopUpState.NEEDS_REVIEW],
             expired=counts[TopUpState.EXPIRED] + counts[TopUpState.FAILED],
             unresolved=counts[TopUpState.UNRESOLVED],
+            receipts=len(receipts),
         )
+
+    async def _settle_receipt(self, receipt: UnsettledPayment) -> TopUpState:
+        report = PaymentReport(receipt.trans_id, receipt.amount_tyiyn, receipt.currency, "sweep")
+        try:
+            topup = await find_topup(receipt.topup_id or "", receipt.invoice_id)
+            if topup is None:
+                await record_unmatched(receipt.provider, report, receipt.invoice_id)
+                return TopUpState.NEEDS_REVIEW
+            return (await settle_payment(topup, report)).state
+        except ActivityError:
+            return TopUpState.UNRESOLVED  # e.g. the ledger refused: next hour, and the logs
 
     async def _reconcile(self, topup: TopUpRef) -> TopUpState:
         if topup.invoice_id is None:
@@ -151,15 +172,16 @@ class ReconcileStaleTopUps:
             await finish(topup, TopUpState.FAILED, reason="no invoice was created")
             return TopUpState.FAILED
         try:
-            result = await check_payment(topup.topup_id, topup.invoice_id, final=True)
+            # A short check: a provider that does not answer is asked again next hour, and
+            # must not hold up the other top-ups of this run.
+            result = await check_payment(topup.topup_id, topup.invoice_id, final=False)
             if result.report is None and result.status == PayStatus.AWAITING:
                 await cancel_invoice(topup.topup_id, topup.invoice_id)
-                result = await check_payment(topup.topup_id, topup.invoice_id, final=True)
+                result = await check_payment(topup.topup_id, topup.invoice_id, final=False)
+            if result.report is not None:
+                return (await settle_payment(topup, result.report)).state
         except ActivityError:
             return TopUpState.UNRESOLVED  # next hour
-        if result.report is not None:
-            report: PaymentReport = result.report
-            return (await settle_payment(topup, report)).state
         await finish(topup, TopUpState.EXPIRED, reason="reconciliation: invoice not paid")
         return TopUpState.EXPIRED
 
@@ -173,19 +195,3 @@ def payments_worker_parts(
     """Workflows and activities for worker.py. The ledger's `credit_topup` activity, which the
     TopUp workflow also runs, is registered with the other LedgerActivities."""
     return list(PAYMENT_WORKFLOWS), payment_activities(sessions, provider)
-
-
-async def ensure_schedules(client: Client, task_queue: str) -> None:
-    """Create the hourly reconciliation Schedule once; starting a second worker changes nothing."""
-    schedule = Schedule(
-        action=ScheduleActionStartWorkflow(
-            ReconcileStaleTopUps.run,
-            SweepInput(),
-            id=SWEEP_WORKFLOW_ID,
-            task_queue=task_queue,
-        ),
-        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(hours=1))]),
-        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
-    )
-    with contextlib.suppress(ScheduleAlreadyRunningError):
-        await client.create_schedule(SWEEP_SCHEDULE_ID, schedule)

@@ -1,10 +1,13 @@
 """The TopUp workflow (id `topup-{topup_id}`): invoice, wait for payment, credit once or expire.
 
-createInvoice (5-minute life) -> wait for the `payment_notified` signal while polling
-statusPayment every 15 s -> paid with the right amount: `credit_topup` (op_key
-`topup:{trans_id}`) -> `paid`. No payment in time: invoiceCancel, one last statusPayment (a
-payment can race the cancel), then `expired`. A wrong amount or currency: `needs_review`,
-nothing credited. Deterministic: every effect is an activity.
+createInvoice (5-minute life) -> wait for the `payment_notified` signal (the webhook is the main
+path) while polling statusPayment every 60 s -> paid with the right amount: `credit_topup`
+(op_key `topup:{trans_id}`) -> `paid`. No payment in time: invoiceCancel, one last
+statusPayment (a payment can race the cancel), then `expired`. A wrong amount or currency, or a
+notice the webhook did not trust: `needs_review`, nothing credited. Before it returns, the
+workflow settles every payment notice it received, so a second payment or one that arrives
+while it is finishing is credited or sent to review, never dropped. Deterministic: every
+effect is an activity.
 """
 
 from __future__ import annotations
@@ -42,7 +45,9 @@ PAYMENT_NOTIFIED = "payment_notified"
 INVOICE_UPDATE = "invoice"
 
 INVOICE_LIFE_S = 300
-POLL_INTERVAL_S = 15
+# The webhook is the main path; the poll is the fallback for a lost webhook, and each one
+# costs two Temporal actions (timer + activity).
+POLL_INTERVAL_S = 60
 
 
 def topup_workflow_id(topup_id: str) -> str:
@@ -154,6 +159,7 @@ class Settlement:
     state: TopUpState
     trans_id: str
     reason: str | None = None
+    paid_by: str | None = None  # another transaction that paid the top-up (it stays paid)
 
 
 async def settle_payment(topup: TopUpRef, report: PaymentReport) -> Settlement:
@@ -161,6 +167,9 @@ async def settle_payment(topup: TopUpRef, report: PaymentReport) -> Settlement:
     # statusPayment may leave out the currency: the payment is then in the invoice's own.
     currency = report.currency or topup.currency
     matches = report.amount_tyiyn == topup.amount_tyiyn and currency == topup.currency
+    expected = f"{topup.amount_tyiyn} {topup.currency}"
+    mismatch = None if matches else f"paid {report.amount_tyiyn} {currency}, expected {expected}"
+    refusal = report.untrusted or mismatch
     recorded = await workflow.execute_activity_method(
         TopUpRecords.record_payment,
         RecordPaymentInput(
@@ -170,18 +179,20 @@ async def settle_payment(topup: TopUpRef, report: PaymentReport) -> Settlement:
             invoice_id=topup.invoice_id,
             amount_tyiyn=report.amount_tyiyn or 0,
             currency=currency,
-            claim=matches,
+            claim=refusal is None,
+            reason=refusal,
         ),
         start_to_close_timeout=RECORD_TIMEOUT,
         retry_policy=RECORD_RETRY,
         summary=f"record payment {report.trans_id}",
     )
     if not recorded.claimed:
-        reason = (
-            f"paid {report.amount_tyiyn} {currency}, expected {topup.amount_tyiyn} {topup.currency}"
-            if not matches
-            else f"top-up already paid by transaction {recorded.paid_by}"
-        )
+        if recorded.paid_by is not None:
+            # Another transaction paid this top-up: it stays paid, and this payment waits in
+            # review (provider_transactions, audited) for a human to credit or refund it.
+            reason = refusal or f"top-up already paid by transaction {recorded.paid_by}"
+            return Settlement(TopUpState.NEEDS_REVIEW, report.trans_id, reason, recorded.paid_by)
+        reason = refusal or "the transaction is in review"
         await finish(topup, TopUpState.NEEDS_REVIEW, trans_id=report.trans_id, reason=reason)
         return Settlement(TopUpState.NEEDS_REVIEW, report.trans_id, reason)
     credit = await workflow.execute_activity_method(
@@ -202,7 +213,9 @@ async def settle_payment(topup: TopUpRef, report: PaymentReport) -> Settlement:
 
 
 def report_of(notice: PaymentNotice) -> PaymentReport:
-    return PaymentReport(notice.trans_id, notice.amount_tyiyn, notice.currency, "webhook")
+    return PaymentReport(
+        notice.trans_id, notice.amount_tyiyn, notice.currency, "webhook", notice.untrusted
+    )
 
 
 @workflow.defn(name="TopUp")
@@ -212,7 +225,8 @@ class TopUp:
         self._state = TopUpState.CREATING
         self._invoice: InvoiceInfo | None = None
         self._notices: list[PaymentNotice] = []
-        self._seen: set[str] = set()
+        self._seen: set[str] = set()  # trans_ids signalled
+        self._settled: set[str] = set()  # trans_ids credited or sent to review here
         self._trans_id: str | None = None
         self._reason: str | None = None
 
@@ -240,29 +254,34 @@ class TopUp:
             )
         except ActivityError as exc:
             self._reason = f"the payment provider did not create the invoice: {exc.cause or exc}"
+            self._state = TopUpState.FAILED
             await finish(self._ref(), TopUpState.FAILED, reason=self._reason)
-            return await self._done(TopUpState.FAILED)
+            return await self._close()
         self._state = TopUpState.AWAITING_PAYMENT
         report = await self._wait_for_payment(self._invoice.expires_at)
         if report is None:
             report = await self._expire()
-            if report is None:
-                return await self._done(self._state)
-        settlement = await settle_payment(self._ref(), report)
-        self._trans_id, self._reason = settlement.trans_id, settlement.reason
-        return await self._done(settlement.state)
+        if report is not None:
+            await self._settle(report)
+        return await self._close()
+
+    def _pending(self) -> list[PaymentNotice]:
+        return [notice for notice in self._notices if notice.trans_id not in self._settled]
 
     async def _wait_for_payment(self, expires_at: datetime) -> PaymentReport | None:
         assert self._input is not None and self._invoice is not None
         poll = timedelta(seconds=self._input.poll_interval_s)
         while (remaining := expires_at - workflow.now()) > timedelta(0):
+            wait = min(poll, remaining)
             try:
                 await workflow.wait_condition(
-                    lambda: bool(self._notices),
-                    timeout=min(poll, remaining),
-                    timeout_summary="waiting for the payment webhook; then statusPayment",
+                    lambda: bool(self._pending()),
+                    timeout=wait,
+                    timeout_summary="waiting for the payment webhook",
                 )
             except TimeoutError:
+                if wait >= remaining:
+                    return None  # the invoice's life is over; _expire makes the last check
                 try:
                     result = await check_payment(
                         self._input.topup_id, self._invoice.invoice_id, final=False
@@ -274,7 +293,7 @@ class TopUp:
                 if result.status == PayStatus.CANCELLED:
                     return None
                 continue
-            return report_of(self._notices[0])
+            return report_of(self._pending()[0])
         return None
 
     async def _expire(self) -> PaymentReport | None:
@@ -284,25 +303,45 @@ class TopUp:
         try:
             result = await check_payment(self._input.topup_id, self._invoice.invoice_id, final=True)
         except ActivityError:
-            if self._notices:
-                return report_of(self._notices[0])
+            if self._pending():
+                return report_of(self._pending()[0])
             # Leave the record open: the hourly reconciliation asks the provider again later.
             self._state = TopUpState.UNRESOLVED
             self._reason = "the provider did not answer the last statusPayment"
             return None
         if result.report is not None:
             return result.report
-        if self._notices:
-            return report_of(self._notices[0])
+        if self._pending():
+            return report_of(self._pending()[0])
         self._state = TopUpState.EXPIRED
         await finish(self._ref(), TopUpState.EXPIRED, reason="not paid within the invoice life")
         return None
 
-    async def _done(self, state: TopUpState) -> TopUpView:
-        self._state = state
-        # Let the `invoice` update answer (or fail) before the workflow closes.
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        return self.state()
+    async def _settle(self, report: PaymentReport) -> None:
+        self._settled.add(report.trans_id)
+        settlement = await settle_payment(self._ref(), report)
+        if settlement.state is TopUpState.PAID:
+            self._state, self._trans_id, self._reason = TopUpState.PAID, report.trans_id, None
+        elif settlement.paid_by is not None:
+            # An extra payment on a paid top-up: the top-up stays paid, the payment is in review.
+            self._state, self._trans_id = TopUpState.PAID, settlement.paid_by
+            self._reason = f"transaction {report.trans_id} in review: {settlement.reason}"
+        else:
+            self._state, self._trans_id = TopUpState.NEEDS_REVIEW, report.trans_id
+            self._reason = settlement.reason
+
+    async def _close(self) -> TopUpView:
+        """Settle every payment notice received so far, then end. A signal that lands while
+        the workflow completes makes Temporal reject the completion and deliver it here, so
+        no accepted notice is ever left unhandled."""
+        while True:
+            # Let the `invoice` update answer (or fail) before the workflow closes.
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            pending = self._pending()
+            if not pending:
+                return self.state()
+            for notice in pending:
+                await self._settle(report_of(notice))
 
     def _ref(self) -> TopUpRef:
         assert self._input is not None

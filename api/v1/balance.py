@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
@@ -12,6 +14,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, StrictInt
 from sqlalchemy import select
 from temporalio.client import (
+    WorkflowFailureError,
     WorkflowHandle,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
@@ -101,6 +104,35 @@ class HistoryPage(BaseModel):
     next_before_id: int | None  # pass as `before_id` for the next (older) page
 
 
+# Temporal is down or overloaded (the client has already retried): worth a retry later.
+TEMPORAL_TROUBLE = frozenset(
+    {
+        RPCStatusCode.UNAVAILABLE,
+        RPCStatusCode.DEADLINE_EXCEEDED,
+        RPCStatusCode.RESOURCE_EXHAUSTED,
+        RPCStatusCode.CANCELLED,
+    }
+)
+
+
+@contextmanager
+def temporal_errors() -> Iterator[None]:
+    """Temporal trouble becomes 503 `temporal_unavailable` with the standard error body; a
+    retry with the same Idempotency-Key reaches the same top-up."""
+    try:
+        yield
+    except (RPCError, WorkflowFailureError) as exc:
+        if isinstance(exc, RPCError) and exc.status not in TEMPORAL_TROUBLE:
+            raise
+        log.warning("temporal unavailable", error=type(exc).__name__, detail=str(exc)[:200])
+        raise ApiError(
+            503,
+            "temporal_unavailable",
+            "top-ups are unavailable for a moment; retry with the same Idempotency-Key",
+            headers={"Retry-After": "5"},
+        ) from None
+
+
 @dataclass(frozen=True)
 class StartedTopUp:
     view: TopUpView
@@ -140,20 +172,24 @@ async def start_topup(
     workflow_id = topup_workflow_id(topup_id)
     handle: WorkflowHandle[TopUp, TopUpView]
     try:
-        handle = await context.temporal.start_workflow(
-            TopUp.run,
-            request,
-            id=workflow_id,
-            task_queue=context.config.task_queue,
-            # A finished top-up is never started again under the same id (same order_id).
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            search_attributes=TypedSearchAttributes([SearchAttributePair(CLIENT_ID, client_id)]),
-            static_summary=f"{method} top-up of {format_som(amount_tyiyn)} {CURRENCY}",
-        )
+        with temporal_errors():
+            handle = await context.temporal.start_workflow(
+                TopUp.run,
+                request,
+                id=workflow_id,
+                task_queue=context.config.task_queue,
+                # A finished top-up is never started again under the same id (same order_id).
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                search_attributes=TypedSearchAttributes(
+                    [SearchAttributePair(CLIENT_ID, client_id)]
+                ),
+                static_summary=f"{method} top-up of {format_som(amount_tyiyn)} {CURRENCY}",
+            )
     except WorkflowAlreadyStartedError:
         handle = context.temporal.get_workflow_handle_for(TopUp.run, workflow_id)
-    view = await _wait_for_invoice(handle)
+    with temporal_errors():
+        view = await _wait_for_invoice(handle)
     if view.client_id and view.client_id != client_id:  # cannot happen: ids derive from client
         raise ApiError(409, "conflict", "this top-up belongs to another client")
     log.info("top-up started", topup_id=topup_id, workflow_id=workflow_id, method=method)

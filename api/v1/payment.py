@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,6 +12,8 @@ import structlog
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import SQLAlchemyError
 from temporalio.client import Client
 from temporalio.common import (
     SearchAttributePair,
@@ -26,12 +29,13 @@ from api.deps import ApiConfig, Context, DbSession
 from api.errors import ApiError
 from api.idempotency import IdempotencyKey
 from api.v1.balance import start_topup
-from db.models import PaymentAudit, TopUp
+from db.models import PaymentAudit, ProviderTransaction, TopUp
+from db.payment_audit import write_payment_audit
 from domain.money import CURRENCY, format_som
 from payments.cards import InvalidCard, validate_card
 from payments.config import ProviderSettings, build_provider
 from payments.provider import PaymentNotice, PayStatus, ProviderError, ProviderName
-from payments.webhook import InvalidNotice, verify_and_parse
+from payments.webhook import InvalidNotice, untrusted_reason, verify_and_parse
 from workflows.reconciliation import (
     PaymentReconciliation,
     ReconcileInput,
@@ -69,17 +73,9 @@ async def audit(
     trans_id: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> None:
-    """Callers pass masked data only: no hashes, card numbers or tokens."""
-    db.add(
-        PaymentAudit(
-            event=event,
-            provider=provider,
-            topup_id=topup_id,
-            trans_id=trans_id,
-            ok=ok,
-            details=details or {},
-            at=datetime.now(UTC),
-        )
+    """Record one payment event now (the writer masks it) and commit."""
+    write_payment_audit(
+        db, event, provider, topup_id=topup_id, trans_id=trans_id, ok=ok, details=details
     )
     await db.commit()
 
@@ -132,10 +128,41 @@ async def route_notice(
     return "reconciliation"
 
 
+def screened(notice: PaymentNotice, settings: ProviderSettings) -> PaymentNotice:
+    """With the real provider, a test payment or another site's payment is well signed but not
+    money for this merchant: it is marked untrusted, so it goes to review, never to the ledger."""
+    if settings.provider is not ProviderName.ODENGI:
+        return notice
+    reason = untrusted_reason(
+        notice, site_id=settings.effective_merchant_id, test_mode=settings.test_mode
+    )
+    return replace(notice, untrusted=reason) if reason else notice
+
+
+async def record_receipt(
+    db: DbSession, provider: str, notice: PaymentNotice, topup_id: str | None
+) -> None:
+    """Keep a paid notice durably before anyone is told about it: whatever happens to the
+    signal, the hourly sweep finds a `received` row that is neither credited nor in review."""
+    await db.execute(
+        insert(ProviderTransaction)
+        .values(
+            provider=provider,
+            trans_id=notice.trans_id,
+            topup_id=topup_id,
+            invoice_id=notice.invoice_id,
+            status="review" if notice.untrusted else "received",
+            amount_tyiyn=notice.amount_tyiyn,
+            currency=notice.currency[:3],
+        )
+        .on_conflict_do_nothing(index_elements=["provider", "trans_id"])
+    )
+
+
 @router.post("/webhook")
 async def webhook(request: Request, context: Context, db: DbSession) -> dict[str, str]:
     """O!Dengi's result_url. A bad hash is refused (401) and audited; a good one is never
-    dropped: it reaches the top-up's workflow or a reconciliation workflow."""
+    dropped: it is recorded, then reaches the top-up's workflow or a reconciliation workflow."""
     settings = provider_settings(context.config)
     provider = settings.provider.value
     fields = await _webhook_fields(request)
@@ -149,28 +176,42 @@ async def webhook(request: Request, context: Context, db: DbSession) -> dict[str
         if exc.signature:
             raise ApiError(401, "invalid_signature", "the webhook hash does not match") from None
         raise ApiError(422, "invalid_notice", exc.message) from None
-    owner = await db.scalar(select(TopUp.client_id).where(TopUp.order_id == notice.order_id))
-    await audit(
-        db,
-        "webhook_received",
-        provider,
-        ok=True,
-        topup_id=notice.order_id if owner else None,
-        trans_id=notice.trans_id,
-        details={
-            "status_pay": int(notice.status),
-            "amount_tyiyn": notice.amount_tyiyn,
-            "currency": notice.currency,
-            "invoice_id": notice.invoice_id,
-        },
-    )
+    notice = screened(notice, settings)
+    try:
+        owner = await db.scalar(select(TopUp.client_id).where(TopUp.order_id == notice.order_id))
+        topup_id = notice.order_id if owner else None
+        if notice.status is PayStatus.PAID:
+            await record_receipt(db, provider, notice, topup_id)
+        write_payment_audit(
+            db,
+            "webhook_untrusted" if notice.untrusted else "webhook_received",
+            provider,
+            ok=notice.untrusted is None,
+            topup_id=topup_id,
+            trans_id=notice.trans_id,
+            details={
+                "status_pay": int(notice.status),
+                "amount_tyiyn": notice.amount_tyiyn,
+                "currency": notice.currency,
+                "invoice_id": notice.invoice_id,
+                "site_id": notice.site_id,
+                "test": notice.test,
+                "reason": notice.untrusted,
+            },
+        )
+        await db.commit()
+    except (SQLAlchemyError, OSError) as exc:
+        # Nothing recorded: a 5xx makes the provider deliver it again.
+        log.error("webhook not recorded", trans_id=notice.trans_id, error=type(exc).__name__)
+        raise ApiError(503, "unavailable", "payment not recorded; please retry") from None
     if notice.status is not PayStatus.PAID:
         return {"status": "ok", "routed": "none"}
     try:
         async with asyncio.timeout(WEBHOOK_BUDGET_S):
             routed = await route_notice(context.temporal, context.config, notice, owner)
     except (TimeoutError, RPCError) as exc:
-        # Our side is down; a 5xx makes the provider retry, and the hourly sweep is the backstop.
+        # Recorded, so not lost (the hourly sweep settles it); a 5xx also makes the provider
+        # retry, which usually reaches the workflow sooner.
         log.error("webhook not routed", trans_id=notice.trans_id, error=type(exc).__name__)
         raise ApiError(503, "unavailable", "payment accepted later; please retry") from None
     log.info("webhook routed", trans_id=notice.trans_id, order_id=notice.order_id, to=routed)

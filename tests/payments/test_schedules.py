@@ -9,7 +9,7 @@ import pytest
 from temporalio.client import ScheduleActionStartWorkflow
 from temporalio.testing import WorkflowEnvironment
 
-from workflows.reconciliation import SWEEP_SCHEDULE_ID, ensure_schedules
+from runtime.schedules import SWEEP_SCHEDULE_ID, ensure_schedules
 
 pytestmark = pytest.mark.integration
 
