@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
+from fastapi.responses import JSONResponse
 
 from api.auth import CurrentClient
 from api.deps import Context
@@ -16,20 +17,26 @@ from api.v1.charging_schemas import (
     StartCharging,
     StopCharging,
 )
-from api.v1.charging_service import ChargingService
+from api.v1.charging_service import ChargingService, StartUnanswered
 
 router = APIRouter(prefix="/charging", tags=["charging"])
 
 
-@router.post("/start", status_code=201)
+@router.post("/start", status_code=201, response_model=ChargingSession)
 async def start_charging(
     body: StartCharging, client: CurrentClient, context: Context, key: IdempotencyKey
-) -> ChargingSession:
+) -> ChargingSession | JSONResponse:
     """Reserve `amount_tyiyn` and ask the charger to start. Refusals: 402 insufficient_funds;
     404 station_not_found / connector_not_found; 409 station_offline, connector_busy,
     connector_unavailable, already_charging; 422 invalid_amount. A refused start reserves
-    nothing. With the same Idempotency-Key a retry returns the same session."""
-    return await ChargingService(context).start(client.client_id, body, key)
+    nothing. With the same Idempotency-Key a retry returns the same session. 503 when the
+    session service did not answer: its body's `error.session_id` names the session that may
+    have started, to read or stop."""
+    try:
+        return await ChargingService(context).start(client.client_id, body, key)
+    except StartUnanswered as exc:
+        error = {"code": exc.code, "message": exc.message, "session_id": exc.session_id}
+        return JSONResponse({"error": error}, status_code=exc.status)
 
 
 @router.post("/stop", status_code=202)

@@ -16,9 +16,11 @@ from sqlalchemy import func, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import (
     WithStartWorkflowOperation,
+    WorkflowFailureError,
     WorkflowHandle,
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
@@ -58,8 +60,25 @@ _FINAL = [state.value for state in FINAL_STATES]
 _METERED = {SessionState.CHARGING.value, SessionState.STOPPING.value}
 
 
+class StartUnanswered(ApiError):
+    """A start that got no clear answer. The session may exist: its id goes into the error
+    body so a client without an Idempotency-Key can still read or stop it."""
+
+    def __init__(self, session_id: str, code: str, message: str) -> None:
+        super().__init__(503, code, message)
+        self.session_id = session_id
+
+
 def _unavailable() -> ApiError:
     return ApiError(503, "temporarily_unavailable", "the session service did not answer; retry")
+
+
+def _temporal_unavailable() -> ApiError:
+    return ApiError(503, "temporal_unavailable", "the session service is unreachable; retry")
+
+
+def _start_failed() -> ApiError:
+    return ApiError(503, "start_failed", "the session could not be started; retry later")
 
 
 def _not_found(session_id: str) -> SessionNotFound:
@@ -128,7 +147,7 @@ def _refusal(exc: WorkflowUpdateFailedError) -> Exception:
         if refusal is not None:
             return refusal(cause.message)
     log.warning("start failed", error_type=cause.type, message=cause.message)
-    return ApiError(503, "start_failed", "the session could not be started; retry later")
+    return _start_failed()
 
 
 def encode_cursor(created_at: datetime, session_id: str) -> str:
@@ -213,8 +232,19 @@ class ChargingService:
             with contextlib.suppress(WorkflowAlreadyStartedError):
                 await operation.workflow_handle()
             return await self._finished_start(client_id, session_id)
-        except TimeoutError:
-            raise _unavailable() from None
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+            # asyncio.timeout cancels the update call, which the SDK reports as its own error.
+            raise StartUnanswered(
+                session_id,
+                "temporarily_unavailable",
+                "the session service did not answer in time; read or stop session_id, or "
+                "retry with an Idempotency-Key",
+            ) from None
+        except RPCError as exc:
+            log.warning("temporal unreachable", session_id=session_id, error=exc.message)
+            raise StartUnanswered(
+                session_id, "temporal_unavailable", "the session service is unreachable; retry"
+            ) from None
         log.info(
             "charging session started",
             session_id=session_id,
@@ -229,9 +259,18 @@ class ChargingService:
         found = await self.record(client_id, session_id)
         if found is not None:
             return _from_record(found)
-        view = await self._handle(session_id).result()
+        try:
+            view = await self._handle(session_id).result()
+        except WorkflowFailureError:
+            # Terminated or failed before it recorded anything: no session came of it.
+            log.error("charging workflow failed", session_id=session_id)
+            raise _start_failed() from None
+        except RPCError:
+            raise _temporal_unavailable() from None
         if view.rejection is not None and view.rejection in START_REJECTIONS:
             raise START_REJECTIONS[view.rejection](view.rejection_message or "start refused")
+        if view.rejection is not None:
+            raise _start_failed()  # the first answer was the same (see _refusal)
         raise _not_found(session_id)
 
     async def stop(self, client_id: str, session_id: str) -> ChargingSession:
@@ -244,13 +283,14 @@ class ChargingService:
             raise _refusal(exc) from None
         except RPCError as exc:
             if exc.status is not RPCStatusCode.NOT_FOUND:
-                raise
+                log.warning("temporal unreachable", session_id=session_id, error=exc.message)
+                raise _temporal_unavailable() from None
             # No running workflow: never existed, or finished already.
             found = await self.record(client_id, session_id)
             if found is None:
                 raise _not_found(session_id) from None
             return _from_record(found)
-        except TimeoutError:
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
             raise _unavailable() from None
         log.info("charging stop requested", session_id=session_id, state=view.state)
         return _from_view(view)
