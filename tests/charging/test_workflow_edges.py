@@ -30,7 +30,13 @@ from workflows.charging_state import (
     StopCommand,
     initial_search_attributes,
 )
-from workflows.signals import TRANSACTION_STOPPED, TransactionStarted, charging_workflow_id
+from workflows.signals import (
+    METER_SAMPLE,
+    TRANSACTION_STOPPED,
+    MeterSample,
+    TransactionStarted,
+    charging_workflow_id,
+)
 
 
 async def test_a_user_stop_while_the_charger_is_offline_waits_and_bills_the_late_stop(
@@ -202,3 +208,29 @@ async def test_a_refused_start_is_rejected_in_visibility_not_pending(
         final = (await handle.describe()).typed_search_attributes
 
     assert final[SESSION_STATE] == "rejected"
+
+
+async def test_a_refused_second_transaction_is_still_stopped_after_continue_as_new(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    async with harness(time_skipping_env) as h:
+        request = h.request(settings=ChargingSettings(history_events_limit=40))
+        handle, _ = await h.start(request)
+        first_run = handle.result_run_id
+        await wait_for(handle, "starting")
+        await signal_started(handle, started())
+        assert await signal_started(handle, started(transaction_id=8)) == "Invalid"
+        for energy in range(100, 2_100, 100):
+            await handle.signal(METER_SAMPLE, MeterSample(7, energy, started().started_at))
+        latest = h.client.get_workflow_handle_for(ChargingSessionWorkflow.run, handle.id)
+        for _ in range(500):
+            if (await latest.describe()).run_id != first_run:
+                break
+            await asyncio.sleep(0.02)
+        assert (await latest.describe()).run_id != first_run
+        await wait_for(latest, "charging")
+        await latest.signal(TRANSACTION_STOPPED, stopped(2_100))
+        result = await latest.result()
+
+    assert result.state == "completed"
+    assert [s.transaction_id for s in h.world.stops] == [8]  # remembered across the new run
