@@ -11,6 +11,7 @@ from ocpp.v16 import call
 from ocpp.v16.enums import RegistrationStatus
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.typing import Subprotocol
 
 from gateway.auth import verify_password
 from gateway.store import GatewayStore
@@ -24,7 +25,7 @@ async def _refused(url: str, station_id: str, password: str | None) -> InvalidSt
     headers = basic_auth(station_id, password) if password is not None else {}
     with pytest.raises(InvalidStatus) as refused:
         async with connect(
-            url, subprotocols=["ocpp1.6"], additional_headers=headers, open_timeout=10
+            url, subprotocols=[Subprotocol("ocpp1.6")], additional_headers=headers, open_timeout=10
         ):
             pass
     return refused.value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -162,7 +163,8 @@ async def test_work_deferred_by_a_failed_call_is_closed_not_leaked():
     await asyncio.sleep(0)
     assert json.loads(sent[0]["text"])[:3] == [4, "m-1", "PropertyConstraintViolation"]
     assert ran == []
-    assert work.cr_frame is None  # closed: no "coroutine was never awaited" warning
+    # Closed: no "coroutine was never awaited" warning.
+    assert inspect.getcoroutinestate(work) == inspect.CORO_CLOSED
 
 
 def test_latest_energy_is_the_newest_reading_not_the_last_listed():
