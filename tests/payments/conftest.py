@@ -3,18 +3,24 @@ and ledger activities on the real database, talking to a stand-in O!Dengi over M
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.ledger import Ledger, LedgerActivities
+from db.models import Client as ClientRow
 from db.models import LedgerEntry, PaymentAudit
 from db.models import TopUp as TopUpRow
 from payments.odengi import OdengiClient
@@ -75,12 +81,52 @@ class Harness:
             )
             return list(rows)
 
+    async def add_stale_topup(
+        self, topup_id: str, client_id: str, amount_tyiyn: int = 12_000, *, invoiced: bool = True
+    ) -> TopUpRow:
+        """An open top-up from two hours ago whose workflow is gone (the sweep's business)."""
+        old = datetime.now(UTC) - timedelta(hours=2)
+        invoice_id = None
+        if invoiced:
+            self.fake._answer("createInvoice", {"order_id": topup_id, "amount": amount_tyiyn})
+            invoice_id = self.fake.invoices[topup_id].invoice_id
+        row = TopUpRow(
+            id=topup_id,
+            client_id=client_id,
+            method="qr",
+            provider="ODENGI",
+            amount_tyiyn=amount_tyiyn,
+            currency="KGS",
+            order_id=topup_id,
+            invoice_id=invoice_id,
+            state="awaiting_payment" if invoiced else "creating",
+            created_at=old,
+            updated_at=old,
+            expires_at=old + timedelta(minutes=5),
+        )
+        async with self.sessions() as session, session.begin():
+            await session.execute(insert(ClientRow).values(id=client_id).on_conflict_do_nothing())
+            session.add(row)
+        return row
+
     async def count(self, model: type, **where: object) -> int:
         async with self.sessions() as session:
             query = select(func.count()).select_from(model)
             for name, value in where.items():
                 query = query.where(getattr(model, name) == value)
             return int(await session.scalar(query) or 0)
+
+
+REPLAY_DIR = Path(__file__).resolve().parent.parent / "replay"
+
+
+async def keep_history(handle: WorkflowHandle[Any, Any], name: str) -> None:
+    """With EVPOWER_RECORD_HISTORIES=1, store this run's history as a replay fixture
+    (tests/replay/payments_{name}.json)."""
+    if os.environ.get("EVPOWER_RECORD_HISTORIES") != "1":
+        return
+    history = await handle.fetch_history()
+    (REPLAY_DIR / f"payments_{name}.json").write_text(history.to_json())
 
 
 def paid_notice(request: TopUpInput, trans_id: str, *, amount: int | None = None) -> PaymentNotice:

@@ -40,6 +40,7 @@ class FakeOdengi:
     pay_on_cancel: bool = False  # the driver pays just as we cancel
     refuse_create: str | None = None  # answer createInvoice with this provider error
     bad_signatures: int = 0
+    unreachable_invoices: set[str] = field(default_factory=set)  # statusPayment answers 503
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(100200300))
 
     def transport(self) -> httpx.MockTransport:
@@ -61,7 +62,7 @@ class FakeOdengi:
         cmd = body["cmd"]
         self.calls[cmd] += 1
         fault = self.faults.get(cmd, []).pop(0) if self.faults.get(cmd) else None
-        if fault == "503":
+        if fault == "503" or str(body["data"].get("invoice_id")) in self.unreachable_invoices:
             return httpx.Response(503, text="Service Unavailable")
         if fault == "timeout":
             raise httpx.ReadTimeout("timed out", request=request)
