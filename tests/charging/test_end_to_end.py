@@ -230,7 +230,7 @@ async def test_top_up_start_charge_five_kwh_stop_pays_exactly_for_the_energy(
         "open_session",
         "reserve",
         "remote_start",
-        "transaction_started",
+        "update:transaction_started",
         "meter_sample",
         "update:stop",
         "remote_stop",
