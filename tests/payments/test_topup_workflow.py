@@ -15,7 +15,7 @@ from db.models import Client as ClientRow
 from db.models import ProviderTransaction
 from db.models import TopUp as TopUpRow
 from payments.provider import PaymentNotice, PayStatus
-from tests.payments.conftest import Harness, paid_notice
+from tests.payments.conftest import Harness, keep_history, paid_notice
 from workflows.reconciliation import (
     PaymentReconciliation,
     ReconcileInput,
@@ -37,6 +37,7 @@ async def test_paid_webhook_credits_the_amount(harness: Harness) -> None:
     row = await harness.topup_row(request.topup_id)
     assert (row.state, row.trans_id, row.invoice_id) == ("paid", "t-1", invoice.invoice_id)
     assert await harness.count(ProviderTransaction, trans_id="t-1") == 1
+    await keep_history(handle, "topup_paid_by_webhook")
 
 
 async def test_webhook_replayed_ten_times_while_the_poll_also_sees_it_credits_once(
@@ -90,6 +91,7 @@ async def test_a_payment_racing_the_cancel_is_credited(harness: Harness) -> None
     assert view.state == "paid"
     assert await harness.available(request.client_id) == 30_000
     assert "cancel_refused" in await harness.audit_events(request.topup_id)
+    await keep_history(handle, "topup_paid_racing_the_cancel")
 
 
 async def test_amount_mismatch_needs_review_and_credits_nothing(harness: Harness) -> None:
@@ -104,6 +106,7 @@ async def test_amount_mismatch_needs_review_and_credits_nothing(harness: Harness
     events = await harness.audit_events(request.topup_id)
     assert "payment_not_credited" in events and "topup_needs_review" in events
     assert await harness.count(ProviderTransaction, trans_id="t-3", status="review") == 1
+    await keep_history(handle, "topup_amount_mismatch")
 
 
 async def test_payment_after_expiry_is_reconciled_exactly_once(harness: Harness) -> None:
@@ -112,8 +115,8 @@ async def test_payment_after_expiry_is_reconciled_exactly_once(harness: Harness)
     assert (await handle.result()).state == "expired"
     # The driver paid anyway (the provider let it through); its webhook arrives, twice.
     notice = paid_notice(request, "t-late")
-    results = [
-        await harness.client.execute_workflow(
+    handles = [
+        await harness.client.start_workflow(
             PaymentReconciliation.run,
             ReconcileInput(provider="ODENGI", notice=notice),
             id=f"reconcile-t-late-{attempt}",
@@ -121,17 +124,22 @@ async def test_payment_after_expiry_is_reconciled_exactly_once(harness: Harness)
         )
         for attempt in range(2)
     ]
+    results = [await h.result() for h in handles]
+    await keep_history(handles[0], "reconciliation_late_payment")
+    await keep_history(handles[1], "reconciliation_already_settled")
     assert [r.outcome for r in results] == ["paid", "paid"]
     entries = await harness.ledger_entries(request.client_id)
     assert [(e.op_key, e.amount_tyiyn) for e in entries] == [("topup:t-late", 20_000)]
     assert (await harness.topup_row(request.topup_id)).state == "paid"
     # A second, different transaction for the same top-up is not credited: it goes to review.
-    other = await harness.client.execute_workflow(
+    other_handle = await harness.client.start_workflow(
         PaymentReconciliation.run,
         ReconcileInput(provider="ODENGI", notice=paid_notice(request, "t-other")),
         id="reconcile-t-other",
         task_queue=harness.task_queue,
     )
+    other = await other_handle.result()
+    await keep_history(other_handle, "reconciliation_second_trans_id")
     assert other.outcome == "needs_review"
     assert await harness.available(request.client_id) == 20_000
     assert (await harness.topup_row(request.topup_id)).state == "paid"
@@ -146,12 +154,14 @@ async def test_unknown_order_is_recorded_not_credited(harness: Harness) -> None:
         amount_tyiyn=999,
         currency="KGS",
     )
-    result = await harness.client.execute_workflow(
+    handle = await harness.client.start_workflow(
         PaymentReconciliation.run,
         ReconcileInput(provider="ODENGI", notice=stray),
         id="reconcile-t-stray",
         task_queue=harness.task_queue,
     )
+    result = await handle.result()
+    await keep_history(handle, "reconciliation_unmatched")
     assert result.outcome == "unmatched"
     assert await harness.count(ProviderTransaction, trans_id="t-stray", status="review") == 1
 
@@ -176,6 +186,7 @@ async def test_provider_timeouts_and_5xx_are_retried_without_a_second_invoice(
     assert view.invoice is not None
     assert view.invoice.invoice_id == harness.fake.invoices[request.topup_id].invoice_id
     assert await harness.available(request.client_id) == 15_000
+    await keep_history(handle, f"topup_provider_retries_{len(faults)}")
 
 
 async def test_retried_create_invoice_activity_reuses_the_stored_invoice(
@@ -220,6 +231,7 @@ async def test_rejected_invoice_fails_the_topup_and_the_update(harness: Harness)
     view = await handle.result()
     assert view.state == "failed" and "amount too small" in (view.reason or "")
     assert harness.fake.calls["createInvoice"] == 1  # a rejection is not retried
+    await keep_history(handle, "topup_invoice_refused")
 
 
 async def test_hourly_sweep_settles_stale_topups_once(harness: Harness) -> None:
