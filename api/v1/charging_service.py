@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 
 import structlog
-from sqlalchemy import func, select, text, tuple_
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import (
     WithStartWorkflowOperation,
@@ -26,6 +26,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.client_scope import client_scope
 from api.deps import ApiContext
 from api.errors import ApiError
 from api.v1.charging_schemas import ChargingSession, ChargingSessionPage, StartCharging
@@ -362,10 +363,6 @@ class ChargingService:
 
     @asynccontextmanager
     async def _client_session(self, client_id: str) -> AsyncIterator[AsyncSession]:
-        """A read transaction scoped to one client for row-level security (app.client_id)."""
-        async with self._context.sessions() as session, session.begin():
-            await session.execute(
-                text("SELECT set_config('app.client_id', :client_id, true)"),
-                {"client_id": client_id},
-            )
+        """A read transaction under row-level security: only this client's rows are visible."""
+        async with client_scope(self._context.sessions, client_id) as session:
             yield session
