@@ -20,6 +20,10 @@ from workflows.reconciliation import PAYMENT_WORKFLOWS
 FIXTURES = sorted(Path(__file__).parent.glob("payments_*.json"))
 
 
+def _read(path: Path) -> str:
+    return path.read_text()
+
+
 def test_every_payment_workflow_has_histories_to_replay() -> None:
     recorded = {path.stem.split("_")[1] for path in FIXTURES}
     assert recorded >= {"topup", "reconciliation", "sweep"}
@@ -28,7 +32,7 @@ def test_every_payment_workflow_has_histories_to_replay() -> None:
 
 @pytest.mark.parametrize("fixture", FIXTURES, ids=[path.stem for path in FIXTURES])
 async def test_recorded_history_replays_deterministically(fixture: Path) -> None:
-    history = WorkflowHistory.from_json(fixture.stem, fixture.read_text())
+    history = WorkflowHistory.from_json(fixture.stem, _read(fixture))
     replayer = Replayer(workflows=list(PAYMENT_WORKFLOWS))
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None
