@@ -29,7 +29,8 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.auth import CurrentClient
-from api.deps import ApiContext, Context, DbSession
+from api.client_db import ClientDb
+from api.deps import ApiContext, Context
 from api.errors import ApiError
 from api.idempotency import IdempotencyKey
 from db.models import LedgerAccount, LedgerEntry
@@ -262,7 +263,7 @@ async def topup_card(
 
 
 @router.get("/current")
-async def current(client: CurrentClient, db: DbSession) -> Balance:
+async def current(client: CurrentClient, db: ClientDb) -> Balance:
     rows = await db.execute(
         select(LedgerAccount.kind, LedgerAccount.balance_tyiyn).where(
             LedgerAccount.client_id == client.client_id
@@ -288,7 +289,7 @@ def available_change(operation: str, amount_tyiyn: int, client_id: str) -> int:
 @router.get("/history")
 async def history(
     client: CurrentClient,
-    db: DbSession,
+    db: ClientDb,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     before_id: Annotated[int | None, Query(ge=1)] = None,
 ) -> HistoryPage:

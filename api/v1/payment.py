@@ -25,6 +25,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.auth import CurrentClient
+from api.client_db import ClientDb
 from api.deps import ApiConfig, Context, DbSession
 from api.errors import ApiError
 from api.idempotency import IdempotencyKey
@@ -237,7 +238,7 @@ class TopUpStatus(BaseModel):
 
 @router.get("/status")
 async def status(
-    client: CurrentClient, db: DbSession, topup_id: str = Query(min_length=1, max_length=64)
+    client: CurrentClient, db: ClientDb, topup_id: str = Query(min_length=1, max_length=64)
 ) -> TopUpStatus:
     row = await db.scalar(
         select(TopUp).where(TopUp.id == topup_id, TopUp.client_id == client.client_id)
