@@ -94,7 +94,11 @@ def gateway_config(settings: Settings) -> GatewayConfig:
         heartbeat_interval_s=settings.ocpp_heartbeat_interval_s,
         meter_signal_interval_s=settings.meter_signal_interval_s,
         allow_unknown_stations=settings.ocpp_allow_unknown_stations,
+        allow_passwordless_stations=settings.ocpp_allow_passwordless_stations,
         max_frame_bytes=settings.ocpp_max_frame_bytes,
+        auth_workers=settings.ocpp_auth_workers,
+        command_timeout_s=settings.ocpp_command_timeout_s,
+        signal_timeout_s=settings.ocpp_signal_timeout_s,
     )
 
 

@@ -177,6 +177,9 @@ async def test_update_with_start_twice_reaches_the_same_workflow(
         await wait_for(handle, "starting")
         await handle.terminate("test over")
 
-    assert views[0] == views[1]
+    # The second answer may already show the session further along (the workflow keeps
+    # going between the two calls); what matters is that both name one session, one reserve.
+    assert views[0].session_id == views[1].session_id
+    assert views[0].reserved_tyiyn == views[1].reserved_tyiyn
     assert [op for op, *_ in h.world.moved()] == ["reserve"]
     assert len(h.world.starts) == 1
