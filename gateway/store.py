@@ -15,11 +15,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import String, and_, bindparam, delete, func, insert, select, text, update
-from sqlalchemy.dialects.postgresql import ARRAY, TIMESTAMP
+from sqlalchemy.dialects.postgresql import ARRAY, TIMESTAMP, Insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from db.models import (
+    Base,
     Connector,
     MeterValue,
     OcppRemoteStart,
@@ -117,19 +118,15 @@ class GatewayStore:
         self, station_id: str, queue: str, connected_at: datetime, remote_address: str | None
     ) -> None:
         """Name this gateway as the station's holder (replacing any other) and say so."""
-        statement = pg_insert(StationConnection).values(
-            station_id=station_id,
-            gateway_queue=queue,
-            connected_at=connected_at,
-            remote_address=remote_address,
-        )
-        statement = statement.on_conflict_do_update(
-            index_elements=[StationConnection.station_id],
-            set_={
-                "gateway_queue": statement.excluded.gateway_queue,
-                "connected_at": statement.excluded.connected_at,
-                "remote_address": statement.excluded.remote_address,
+        statement = _upsert(
+            StationConnection,
+            {
+                "station_id": station_id,
+                "gateway_queue": queue,
+                "connected_at": connected_at,
+                "remote_address": remote_address,
             },
+            key=("station_id",),
         )
         async with self._engine.begin() as connection:
             await connection.execute(statement)
@@ -225,20 +222,16 @@ class GatewayStore:
         """Persist a connector status (connector 0, the whole station, is only published)."""
         async with self._engine.begin() as connection:
             if connector_id >= 1:
-                statement = pg_insert(Connector).values(
-                    station_id=station_id,
-                    connector_id=connector_id,
-                    status=status,
-                    error_code=error_code,
-                    status_at=at,
-                )
-                statement = statement.on_conflict_do_update(
-                    index_elements=[Connector.station_id, Connector.connector_id],
-                    set_={
-                        "status": statement.excluded.status,
-                        "error_code": statement.excluded.error_code,
-                        "status_at": statement.excluded.status_at,
+                statement = _upsert(
+                    Connector,
+                    {
+                        "station_id": station_id,
+                        "connector_id": connector_id,
+                        "status": status,
+                        "error_code": error_code,
+                        "status_at": at,
                     },
+                    key=("station_id", "connector_id"),
                 )
                 await connection.execute(statement)
             await _notify(
@@ -256,21 +249,16 @@ class GatewayStore:
     async def save_remote_start(
         self, station_id: str, connector_id: int, id_tag: str, energy_limit_wh: int, at: datetime
     ) -> None:
-        statement = pg_insert(OcppRemoteStart).values(
-            id_tag=id_tag,
-            station_id=station_id,
-            connector_id=connector_id,
-            energy_limit_wh=energy_limit_wh,
-            requested_at=at,
-        )
-        statement = statement.on_conflict_do_update(
-            index_elements=[OcppRemoteStart.id_tag],
-            set_={
-                "station_id": statement.excluded.station_id,
-                "connector_id": statement.excluded.connector_id,
-                "energy_limit_wh": statement.excluded.energy_limit_wh,
-                "requested_at": statement.excluded.requested_at,
+        statement = _upsert(
+            OcppRemoteStart,
+            {
+                "id_tag": id_tag,
+                "station_id": station_id,
+                "connector_id": connector_id,
+                "energy_limit_wh": energy_limit_wh,
+                "requested_at": at,
             },
+            key=("id_tag",),
         )
         async with self._engine.begin() as connection:
             await connection.execute(statement)
@@ -404,3 +392,12 @@ class GatewayStore:
             return
         async with self._engine.begin() as connection:
             await connection.execute(insert(MeterValue), list(rows))
+
+
+def _upsert(model: type[Base], values: dict[str, Any], *, key: tuple[str, ...]) -> Insert:
+    """INSERT .. ON CONFLICT (key) DO UPDATE every other given column: the newest wins."""
+    statement = pg_insert(model).values(**values)
+    return statement.on_conflict_do_update(
+        index_elements=list(key),
+        set_={column: statement.excluded[column] for column in values if column not in key},
+    )
