@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from ocpp.exceptions import InternalError, OCPPError
-from ocpp.v16 import call, call_result
+from ocpp.exceptions import InternalError
+from ocpp.v16 import call_result
 from ocpp.v16.datatypes import IdTagInfo
 from ocpp.v16.enums import (
     Action,
@@ -19,21 +17,18 @@ from ocpp.v16.enums import (
 )
 
 from gateway import metering, metrics
-from gateway.charge_point import ChargePoint, Send, StationDisconnected, on
+from gateway.charge_point import ChargePoint, Send, on
 from gateway.context import GatewayContext
+from gateway.energy_watch import EnergyWatch
 from gateway.framing import utc_now_text
 from gateway.schemas import INT32 as _INT32
 from gateway.schemas import INT64 as _INT64
 from gateway.schemas import bounded, moment
-from gateway.store import TransactionRow
+from gateway.transactions import RunningTx, TransactionCache
 from gateway.workflow_signals import SignalFailed
 from workflows.signals import (
-    ENERGY_LIMIT_REACHED,
-    METER_SAMPLE,
     TRANSACTION_STARTED,
     TRANSACTION_STOPPED,
-    EnergyLimitReached,
-    MeterSample,
     TransactionStarted,
     TransactionStopped,
 )
@@ -45,44 +40,19 @@ _REGISTRATION = {
     "pending": RegistrationStatus.pending,
     "rejected": RegistrationStatus.rejected,
 }
-_MAX_CACHED_TRANSACTIONS = 8
-
-
-@dataclass(slots=True)
-class _Tx:
-    """What MeterValues needs about a running transaction, kept so samples cost no lookup."""
-
-    id: int
-    id_tag: str
-    session_id: str | None
-    meter_start_wh: int
-    energy_limit_wh: int | None
-    last_signal_at: float | None = None
-    limit_stop_accepted: bool = False
-    limit_signalled: bool = False
-    connector_id: int = 0
-
-    @classmethod
-    def of(cls, row: TransactionRow) -> _Tx:
-        return cls(
-            row.id,
-            row.id_tag,
-            row.session_id,
-            row.meter_start_wh,
-            row.energy_limit_wh,
-            connector_id=row.connector_id,
-        )
 
 
 class StationHandler(ChargePoint):
     """The gateway's answers. Everything here is safe to receive twice."""
 
-    __slots__ = ("_ctx", "_transactions")
+    __slots__ = ("_ctx", "_energy", "_transactions")
 
     def __init__(self, station_id: str, send: Send, ctx: GatewayContext, **kwargs: Any) -> None:
         super().__init__(station_id, send, **kwargs)
         self._ctx = ctx
-        self._transactions: dict[int, _Tx | None] | None = None  # created on first use
+        # Created on first use: an idle connection costs as little memory as it can.
+        self._transactions: TransactionCache | None = None
+        self._energy: EnergyWatch | None = None
 
     @on(Action.boot_notification)
     async def on_boot_notification(
@@ -175,7 +145,7 @@ class StationHandler(ChargePoint):
             )
             raise InternalError(details={"cause": "session service unavailable"}) from exc
         metrics.SIGNALS.labels(TRANSACTION_STARTED, "accepted" if accepted else "refused").inc()
-        tx = _Tx.of(row)
+        tx = RunningTx.of(row)
         if accepted:
             if row.session_id is None:
                 await self._ctx.store.link_session(row.id, id_tag)
@@ -190,7 +160,7 @@ class StationHandler(ChargePoint):
                 transaction_id=row.id,
                 id_tag=id_tag,
             )
-        self._remember(row.id, tx)
+        self._cache().remember(row.id, tx)
         log.info(
             "transaction started",
             station_id=self.station_id,
@@ -220,12 +190,12 @@ class StationHandler(ChargePoint):
         if register is None:
             return call_result.MeterValues()
         if transaction_id is not None:
-            tx = await self._transaction(transaction_id)
+            tx = await self._cache().transaction(transaction_id)
         else:
             # Many chargers leave transactionId out; the limit still holds for what runs there.
-            tx = await self._running_on(connector_id)
+            tx = await self._cache().running_on(connector_id)
         if tx is not None:
-            await self._on_energy(tx, register, readings)
+            await self._watch().on_energy(tx, register, readings)
         return call_result.MeterValues()
 
     @on(Action.stop_transaction)
@@ -254,7 +224,7 @@ class StationHandler(ChargePoint):
             rows = metering.rows(readings, self.station_id, connector_id, transaction_id)
             await self._ctx.meters.write(rows)
         if self._transactions is not None:
-            self._transactions.pop(transaction_id, None)
+            self._transactions.forget(transaction_id)
         id_tag_info = None if id_tag is None else IdTagInfo(status=AuthorizationStatus.accepted)
         if row is None:
             log.warning(
@@ -273,7 +243,7 @@ class StationHandler(ChargePoint):
             reason=row.stop_reason,
         )
         # A repeated stop re-sends the first stop's figures: the workflow keys it by tx.
-        await self._signal(row.id_tag, TRANSACTION_STOPPED, stopped, row.id, retryable=True)
+        await self._watch().signal(row.id_tag, TRANSACTION_STOPPED, stopped, row.id, retryable=True)
         log.info(
             "transaction stopped" if closed else "transaction stop repeated",
             station_id=self.station_id,
@@ -316,138 +286,14 @@ class StationHandler(ChargePoint):
         log.info("pending station registered; asking it to reconnect", station_id=self.station_id)
         self.defer(self.close(1008, "station registered: reconnect with credentials"))
 
-    # --- transactions ----------------------------------------------------------------
+    # --- collaborators, created on a connection's first transaction ----------------
 
-    def _remember(self, transaction_id: int, tx: _Tx | None) -> None:
-        """Cache a transaction (None: not a running one of this station) for later samples."""
+    def _cache(self) -> TransactionCache:
         if self._transactions is None:
-            self._transactions = {}
-        while len(self._transactions) >= _MAX_CACHED_TRANSACTIONS:
-            self._transactions.pop(next(iter(self._transactions)))
-        self._transactions[transaction_id] = tx
+            self._transactions = TransactionCache(self._ctx.store, self.station_id)
+        return self._transactions
 
-    async def _transaction(self, transaction_id: int) -> _Tx | None:
-        if self._transactions is not None and transaction_id in self._transactions:
-            return self._transactions[transaction_id]
-        row = None
-        if 0 < transaction_id <= _INT32:
-            row = await self._ctx.store.transaction(self.station_id, transaction_id)
-        tx = None if row is None or row.stopped_at is not None else _Tx.of(row)
-        self._remember(transaction_id, tx)
-        return tx
-
-    async def _running_on(self, connector_id: int) -> _Tx | None:
-        """The connector's running transaction, for samples that do not name one."""
-        if connector_id < 1:
-            return None
-        for tx in reversed(list((self._transactions or {}).values())):  # newest first
-            if tx is not None and tx.connector_id == connector_id:
-                return tx
-        row = await self._ctx.store.running_transaction(self.station_id, connector_id)
-        if row is None:
-            return None
-        tx = _Tx.of(row)
-        self._remember(row.id, tx)
-        return tx
-
-    async def _on_energy(self, tx: _Tx, register: int, readings: list[metering.Reading]) -> None:
-        delivered = max(0, register - tx.meter_start_wh)
-        limit = tx.energy_limit_wh
-        await self._signal_sample(tx, delivered, readings)
-        # Deferred last: nothing after it can fail and drop the stop with the answer.
-        if limit is not None and delivered >= limit and not tx.limit_stop_accepted:
-            tx.limit_stop_accepted = True  # until the charger says otherwise
-            self.defer(self._stop_for_limit(tx, delivered))
-
-    async def _signal_sample(
-        self, tx: _Tx, delivered: int, readings: list[metering.Reading]
-    ) -> None:
-        if tx.session_id is None:
-            return
-        now = time.monotonic()
-        interval = self._ctx.config.meter_signal_interval_s
-        if tx.last_signal_at is not None and now - tx.last_signal_at < interval:
-            return
-        latest = max(readings, key=lambda item: item.measured_at)
-        sample = MeterSample(
-            transaction_id=tx.id,
-            energy_wh=delivered,
-            measured_at=latest.measured_at,
-            power_w=latest.power_w,
-            soc_percent=latest.soc_percent,
-        )
-        # The sample is in the database already; a lost signal only thins the timeline,
-        # so the charger is answered whatever happens here.
-        try:
-            if await self._signal(tx.session_id, METER_SAMPLE, sample, tx.id, retryable=False):
-                tx.last_signal_at = now
-            else:
-                tx.session_id = None
-        except SignalFailed:
-            pass
-
-    async def _stop_for_limit(self, tx: _Tx, delivered: int) -> None:
-        """The reservation's energy is used up: stop the charger, then tell the workflow."""
-        try:
-            answer = await self.call(
-                call.RemoteStopTransaction(transaction_id=tx.id), self._ctx.config.command_timeout_s
-            )
-            status = str(answer.status)
-        except OCPPError as error:
-            status = error.code
-        except TimeoutError:
-            status = "Timeout"
-        except StationDisconnected:
-            status = "NotConnected"
-        # Not accepted: try again on the next sample, without another signal.
-        tx.limit_stop_accepted = status == "Accepted"
-        log.info(
-            "energy limit reached",
-            station_id=self.station_id,
-            transaction_id=tx.id,
-            session_id=tx.session_id,
-            energy_wh=delivered,
-            limit_wh=tx.energy_limit_wh,
-            remote_stop=status,
-        )
-        if tx.limit_signalled or tx.session_id is None:
-            return
-        tx.limit_signalled = True
-        reached = EnergyLimitReached(
-            transaction_id=tx.id, energy_wh=delivered, remote_stop_status=status
-        )
-        try:
-            await self._signal(tx.session_id, ENERGY_LIMIT_REACHED, reached, tx.id, retryable=False)
-        except SignalFailed:
-            tx.limit_signalled = False
-
-    async def _signal(
-        self, session_id: str, name: str, arg: object, transaction_id: int, *, retryable: bool
-    ) -> bool:
-        """Signal the session; False when it has no workflow. With `retryable`, a failure
-        becomes an InternalError CallError so the charger sends the message again."""
-        try:
-            accepted = await self._ctx.signals.send(session_id, name, arg)
-        except SignalFailed as exc:
-            metrics.SIGNALS.labels(name, "failed").inc()
-            log.warning(
-                "signal failed",
-                station_id=self.station_id,
-                session_id=session_id,
-                transaction_id=transaction_id,
-                signal=name,
-                error=str(exc),
-            )
-            if retryable:
-                raise InternalError(details={"cause": "session service unavailable"}) from exc
-            raise
-        metrics.SIGNALS.labels(name, "accepted" if accepted else "no_workflow").inc()
-        if not accepted:
-            log.warning(
-                "no workflow for signal",
-                station_id=self.station_id,
-                session_id=session_id,
-                transaction_id=transaction_id,
-                signal=name,
-            )
-        return accepted
+    def _watch(self) -> EnergyWatch:
+        if self._energy is None:
+            self._energy = EnergyWatch(self._ctx, self.station_id, call=self.call, defer=self.defer)
+        return self._energy

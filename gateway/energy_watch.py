@@ -1,0 +1,147 @@
+"""What a connection tells a charging session: meter samples, the energy limit (and the
+RemoteStop that enforces it), and the transaction's stop."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+import structlog
+from ocpp.exceptions import InternalError, OCPPError
+from ocpp.v16 import call
+
+from gateway import metering, metrics
+from gateway.charge_point import StationDisconnected
+from gateway.context import GatewayContext
+from gateway.transactions import RunningTx
+from gateway.workflow_signals import SignalFailed
+from workflows.signals import ENERGY_LIMIT_REACHED, METER_SAMPLE, EnergyLimitReached, MeterSample
+
+log = structlog.get_logger("gateway")
+
+CallCharger = Callable[[Any, float], Awaitable[Any]]
+Defer = Callable[[Coroutine[Any, Any, None]], None]
+
+
+class EnergyWatch:
+    """One station's meter signals and energy-limit stops.
+
+    `call` sends a CSMS -> charger call (ChargePoint.call); `defer` runs work after the
+    current answer has been sent (ChargePoint.defer), so the RemoteStop follows the
+    MeterValues answer instead of waiting inside it.
+    """
+
+    __slots__ = ("_call", "_ctx", "_defer", "_station_id")
+
+    def __init__(
+        self, ctx: GatewayContext, station_id: str, *, call: CallCharger, defer: Defer
+    ) -> None:
+        self._ctx = ctx
+        self._station_id = station_id
+        self._call = call
+        self._defer = defer
+
+    async def on_energy(
+        self, tx: RunningTx, register: int, readings: list[metering.Reading]
+    ) -> None:
+        delivered = max(0, register - tx.meter_start_wh)
+        limit = tx.energy_limit_wh
+        await self._signal_sample(tx, delivered, readings)
+        # Deferred last: nothing after it can fail and drop the stop with the answer.
+        if limit is not None and delivered >= limit and not tx.limit_stop_accepted:
+            tx.limit_stop_accepted = True  # until the charger says otherwise
+            self._defer(self._stop_for_limit(tx, delivered))
+
+    async def _signal_sample(
+        self, tx: RunningTx, delivered: int, readings: list[metering.Reading]
+    ) -> None:
+        if tx.session_id is None:
+            return
+        now = time.monotonic()
+        interval = self._ctx.config.meter_signal_interval_s
+        if tx.last_signal_at is not None and now - tx.last_signal_at < interval:
+            return
+        latest = max(readings, key=lambda item: item.measured_at)
+        sample = MeterSample(
+            transaction_id=tx.id,
+            energy_wh=delivered,
+            measured_at=latest.measured_at,
+            power_w=latest.power_w,
+            soc_percent=latest.soc_percent,
+        )
+        # The sample is in the database already; a lost signal only thins the timeline,
+        # so the charger is answered whatever happens here.
+        try:
+            if await self.signal(tx.session_id, METER_SAMPLE, sample, tx.id, retryable=False):
+                tx.last_signal_at = now
+            else:
+                tx.session_id = None
+        except SignalFailed:
+            pass
+
+    async def _stop_for_limit(self, tx: RunningTx, delivered: int) -> None:
+        """The reservation's energy is used up: stop the charger, then tell the workflow."""
+        try:
+            answer = await self._call(
+                call.RemoteStopTransaction(transaction_id=tx.id), self._ctx.config.command_timeout_s
+            )
+            status = str(answer.status)
+        except OCPPError as error:
+            status = error.code
+        except TimeoutError:
+            status = "Timeout"
+        except StationDisconnected:
+            status = "NotConnected"
+        # Not accepted: try again on the next sample, without another signal.
+        tx.limit_stop_accepted = status == "Accepted"
+        log.info(
+            "energy limit reached",
+            station_id=self._station_id,
+            transaction_id=tx.id,
+            session_id=tx.session_id,
+            energy_wh=delivered,
+            limit_wh=tx.energy_limit_wh,
+            remote_stop=status,
+        )
+        if tx.limit_signalled or tx.session_id is None:
+            return
+        tx.limit_signalled = True
+        reached = EnergyLimitReached(
+            transaction_id=tx.id, energy_wh=delivered, remote_stop_status=status
+        )
+        try:
+            await self.signal(tx.session_id, ENERGY_LIMIT_REACHED, reached, tx.id, retryable=False)
+        except SignalFailed:
+            tx.limit_signalled = False
+
+    async def signal(
+        self, session_id: str, name: str, arg: object, transaction_id: int, *, retryable: bool
+    ) -> bool:
+        """Signal the session; False when it has no workflow. With `retryable`, a failure
+        becomes an InternalError CallError so the charger sends the message again."""
+        try:
+            accepted = await self._ctx.signals.send(session_id, name, arg)
+        except SignalFailed as exc:
+            metrics.SIGNALS.labels(name, "failed").inc()
+            log.warning(
+                "signal failed",
+                station_id=self._station_id,
+                session_id=session_id,
+                transaction_id=transaction_id,
+                signal=name,
+                error=str(exc),
+            )
+            if retryable:
+                raise InternalError(details={"cause": "session service unavailable"}) from exc
+            raise
+        metrics.SIGNALS.labels(name, "accepted" if accepted else "no_workflow").inc()
+        if not accepted:
+            log.warning(
+                "no workflow for signal",
+                station_id=self._station_id,
+                session_id=session_id,
+                transaction_id=transaction_id,
+                signal=name,
+            )
+        return accepted
