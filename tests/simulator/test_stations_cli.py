@@ -111,7 +111,9 @@ async def test_bad_station_id_is_refused(
 async def test_duplicate_id_is_refused_and_keeps_the_first(
     settings: Settings, sessions: Sessions, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    await add(settings, "EVP-007", "--price-tyiyn-per-kwh", "1500", "--password", "first-password-007")
+    await add(
+        settings, "EVP-007", "--price-tyiyn-per-kwh", "1500", "--password", "first-password-007"
+    )
     capsys.readouterr()
 
     code = await add(
