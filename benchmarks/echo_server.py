@@ -43,7 +43,7 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--deflate", action="store_true")
     parser.add_argument("--max-size", type=int, default=64 * 1024)
-    parser.add_argument("--uvloop", action="store_true", help="run on uvloop (experiment)")
+    parser.add_argument("--uvloop", action="store_true", help="run on uvloop (as evpower does)")
     args = parser.parse_args()
     if args.uvloop:
         import uvloop

@@ -55,7 +55,7 @@ class Context:
     database_url: str
     temporal_address: str
     log_dir: Path
-    uvloop: bool = False  # experiments; production runs asyncio's own loop
+    uvloop: bool = True  # both servers on uvloop, as `evpower` runs (runtime/cli.py)
     ws: str | None = None
 
 
@@ -283,7 +283,7 @@ def run(
     profile: bool,
     keep: bool,
     json_out: Path | None,
-    uvloop: bool = False,
+    uvloop: bool = True,
     ws: str | None = None,
 ) -> int:
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -373,7 +373,11 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true", help="py-spy the gateway under load")
     parser.add_argument("--json", type=Path, help="write every raw figure here")
     parser.add_argument("--keep", action="store_true", help="keep the work dir and its logs")
-    parser.add_argument("--uvloop", action="store_true", help="experiment: both servers on uvloop")
+    parser.add_argument(
+        "--asyncio-loop",
+        action="store_true",
+        help="experiment: both servers on asyncio's own loop instead of uvloop",
+    )
     parser.add_argument("--ws", help="experiment: the gateway's uvicorn websocket implementation")
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
@@ -382,7 +386,7 @@ def main() -> int:
         profile=args.profile,
         keep=args.keep,
         json_out=args.json,
-        uvloop=args.uvloop,
+        uvloop=not args.asyncio_loop,
         ws=args.ws,
     )
 

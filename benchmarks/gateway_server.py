@@ -88,7 +88,7 @@ if __name__ == "__main__":
     parser.add_argument("--deflate", action="store_true")
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--ws", help="uvicorn websocket implementation (experiment)")
-    parser.add_argument("--uvloop", action="store_true", help="run on uvloop (experiment)")
+    parser.add_argument("--uvloop", action="store_true", help="run on uvloop (as evpower does)")
     arguments = parser.parse_args()
     if arguments.uvloop:
         import uvloop

@@ -7,9 +7,14 @@ import asyncio
 import importlib
 import inspect
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from typing import Any, TypeVar
+
+import uvloop
 
 from runtime.settings import ConfigError
+
+T = TypeVar("T")
 
 # Each module defines `register(subparsers)`, which adds a parser whose `handler` default is
 # a function (sync or async) taking the parsed arguments and returning an exit code.
@@ -38,12 +43,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a command on uvloop: the gateway measured +44 % Heartbeat and +13 % MeterValues
+    throughput on it against asyncio's own loop (docs/benchmarks.md)."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coroutine)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         result = args.handler(args)
         if inspect.iscoroutine(result):
-            result = asyncio.run(result)
+            result = run_coroutine(result)
     except ConfigError as exc:
         print(f"evpower: configuration error: {exc}", file=sys.stderr)
         return 2
