@@ -294,7 +294,7 @@ class ChargingService:
         except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
             raise _unavailable() from None
         log.info("charging stop requested", session_id=session_id, state=view.state)
-        return _from_view(view)
+        return await self._live(client_id, view)
 
     # ---- reads ---------------------------------------------------------------------------
 
@@ -310,6 +310,11 @@ class ChargingService:
             return _from_record(found)  # the workflow is unreachable: the last recorded state
         if view.client_id != client_id or view.rejection is not None:
             raise _not_found(session_id)
+        return await self._live(client_id, view)
+
+    async def _live(self, client_id: str, view: SessionView) -> ChargingSession:
+        """The workflow's view with energy and cost from the newest stored meter reading: the
+        workflow only hears of the energy every few minutes (throttled meter signals)."""
         energy = None
         if view.state in _METERED and view.transaction_id is not None:
             energy = await self._delivered_wh(client_id, view.transaction_id)

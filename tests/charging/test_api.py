@@ -97,6 +97,7 @@ async def test_start_charge_stop_settles_exactly_and_reads_live_then_final(world
     )
     assert stop.status_code == 202, stop.text
     assert stop.json()["state"] in {"stopping", "completed"}
+    assert stop.json()["energy_wh"] >= 3_000  # live from the meter, not the throttled signals
     await until_recorded_final(world, session_id)
 
     final = await world.http.get(
