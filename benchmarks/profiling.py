@@ -39,11 +39,14 @@ def start_recording(
     )
 
 
+_REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
 def _frame_name(frame: str) -> str:
     # py-spy frames look like `function (path/to/module.py:123)`; lines are noise here.
     name, _, where = frame.partition(" (")
     path = where.rsplit(":", 1)[0]
-    for marker in ("site-packages/", "/evpower/", "python3.11/"):
+    for marker in ("site-packages/", f"{_REPO_ROOT}/", "python3.11/"):
         if marker in path:
             path = path.split(marker, 1)[1]
             break

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from temporalio import activity
 from temporalio.api.enums.v1 import IndexedValueType
@@ -40,6 +39,7 @@ from gateway.contract import (
     RemoteStopRequest,
 )
 from runtime.embedded import SEARCH_ATTRIBUTES
+from tests.replay.recording import write_fixture
 from workflows.charging import ChargingSessionWorkflow
 from workflows.charging_state import (
     STATE_QUERY,
@@ -313,15 +313,10 @@ async def harness(env: WorkflowEnvironment, **world: object) -> AsyncIterator[Ha
         yield Harness(env, fake, task_queue)
 
 
-REPLAY_DIR = Path(__file__).resolve().parent.parent / "replay"
-
-
 async def keep_history(
     handle: WorkflowHandle[ChargingSessionWorkflow, SessionView], name: str
 ) -> None:
     """With EVPOWER_RECORD_HISTORIES=1, store this run's history as a replay fixture."""
     if os.environ.get("EVPOWER_RECORD_HISTORIES") != "1":
         return
-    history = await handle.fetch_history()
-    REPLAY_DIR.mkdir(exist_ok=True)
-    (REPLAY_DIR / f"charging_{name}.json").write_text(history.to_json())
+    write_fixture(await handle.fetch_history(), f"charging_{name}")

@@ -8,7 +8,6 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +25,7 @@ from db.models import TopUp as TopUpRow
 from payments.odengi import OdengiClient
 from payments.provider import PaymentNotice, PayStatus, ProviderName
 from tests.payments.fake_odengi import API_URL, MERCHANT_ID, PASSWORD, FakeOdengi
+from tests.replay.recording import write_fixture
 from workflows.reconciliation import payments_worker_parts
 from workflows.topup import TopUp, TopUpInput, TopUpView, topup_workflow_id
 
@@ -117,16 +117,12 @@ class Harness:
             return int(await session.scalar(query) or 0)
 
 
-REPLAY_DIR = Path(__file__).resolve().parent.parent / "replay"
-
-
 async def keep_history(handle: WorkflowHandle[Any, Any], name: str) -> None:
     """With EVPOWER_RECORD_HISTORIES=1, store this run's history as a replay fixture
     (tests/replay/payments_{name}.json)."""
     if os.environ.get("EVPOWER_RECORD_HISTORIES") != "1":
         return
-    history = await handle.fetch_history()
-    (REPLAY_DIR / f"payments_{name}.json").write_text(history.to_json())
+    write_fixture(await handle.fetch_history(), f"payments_{name}")
 
 
 def paid_notice(request: TopUpInput, trans_id: str, *, amount: int | None = None) -> PaymentNotice:
