@@ -4,11 +4,10 @@ update-with-start reaching the same workflow on a retry."""
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from datetime import timedelta
 
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WithStartWorkflowOperation, WorkflowHistory
+from temporalio.client import WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.testing import WorkflowEnvironment
 
@@ -22,6 +21,7 @@ from tests.charging.fakes import (
     view_of,
     wait_for,
 )
+from tests.temporal_costs import billed_actions
 from workflows.charging import ChargingSessionWorkflow
 from workflows.charging_state import (
     SESSION_STATE,
@@ -31,30 +31,6 @@ from workflows.charging_state import (
     initial_search_attributes,
 )
 from workflows.signals import METER_SAMPLE, MeterSample, charging_workflow_id
-
-# Event types that Temporal bills as actions (workflow start, each activity attempt, timer,
-# signal, accepted update, search-attribute upsert, marker).
-BILLED = {
-    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED,
-    EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
-    EventType.EVENT_TYPE_TIMER_STARTED,
-    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
-    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
-    EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
-    EventType.EVENT_TYPE_MARKER_RECORDED,
-}
-
-
-def billed_actions(history: WorkflowHistory) -> Counter[str]:
-    counted: Counter[str] = Counter()
-    for event in history.events:
-        if event.event_type in BILLED:
-            counted[EventType.Name(event.event_type)] += 1
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
-            retries = event.activity_task_started_event_attributes.attempt - 1
-            if retries > 0:
-                counted["ACTIVITY_RETRY"] += retries
-    return counted
 
 
 def gateway_throttle(samples_s: list[int], interval_s: int = 300) -> list[int]:
@@ -91,7 +67,7 @@ async def test_a_one_hour_session_with_meter_values_every_30_s_stays_within_30_a
     print("billed actions of a one-hour session:", sum(actions.values()), dict(actions))
     assert sum(actions.values()) <= 30, actions
     # Only two upserts for the whole session: charging, and the final state.
-    assert actions["EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES"] == 2
+    assert actions["UPSERT_WORKFLOW_SEARCH_ATTRIBUTES"] == 2
 
 
 async def test_search_attributes_follow_the_session(

@@ -11,8 +11,6 @@ from collections.abc import Sequence
 
 from sqlalchemy import select
 from temporalio import activity
-from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowHistory
 from temporalio.worker import Worker
 
 from activities.ledger import Ledger, LedgerActivities
@@ -22,31 +20,9 @@ from payments.odengi import OdengiClient
 from payments.provider import ProviderName
 from tests.payments.conftest import Harness, keep_history, paid_notice
 from tests.payments.fake_odengi import API_URL, MERCHANT_ID, PASSWORD
+from tests.temporal_costs import billed_actions
 from workflows.reconciliation import payments_worker_parts
 from workflows.topup import TopUp, TopUpInput, request_invoice, topup_workflow_id
-
-# Event types Temporal bills as actions (as counted for charging sessions in docs/charging.md).
-BILLED = {
-    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED,
-    EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
-    EventType.EVENT_TYPE_TIMER_STARTED,
-    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
-    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
-    EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
-    EventType.EVENT_TYPE_MARKER_RECORDED,
-}
-
-
-def billed_actions(history: WorkflowHistory) -> Counter[str]:
-    counted: Counter[str] = Counter()
-    for event in history.events:
-        if event.event_type in BILLED:
-            counted[EventType.Name(event.event_type).removeprefix("EVENT_TYPE_")] += 1
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
-            retries = event.activity_task_started_event_attributes.attempt - 1
-            if retries > 0:
-                counted["ACTIVITY_RETRY"] += retries
-    return counted
 
 
 async def transactions(harness: Harness, trans_ids: Sequence[str]) -> dict[str, tuple[str, bool]]:
