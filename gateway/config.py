@@ -23,6 +23,18 @@ class GatewayConfig:
     auth_workers: int = 1  # threads hashing passwords at the upgrade, off the event loop
     auth_backlog: int = 64  # hash jobs queued or running; past it upgrades get 503 Retry-After
     shutdown_close_code: int = 1001
+    # The relay of transaction events (gateway/relay.py): it looks for rows other gateways
+    # left every relay_poll_s, and retries a failed delivery or probes a Temporal that is
+    # down after relay_retry_first_s, doubling up to relay_retry_max_s.
+    relay_poll_s: float = 5.0
+    relay_retry_first_s: float = 0.5
+    relay_retry_max_s: float = 30.0
+    relay_batch: int = 50
+    # Writes held in memory while PostgreSQL is down (their messages reached Temporal).
+    backlog_max_writes: int = 10_000
+    # A charger that sent no Heartbeat (nor BootNotification) for this long is asked for one
+    # with TriggerMessage: OCPP-J lets ping/pong replace Heartbeats, not the daily clock sync.
+    clock_sync_interval_s: float = 86_400.0
 
     def __post_init__(self) -> None:
         if not self.instance_id:
@@ -37,6 +49,15 @@ class GatewayConfig:
             raise ValueError("auth_workers and auth_backlog must be positive")
         if self.command_timeout_s <= 0 or self.signal_timeout_s <= 0:
             raise ValueError("timeouts must be positive")
+        if min(self.relay_poll_s, self.relay_retry_first_s, self.clock_sync_interval_s) <= 0:
+            raise ValueError("relay and clock sync intervals must be positive")
+        if self.relay_retry_max_s < self.relay_retry_first_s or self.relay_batch < 1:
+            raise ValueError("relay_retry_max_s must be >= relay_retry_first_s, batch >= 1")
+
+    @property
+    def relay_lease_s(self) -> float:
+        """How long a claimed event is left to one gateway: longer than any delivery takes."""
+        return max(30.0, 3 * self.signal_timeout_s)
 
     @property
     def offline_after_s(self) -> float:

@@ -1,11 +1,15 @@
-"""What every charger connection shares: configuration, database, meter writer, signals."""
+"""What every charger connection shares: configuration, database, meter writer, signals,
+and the durable path for transaction messages (events, relay, backlog)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gateway.backlog import DatabaseBacklog
 from gateway.config import GatewayConfig
+from gateway.event_store import EventStore
 from gateway.meter_writer import MeterWriter
+from gateway.relay import TransactionRelay
 from gateway.store import GatewayStore
 from gateway.workflow_signals import WorkflowSignals
 
@@ -16,3 +20,6 @@ class GatewayContext:
     store: GatewayStore
     meters: MeterWriter
     signals: WorkflowSignals
+    events: EventStore
+    relay: TransactionRelay
+    backlog: DatabaseBacklog

@@ -14,6 +14,7 @@ from ocpp.v16 import call
 from gateway import metering, metrics
 from gateway.charge_point import StationDisconnected
 from gateway.context import GatewayContext
+from gateway.events import meter_event
 from gateway.transactions import RunningTx
 from gateway.workflow_signals import SignalFailed
 from workflows.signals import ENERGY_LIMIT_REACHED, METER_SAMPLE, EnergyLimitReached, MeterSample
@@ -56,7 +57,8 @@ class EnergyWatch:
     async def _signal_sample(
         self, tx: RunningTx, delivered: int, readings: list[metering.Reading]
     ) -> None:
-        if tx.session_id is None:
+        session_id = tx.session_id
+        if session_id is None:
             return
         now = time.monotonic()
         interval = self._ctx.config.meter_signal_interval_s
@@ -70,15 +72,24 @@ class EnergyWatch:
             power_w=latest.power_w,
             soc_percent=latest.soc_percent,
         )
-        # The sample is in the database already; a lost signal only thins the timeline,
-        # so the charger is answered whatever happens here.
+        # The sample is in the database already, so the charger is answered whatever happens
+        # here; while Temporal is down the newest sample waits in the relay's table.
         try:
-            if await self.signal(tx.session_id, METER_SAMPLE, sample, tx.id, retryable=False):
+            if not tx.start_delivered:
+                raise SignalFailed("the start waits in the relay")
+            if await self.signal(session_id, METER_SAMPLE, sample, tx.id, retryable=False):
                 tx.last_signal_at = now
             else:
                 tx.session_id = None
         except SignalFailed:
-            pass
+            await self._relay_sample(session_id, sample)
+            tx.last_signal_at = now
+
+    async def _relay_sample(self, session_id: str, sample: MeterSample) -> None:
+        try:
+            await self._ctx.events.add(meter_event(self._station_id, session_id, sample))
+        except Exception:
+            log.warning("meter sample not queued for the relay", station_id=self._station_id)
 
     async def _stop_for_limit(self, tx: RunningTx, delivered: int) -> None:
         """The reservation's energy is used up: stop the charger, then tell the workflow."""

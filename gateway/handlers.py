@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,20 +16,27 @@ from ocpp.v16.enums import (
     DataTransferStatus,
     RegistrationStatus,
 )
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway import metering, metrics
+from gateway.backlog import database_unavailable
 from gateway.charge_point import ChargePoint, Send, on
 from gateway.context import GatewayContext
 from gateway.energy_watch import EnergyWatch
+from gateway.event_store import insert_event
+from gateway.events import started_event, started_of, stopped_event
 from gateway.framing import utc_now_text
 from gateway.schemas import INT32 as _INT32
 from gateway.schemas import INT64 as _INT64
 from gateway.schemas import bounded, moment
+from gateway.store import TransactionRow
 from gateway.transactions import RunningTx, TransactionCache
 from gateway.workflow_signals import SignalFailed
 from workflows.signals import (
+    METER_SAMPLE,
     TRANSACTION_STARTED,
     TRANSACTION_STOPPED,
+    MeterSample,
     TransactionStarted,
     TransactionStopped,
 )
@@ -116,38 +124,49 @@ class StationHandler(ChargePoint):
     async def on_start_transaction(
         self, *, connector_id: int, id_tag: str, meter_start: int, timestamp: str, **_: Any
     ) -> call_result.StartTransaction:
-        row = await self._ctx.store.start_transaction(
-            self.station_id,
-            bounded("connectorId", connector_id, 0, _INT32),
-            id_tag,
-            bounded("meterStart", meter_start, 0, _INT64),
-            moment(timestamp),
-        )
-        started = TransactionStarted(
-            transaction_id=row.id,
-            station_id=self.station_id,
-            connector_id=row.connector_id,
-            meter_start_wh=row.meter_start_wh,
-            started_at=row.started_at,
-        )
+        try:
+            row = await self._ctx.store.start_transaction(
+                self.station_id,
+                bounded("connectorId", connector_id, 0, _INT32),
+                id_tag,
+                bounded("meterStart", meter_start, 0, _INT64),
+                moment(timestamp),
+            )
+        except Exception as exc:
+            # The transactionId is allocated once per natural key by the database: without
+            # it there is no id to give. The charger retries (TransactionMessageAttempts).
+            if not database_unavailable(exc):
+                raise
+            log.warning("StartTransaction: database unavailable", station_id=self.station_id)
+            raise InternalError(details={"cause": "transaction store unavailable"}) from exc
         # An update, not a signal: the session decides whether this transaction is its own
         # (the right connector, not given up, no other transaction), and the charger is told.
+        delivered = True
         try:
-            accepted = await self._ctx.signals.start_transaction(id_tag, started)
+            accepted = await self._ctx.signals.start_transaction(id_tag, started_of(row))
         except SignalFailed as exc:
-            metrics.SIGNALS.labels(TRANSACTION_STARTED, "failed").inc()
+            # Temporal cannot answer: the RemoteStart the gateway stored carries the session's
+            # verdict; the relay delivers the start once Temporal is back.
+            delivered = False
+            accepted = await self._ctx.store.start_verdict(row)
+            answered = AuthorizationStatus.accepted if accepted else AuthorizationStatus.invalid
+            await self._ctx.events.add(started_event(row, answered.value))
+            self._ctx.relay.wake()
+            metrics.SIGNALS.labels(TRANSACTION_STARTED, "queued").inc()
             log.warning(
-                "StartTransaction update failed",
+                "StartTransaction answered from the stored remote start",
                 station_id=self.station_id,
                 transaction_id=row.id,
                 id_tag=id_tag,
+                status=answered.value,
                 error=str(exc),
             )
-            raise InternalError(details={"cause": "session service unavailable"}) from exc
-        metrics.SIGNALS.labels(TRANSACTION_STARTED, "accepted" if accepted else "refused").inc()
+        else:
+            metrics.SIGNALS.labels(TRANSACTION_STARTED, "accepted" if accepted else "refused").inc()
         tx = RunningTx.of(row)
+        tx.start_delivered = delivered
         if accepted:
-            if row.session_id is None:
+            if delivered and row.session_id is None:
                 await self._ctx.store.link_session(row.id, id_tag)
             tx.session_id = id_tag
         else:
@@ -183,9 +202,15 @@ class StationHandler(ChargePoint):
     ) -> call_result.MeterValues:
         connector_id = bounded("connectorId", connector_id, 0, _INT32)
         readings = metering.readings(meter_value)
-        await self._ctx.meters.write(
-            metering.rows(readings, self.station_id, connector_id, transaction_id)
-        )
+        rows = metering.rows(readings, self.station_id, connector_id, transaction_id)
+        try:
+            await self._ctx.meters.write(rows)
+        except Exception as exc:
+            if not database_unavailable(exc):
+                raise
+            return await self._meter_values_without_database(
+                connector_id, transaction_id, readings, rows
+            )
         register = metering.latest_energy(readings)
         if register is None:
             return call_result.MeterValues()
@@ -196,6 +221,39 @@ class StationHandler(ChargePoint):
             tx = await self._cache().running_on(connector_id)
         if tx is not None:
             await self._watch().on_energy(tx, register, readings)
+        return call_result.MeterValues()
+
+    async def _meter_values_without_database(
+        self,
+        connector_id: int,
+        transaction_id: int | None,
+        readings: list[metering.Reading],
+        rows: list[dict[str, Any]],
+    ) -> call_result.MeterValues:
+        """PostgreSQL is down: acked only once the session's workflow has the sample; the
+        rows are written when the database is back."""
+        register = metering.latest_energy(readings)
+        tx = None
+        if self._transactions is not None:
+            tx = self._transactions.cached(transaction_id, connector_id)
+        if register is None or tx is None or tx.session_id is None or not tx.start_delivered:
+            raise InternalError(details={"cause": "meter store unavailable"})
+        if not self._ctx.backlog.has_room():
+            raise InternalError(details={"cause": "meter store unavailable; backlog full"})
+        latest = max(readings, key=lambda item: item.measured_at)
+        sample = MeterSample(
+            transaction_id=tx.id,
+            energy_wh=max(0, register - tx.meter_start_wh),
+            measured_at=latest.measured_at,
+            power_w=latest.power_w,
+            soc_percent=latest.soc_percent,
+        )
+        await self._watch().signal(tx.session_id, METER_SAMPLE, sample, tx.id, retryable=True)
+        tx.last_signal_at = time.monotonic()
+        self._ctx.backlog.add(
+            f"meter values of {self.station_id}", lambda: self._ctx.store.insert_meter_values(rows)
+        )
+        await self._watch().on_energy(tx, register, readings)
         return call_result.MeterValues()
 
     @on(Action.stop_transaction)
@@ -209,23 +267,38 @@ class StationHandler(ChargePoint):
         id_tag: str | None = None,
         transaction_data: list[dict[str, Any]] | None = None,
     ) -> call_result.StopTransaction:
+        meter_stop = bounded("meterStop", meter_stop, 0, _INT64)
+        stopped_at = moment(timestamp)
+        id_tag_info = None if id_tag is None else IdTagInfo(status=AuthorizationStatus.accepted)
         row, closed = None, False
-        if 0 < transaction_id <= _INT32:
-            row, closed = await self._ctx.store.stop_transaction(
-                self.station_id,
-                transaction_id,
-                meter_stop_wh=bounded("meterStop", meter_stop, 0, _INT64),
-                stopped_at=moment(timestamp),
-                reason=reason,
-            )
-        if transaction_data:
-            connector_id = row.connector_id if row is not None else 0
-            readings = metering.readings(transaction_data)
-            rows = metering.rows(readings, self.station_id, connector_id, transaction_id)
-            await self._ctx.meters.write(rows)
+        try:
+            if 0 < transaction_id <= _INT32:
+                # The stop and its relay event are one database transaction: once the charger
+                # is answered, the stop reaches the workflow whatever happens to Temporal.
+                row, closed = await self._ctx.store.stop_transaction(
+                    self.station_id,
+                    transaction_id,
+                    meter_stop_wh=meter_stop,
+                    stopped_at=stopped_at,
+                    reason=reason,
+                    then=_relay_stop,
+                )
+            if transaction_data:
+                connector_id = row.connector_id if row is not None else 0
+                readings = metering.readings(transaction_data)
+                rows = metering.rows(readings, self.station_id, connector_id, transaction_id)
+                await self._ctx.meters.write(rows)
+        except Exception as exc:
+            if not database_unavailable(exc):
+                raise
+            if row is None:
+                return await self._stop_without_database(
+                    transaction_id, meter_stop, stopped_at, reason, transaction_data
+                )
+            # The stop is stored; only the sampled data was lost to the outage.
+            log.warning("StopTransaction data not stored", station_id=self.station_id)
         if self._transactions is not None:
             self._transactions.forget(transaction_id)
-        id_tag_info = None if id_tag is None else IdTagInfo(status=AuthorizationStatus.accepted)
         if row is None:
             log.warning(
                 "stop for unknown transaction",
@@ -234,25 +307,86 @@ class StationHandler(ChargePoint):
                 meter_stop=meter_stop,
             )
             return call_result.StopTransaction(id_tag_info=id_tag_info)
-        assert row.meter_stop_wh is not None and row.stopped_at is not None
-        stopped = TransactionStopped(
-            transaction_id=row.id,
-            meter_stop_wh=row.meter_stop_wh,
-            energy_wh=max(0, row.meter_stop_wh - row.meter_start_wh),
-            stopped_at=row.stopped_at,
-            reason=row.stop_reason,
-        )
-        # A repeated stop re-sends the first stop's figures: the workflow keys it by tx.
-        await self._watch().signal(row.id_tag, TRANSACTION_STOPPED, stopped, row.id, retryable=True)
+        self._ctx.relay.wake()
         log.info(
             "transaction stopped" if closed else "transaction stop repeated",
             station_id=self.station_id,
             transaction_id=row.id,
             session_id=row.session_id,
-            energy_wh=stopped.energy_wh,
+            energy_wh=max(0, (row.meter_stop_wh or 0) - row.meter_start_wh),
             reason=row.stop_reason,
         )
         return call_result.StopTransaction(id_tag_info=id_tag_info)
+
+    async def _stop_without_database(
+        self,
+        transaction_id: int,
+        meter_stop: int,
+        stopped_at: datetime,
+        reason: str | None,
+        transaction_data: list[dict[str, Any]] | None,
+    ) -> call_result.StopTransaction:
+        """PostgreSQL is down: signal the workflow directly (this connection knows the
+        transaction) and write the stop when the database is back. Neither: an error."""
+        tx = None if self._transactions is None else self._transactions.cached(transaction_id, 0)
+        if tx is None or not self._ctx.backlog.has_room(2):
+            raise InternalError(details={"cause": "transaction store unavailable"})
+        stopped = TransactionStopped(
+            transaction_id=tx.id,
+            meter_stop_wh=meter_stop,
+            energy_wh=max(0, meter_stop - tx.meter_start_wh),
+            stopped_at=stopped_at,
+            reason=reason,
+        )
+        try:
+            if not tx.start_delivered and tx.started_at is not None:
+                # The start still waits in the relay (the database is down, so it cannot go
+                # from there now): the workflow ignores a stop of a transaction it lacks.
+                started = TransactionStarted(
+                    transaction_id=tx.id,
+                    station_id=self.station_id,
+                    connector_id=tx.connector_id,
+                    meter_start_wh=tx.meter_start_wh,
+                    started_at=tx.started_at,
+                )
+                await self._ctx.signals.start_transaction(tx.id_tag, started)
+                tx.start_delivered = True
+            await self._ctx.signals.send(tx.id_tag, TRANSACTION_STOPPED, stopped)
+        except SignalFailed as exc:
+            metrics.SIGNALS.labels(TRANSACTION_STOPPED, "failed").inc()
+            log.warning(
+                "StopTransaction: neither database nor Temporal takes it",
+                station_id=self.station_id,
+                transaction_id=transaction_id,
+            )
+            raise InternalError(details={"cause": "transaction store unavailable"}) from exc
+        metrics.SIGNALS.labels(TRANSACTION_STOPPED, "accepted").inc()
+        store, station_id = self._ctx.store, self.station_id
+
+        async def write_stop() -> None:
+            await store.stop_transaction(
+                station_id,
+                transaction_id,
+                meter_stop_wh=meter_stop,
+                stopped_at=stopped_at,
+                reason=reason,
+            )
+
+        self._ctx.backlog.add(f"stop of transaction {transaction_id}", write_stop)
+        if transaction_data:
+            readings = metering.readings(transaction_data)
+            rows = metering.rows(readings, station_id, tx.connector_id, transaction_id)
+            self._ctx.backlog.add(
+                f"stop data of transaction {transaction_id}",
+                lambda: store.insert_meter_values(rows),
+            )
+        self._transactions.forget(transaction_id)  # type: ignore[union-attr]
+        log.warning(
+            "transaction stopped while the database is down; stop signalled directly",
+            station_id=station_id,
+            transaction_id=transaction_id,
+        )
+        return call_result.StopTransaction(id_tag_info=None)
 
     @on(Action.data_transfer)
     async def on_data_transfer(
@@ -297,3 +431,8 @@ class StationHandler(ChargePoint):
         if self._energy is None:
             self._energy = EnergyWatch(self._ctx, self.station_id, call=self.call, defer=self.defer)
         return self._energy
+
+
+async def _relay_stop(connection: AsyncConnection, row: TransactionRow) -> None:
+    """Written with the stop itself: the relay delivers it to the session's workflow."""
+    await insert_event(connection, stopped_event(row))

@@ -9,19 +9,24 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from ocpp.v16 import call
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from gateway.backlog import DatabaseBacklog
 from gateway.commands import GatewayCommands
 from gateway.config import GatewayConfig
 from gateway.context import GatewayContext
 from gateway.contract import gateway_task_queue
+from gateway.event_store import EventStore
+from gateway.events import PendingEvent
 from gateway.handlers import StationHandler
 from gateway.liveness import Liveness
 from gateway.meter_writer import MeterWriter
 from gateway.metrics import REJECTED_UPGRADES
 from gateway.registry import ConnectionRegistry
+from gateway.relay import TransactionRelay
 from gateway.store import GatewayStore
 from gateway.upgrade import (
     Authenticator,
@@ -71,11 +76,24 @@ class OcppGateway:
         self._temporal = temporal
         self._store = GatewayStore(sessions)
         self._meters = MeterWriter(self._store)
+        signals = WorkflowSignals(temporal, rpc_timeout_s=config.signal_timeout_s)
+        events = EventStore(sessions)
+        self.relay = TransactionRelay(
+            events, self._store, signals, config, on_start_refused=self._stop_refused_start
+        )
+        self._backlog = DatabaseBacklog(
+            max_writes=config.backlog_max_writes,
+            retry_first_s=config.relay_retry_first_s,
+            retry_max_s=config.relay_retry_max_s,
+        )
         self._ctx = GatewayContext(
             config=config,
             store=self._store,
             meters=self._meters,
-            signals=WorkflowSignals(temporal, rpc_timeout_s=config.signal_timeout_s),
+            signals=signals,
+            events=events,
+            relay=self.relay,
+            backlog=self._backlog,
         )
         self.registry = ConnectionRegistry()
         self._auth = Authenticator(
@@ -104,6 +122,8 @@ class OcppGateway:
         self._tasks = [
             asyncio.create_task(self._worker.run(), name="gateway-worker"),
             asyncio.create_task(self._liveness.run(), name="gateway-liveness"),
+            asyncio.create_task(self.relay.run(), name="gateway-relay"),
+            asyncio.create_task(self._backlog.run(), name="gateway-backlog"),
         ]
         for task in self._tasks:
             task.add_done_callback(_report_crash)
@@ -133,9 +153,31 @@ class OcppGateway:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
         await self._meters.stop()
+        with contextlib.suppress(Exception):
+            await self._backlog.flush()
         await self._store.clear_queue(self.task_queue, datetime.now(UTC))
         self._auth.close()
         log.info("gateway stopped", task_queue=self.task_queue, closed=len(connections))
+
+    async def _stop_refused_start(self, event: PendingEvent) -> None:
+        """A start answered Accepted during a Temporal outage was refused by its session once
+        relayed: stop the charger if it is ours, so it delivers no unpaid energy. (A session
+        still running stops it too, at its end; see workflows/charging.py.)"""
+        connection = self.registry.get(event.station_id)
+        if connection is None:
+            return
+        request = call.RemoteStopTransaction(transaction_id=event.transaction_id)
+        try:
+            answer = await connection.call(request, self.config.command_timeout_s)
+            status = str(answer.status)
+        except Exception as exc:
+            status = repr(exc)
+        log.warning(
+            "stopped a transaction its session refused",
+            station_id=event.station_id,
+            transaction_id=event.transaction_id,
+            remote_stop=status,
+        )
 
     # --- ASGI ------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ does not hold.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,13 +21,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from db.models import (
     Base,
+    ChargingSessionRecord,
     Connector,
     MeterValue,
     OcppRemoteStart,
     OcppTransaction,
+    OcppTransactionEvent,
     Station,
     StationConnection,
 )
+from domain.sessions import FINAL_STATES
 from gateway.framing import utc_text
 
 STATUS_CHANNEL = "station_status"
@@ -310,6 +313,39 @@ class GatewayStore:
             row = (await connection.execute(select(*_TX_COLUMNS).where(natural_key))).one()
         return TransactionRow(*row)
 
+    async def start_verdict(self, row: TransactionRow) -> bool:
+        """Whether the session behind the idTag would take this transaction, from what the
+        gateway recorded (used while Temporal cannot be asked): a RemoteStart for this very
+        station and connector, no other transaction of that session accepted or answered
+        Accepted, and the session not already over."""
+        id_tag = row.id_tag
+        other_transaction = select(OcppTransaction.id).where(
+            OcppTransaction.id_tag == id_tag,
+            OcppTransaction.id != row.id,
+            OcppTransaction.session_id.is_not(None),
+        )
+        other_answer = select(OcppTransactionEvent.id).where(
+            OcppTransactionEvent.session_id == id_tag,
+            OcppTransactionEvent.kind == "started",
+            OcppTransactionEvent.answered == "Accepted",
+            OcppTransactionEvent.transaction_id != row.id,
+        )
+        over = select(ChargingSessionRecord.id).where(
+            ChargingSessionRecord.id == id_tag,
+            ChargingSessionRecord.state.in_([state.value for state in FINAL_STATES]),
+        )
+        query = select(OcppRemoteStart.id_tag).where(
+            OcppRemoteStart.id_tag == id_tag,
+            OcppRemoteStart.station_id == row.station_id,
+            OcppRemoteStart.connector_id == row.connector_id,
+            ~other_transaction.exists(),
+            ~other_answer.exists(),
+            ~over.exists(),
+        )
+        async with self._engine.connect() as connection:
+            found = await connection.scalar(query)
+        return found is not None
+
     async def link_session(self, transaction_id: int, session_id: str) -> None:
         """Mark the transaction as belonging to a live session workflow."""
         async with self._engine.begin() as connection:
@@ -358,10 +394,12 @@ class GatewayStore:
         meter_stop_wh: int,
         stopped_at: datetime,
         reason: str | None,
+        then: Callable[[AsyncConnection, TransactionRow], Awaitable[None]] | None = None,
     ) -> tuple[TransactionRow | None, bool]:
         """Close the transaction once; returns the row as stored and whether this call closed it.
 
-        A retried or late StopTransaction leaves the first stop in place.
+        A retried or late StopTransaction leaves the first stop in place. `then` runs in the
+        same database transaction with the stored row (the relay's event is written with it).
         """
         async with self._engine.begin() as connection:
             closed = (
@@ -384,7 +422,10 @@ class GatewayStore:
                     )
                 )
             ).first()
-        return (None if row is None else TransactionRow(*row)), closed is not None
+            stored = None if row is None else TransactionRow(*row)
+            if stored is not None and then is not None:
+                await then(connection, stored)
+        return stored, closed is not None
 
     async def insert_meter_values(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Many samples (from many stations) in one transaction: the meter writer's batch."""

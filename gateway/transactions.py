@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from gateway.schemas import INT32 as _INT32
 from gateway.store import GatewayStore, TransactionRow
@@ -23,6 +24,9 @@ class RunningTx:
     limit_stop_accepted: bool = False
     limit_signalled: bool = False
     connector_id: int = 0
+    started_at: datetime | None = None
+    # False while the StartTransaction waits in the relay (answered without the workflow).
+    start_delivered: bool = True
 
     @classmethod
     def of(cls, row: TransactionRow) -> RunningTx:
@@ -33,6 +37,7 @@ class RunningTx:
             row.meter_start_wh,
             row.energy_limit_wh,
             connector_id=row.connector_id,
+            started_at=row.started_at,
         )
 
 
@@ -54,6 +59,15 @@ class TransactionCache:
 
     def forget(self, transaction_id: int) -> None:
         self._entries.pop(transaction_id, None)
+
+    def cached(self, transaction_id: int | None, connector_id: int) -> RunningTx | None:
+        """What this connection knows without the database (which may be down)."""
+        if transaction_id is not None:
+            return self._entries.get(transaction_id)
+        for tx in reversed(list(self._entries.values())):  # newest first
+            if tx is not None and tx.connector_id == connector_id:
+                return tx
+        return None
 
     async def transaction(self, transaction_id: int) -> RunningTx | None:
         if transaction_id in self._entries:

@@ -21,13 +21,54 @@ from workflows.signals import (
 
 
 class SignalFailed(Exception):
-    """Temporal did not take the signal (unreachable, timed out): the charger should retry."""
+    """Temporal did not take the signal (unreachable, timed out): the charger should retry.
+
+    `unavailable` is True when Temporal could not be reached or did not answer in time (worth
+    retrying as soon as it is back), False when it answered with an error of its own.
+    """
+
+    def __init__(self, message: str, *, unavailable: bool = True) -> None:
+        super().__init__(message)
+        self.unavailable = unavailable
+
+
+_UNAVAILABLE = frozenset(
+    {
+        RPCStatusCode.UNAVAILABLE,
+        RPCStatusCode.DEADLINE_EXCEEDED,
+        RPCStatusCode.CANCELLED,
+        RPCStatusCode.UNKNOWN,
+        RPCStatusCode.RESOURCE_EXHAUSTED,
+    }
+)
+
+
+def _failed(what: str, exc: RPCError) -> SignalFailed:
+    return SignalFailed(f"{what}: {exc.message}", unavailable=exc.status in _UNAVAILABLE)
 
 
 class WorkflowSignals:
+    """While Temporal is known to be down (a call found it unreachable), calls fail at once
+    instead of each waiting for its own timeout: the gateway answers chargers from what it
+    stored, and the relay's probe (`probe()`) says when Temporal is back."""
+
     def __init__(self, client: Client, *, rpc_timeout_s: float) -> None:
         self._client = client
         self._rpc_timeout = timedelta(seconds=rpc_timeout_s)
+        self._down = False
+
+    @property
+    def down(self) -> bool:
+        return self._down
+
+    def _check(self, what: str) -> None:
+        if self._down:
+            raise SignalFailed(f"{what}: Temporal is unreachable")
+
+    def _note(self, failure: SignalFailed) -> SignalFailed:
+        if failure.unavailable:
+            self._down = True
+        return failure
 
     async def send(self, session_id: str, signal: str, arg: object) -> bool:
         """True once the session's workflow accepted the signal; False when it does not exist.
@@ -35,13 +76,14 @@ class WorkflowSignals:
         A workflow that never existed or has already closed answers NOT_FOUND; the caller
         records the event and still answers the charger. Anything else raises SignalFailed.
         """
+        self._check(signal)
         handle = self._client.get_workflow_handle(charging_workflow_id(session_id))
         try:
             await handle.signal(signal, arg, rpc_timeout=self._rpc_timeout)
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 return False
-            raise SignalFailed(f"{signal} to session {session_id}: {exc.message}") from exc
+            raise self._note(_failed(f"{signal} to session {session_id}", exc)) from exc
         return True
 
     async def start_transaction(self, session_id: str, started: TransactionStarted) -> bool:
@@ -51,6 +93,7 @@ class WorkflowSignals:
         transaction (another connector, gave up, settling, a second one): the charger gets
         Invalid. Temporal unreachable or too slow raises SignalFailed, so the charger retries.
         """
+        self._check("StartTransaction")
         handle = self._client.get_workflow_handle(charging_workflow_id(session_id))
         try:
             answer = await handle.execute_update(
@@ -59,9 +102,20 @@ class WorkflowSignals:
         except WorkflowUpdateFailedError:
             return False  # refused by the validator
         except WorkflowUpdateRPCTimeoutOrCancelledError as exc:
-            raise SignalFailed(f"StartTransaction to session {session_id}: no answer") from exc
+            failure = SignalFailed(f"StartTransaction to session {session_id}: no answer")
+            raise self._note(failure) from exc
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 return False
-            raise SignalFailed(f"StartTransaction to session {session_id}: {exc.message}") from exc
+            raise self._note(_failed(f"StartTransaction to session {session_id}", exc)) from exc
         return bool(answer == START_ACCEPTED)
+
+    async def probe(self) -> bool:
+        """Whether Temporal answers at all; a success ends the known outage."""
+        try:
+            healthy = await self._client.service_client.check_health(timeout=self._rpc_timeout)
+        except Exception:
+            healthy = False
+        if healthy:
+            self._down = False
+        return healthy

@@ -12,6 +12,7 @@ from db.models.stations import (
     MeterValue,
     OcppRemoteStart,
     OcppTransaction,
+    OcppTransactionEvent,
     Station,
     StationConnection,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "MeterValue",
     "OcppRemoteStart",
     "OcppTransaction",
+    "OcppTransactionEvent",
     "PaymentAudit",
     "ProviderTransaction",
     "SimulatedInvoice",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -16,7 +17,9 @@ from sqlalchemy import (
     Numeric,
     String,
     UniqueConstraint,
+    func,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.models.base import Base, created_at_column
@@ -137,3 +140,33 @@ class OcppRemoteStart(Base):
     connector_id: Mapped[int] = mapped_column(Integer)
     energy_limit_wh: Mapped[int] = mapped_column(BigInteger)
     requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class OcppTransactionEvent(Base):
+    """A charger's transaction message (start, stop, latest meter sample) that its session
+    workflow has not taken yet: written before the charger is answered, deleted once Temporal
+    accepted it. The gateway's relay (gateway/relay.py) delivers these in id order per
+    transaction, so a stop never overtakes its start."""
+
+    __tablename__ = "ocpp_transaction_events"
+    __table_args__ = (
+        # One pending event of each kind per transaction: a retried message adds nothing,
+        # and the meter sample row always holds the newest sample.
+        UniqueConstraint("transaction_id", "kind", name="uq_ocpp_transaction_events_tx_kind"),
+        Index("ix_ocpp_transaction_events_due_at", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    transaction_id: Mapped[int] = mapped_column(Integer)
+    station_id: Mapped[str] = mapped_column(String(64))
+    session_id: Mapped[str] = mapped_column(String(20))  # the idTag: names the workflow
+    kind: Mapped[str] = mapped_column(String(16))  # started | stopped | meter
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    # For `started`: the idTagInfo status the charger was given without the workflow.
+    answered: Mapped[str | None] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    due_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False
+    )
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = created_at_column()

@@ -1,0 +1,107 @@
+"""The relay's table: transaction events written before the charger is answered, claimed by
+one gateway at a time with a lease, deleted once Temporal accepted them."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+
+from db.models import OcppTransactionEvent
+from gateway.events import METER, NewEvent, PendingEvent
+
+# Due events whose transaction has no older pending event: a stop never overtakes its
+# start. The lease (due_at pushed ahead) keeps other gateways off a row while one delivers
+# it; a gateway that dies mid-delivery leaves the row due again when the lease ends.
+_CLAIM = text(
+    """
+    UPDATE ocpp_transaction_events AS e
+    SET due_at = now() + make_interval(secs => :lease_s), attempts = e.attempts + 1
+    WHERE e.id IN (
+        SELECT c.id FROM ocpp_transaction_events AS c
+        WHERE c.due_at <= now()
+          AND NOT EXISTS (
+              SELECT 1 FROM ocpp_transaction_events AS o
+              WHERE o.transaction_id = c.transaction_id AND o.id < c.id
+          )
+        ORDER BY c.id
+        LIMIT :limit
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING e.id, e.transaction_id, e.station_id, e.session_id, e.kind, e.payload,
+              e.answered, e.attempts
+    """
+)
+
+
+async def insert_event(connection: AsyncConnection, event: NewEvent) -> None:
+    """Add the event unless one of its kind is pending for the transaction already; a meter
+    sample replaces the pending one when it is newer (the workflow wants the latest)."""
+    statement = pg_insert(OcppTransactionEvent).values(
+        transaction_id=event.transaction_id,
+        station_id=event.station_id,
+        session_id=event.session_id,
+        kind=event.kind,
+        payload=event.payload,
+        answered=event.answered,
+        attempts=0,
+    )
+    if event.kind == METER:
+        excluded = statement.excluded
+        statement = statement.on_conflict_do_update(
+            constraint="uq_ocpp_transaction_events_tx_kind",
+            set_={"payload": excluded.payload},
+            where=(
+                OcppTransactionEvent.payload["energy_wh"].as_integer()
+                < excluded.payload["energy_wh"].as_integer()
+            ),
+        )
+    else:
+        statement = statement.on_conflict_do_nothing(
+            constraint="uq_ocpp_transaction_events_tx_kind"
+        )
+    await connection.execute(statement)
+
+
+class EventStore:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        engine = sessions.kw.get("bind")
+        if not isinstance(engine, AsyncEngine):
+            raise TypeError("the session factory must be bound to an AsyncEngine")
+        self._engine = engine
+
+    async def add(self, event: NewEvent) -> None:
+        async with self._engine.begin() as connection:
+            await insert_event(connection, event)
+
+    async def claim(self, limit: int, lease: timedelta) -> list[PendingEvent]:
+        async with self._engine.begin() as connection:
+            rows = await connection.execute(
+                _CLAIM, {"limit": limit, "lease_s": lease.total_seconds()}
+            )
+            return [PendingEvent(*row) for row in rows]
+
+    async def delivered(self, event_id: int) -> None:
+        async with self._engine.begin() as connection:
+            await connection.execute(
+                delete(OcppTransactionEvent).where(OcppTransactionEvent.id == event_id)
+            )
+
+    async def retry_later(self, event_ids: list[int], delay: timedelta, error: str | None) -> None:
+        """Due again after `delay` (zero: as soon as Temporal is back)."""
+        async with self._engine.begin() as connection:
+            await connection.execute(
+                update(OcppTransactionEvent)
+                .where(OcppTransactionEvent.id.in_(event_ids))
+                .values(
+                    due_at=func.now() + delay,
+                    last_error=None if error is None else error[:300],
+                )
+            )
+
+    async def pending(self) -> int:
+        async with self._engine.connect() as connection:
+            count = await connection.scalar(select(func.count()).select_from(OcppTransactionEvent))
+        return int(count or 0)

@@ -1,0 +1,170 @@
+"""The relay: delivers transaction events (gateway/event_store.py) to their session workflows
+until Temporal accepts each one.
+
+Every gateway runs one. It is woken when this gateway writes an event and when Temporal is
+back after an outage (its own probe, with backoff); it also looks every `relay_poll_s` for
+rows that another gateway wrote or left behind when it died. Deliveries are idempotent in
+effect: the workflow ignores a start, stop or sample it already has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+import structlog
+
+from gateway import metrics
+from gateway.config import GatewayConfig
+from gateway.event_store import EventStore
+from gateway.events import METER, STARTED, STOPPED, PendingEvent, decode
+from gateway.store import GatewayStore
+from gateway.workflow_signals import SignalFailed, WorkflowSignals
+from workflows.signals import (
+    METER_SAMPLE,
+    START_ACCEPTED,
+    TRANSACTION_STARTED,
+    TRANSACTION_STOPPED,
+    MeterSample,
+    TransactionStarted,
+    TransactionStopped,
+)
+
+log = structlog.get_logger("gateway.relay")
+
+# Called when a workflow refuses a StartTransaction the charger was told was Accepted.
+StartRefused = Callable[[PendingEvent], Awaitable[None]]
+
+
+class _Outcome(enum.Enum):
+    DELIVERED = "delivered"
+    RETRY = "retry"  # this event failed; others may pass
+    TEMPORAL_DOWN = "temporal_down"
+
+
+class TransactionRelay:
+    def __init__(
+        self,
+        events: EventStore,
+        store: GatewayStore,
+        signals: WorkflowSignals,
+        config: GatewayConfig,
+        on_start_refused: StartRefused | None = None,
+    ) -> None:
+        self._events = events
+        self._store = store
+        self._signals = signals
+        self._config = config
+        self._on_start_refused = on_start_refused
+        self._wakeup = asyncio.Event()
+
+    def wake(self) -> None:
+        """An event was written (or Temporal answered again): look now."""
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        pause = self._config.relay_retry_first_s
+        while True:
+            try:
+                outcome = await self.deliver_due()
+            except Exception as exc:
+                # The database is down (or failed): events wait in it, so wait for it.
+                log.warning("relay pass failed", error=repr(exc))
+                await self._sleep(pause)
+                pause = min(pause * 2, self._config.relay_retry_max_s)
+                continue
+            pause = self._config.relay_retry_first_s
+            if outcome is _Outcome.TEMPORAL_DOWN:
+                await self._await_temporal()
+            elif outcome is not _Outcome.DELIVERED:  # nothing more due now
+                await self._sleep(self._config.relay_poll_s)
+
+    async def deliver_due(self) -> _Outcome | None:
+        """One batch. DELIVERED: a full batch went, look again at once; TEMPORAL_DOWN: wait
+        for Temporal; None or RETRY: nothing more is due now."""
+        lease = timedelta(seconds=self._config.relay_lease_s)
+        batch = await self._events.claim(self._config.relay_batch, lease)
+        if not batch:
+            return None
+        outcomes = await asyncio.gather(*(self._attempt(event) for event in batch))
+        down = [
+            event.id
+            for event, outcome in zip(batch, outcomes, strict=True)
+            if outcome is _Outcome.TEMPORAL_DOWN
+        ]
+        if down:
+            # Due again at once: the probe says when Temporal is back, no per-row backoff.
+            await self._events.retry_later(down, timedelta(0), "Temporal unreachable")
+            return _Outcome.TEMPORAL_DOWN
+        if len(batch) == self._config.relay_batch:
+            return _Outcome.DELIVERED
+        return _Outcome.RETRY
+
+    async def _attempt(self, event: PendingEvent) -> _Outcome:
+        try:
+            await self._deliver(event)
+        except SignalFailed as exc:
+            if exc.unavailable:
+                return _Outcome.TEMPORAL_DOWN
+            await self._later(event, str(exc))
+            return _Outcome.RETRY
+        except Exception as exc:
+            log.exception("relay delivery failed", event_id=event.id, kind=event.kind)
+            await self._later(event, repr(exc))
+            return _Outcome.RETRY
+        await self._events.delivered(event.id)
+        return _Outcome.DELIVERED
+
+    async def _deliver(self, event: PendingEvent) -> None:
+        argument = decode(event)
+        if event.kind == STARTED:
+            assert isinstance(argument, TransactionStarted)
+            accepted = await self._signals.start_transaction(event.session_id, argument)
+            metrics.SIGNALS.labels(TRANSACTION_STARTED, "relayed" if accepted else "refused").inc()
+            if accepted:
+                await self._store.link_session(event.transaction_id, event.session_id)
+            elif event.answered == START_ACCEPTED:
+                log.warning(
+                    "relayed start refused by its session; the charger was told Accepted",
+                    station_id=event.station_id,
+                    transaction_id=event.transaction_id,
+                    session_id=event.session_id,
+                )
+                if self._on_start_refused is not None:
+                    await self._on_start_refused(event)
+        elif event.kind in (STOPPED, METER):
+            assert isinstance(argument, TransactionStopped | MeterSample)
+            name = TRANSACTION_STOPPED if event.kind == STOPPED else METER_SAMPLE
+            found = await self._signals.send(event.session_id, name, argument)
+            metrics.SIGNALS.labels(name, "relayed" if found else "no_workflow").inc()
+        else:
+            raise ValueError(f"unknown event kind {event.kind!r}")
+        log.info(
+            "transaction event relayed",
+            kind=event.kind,
+            station_id=event.station_id,
+            transaction_id=event.transaction_id,
+            session_id=event.session_id,
+            attempts=event.attempts,
+        )
+
+    async def _later(self, event: PendingEvent, error: str) -> None:
+        first, most = self._config.relay_retry_first_s, self._config.relay_retry_max_s
+        delay = min(most, first * 2 ** min(event.attempts, 20))
+        await self._events.retry_later([event.id], timedelta(seconds=delay), error)
+
+    async def _await_temporal(self) -> None:
+        pause = self._config.relay_retry_first_s
+        log.warning("Temporal unreachable; relay waits for it")
+        while not await self._signals.probe():
+            await self._sleep(pause)
+            pause = min(pause * 2, self._config.relay_retry_max_s)
+        log.info("Temporal reachable again; relaying")
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wakeup.wait(), timeout=seconds)
+        self._wakeup.clear()
