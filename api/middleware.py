@@ -18,7 +18,9 @@ def install_platform(app: FastAPI, context: ApiContext) -> None:
     config = context.config
     # add_middleware puts each new one outside the previous: add innermost first.
     app.add_middleware(IdempotencyMiddleware, store=IdempotencyStore(context.sessions))
-    app.add_middleware(RateLimitMiddleware, limiter=RateLimiter(config.rate_limit_storage_uri))
+    limiter = RateLimiter(config.rate_limit_storage_uri)
+    app.state.rate_limiter = limiter  # also bounds the audit of rejected webhooks
+    app.add_middleware(RateLimitMiddleware, limiter=limiter)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=config.max_request_bytes)
     install_cors(app, config.cors_origins)
     app.add_middleware(SecurityHeadersMiddleware)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs
 
 import structlog
+from fastapi import Request
 from limits import RateLimitItem, parse
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
@@ -39,6 +40,9 @@ PAYMENT_WEBHOOK = RouteClass("payment_webhook", parse("30/minute"))
 # per-address ceiling bounds how many of those one sender can make us verify.
 PAYMENT_WEBHOOK_SENDER = RouteClass("payment_webhook_sender", parse("600/minute"))
 WEBHOOK_ORDER_FIELD = "order_id"
+# Rejected (forged or malformed) notices written to payment_audit per sender: enough to see
+# an attack in the table, bounded so the attack cannot grow it (the log still has each one).
+WEBHOOK_REJECTION_AUDIT = RouteClass("payment_webhook_rejection_audit", parse("20/minute"))
 # First matching prefix wins; new routers under these prefixes are covered without code.
 ROUTE_CLASSES: tuple[tuple[str, RouteClass], ...] = (
     (WEBHOOK_PATH, PAYMENT_WEBHOOK),
@@ -156,3 +160,11 @@ def webhook_order_id(content_type: str, body: bytes) -> str | None:
         return None
     order = str(value).strip()
     return order[:64] if order else None
+
+
+async def rejection_audit_allowed(request: Request) -> bool:
+    """Whether this sender's rejected webhook may still be written to the audit table."""
+    limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
+    if limiter is None:
+        return True
+    return await limiter.hit(WEBHOOK_REJECTION_AUDIT, _peer(request.scope)) is None

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import structlog
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from api.asgi_types import ASGIApp, Message, Receive, Scope, Send, header
 from api.errors import error_response
+
+log = structlog.get_logger(__name__)
 
 # The API serves JSON only: nothing may be loaded, framed or executed from its responses.
 JSON_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
@@ -49,7 +52,23 @@ class SecurityHeadersMiddleware:
                 message["headers"] = headers
             await send(message)
 
-        await self._app(scope, receive, send_with_headers)
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send_with_headers(message)
+
+        try:
+            await self._app(scope, receive, tracking_send)
+        except Exception as exc:
+            # A failure in middleware never reaches the app's exception handlers: answer the
+            # 500 here, so it carries the headers and the JSON error body like any other.
+            if started:
+                raise
+            log.exception("unhandled error", path=scope["path"], error=type(exc).__name__)
+            response = error_response(500, "internal_error", "internal error; it has been logged")
+            await response(scope, receive, send_with_headers)
 
 
 def _is_https(scope: Scope) -> bool:
@@ -62,8 +81,49 @@ class _BodyTooLarge(Exception):
     pass
 
 
+# Deeper JSON than this is no request of ours: refused before anyone parses or hashes it
+# (json.loads and every recursive walk over the result raise RecursionError far deeper).
+MAX_JSON_DEPTH = 32
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def json_too_deep(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True when `body`, read as JSON, nests objects/arrays deeper than `limit`. A linear scan
+    that skips string contents: it needs no parse, so it cannot recurse."""
+    depth = 0
+    in_string = False
+    escaped = False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > limit:
+                return True
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return False
+
+
+def _looks_like_json(scope: Scope, body: bytes) -> bool:
+    content_type = (header(scope, "content-type") or "").lower()
+    if "json" in content_type:
+        return True
+    return body.lstrip()[:1] in (b"{", b"[")
+
+
 class BodySizeLimitMiddleware:
-    """413 for bodies over the limit, by Content-Length up front or by counting a stream."""
+    """Guards request bodies before anyone buffers or parses them: 413 over the size limit (by
+    Content-Length up front, or by counting a chunked body while reading it), 400 for JSON
+    nested deeper than MAX_JSON_DEPTH. Bodies of POST-like requests are read here once
+    (bounded by the limit) and handed on; everything inside sees a checked body."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self._app = app
@@ -77,36 +137,57 @@ class BodySizeLimitMiddleware:
         if declared is not None and declared.isdigit() and int(declared) > self._max:
             await self._reject(scope, receive, send)
             return
+        if scope["method"] in BODY_METHODS:
+            try:
+                body = await self._read(receive)
+            except _BodyTooLarge:
+                await self._reject(scope, receive, send)
+                return
+            if _looks_like_json(scope, body) and json_too_deep(body):
+                response = error_response(
+                    400, "bad_request", f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
+                )
+                await response(scope, receive, send)
+                return
+            await self._app(scope, _replay(body, receive), send)
+            return
+        await self._app(scope, receive, send)
+
+    async def _read(self, receive: Receive) -> bytes:
+        chunks: list[bytes] = []
         received = 0
-        started = False
-
-        async def counting_receive() -> Message:
-            nonlocal received
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self._max:
-                    raise _BodyTooLarge
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self._app(scope, counting_receive, tracking_send)
-        except _BodyTooLarge:
-            if started:
-                raise
-            await self._reject(scope, receive, send)
+            if message["type"] == "http.disconnect":
+                break
+            chunk = bytes(message.get("body", b""))
+            received += len(chunk)
+            if received > self._max:
+                raise _BodyTooLarge
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = error_response(
             413, "payload_too_large", f"request body exceeds {self._max} bytes"
         )
         await response(scope, receive, send)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """The already-read body once, then the server's own messages (a later disconnect)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
 
 
 def install_cors(app: FastAPI, origins: tuple[str, ...]) -> None:

@@ -15,6 +15,13 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import PaymentAudit
+from domain.identifiers import has_control_characters
+
+# Audit rows record hostile input too: what is kept of a foreign string is bounded and
+# printable, so a forged notice can neither fail the insert (a NUL in text or jsonb) nor
+# make the row large.
+MAX_AUDIT_TEXT = 200
+ID_COLUMN_LENGTH = 64
 
 log = structlog.get_logger(__name__)
 
@@ -74,12 +81,31 @@ def masked(value: Any, key: str | None = None) -> Any:
     if key is not None and key.lower() in SECRET_KEYS:
         return MASK
     if isinstance(value, dict):
-        return {str(k): masked(v, str(k)) for k, v in value.items()}
+        return {storable_text(str(k), 64): masked(v, str(k)) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [masked(item) for item in value]
-    if isinstance(value, str) and (key is None or key.lower() not in ID_KEYS):
-        return mask_text(value)
+    if isinstance(value, str):
+        value = storable_text(value)
+        if key is None or key.lower() not in ID_KEYS:
+            return mask_text(value)
     return value
+
+
+def storable_text(value: str, limit: int = MAX_AUDIT_TEXT) -> str:
+    """`value` cut to `limit` characters with NUL, control characters and lone surrogates
+    replaced by U+FFFD: PostgreSQL text and jsonb accept it whatever the sender put in."""
+    cut = value[:limit]
+    if not has_control_characters(cut):
+        return cut
+    return "".join("\ufffd" if has_control_characters(ch) else ch for ch in cut)
+
+
+def _id_column(value: str | None, details: dict[str, Any], key: str) -> str | None:
+    """An id that fits its column as is; anything else moves, made storable, into details."""
+    if value is None or (len(value) <= ID_COLUMN_LENGTH and not has_control_characters(value)):
+        return value
+    details[f"{key}_raw"] = storable_text(value)
+    return None
 
 
 def write_payment_audit(
@@ -93,7 +119,10 @@ def write_payment_audit(
     details: dict[str, Any] | None = None,
 ) -> None:
     """Add the event to the caller's transaction (it commits) and log it, both masked."""
-    clean: dict[str, Any] = masked(details or {})
+    extra: dict[str, Any] = dict(details or {})
+    topup_id = _id_column(topup_id, extra, "topup_id")
+    trans_id = _id_column(trans_id, extra, "trans_id")
+    clean: dict[str, Any] = masked(extra)
     session.add(
         PaymentAudit(
             event=event,

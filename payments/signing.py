@@ -31,7 +31,11 @@ def compact_json(payload: Mapping[str, Any]) -> str:
 
 
 def hmac_md5(message: str, password: str) -> str:
-    return hmac.new(password.encode(), message.encode(), hashlib.md5).hexdigest()
+    # surrogatepass: a forged field holding a lone surrogate still hashes (and fails to
+    # match) instead of raising; real provider text is valid UTF-8 and encodes the same.
+    return hmac.new(
+        password.encode(), message.encode("utf-8", "surrogatepass"), hashlib.md5
+    ).hexdigest()
 
 
 def request_hash(payload: Mapping[str, Any], password: str) -> str:

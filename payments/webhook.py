@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
+from domain.identifiers import PROVIDER_ID, is_provider_id
 from payments.provider import PaymentNotice, PayStatus
 from payments.signing import WEBHOOK_HASH_FIELDS, hashes_match, webhook_hash
 
@@ -17,6 +19,12 @@ class InvalidNotice(Exception):
         self.signature = signature
 
 
+# ASCII digits only (str.isdigit() also takes '²' and Arabic-Indic digits); at most a BIGINT.
+_AMOUNT = re.compile(r"[0-9]{1,18}")
+_CURRENCY = re.compile(r"[A-Z]{3}")
+_REQUIRED = ("trans_id", "status_pay", "order_id", "amount")
+
+
 def _text(fields: Mapping[str, object], name: str) -> str:
     value = fields.get(name)
     return "" if value is None else str(value).strip()
@@ -26,25 +34,32 @@ def verify_and_parse(fields: Mapping[str, object], password: str) -> PaymentNoti
     """Check the hash first (constant time), then the fields; raise InvalidNotice."""
     if not hashes_match(webhook_hash(fields, password), fields.get("hash")):
         raise InvalidNotice("webhook hash does not match", signature=True)
-    missing = [
-        name for name in ("trans_id", "status_pay", "order_id", "amount") if not _text(fields, name)
-    ]
+    missing = [name for name in _REQUIRED if not _text(fields, name)]
     if missing:
         raise InvalidNotice(f"webhook lacks {', '.join(missing)}", signature=False)
     try:
         status = PayStatus(int(_text(fields, "status_pay")))
     except ValueError:
         raise InvalidNotice("status_pay must be 1, 2 or 3", signature=False) from None
+    # Even a well-signed notice may carry what no column can store: refuse it as malformed
+    # (a 4xx), never let it fail in the database (a 5xx the provider would retry for ever).
+    for name in ("trans_id", "order_id", "invoice_id", "site_id"):
+        value = _text(fields, name)
+        if (value or name in _REQUIRED) and not is_provider_id(value):
+            raise InvalidNotice(f"{name} must be {PROVIDER_ID.description}", signature=False)
     amount = _text(fields, "amount")
-    if not amount.isdigit():
+    if not _AMOUNT.fullmatch(amount):
         raise InvalidNotice("amount must be a whole number of tyiyn", signature=False)
+    currency = _text(fields, "currency").upper() or "KGS"
+    if not _CURRENCY.fullmatch(currency):
+        raise InvalidNotice("currency must be three ASCII letters", signature=False)
     return PaymentNotice(
         trans_id=_text(fields, "trans_id"),
         status=status,
         order_id=_text(fields, "order_id"),
         invoice_id=_text(fields, "invoice_id") or None,
         amount_tyiyn=int(amount),
-        currency=_text(fields, "currency").upper() or "KGS",
+        currency=currency,
         site_id=_text(fields, "site_id"),
         test=_text(fields, "test") in {"1", "true", "True"},
     )

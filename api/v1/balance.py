@@ -34,7 +34,7 @@ from api.deps import ApiContext, Context
 from api.errors import ApiError
 from api.idempotency import IdempotencyKey
 from db.models import LedgerAccount, LedgerEntry
-from domain.identifiers import new_entity_id, session_id_for_key
+from domain.identifiers import BIGINT_MAX, new_entity_id, session_id_for_key
 from domain.ledger import AccountKind, Operation, postings_for
 from domain.money import CURRENCY, format_som
 from workflows.topup import (
@@ -291,7 +291,7 @@ async def history(
     client: CurrentClient,
     db: ClientDb,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    before_id: Annotated[int | None, Query(ge=1)] = None,
+    before_id: Annotated[int | None, Query(ge=1, le=BIGINT_MAX)] = None,
 ) -> HistoryPage:
     """The client's ledger entries, newest first, `limit` per page."""
     query = select(LedgerEntry).where(LedgerEntry.client_id == client.client_id)

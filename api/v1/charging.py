@@ -13,11 +13,11 @@ from api.idempotency import IdempotencyKey
 from api.v1.charging_schemas import (
     ChargingSession,
     ChargingSessionPage,
-    SessionId,
     StartCharging,
     StopCharging,
 )
 from api.v1.charging_service import ChargingService, StartUnanswered
+from domain.identifiers import SessionId
 
 router = APIRouter(prefix="/charging", tags=["charging"])
 
@@ -53,7 +53,7 @@ async def list_sessions(
     client: CurrentClient,
     context: Context,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Annotated[str | None, Query(max_length=200, pattern=r"^[A-Za-z0-9_-]+$")] = None,
 ) -> ChargingSessionPage:
     """The client's sessions, newest first, as recorded (live ones at their last recorded
     state; GET /charging/{session_id} shows them live)."""

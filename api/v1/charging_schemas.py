@@ -7,16 +7,15 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, computed_field
 
+from domain.identifiers import INT4_MAX, SessionId, StationId
 from domain.money import CURRENCY, format_som
-
-SessionId = Annotated[str, Field(min_length=1, max_length=20, pattern=r"^[a-z0-9]+$")]
 
 
 class StartCharging(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    station_id: Annotated[str, Field(min_length=1, max_length=64)]
-    connector_id: Annotated[StrictInt, Field(ge=1, le=2**31 - 1)]
+    station_id: StationId
+    connector_id: Annotated[StrictInt, Field(ge=1, le=INT4_MAX)]
     amount_tyiyn: StrictInt  # the limits are configuration: checked by the endpoint
 
 

@@ -31,7 +31,7 @@ from api.deps import ApiContext
 from api.errors import ApiError
 from api.v1.charging_schemas import ChargingSession, ChargingSessionPage, StartCharging
 from db.models import ChargingSessionRecord, MeterValue, OcppTransaction
-from domain.identifiers import new_session_id, session_id_for_key
+from domain.identifiers import is_session_id, new_session_id, session_id_for_key
 from domain.money import CURRENCY, format_som
 from domain.sessions import (
     FINAL_STATES,
@@ -163,7 +163,8 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         parsed = datetime.fromisoformat(moment)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise ApiError(422, "invalid_cursor", "cursor is not one this API handed out") from None
-    if parsed.tzinfo is None or not session_id:
+    # The cursor is the caller's text: what it decodes to is checked like any identifier.
+    if parsed.tzinfo is None or not is_session_id(session_id):
         raise ApiError(422, "invalid_cursor", "cursor is not one this API handed out")
     return parsed, session_id
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel
 
 from api.deps import DbSession
 from api.v1.station_views import StationView, load_stations
 from domain.errors import NotFound
+from domain.identifiers import LocationId, StationId
 
 router = APIRouter(tags=["stations"])
 
@@ -17,14 +20,18 @@ class StationList(BaseModel):
 
 
 @router.get("/stations")
-async def list_stations(session: DbSession, location_id: str | None = None) -> StationList:
+async def list_stations(
+    session: DbSession, location_id: Annotated[LocationId | None, Query()] = None
+) -> StationList:
     """Every station drivers may use, with its connectors and whether it is online."""
     locations = [location_id] if location_id is not None else None
     return StationList(stations=await load_stations(session, location_ids=locations))
 
 
 @router.get("/stations/{station_id}/status")
-async def station_status(station_id: str, session: DbSession) -> StationView:
+async def station_status(
+    station_id: Annotated[StationId, Path()], session: DbSession
+) -> StationView:
     stations = await load_stations(session, station_id=station_id)
     if not stations:
         raise NotFound(f"station {station_id} not found")
