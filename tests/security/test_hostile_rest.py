@@ -69,7 +69,9 @@ async def test_start_with_an_unstorable_station_id_is_422_and_starts_no_workflow
         {"station_id": station_id, "connector_id": 1, "amount_tyiyn": 5_000}, ensure_ascii=True
     )
     headers = {**world.client_headers(client, key), "Content-Type": "application/json"}
-    response = await answer(world.http.post("/api/v1/charging/start", content=body, headers=headers))
+    response = await answer(
+        world.http.post("/api/v1/charging/start", content=body, headers=headers)
+    )
     assert_client_error(response, 422)
     await assert_no_workflow(world, session_id_for_key(client, key))
     assert await world.held(client) == (50_000, 0)
@@ -179,7 +181,9 @@ def world_config(world: ApiWorld) -> Any:
 async def test_a_signed_notice_with_an_unstorable_field_is_400_not_503(
     world: ApiWorld, changes: dict[str, Any]
 ) -> None:
-    response = await answer(world.http.post("/api/v1/payment/webhook", json=signed(world, **changes)))
+    response = await answer(
+        world.http.post("/api/v1/payment/webhook", json=signed(world, **changes))
+    )
     assert_client_error(response, 400)
 
 
@@ -202,9 +206,7 @@ async def test_json_nested_30000_deep_is_400_before_anyone_parses_or_hashes_it(
     headers = world.client_headers(client, str(uuid.uuid4())) if authenticated else {}
     body = '{"order_id": ' + nested(30_000) + "}"
     response = await answer(
-        world.http.post(
-            path, content=body, headers={**headers, "Content-Type": "application/json"}
-        )
+        world.http.post(path, content=body, headers={**headers, "Content-Type": "application/json"})
     )
     assert_client_error(response, 400)
     shallow = '{"a": ' + nested(MAX_JSON_DEPTH - 1) + "}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
@@ -37,7 +39,7 @@ HOSTILE = [
     "٣٣",  # Arabic-Indic digits
     "²",
 ]
-RULES: list[tuple[IdentifierRule, object]] = [
+RULES: list[tuple[IdentifierRule, Any]] = [
     (STATION_ID, StationId),
     (ID_TAG, IdTag),
     (SESSION_ID, SessionId),
@@ -49,7 +51,7 @@ RULES: list[tuple[IdentifierRule, object]] = [
 @pytest.mark.parametrize(("rule", "annotated"), RULES, ids=[rule.name for rule, _ in RULES])
 @pytest.mark.parametrize("value", HOSTILE, ids=repr)
 def test_hostile_values_fail_both_the_function_and_the_pydantic_type(
-    rule: IdentifierRule, annotated: object, value: str
+    rule: IdentifierRule, annotated: Any, value: str
 ) -> None:
     assert not rule.matches(value)
     with pytest.raises(ValidationError):
@@ -74,7 +76,9 @@ def test_our_own_and_real_world_ids_pass(rule: IdentifierRule, value: str) -> No
 
 
 @pytest.mark.parametrize("rule", [rule for rule, _ in RULES], ids=lambda rule: rule.name)
-def test_the_longest_allowed_value_fits_the_rule_and_one_more_does_not(rule: IdentifierRule) -> None:
+def test_the_longest_allowed_value_fits_the_rule_and_one_more_does_not(
+    rule: IdentifierRule,
+) -> None:
     assert rule.max_length <= 64  # every id column is String(64) or narrower
     longest = "a" * rule.max_length
     assert rule.matches(longest)
