@@ -1,4 +1,5 @@
-"""`/health`: 200 only when both PostgreSQL and Temporal answer."""
+"""`/health`: 200 only when both PostgreSQL and Temporal answer; otherwise 503 naming the
+dependency that is missing (`missing`), for probes and for the operator reading them."""
 
 from __future__ import annotations
 
@@ -35,9 +36,11 @@ async def _temporal_ok(context: Context) -> bool:
 @router.get("/health")
 async def health(context: Context) -> JSONResponse:
     database, temporal = await asyncio.gather(_database_ok(context), _temporal_ok(context))
-    body = {
+    missing = [name for name, ok in (("database", database), ("temporal", temporal)) if not ok]
+    body: dict[str, object] = {
         "status": "ok" if database and temporal else "degraded",
         "database": "ok" if database else "unreachable",
         "temporal": "ok" if temporal else "unreachable",
+        "missing": missing,
     }
     return JSONResponse(body, status_code=200 if database and temporal else 503)

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import uvloop
 
+from runtime.readiness import StartupError
 from runtime.settings import ConfigError
 
 T = TypeVar("T")
@@ -23,6 +24,7 @@ COMMAND_MODULES = (
     "runtime.commands.serve",
     "runtime.commands.worker",
     "runtime.commands.migrate",
+    "runtime.commands.temporal_setup",
     "runtime.commands.stations",
     "runtime.commands.simulate",
     "runtime.commands.pay",
@@ -59,6 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"evpower: configuration error: {exc}", file=sys.stderr)
         return 2
+    except StartupError as exc:
+        print(f"evpower: {exc}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         return 130
     return int(result or 0)

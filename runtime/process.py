@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from runtime.infrastructure import start_infrastructure
+from runtime.readiness import check_schema
 from runtime.server import Role, run_roles, stop_on_signals
 from runtime.services import Services, open_services
 from runtime.settings import Settings
@@ -30,6 +31,7 @@ async def run_process(
         ) as services:
             if prepare is not None:
                 await prepare(services)
+            await check_schema(services.engine)
             ready = (lambda: on_ready(services)) if on_ready is not None else None
             await run_roles(services, roles, stop, on_ready=ready)
     finally:

@@ -74,8 +74,9 @@ def build_api(services: Services) -> FastAPI:
 
 
 def build_ops_api(services: Services) -> FastAPI:
-    """What a gateway-only process serves over HTTP: `/health` and `/metrics` (the OCPP
-    counters live in this process), everything else 404 in the standard body."""
+    """What a gateway-only or worker-only process serves over HTTP: `/health` and `/metrics`
+    (the OCPP or workflow counters live in this process), everything else 404 in the
+    standard body."""
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.state.context = ApiContext(
         sessions=services.sessions, temporal=services.temporal, config=api_config(services.settings)
@@ -133,7 +134,6 @@ async def run_roles(
 ) -> None:
     """Serve the given roles until `stop` is set."""
     tasks: list[asyncio.Task[None]] = []
-    server: ManagedUvicorn | None = None
     gateway: OcppGateway | None = None
     if Role.WORKER in roles:
         from worker import run_worker
@@ -144,12 +144,13 @@ async def run_roles(
             services.sessions, services.temporal, gateway_config(services.settings)
         )
         await gateway.start()
-    if Role.API in roles or Role.GATEWAY in roles:
-        api: ASGIApp = build_api(services) if Role.API in roles else build_ops_api(services)
-        server = ManagedUvicorn(uvicorn_config(OcppDispatcher(api, gateway), services.settings))
-        tasks.append(asyncio.create_task(server.serve(), name="http"))
+    # Every process serves HTTP: the api its REST, a gateway or a worker alone `/health`
+    # (the container's healthcheck) and `/metrics` (the SDK's and our counters live there).
+    api: ASGIApp = build_api(services) if Role.API in roles else build_ops_api(services)
+    server = ManagedUvicorn(uvicorn_config(OcppDispatcher(api, gateway), services.settings))
+    tasks.append(asyncio.create_task(server.serve(), name="http"))
     try:
-        while server is not None and not server.started:
+        while not server.started:
             if tasks[-1].done():
                 await tasks[-1]  # raises the bind error, for one
                 raise RuntimeError("HTTP server stopped during start-up")
@@ -161,8 +162,7 @@ async def run_roles(
         stop.set()
         if gateway is not None:
             await gateway.stop()  # chargers get 1001 and the registry is cleared first
-        if server is not None:
-            server.should_exit = True
+        server.should_exit = True
         results = await asyncio.gather(*tasks, return_exceptions=True)
         for task, result in zip(tasks, results, strict=True):
             if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
 from db.engine import create_engine, session_factory
+from runtime.readiness import wait_for_database, wait_for_temporal
 from runtime.settings import Settings
 
 
@@ -28,10 +29,12 @@ class Services:
 async def open_services(
     settings: Settings, *, database_url: str, temporal_address: str
 ) -> AsyncIterator[Services]:
-    """Connect to the database and Temporal; dispose of both on exit."""
+    """Connect to the database and Temporal, waiting with backoff while either is not up
+    yet (a deploy starts everything at once); dispose of both on exit."""
     engine = create_engine(database_url)
     try:
-        temporal = await Client.connect(temporal_address, namespace=settings.temporal_namespace)
+        await wait_for_database(engine, database_url, settings)
+        temporal = await wait_for_temporal(settings, temporal_address)
         yield Services(
             settings=settings,
             database_url=database_url,

@@ -43,6 +43,17 @@ class Settings(BaseSettings):
     temporal_ui_port: int = Field(default=8233, ge=1, le=65535)
     # gRPC port of the embedded Temporal dev server (only when TEMPORAL_ADDRESS is unset)
     embedded_temporal_port: int = Field(default=7233, ge=1, le=65535)
+    # TLS and auth of an external Temporal (mTLS for a self-hosted cluster or Temporal Cloud,
+    # or an API key for Temporal Cloud). Files are PEM; TLS is on when any of them is set.
+    temporal_tls: bool = False
+    temporal_tls_client_cert: Path | None = None
+    temporal_tls_client_key: Path | None = None
+    temporal_tls_server_ca_cert: Path | None = None
+    temporal_tls_server_name: str | None = None
+    temporal_api_key: str | None = None
+    # How long a starting process waits for PostgreSQL and Temporal before giving up
+    # (0: for ever). Backoff between attempts grows to 10 s.
+    dependency_wait_s: float = Field(default=300.0, ge=0)
 
     supabase_url: str | None = None
     supabase_jwt_secret: str | None = None
@@ -113,6 +124,22 @@ class Settings(BaseSettings):
             raise ValueError("must be host:port")
         return value
 
+    @field_validator(
+        "temporal_tls_client_cert", "temporal_tls_client_key", "temporal_tls_server_ca_cert"
+    )
+    @classmethod
+    def _readable_file(cls, value: Path | None) -> Path | None:
+        if value is None or str(value) == "":
+            return None
+        if not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
+    @field_validator("temporal_api_key", "temporal_tls_server_name")
+    @classmethod
+    def _empty_is_unset(cls, value: str | None) -> str | None:
+        return value or None
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
@@ -128,6 +155,17 @@ class Settings(BaseSettings):
     @property
     def embedded_temporal(self) -> bool:
         return self.temporal_address is None
+
+    @property
+    def temporal_uses_tls(self) -> bool:
+        return self.temporal_tls or any(
+            (
+                self.temporal_tls_client_cert,
+                self.temporal_tls_server_ca_cert,
+                self.temporal_tls_server_name,
+                self.temporal_api_key,
+            )
+        )
 
     @property
     def jwt_secret(self) -> str | None:
@@ -147,6 +185,14 @@ class Settings(BaseSettings):
             for name in ("odengi_merchant_id", "odengi_password"):
                 if not getattr(self, name):
                     raise ConfigError(f"{name.upper()} is required when PAYMENT_PROVIDER=ODENGI")
+        if (self.temporal_tls_client_cert is None) != (self.temporal_tls_client_key is None):
+            missing = "KEY" if self.temporal_tls_client_key is None else "CERT"
+            raise ConfigError(
+                f"TEMPORAL_TLS_CLIENT_{missing} is required with the other half of the client "
+                "certificate pair"
+            )
+        if self.embedded_temporal and (self.temporal_uses_tls or self.temporal_api_key):
+            raise ConfigError("TEMPORAL_ADDRESS is required with TEMPORAL_TLS_* / TEMPORAL_API_KEY")
         if self.topup_min_tyiyn > self.topup_max_tyiyn:
             raise ConfigError("TOPUP_MIN_TYIYN must not exceed TOPUP_MAX_TYIYN")
         if self.charge_min_tyiyn > self.charge_max_tyiyn:

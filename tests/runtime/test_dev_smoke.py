@@ -108,7 +108,7 @@ def _wait_healthy(dev: DevProcess) -> None:
 
 def test_dev_is_healthy_and_ctrl_c_leaves_nothing_running(dev: DevProcess) -> None:
     health = httpx.get(dev.base_url + "/health").json()
-    assert health == {"status": "ok", "database": "ok", "temporal": "ok"}
+    assert health == {"status": "ok", "database": "ok", "temporal": "ok", "missing": []}
     balance = httpx.get(
         dev.base_url + "/api/v1/balance/current",
         headers={"Authorization": f"Bearer {dev.token()}"},
