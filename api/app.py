@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from api import health
 from api.deps import ApiContext
+from api.docs_page import install_docs
 from api.errors import install_error_handlers
 from api.middleware import install_platform
 from api.simulator_odengi import install_simulator
@@ -17,7 +18,7 @@ def create_app(context: ApiContext) -> FastAPI:
     app = FastAPI(
         title="EvPower API",
         version="1.0",
-        docs_url="/docs" if swagger else None,
+        docs_url=None,  # api.docs_page serves it, with local assets and its own CSP
         redoc_url=None,
         openapi_url="/openapi.json" if swagger else None,
     )
@@ -27,5 +28,7 @@ def create_app(context: ApiContext) -> FastAPI:
     app.include_router(health.router)
     for router in ROUTERS:
         app.include_router(router, prefix="/api/v1")
+    if swagger:
+        install_docs(app, "/openapi.json")
     install_simulator(app, context)  # only when PAYMENT_PROVIDER=SIMULATED
     return app

@@ -11,11 +11,11 @@ from api.errors import error_response
 
 log = structlog.get_logger(__name__)
 
-# The API serves JSON only: nothing may be loaded, framed or executed from its responses.
+# JSON responses: nothing may be loaded, framed or executed from them. The few HTML pages
+# (/docs, the simulated provider's invoice page) set their own narrow policy (api.page_policy),
+# which this middleware leaves in place.
 JSON_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 HSTS = "max-age=63072000; includeSubDomains"
-# Swagger UI is an HTML page that loads its script from a CDN; it gets no strict CSP.
-DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect"})
 
 BASE_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"x-content-type-options", b"nosniff"),
@@ -35,9 +35,7 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
-        extra = list(BASE_HEADERS)
-        if scope["path"] not in DOCS_PATHS:
-            extra.append((b"content-security-policy", JSON_CSP.encode()))
+        extra = [*BASE_HEADERS, (b"content-security-policy", JSON_CSP.encode())]
         if _is_https(scope):
             extra.append((b"strict-transport-security", HSTS.encode()))
 

@@ -18,11 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.deps import ApiContext, Context
 from api.errors import ApiError
+from api.page_policy import page_policy, source_hash
 from api.v1.payment import provider_settings
 from db.models import SimulatedInvoice
 from payments.config import SIMULATOR_PREFIX
 from payments.provider import PayStatus, ProviderName
 from payments.simulator import (
+    INVOICE_PAGE_STYLE,
     SimInvoice,
     SimulatedOdengi,
     SimulatorError,
@@ -111,6 +113,16 @@ def simulator(context: Context) -> SimulatedOdengi:
 
 Simulator = Annotated[SimulatedOdengi, Depends(simulator)]
 
+# The invoice page shows its QR image, its one style block and a form posting back here.
+INVOICE_PAGE_CSP = page_policy(
+    style=[source_hash(INVOICE_PAGE_STYLE)], img=["'self'"], form_action=["'self'"]
+)
+
+
+def _page(content: str) -> HTMLResponse:
+    return HTMLResponse(content, headers={"content-security-policy": INVOICE_PAGE_CSP})
+
+
 router = APIRouter(prefix=SIMULATOR_PREFIX, tags=["simulator"], include_in_schema=False)
 
 
@@ -142,7 +154,7 @@ async def _known(sim: SimulatedOdengi, invoice_id: str) -> SimInvoice:
 @router.get("/invoices/{invoice_id}")
 async def page(invoice_id: str, sim: Simulator) -> HTMLResponse:
     invoice = await _known(sim, invoice_id)
-    return HTMLResponse(
+    return _page(
         invoice_page(invoice, page_url=sim.page_url(invoice_id), qr_url=sim.qr_png_url(invoice_id))
     )
 
@@ -169,7 +181,7 @@ async def pay(
             if outcome.webhook_status is not None
             else f"paid; {outcome.webhook_error}"
         )
-        return HTMLResponse(
+        return _page(
             invoice_page(
                 invoice,
                 page_url=sim.page_url(invoice_id),

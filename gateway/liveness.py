@@ -66,6 +66,7 @@ class Liveness:
         # Another gateway's rows are only trusted while their stations' traffic keeps
         # last_seen_at fresh; one flush period of slack covers that gateway's batching.
         slack = self._config.offline_after_s + self._config.last_seen_flush_s
-        silent_since = datetime.now(UTC) - timedelta(seconds=slack)
-        for station_id in await self._store.sweep_stale(silent_since, self._queue):
+        now = datetime.now(UTC)
+        silent_since = now - timedelta(seconds=slack)
+        for station_id in await self._store.sweep_stale(silent_since, self._queue, now):
             log.info("stale connection cleared", station_id=station_id)

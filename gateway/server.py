@@ -282,6 +282,7 @@ class OcppGateway:
                 self.task_queue,
                 connection.connected_at,
                 datetime.fromtimestamp(connection.last_seen, UTC),
+                at=datetime.now(UTC),
             )
         except Exception:
             # The liveness sweep of whichever gateway sees the row next clears it.

@@ -139,9 +139,15 @@ class GatewayStore:
             await _notify(connection, _notice("station_online", station_id, connected_at))
 
     async def disconnect(
-        self, station_id: str, queue: str, connected_at: datetime, last_seen: datetime
+        self,
+        station_id: str,
+        queue: str,
+        connected_at: datetime,
+        last_seen: datetime,
+        at: datetime,
     ) -> bool:
-        """Forget this connection unless a newer one (here or elsewhere) already replaced it."""
+        """Forget this connection unless a newer one (here or elsewhere) already replaced it.
+        `at` is when the socket closed (the offline event's time); `last_seen` its last traffic."""
         async with self._engine.begin() as connection:
             gone = (
                 await connection.execute(
@@ -156,7 +162,10 @@ class GatewayStore:
             ).first()
             await connection.execute(_TOUCH, {"ids": [station_id], "seen": [last_seen]})
             if gone is not None:
-                await _notify(connection, _notice("station_offline", station_id, last_seen))
+                await _notify(
+                    connection,
+                    _notice("station_offline", station_id, at, last_seen_at=utc_text(last_seen)),
+                )
         return gone is not None
 
     async def clear_queue(self, queue: str, at: datetime) -> list[str]:
@@ -172,8 +181,9 @@ class GatewayStore:
                 await _notify(connection, _notice("station_offline", station_id, at))
         return station_ids
 
-    async def sweep_stale(self, silent_since: datetime, own_queue: str) -> list[str]:
-        """Drop connections held by other (possibly dead) gateways whose stations went silent."""
+    async def sweep_stale(self, silent_since: datetime, own_queue: str, at: datetime) -> list[str]:
+        """Drop connections held by other (possibly dead) gateways whose stations went silent.
+        The offline event says when it was declared (`at`) and the station's last traffic."""
         async with self._engine.begin() as connection:
             rows = await connection.execute(
                 delete(StationConnection)
@@ -182,11 +192,13 @@ class GatewayStore:
                     StationConnection.station_id == Station.id,
                     (Station.last_seen_at.is_(None)) | (Station.last_seen_at < silent_since),
                 )
-                .returning(StationConnection.station_id)
+                .returning(StationConnection.station_id, Station.last_seen_at)
             )
-            station_ids = [row[0] for row in rows]
-            for station_id in station_ids:
-                await _notify(connection, _notice("station_offline", station_id, silent_since))
+            station_ids = []
+            for station_id, last_seen in rows:
+                station_ids.append(station_id)
+                seen = {"last_seen_at": utc_text(last_seen)} if last_seen is not None else {}
+                await _notify(connection, _notice("station_offline", station_id, at, **seen))
         return station_ids
 
     async def touch(self, seen: Mapping[str, datetime]) -> None:

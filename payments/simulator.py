@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import httpx
 import segno
@@ -280,15 +281,25 @@ def qr_png(content: str) -> bytes:
     return buffer.getvalue()
 
 
+# The page's only style, kept apart so the page's CSP can allow exactly it (by hash).
+INVOICE_PAGE_STYLE = (
+    "body{font-family:sans-serif;max-width:26rem;margin:2rem auto;text-align:center}"
+    "button{font-size:1.3rem;padding:.6rem 2.5rem}"
+)
+
+
 def invoice_page(invoice: SimInvoice, *, page_url: str, qr_url: str, message: str = "") -> str:
-    """A phone-sized page: the QR code, the amount and a button that pays the invoice."""
+    """A phone-sized page: the QR code, the amount and a button that pays the invoice.
+
+    The image and the form name paths on the page's own origin, whatever host the browser
+    used to reach it (PUBLIC_BASE_URL may say 127.0.0.1 where the browser said localhost)."""
     state = {
         PayStatus.AWAITING: "awaiting payment",
         PayStatus.PAID: "paid",
         PayStatus.CANCELLED: "cancelled",
     }
     button = (
-        f'<form method="post" action="{html.escape(page_url)}/pay?format=html">'
+        f'<form method="post" action="{html.escape(_path(page_url))}/pay?format=html">'
         '<button type="submit">Pay</button></form>'
         if invoice.status is not PayStatus.CANCELLED
         else ""
@@ -298,13 +309,16 @@ def invoice_page(invoice: SimInvoice, *, page_url: str, qr_url: str, message: st
         "<!doctype html><html><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width'>"
         f"<title>O!Dengi simulator: invoice {html.escape(invoice.invoice_id)}</title>"
-        "<style>body{font-family:sans-serif;max-width:26rem;margin:2rem auto;text-align:center}"
-        "button{font-size:1.3rem;padding:.6rem 2.5rem}</style></head><body>"
+        f"<style>{INVOICE_PAGE_STYLE}</style></head><body>"
         "<h1>O!Dengi (simulated)</h1>"
         f"<p>{html.escape(invoice.description)}</p>"
         f"<h2>{format_som(invoice.amount_tyiyn)} {html.escape(invoice.currency)}</h2>"
-        f"<img src='{html.escape(qr_url)}' alt='invoice QR code' width='256' height='256'>"
+        f"<img src='{html.escape(_path(qr_url))}' alt='invoice QR code' width='256' height='256'>"
         f"<p>Invoice {html.escape(invoice.invoice_id)}: {state[invoice.status]}"
         f"{' (trans ' + html.escape(invoice.trans_id) + ')' if invoice.trans_id else ''}</p>"
         f"{note}{button}</body></html>"
     )
+
+
+def _path(url: str) -> str:
+    return urlsplit(url).path

@@ -86,7 +86,9 @@ def _not_found(session_id: str) -> SessionNotFound:
     return SessionNotFound(f"no charging session {session_id!r}")
 
 
-def _from_view(view: SessionView, energy_wh: int | None = None) -> ChargingSession:
+def _from_view(
+    view: SessionView, energy_wh: int | None = None, created_at: datetime | None = None
+) -> ChargingSession:
     energy = view.energy_wh if energy_wh is None else max(view.energy_wh, energy_wh)
     cost = view.cost_tyiyn
     if energy != view.energy_wh and view.price_tyiyn_per_kwh > 0:
@@ -107,6 +109,7 @@ def _from_view(view: SessionView, energy_wh: int | None = None) -> ChargingSessi
         started_at=view.started_at,
         stopped_at=view.stopped_at,
         stop_reason=view.stop_reason,
+        created_at=created_at,
     )
 
 
@@ -254,7 +257,7 @@ class ChargingService:
             workflow_id=charging_workflow_id(session_id),
             reserved_tyiyn=view.reserved_tyiyn,
         )
-        return _from_view(view)
+        return await self._live(client_id, view)
 
     async def _finished_start(self, client_id: str, session_id: str) -> ChargingSession:
         """A retry of a start whose workflow has already closed: answer what it became."""
@@ -311,15 +314,20 @@ class ChargingService:
             return _from_record(found)  # the workflow is unreachable: the last recorded state
         if view.client_id != client_id or view.rejection is not None:
             raise _not_found(session_id)
-        return await self._live(client_id, view)
+        return await self._live(client_id, view, found)
 
-    async def _live(self, client_id: str, view: SessionView) -> ChargingSession:
+    async def _live(
+        self, client_id: str, view: SessionView, found: ChargingSessionRecord | None = None
+    ) -> ChargingSession:
         """The workflow's view with energy and cost from the newest stored meter reading: the
-        workflow only hears of the energy every few minutes (throttled meter signals)."""
+        workflow only hears of the energy every few minutes (throttled meter signals). The
+        creation time is the row's, which admission wrote before any answer."""
         energy = None
         if view.state in _METERED and view.transaction_id is not None:
             energy = await self._delivered_wh(client_id, view.transaction_id)
-        return _from_view(view, energy)
+        if found is None:
+            found = await self.record(client_id, view.session_id)
+        return _from_view(view, energy, found.created_at if found is not None else None)
 
     async def page(self, client_id: str, limit: int, cursor: str | None) -> ChargingSessionPage:
         statement = (

@@ -95,3 +95,36 @@ async def test_metrics_expose_http_latency_by_route_template(client: httpx.Async
     ) in text
     assert 'route="unmatched"' in text
     assert "EVP-404" not in text
+
+
+async def test_docs_page_loads_only_from_this_origin(make_app: AppFactory) -> None:
+    """Swagger UI's assets are served here (no CDN), and the page's CSP names exactly this
+    origin plus the hash of its one inline script."""
+    app = make_app(enable_swagger=True)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        page = await http.get("/docs")
+        assert page.status_code == 200
+        policy = page.headers["content-security-policy"]
+        directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
+        assert directives["default-src"] == "'none'"
+        assert directives["script-src"].startswith("'self' 'sha256-")
+        assert directives["connect-src"] == "'self'"
+        assert directives["frame-ancestors"] == "'none'"
+        assert "http" not in policy and "unsafe" not in policy
+        for asset in ("swagger-ui-bundle.js", "swagger-ui.css", "favicon.png"):
+            assert f"/docs/assets/{asset}" in page.text
+            loaded = await http.get(f"/docs/assets/{asset}")
+            assert loaded.status_code == 200 and len(loaded.content) > 1000
+        assert (await http.get("/docs/assets/secrets.txt")).status_code == 404
+        assert (await http.get("/openapi.json")).status_code == 200
+        # JSON keeps the strict policy.
+        spec = await http.get("/openapi.json")
+        assert spec.headers["content-security-policy"].startswith("default-src 'none';")
+
+
+async def test_no_docs_without_swagger(make_app: AppFactory) -> None:
+    transport = httpx.ASGITransport(app=make_app(enable_swagger=False))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        assert (await http.get("/docs")).status_code == 404
+        assert (await http.get("/docs/assets/swagger-ui.css")).status_code == 404

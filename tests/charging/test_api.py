@@ -64,6 +64,9 @@ async def test_start_charge_stop_settles_exactly_and_reads_live_then_final(world
     assert await world.held(client) == (40_000, 10_000)
     record = await world.record(session_id)
     assert record is not None and record.state == "pending"
+    # Every answer carries the same creation time, from the first one on.
+    created_at = body["created_at"]
+    assert created_at is not None and datetime.fromisoformat(created_at) == record.created_at
 
     await until_state(world, session_id, "starting")
     assert world.gateway.starts[0].id_tag == session_id
@@ -81,6 +84,7 @@ async def test_start_charge_stop_settles_exactly_and_reads_live_then_final(world
         f"/api/v1/charging/{session_id}", headers=world.client_headers(client)
     )
     assert live.status_code == 200
+    assert live.json()["created_at"] == created_at
     assert (live.json()["state"], live.json()["energy_wh"], live.json()["cost_tyiyn"]) == (
         "charging",
         3_000,
@@ -97,6 +101,7 @@ async def test_start_charge_stop_settles_exactly_and_reads_live_then_final(world
     )
     assert stop.status_code == 202, stop.text
     assert stop.json()["state"] in {"stopping", "completed"}
+    assert stop.json()["created_at"] == created_at
     assert stop.json()["energy_wh"] >= 3_000  # live from the meter, not the throttled signals
     await until_recorded_final(world, session_id)
 
@@ -104,6 +109,7 @@ async def test_start_charge_stop_settles_exactly_and_reads_live_then_final(world
         f"/api/v1/charging/{session_id}", headers=world.client_headers(client)
     )
     assert final.json()["state"] == "completed"
+    assert final.json()["created_at"] == created_at
     # ceil(3457 x 1500 / 1000) = 5186 captured, the rest of the 10000 released
     assert (final.json()["cost_tyiyn"], final.json()["refunded_tyiyn"]) == (5_186, 4_814)
     assert (final.json()["energy_wh"], final.json()["stop_reason"]) == (3_457, "user")

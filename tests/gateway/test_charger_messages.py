@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -116,6 +117,40 @@ async def test_status_notification_is_stored_and_published(
         connector = await session.get(Connector, ("EVP-104", 2))
     assert connector.status == "Charging"
     assert connector.status_at is not None
+
+
+async def test_station_offline_carries_when_it_went_offline(gateway, add_station, database_url):
+    """Not when the station came online, nor its last message: the locations stream shows
+    the moment the connection closed, with the last traffic beside it."""
+    await add_station("EVP-105")
+    listener = await asyncpg.connect(asyncpg_url(database_url).replace("+asyncpg", ""))
+    notices: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    await listener.add_listener(
+        "station_status", lambda *args: notices.put_nowait(json.loads(args[3]))
+    )
+    try:
+        async with charger_session(gateway.url("EVP-105"), "EVP-105") as connected:
+            await connected.charger.call(
+                call.BootNotification(charge_point_vendor="V", charge_point_model="M"),
+                suppress=False,
+            )
+            online = await asyncio.wait_for(_next_event(notices, "station_online"), 10)
+            # Event times are whole seconds: stay connected into the next one.
+            await asyncio.sleep(1.1)
+            closed_at = datetime.now(UTC).replace(microsecond=0)
+        offline = await asyncio.wait_for(_next_event(notices, "station_offline"), 10)
+    finally:
+        await listener.close()
+    assert datetime.fromisoformat(offline["at"]) >= closed_at
+    assert datetime.fromisoformat(offline["at"]) > datetime.fromisoformat(online["at"])
+    assert datetime.fromisoformat(offline["last_seen_at"]) <= datetime.fromisoformat(offline["at"])
+
+
+async def _next_event(notices: asyncio.Queue[dict[str, Any]], event: str) -> dict[str, Any]:
+    while True:
+        notice = await notices.get()
+        if notice["event"] == event:
+            return notice
 
 
 async def _next_status(notices: asyncio.Queue[dict[str, Any]]) -> dict[str, Any]:

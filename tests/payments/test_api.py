@@ -63,6 +63,10 @@ async def test_qr_topup_then_pay_raises_the_balance_by_exactly_the_amount(
     assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
     page = await live.http.get(created["qr_url"])
     assert page.status_code == 200 and "Pay" in page.text and "250.00" in page.text
+    # The page's own policy: its image and form on this origin, its style by hash, no script.
+    policy = page.headers["content-security-policy"]
+    assert "img-src 'self'" in policy and "form-action 'self'" in policy
+    assert "style-src 'sha256-" in policy and "script-src" not in policy
 
     args = argparse.Namespace(invoice_id=created["invoice_id"], base_url=live.base_url)
     assert await pay_command.run(args) == 0
