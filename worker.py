@@ -10,6 +10,7 @@ from typing import Any
 import structlog
 from temporalio.worker import Worker
 
+from activities.failures import ACTIVITY_INTERCEPTORS
 from activities.ledger import Ledger, LedgerActivities
 from activities.sessions import charging_activities
 from payments.config import ProviderSettings, build_provider
@@ -61,6 +62,7 @@ def build_worker(services: Services, provider: PaymentProvider) -> Worker:
         task_queue=services.settings.temporal_task_queue,
         workflows=workflows,
         activities=activities,
+        interceptors=ACTIVITY_INTERCEPTORS,
         max_concurrent_activities=50,
     )
 

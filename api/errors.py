@@ -15,6 +15,7 @@ log = structlog.get_logger(__name__)
 # Domain error class -> HTTP status. Subclasses inherit their parent's status.
 DOMAIN_STATUS: dict[type[domain_errors.DomainError], int] = {
     domain_errors.InvalidAmount: 422,
+    domain_errors.InvalidInput: 422,
     domain_errors.InsufficientFunds: 402,
     domain_errors.OpKeyConflict: 409,
     domain_errors.NotFound: 404,

@@ -17,6 +17,12 @@ class InvalidAmount(DomainError):
     code = "invalid_amount"
 
 
+class InvalidInput(DomainError):
+    """Data that can never be stored or processed (an activity's permanent failure)."""
+
+    code = "invalid_input"
+
+
 class InsufficientFunds(DomainError):
     code = "insufficient_funds"
 

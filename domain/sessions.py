@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from domain.errors import Conflict, DomainError, InsufficientFunds, InvalidAmount, NotFound
+from domain.errors import (
+    Conflict,
+    DomainError,
+    InsufficientFunds,
+    InvalidAmount,
+    InvalidInput,
+    NotFound,
+)
 
 
 class SessionState(StrEnum):
@@ -99,3 +106,7 @@ START_REJECTIONS: dict[str, type[DomainError]] = {
         StartRequestMismatch,
     )
 }
+# The ApplicationError type of an activity's permanent failure (activities/failures.py):
+# data that can never be stored. A start that hits one is refused with InvalidInput.
+DATA_REJECTED = "DataRejected"
+START_REJECTIONS[DATA_REJECTED] = InvalidInput

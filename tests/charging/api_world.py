@@ -17,6 +17,7 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.failures import ACTIVITY_INTERCEPTORS
 from activities.ledger import Ledger, LedgerActivities, LedgerMovement
 from activities.sessions import charging_activities
 from api.app import create_app
@@ -212,6 +213,7 @@ async def api_world(
         Worker(
             temporal,
             task_queue=task_queue,
+            interceptors=ACTIVITY_INTERCEPTORS,
             workflows=[ChargingSessionWorkflow],
             activities=[
                 *charging_activities(sessions),

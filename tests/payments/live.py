@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.failures import ACTIVITY_INTERCEPTORS
 from activities.ledger import Ledger, LedgerActivities
 from activities.payments import payment_activities
 from api.app import create_app
@@ -109,6 +110,7 @@ async def live_system(
     worker = Worker(
         temporal,
         task_queue=config.task_queue,
+        interceptors=ACTIVITY_INTERCEPTORS,
         workflows=list(PAYMENT_WORKFLOWS),
         activities=[
             *payment_activities(sessions, provider),
