@@ -33,6 +33,7 @@ def provider_from(settings: Settings) -> PaymentProvider:
             password=settings.odengi_password,
             api_url=settings.odengi_api_url,
             h2h_url=settings.odengi_h2h_url,
+            contract=settings.odengi_contract,
         )
     )
 

@@ -81,6 +81,8 @@ class CheckPaymentInput:
 class CheckPaymentResult:
     status: int  # PayStatus
     report: PaymentReport | None = None
+    # The answer could not be read (see PaymentStatus.unreadable): review, never `expired`.
+    unreadable: str | None = None
 
 
 def _rejected(exc: ProviderRejected) -> ApplicationError:
@@ -88,6 +90,8 @@ def _rejected(exc: ProviderRejected) -> ApplicationError:
 
 
 def report_from(status: PaymentStatus) -> CheckPaymentResult:
+    if status.unreadable is not None:
+        return CheckPaymentResult(int(PayStatus.AWAITING), unreadable=status.unreadable)
     if status.status is PayStatus.PAID and status.trans_id:
         report = PaymentReport(status.trans_id, status.amount_tyiyn, status.currency, "status")
         return CheckPaymentResult(int(PayStatus.PAID), report)
@@ -201,6 +205,10 @@ class PaymentActivities:
             status = await self._provider.payment_status(request.invoice_id, request.topup_id)
         except ProviderRejected as exc:
             raise _rejected(exc) from exc
+        if status.unreadable is not None:
+            await self._audit(
+                "status_unreadable", request.topup_id, ok=False, reason=status.unreadable
+            )
         return report_from(status)
 
     @activity.defn(name="cancel_invoice")
@@ -236,4 +244,6 @@ def payment_activities(
         records.find_topup,
         records.stale_topups,
         records.unsettled_payments,
+        records.unread_notices,
+        records.hold_for_review,
     ]

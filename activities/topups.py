@@ -23,7 +23,8 @@ from db.payment_audit import write_payment_audit
 log = structlog.get_logger(__name__)
 
 OPEN_STATES = ("creating", "awaiting_payment")
-RECEIVED, PAID, REVIEW = "received", "paid", "review"  # provider_transactions.status
+# provider_transactions.status; `unread` is a signed notice we could not interpret
+RECEIVED, PAID, REVIEW, UNREAD = "received", "paid", "review", "unread"
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,25 @@ class FindTopUpInput:
 class StaleTopUpsInput:
     older_than_s: int
     limit: int
+
+
+@dataclass(frozen=True)
+class HoldForReviewInput:
+    provider: str
+    trans_ids: list[str]
+    topup_id: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class UnreadPayment:
+    """A signed notice nobody could interpret or settle yet (status `unread`)."""
+
+    provider: str
+    trans_id: str
+    topup_id: str | None
+    invoice_id: str | None
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -193,7 +213,8 @@ class TopUpRecords:
                     ),
                     "updated_at": func.now(),
                 },
-                where=ProviderTransaction.status == RECEIVED,
+                # An unread notice becomes paid when statusPayment confirms its trans_id.
+                where=ProviderTransaction.status.in_((RECEIVED, UNREAD)),
             )
         )
 
@@ -273,7 +294,7 @@ class TopUpRecords:
                     select(ProviderTransaction)
                     .where(
                         ProviderTransaction.credited_entry_id.is_(None),
-                        ProviderTransaction.status != REVIEW,
+                        ProviderTransaction.status.not_in((REVIEW, UNREAD)),
                         ProviderTransaction.created_at
                         < now - timedelta(seconds=request.older_than_s),
                     )
@@ -295,3 +316,64 @@ class TopUpRecords:
                 )
                 for row in rows
             ]
+
+    @activity.defn(name="unread_notices")
+    async def unread_notices(self, request: StaleTopUpsInput) -> list[UnreadPayment]:
+        """Unread notices older than the page's age, least recently looked at first (touched
+        now, so one that stays unreadable does not hold the others back)."""
+        now = datetime.now(UTC)
+        async with self._sessions() as session, session.begin():
+            rows = list(
+                await session.scalars(
+                    select(ProviderTransaction)
+                    .where(
+                        ProviderTransaction.status == UNREAD,
+                        ProviderTransaction.created_at
+                        < now - timedelta(seconds=request.older_than_s),
+                    )
+                    .order_by(ProviderTransaction.updated_at, ProviderTransaction.trans_id)
+                    .limit(request.limit)
+                    .with_for_update(skip_locked=True)
+                )
+            )
+            for row in rows:
+                row.updated_at = now
+            return [
+                UnreadPayment(
+                    provider=row.provider,
+                    trans_id=row.trans_id,
+                    topup_id=row.topup_id,
+                    invoice_id=row.invoice_id,
+                    reason=row.review_reason or "unreadable notice",
+                )
+                for row in rows
+            ]
+
+    @activity.defn(name="hold_for_review")
+    async def hold_for_review(self, request: HoldForReviewInput) -> int:
+        """Unread notices that statusPayment did not turn into a payment go to review (a row
+        settled meanwhile keeps its status). Returns how many moved."""
+        async with self._sessions() as session, session.begin():
+            moved = list(
+                await session.scalars(
+                    update(ProviderTransaction)
+                    .where(
+                        ProviderTransaction.provider == request.provider,
+                        ProviderTransaction.trans_id.in_(request.trans_ids),
+                        ProviderTransaction.status == UNREAD,
+                    )
+                    .values(status=REVIEW, updated_at=func.now())
+                    .returning(ProviderTransaction.trans_id)
+                )
+            )
+            for trans_id in moved:
+                write_payment_audit(
+                    session,
+                    "notice_in_review",
+                    request.provider,
+                    topup_id=request.topup_id,
+                    trans_id=trans_id,
+                    ok=False,
+                    details={"reason": request.reason},
+                )
+        return len(moved)

@@ -10,6 +10,8 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
+from payments.contract import DEFAULT_CONTRACT, OdengiContract
+
 
 @dataclass(frozen=True)
 class ApiContext:
@@ -42,6 +44,7 @@ class ApiConfig:
     odengi_password: str | None = None
     odengi_api_url: str = ""
     odengi_h2h_url: str | None = None
+    odengi_contract: OdengiContract = DEFAULT_CONTRACT
 
 
 def get_context(request: Request) -> ApiContext:

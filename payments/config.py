@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from payments.contract import DEFAULT_CONTRACT, OdengiContract
 from payments.odengi import OdengiClient
 from payments.provider import ProviderName
 
@@ -30,6 +31,7 @@ class ProviderSettings:
     api_url: str = ""
     h2h_url: str | None = None
     test: bool | None = None  # None: derived from the API URL (the test endpoint has "test" in it)
+    contract: OdengiContract = DEFAULT_CONTRACT
 
     @property
     def base_url(self) -> str:
@@ -94,4 +96,5 @@ def build_provider(
         test=settings.test_mode,
         timeout_s=timeout_s,
         transport=transport,
+        contract=settings.contract,
     )

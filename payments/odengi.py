@@ -7,6 +7,7 @@ the same contract, so this one client talks to both.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Mapping
 from datetime import timedelta, timezone
@@ -16,6 +17,7 @@ import httpx
 import structlog
 
 from payments.cards import CardDetails
+from payments.contract import DEFAULT_CONTRACT, OdengiContract
 from payments.provider import (
     CardPaymentResult,
     H2HNotConfigured,
@@ -32,7 +34,8 @@ from payments.signing import signed_request_body
 log = structlog.get_logger(__name__)
 
 API_VERSION = 1005
-# date_life is a wall-clock time in Kyrgyzstan (UTC+6 all year, no DST).
+# date_life is a wall-clock time in Kyrgyzstan (UTC+6 all year, no DST) by default; see
+# payments.contract for the setting.
 BISHKEK = timezone(timedelta(hours=6))
 
 _PAID_WORDS = frozenset({"approved", "paid", "success", "succeeded", "3"})
@@ -45,47 +48,85 @@ def _clean(value: object) -> str | None:
     return str(value) if value not in (None, "") else None
 
 
-def _status_from(value: object) -> PayStatus:
-    word = str(value).strip().lower() if value is not None else ""
-    if word in _PAID_WORDS:
-        return PayStatus.PAID
-    if word in _CANCELLED_WORDS:
-        return PayStatus.CANCELLED
-    return PayStatus.AWAITING
-
-
-def _as_tyiyn(value: object) -> int | None:
+def as_tyiyn(value: object) -> int | None:
+    """Whole tyiyn, or None: "100.50" might be som, and guessing a unit is how money goes wrong."""
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int):
         return value
     text = str(value).strip()
-    return int(text) if text.isdigit() else None
+    # ASCII digits only: str.isdigit() also takes '²' and Arabic-Indic digits.
+    return int(text) if re.fullmatch(r"[0-9]{1,18}", text) else None
 
 
-def parse_status(invoice_id: str, data: Mapping[str, Any]) -> PaymentStatus:
-    """statusPayment's `data`: a paid invoice lists an approved payment with its trans_id."""
-    payments = data.get("payments")
-    if isinstance(payments, list):
-        for payment in payments:
-            if (
-                isinstance(payment, Mapping)
-                and _status_from(payment.get("status")) is PayStatus.PAID
-            ):
-                return PaymentStatus(
-                    invoice_id=invoice_id,
-                    status=PayStatus.PAID,
-                    trans_id=_clean(payment.get("trans_id")),
-                    amount_tyiyn=_as_tyiyn(payment.get("amount")),
-                    currency=_clean(payment.get("currency")) or _clean(data.get("currency")),
-                )
-    status = _status_from(data.get("status_pay", data.get("status")))
+def _paid_payment(
+    invoice_id: str, data: Mapping[str, Any], contract: OdengiContract
+) -> PaymentStatus | None:
+    """The first payment attempt in the answer that reads as paid, if any."""
+    payments = contract.field(data, "payments")
+    if not isinstance(payments, list):
+        return None
+    for payment in payments:
+        if not isinstance(payment, Mapping):
+            continue
+        if contract.status_of(contract.field(payment, "payment_status")) is PayStatus.PAID:
+            return _paid(
+                invoice_id,
+                trans_id=contract.field(payment, "payment_trans_id"),
+                amount=contract.field(payment, "payment_amount"),
+                currency=contract.field(payment, "payment_currency")
+                or contract.field(data, "currency"),
+            )
+    return None
+
+
+def _paid(invoice_id: str, *, trans_id: object, amount: object, currency: object) -> PaymentStatus:
+    tyiyn = as_tyiyn(amount)
+    unreadable = None
+    if _clean(trans_id) is None:
+        unreadable = "a paid payment without trans_id"
+    elif amount is not None and tyiyn is None:
+        unreadable = f"a paid payment with amount {str(amount)[:32]!r}, not whole tyiyn"
+    return PaymentStatus(
+        invoice_id=invoice_id,
+        status=PayStatus.PAID,
+        trans_id=_clean(trans_id),
+        amount_tyiyn=tyiyn,
+        currency=_clean(currency),
+        unreadable=unreadable,
+    )
+
+
+def parse_status(
+    invoice_id: str, data: Mapping[str, Any], contract: OdengiContract = DEFAULT_CONTRACT
+) -> PaymentStatus:
+    """statusPayment's `data`: a paid invoice lists an approved payment with its trans_id.
+    An answer we cannot read says so (`unreadable`) instead of passing for "awaiting"."""
+    paid = _paid_payment(invoice_id, data, contract)
+    if paid is not None:
+        return paid
+    raw = contract.field(data, "status")
+    status = contract.status_of(raw)
+    if status is None:
+        shown = "missing" if raw is None else repr(str(raw)[:32])
+        return PaymentStatus(
+            invoice_id=invoice_id,
+            status=PayStatus.AWAITING,
+            unreadable=f"statusPayment status {shown} is not in ODENGI_STATUS_CODES",
+        )
+    if status is PayStatus.PAID:
+        return _paid(
+            invoice_id,
+            trans_id=contract.field(data, "trans_id"),
+            amount=contract.field(data, "amount"),
+            currency=contract.field(data, "currency"),
+        )
     return PaymentStatus(
         invoice_id=invoice_id,
         status=status,
-        trans_id=_clean(data.get("trans_id")),
-        amount_tyiyn=_as_tyiyn(data.get("amount")),
-        currency=_clean(data.get("currency")),
+        trans_id=_clean(contract.field(data, "trans_id")),
+        amount_tyiyn=as_tyiyn(contract.field(data, "amount")),
+        currency=_clean(contract.field(data, "currency")),
     )
 
 
@@ -106,8 +147,10 @@ class OdengiClient:
         timeout_s: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.time,
+        contract: OdengiContract = DEFAULT_CONTRACT,
     ) -> None:
         self._name = name
+        self._contract = contract
         self._merchant_id = merchant_id
         self._password = password
         self._api_url = api_url
@@ -179,7 +222,7 @@ class OdengiClient:
             "amount": request.amount_tyiyn,
             "currency": request.currency,
             "test": 1 if self._test else 0,
-            "date_life": request.expires_at.astimezone(BISHKEK).strftime("%Y-%m-%d %H:%M:%S"),
+            "date_life": self._contract.date_life(request.expires_at),
             "result_url": self._result_url,
         }
         result = await self._call("createInvoice", data)
@@ -199,7 +242,7 @@ class OdengiClient:
         result = await self._call(
             "statusPayment", {"invoice_id": invoice_id, "order_id": order_id, "mark": None}
         )
-        return parse_status(invoice_id, result)
+        return parse_status(invoice_id, result, self._contract)
 
     async def cancel_invoice(self, invoice_id: str) -> None:
         await self._call("invoiceCancel", {"invoice_id": invoice_id})

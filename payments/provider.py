@@ -49,6 +49,10 @@ class PaymentStatus:
     trans_id: str | None = None
     amount_tyiyn: int | None = None
     currency: str | None = None
+    # Why the answer could not be read (an unknown status, a paid payment without trans_id or
+    # with an amount that is not whole tyiyn). `status` is then meaningless: such an answer
+    # sends the top-up to review, never to `expired`.
+    unreadable: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,18 @@ class PaymentNotice:
     # Why this payment must not be credited automatically (a test payment reaching production,
     # another merchant's site): it goes to review. Set by the webhook's screening.
     untrusted: str | None = None
+
+
+@dataclass(frozen=True)
+class UnreadNotice:
+    """A notice whose hash verifies but whose fields we cannot interpret (an unknown
+    `status_pay`, an amount that is not whole tyiyn, a field missing). It is kept with its raw
+    body in `provider_transactions` (status `unread`) and re-checked with statusPayment."""
+
+    trans_id: str  # the provider's, or `unread-...` derived from the body when it has none
+    order_id: str
+    invoice_id: str | None
+    reason: str
 
 
 @dataclass(frozen=True)

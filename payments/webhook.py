@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Mapping
 
-from domain.identifiers import PROVIDER_ID, is_provider_id
-from payments.provider import PaymentNotice, PayStatus
+from domain.identifiers import is_provider_id
+from payments.contract import DEFAULT_CONTRACT, OdengiContract
+from payments.provider import PaymentNotice, PayStatus, UnreadNotice
 from payments.signing import WEBHOOK_HASH_FIELDS, hashes_match, webhook_hash
 
 
@@ -22,7 +25,9 @@ class InvalidNotice(Exception):
 # ASCII digits only (str.isdigit() also takes '²' and Arabic-Indic digits); at most a BIGINT.
 _AMOUNT = re.compile(r"[0-9]{1,18}")
 _CURRENCY = re.compile(r"[A-Z]{3}")
-_REQUIRED = ("trans_id", "status_pay", "order_id", "amount")
+REQUIRED_FIELDS = ("trans_id", "status_pay", "order_id", "amount")
+RAW_MAX_FIELDS = 40
+RAW_MAX_VALUE = 500
 
 
 def _text(fields: Mapping[str, object], name: str) -> str:
@@ -30,31 +35,45 @@ def _text(fields: Mapping[str, object], name: str) -> str:
     return "" if value is None else str(value).strip()
 
 
-def verify_and_parse(fields: Mapping[str, object], password: str) -> PaymentNotice:
-    """Check the hash first (constant time), then the fields; raise InvalidNotice."""
+def verify_and_parse(
+    fields: Mapping[str, object], password: str, contract: OdengiContract = DEFAULT_CONTRACT
+) -> PaymentNotice | UnreadNotice:
+    """Check the hash first (constant time), then read the fields.
+
+    A bad hash raises InvalidNotice. A good hash is the provider's word, so it is never refused:
+    what we cannot interpret comes back as an UnreadNotice, kept and re-checked, not dropped.
+    """
     if not hashes_match(webhook_hash(fields, password), fields.get("hash")):
         raise InvalidNotice("webhook hash does not match", signature=True)
-    missing = [name for name in _REQUIRED if not _text(fields, name)]
-    if missing:
-        raise InvalidNotice(f"webhook lacks {', '.join(missing)}", signature=False)
-    try:
-        status = PayStatus(int(_text(fields, "status_pay")))
-    except ValueError:
-        raise InvalidNotice("status_pay must be 1, 2 or 3", signature=False) from None
-    # Even a well-signed notice may carry what no column can store: refuse it as malformed
-    # (a 4xx), never let it fail in the database (a 5xx the provider would retry for ever).
-    for name in ("trans_id", "order_id", "invoice_id", "site_id"):
-        value = _text(fields, name)
-        if (value or name in _REQUIRED) and not is_provider_id(value):
-            raise InvalidNotice(f"{name} must be {PROVIDER_ID.description}", signature=False)
+    problems = [f"lacks {name}" for name in REQUIRED_FIELDS if not _text(fields, name)]
+    status = contract.status_of(_text(fields, "status_pay"))
+    if status is None and _text(fields, "status_pay"):
+        problems.append(f"status_pay {_text(fields, 'status_pay')[:16]!r} is not in the table")
     amount = _text(fields, "amount")
-    if not _AMOUNT.fullmatch(amount):
-        raise InvalidNotice("amount must be a whole number of tyiyn", signature=False)
+    if amount and not _AMOUNT.fullmatch(amount):
+        problems.append(f"amount {amount[:32]!r} is not whole tyiyn")
     currency = _text(fields, "currency").upper() or "KGS"
     if not _CURRENCY.fullmatch(currency):
-        raise InvalidNotice("currency must be three ASCII letters", signature=False)
+        problems.append(f"currency {currency[:16]!r} is not three ASCII letters")
+    # What no column can store is kept in the raw body only (a database error would be a 5xx
+    # the provider retries for ever).
+    for name in ("order_id", "invoice_id", "site_id"):
+        if _text(fields, name) and not _identifier(fields, name):
+            problems.append(f"{name} is not an identifier we can store")
+    trans_id = _text(fields, "trans_id")
+    if not is_provider_id(trans_id):
+        if trans_id:
+            problems.append("trans_id is not an identifier we can store")
+        trans_id = unread_key(fields)
+    if problems or status is None:
+        return UnreadNotice(
+            trans_id=trans_id,
+            order_id=_identifier(fields, "order_id"),
+            invoice_id=_identifier(fields, "invoice_id") or None,
+            reason="; ".join(problems)[:300],
+        )
     return PaymentNotice(
-        trans_id=_text(fields, "trans_id"),
+        trans_id=trans_id,
         status=status,
         order_id=_text(fields, "order_id"),
         invoice_id=_text(fields, "invoice_id") or None,
@@ -63,6 +82,28 @@ def verify_and_parse(fields: Mapping[str, object], password: str) -> PaymentNoti
         site_id=_text(fields, "site_id"),
         test=_text(fields, "test") in {"1", "true", "True"},
     )
+
+
+def unread_key(fields: Mapping[str, object]) -> str:
+    """A stable key for a signed notice without a usable trans_id: the provider's retries of
+    the same notice carry the same hash, so they land on the same row."""
+    digest = hashlib.sha256(_text(fields, "hash").lower().encode()).hexdigest()
+    return f"unread-{digest[:32]}"
+
+
+def _identifier(fields: Mapping[str, object], name: str) -> str:
+    text = _text(fields, name)
+    return text if is_provider_id(text) else ""
+
+
+def raw_body(fields: Mapping[str, object]) -> dict[str, str]:
+    """The notice as received, bounded, for the record (scalars as text, nesting as JSON)."""
+    kept: dict[str, str] = {}
+    for key, value in list(fields.items())[:RAW_MAX_FIELDS]:
+        text = value if isinstance(value, str) else json.dumps(value, default=str)
+        # PostgreSQL's JSONB cannot hold NUL: it is written as the two characters "\0".
+        kept[str(key)[:64].replace("\x00", "\\0")] = text[:RAW_MAX_VALUE].replace("\x00", "\\0")
+    return kept
 
 
 def untrusted_reason(notice: PaymentNotice, *, site_id: str, test_mode: bool) -> str | None:
@@ -112,6 +153,7 @@ def signed_notice_fields(
 __all__ = [
     "WEBHOOK_HASH_FIELDS",
     "InvalidNotice",
+    "raw_body",
     "signed_notice_fields",
     "untrusted_reason",
     "verify_and_parse",

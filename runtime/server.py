@@ -61,6 +61,7 @@ def api_config(settings: Settings) -> ApiConfig:
         odengi_password=settings.odengi_password,
         odengi_api_url=settings.odengi_api_url,
         odengi_h2h_url=settings.odengi_h2h_url,
+        odengi_contract=settings.odengi_contract,
     )
 
 

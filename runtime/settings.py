@@ -10,6 +10,17 @@ from typing import Annotated
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from payments.contract import (
+    DEFAULT_DATE_LIFE_FORMAT,
+    DEFAULT_DATE_LIFE_TZ,
+    DEFAULT_STATUS_CODES,
+    OdengiContract,
+    check_date_life_format,
+    check_status_codes,
+    check_status_paths,
+    parse_time_zone,
+)
+
 
 class PaymentProvider(StrEnum):
     ODENGI = "ODENGI"
@@ -64,6 +75,14 @@ class Settings(BaseSettings):
     odengi_password: str | None = None
     odengi_api_url: str = ODENGI_TEST_API_URL
     odengi_h2h_url: str | None = None
+    # Our reading of the unconfirmed parts of the O!Dengi contract (payments/contract.py,
+    # docs/payments.md); `evpower payments check` says which values a merchant needs.
+    odengi_status_codes: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=lambda: dict(DEFAULT_STATUS_CODES)
+    )
+    odengi_date_life_format: str = DEFAULT_DATE_LIFE_FORMAT
+    odengi_date_life_tz: str = DEFAULT_DATE_LIFE_TZ
+    odengi_status_paths: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
     # Where the provider reaches our webhook; unset: this process's own HOST and PORT.
     public_base_url: str = ""
 
@@ -104,6 +123,36 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
+
+    @field_validator("odengi_status_codes", mode="before")
+    @classmethod
+    def _status_codes(cls, value: object) -> dict[str, str]:
+        return check_status_codes(value)
+
+    @field_validator("odengi_status_paths", mode="before")
+    @classmethod
+    def _status_paths(cls, value: object) -> dict[str, str]:
+        return check_status_paths(value)
+
+    @field_validator("odengi_date_life_format")
+    @classmethod
+    def _date_life_format(cls, value: str) -> str:
+        return check_date_life_format(value)
+
+    @field_validator("odengi_date_life_tz")
+    @classmethod
+    def _date_life_tz(cls, value: str) -> str:
+        parse_time_zone(value)
+        return value.strip()
+
+    @property
+    def odengi_contract(self) -> OdengiContract:
+        return OdengiContract(
+            status_codes=self.odengi_status_codes,
+            date_life_format=self.odengi_date_life_format,
+            date_life_tz=self.odengi_date_life_tz,
+            status_paths=self.odengi_status_paths,
+        )
 
     @field_validator("database_url")
     @classmethod

@@ -3,7 +3,9 @@
 The webhook starts `PaymentReconciliation` (id `reconcile-{trans_id}`) when the top-up's own
 workflow is gone; the hourly Schedule (see runtime/schedules.py) runs `ReconcileStaleTopUps`,
 which settles every payment the webhook recorded but nobody settled (Temporal was down, say)
-and asks the provider about top-ups still open long after their invoice died. All of them
+asks statusPayment about signed notices nobody could read (`unread`: settled if the provider
+confirms a payment, else handed to review) and asks the provider about top-ups still open long
+after their invoice died. All of them
 credit through `settle_payment`, so a paid invoice is credited exactly once however late and
 however often it is reported.
 """
@@ -27,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
         StaleTopUpsInput,
         TopUpRecords,
         TopUpRef,
+        UnreadPayment,
         UnsettledPayment,
     )
     from payments.provider import PaymentNotice, PaymentProvider, PayStatus
@@ -38,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         cancel_invoice,
         check_payment,
         finish,
+        hold_for_review,
         report_of,
         settle_payment,
     )
@@ -120,6 +124,7 @@ class SweepResult:
     expired: int
     unresolved: int
     receipts: int = 0  # recorded payments that nobody had settled
+    unread: int = 0  # signed notices nobody could read, re-checked with statusPayment
 
 
 @workflow.defn(name="ReconcileStaleTopUps")
@@ -137,6 +142,17 @@ class ReconcileStaleTopUps:
         counts = {state: 0 for state in TopUpState}
         for receipt in receipts:
             counts[await self._settle_receipt(receipt)] += 1
+        unread: list[UnreadPayment] = []
+        if workflow.patched("sweep-unread-notices"):
+            unread = await workflow.execute_activity_method(
+                TopUpRecords.unread_notices,
+                page,
+                start_to_close_timeout=RECORD_TIMEOUT,
+                retry_policy=RECORD_RETRY,
+                summary="list unread notices",
+            )
+        for notice in unread:
+            counts[await self._recheck_unread(notice)] += 1
         stale: list[TopUpRef] = await workflow.execute_activity_method(
             TopUpRecords.stale_topups,
             page,
@@ -153,7 +169,27 @@ class ReconcileStaleTopUps:
             expired=counts[TopUpState.EXPIRED] + counts[TopUpState.FAILED],
             unresolved=counts[TopUpState.UNRESOLVED],
             receipts=len(receipts),
+            unread=len(unread),
         )
+
+    async def _recheck_unread(self, notice: UnreadPayment) -> TopUpState:
+        """statusPayment decides: a payment it confirms is settled as any other; the notice
+        itself goes to review unless that settlement was its own trans_id."""
+        state = TopUpState.NEEDS_REVIEW
+        try:
+            topup = None
+            if notice.topup_id or notice.invoice_id:
+                topup = await find_topup(notice.topup_id or "", notice.invoice_id)
+            if topup is not None and topup.invoice_id is not None:
+                result = await check_payment(topup.topup_id, topup.invoice_id, final=False)
+                if result.report is not None:
+                    settled = await settle_payment(topup, result.report)
+                    if result.report.trans_id == notice.trans_id:
+                        state = settled.state  # the notice was this payment
+        except ActivityError:
+            return TopUpState.UNRESOLVED  # still `unread`: next hour
+        await hold_for_review(notice.provider, [notice.trans_id], notice.topup_id, notice.reason)
+        return state
 
     async def _settle_receipt(self, receipt: UnsettledPayment) -> TopUpState:
         report = PaymentReport(receipt.trans_id, receipt.amount_tyiyn, receipt.currency, "sweep")
@@ -182,6 +218,11 @@ class ReconcileStaleTopUps:
                 return (await settle_payment(topup, result.report)).state
         except ActivityError:
             return TopUpState.UNRESOLVED  # next hour
+        if result.unreadable is not None:
+            # An answer we cannot read may hide a payment: review, never `expired`.
+            reason = f"reconciliation: {result.unreadable}"
+            await finish(topup, TopUpState.NEEDS_REVIEW, reason=reason)
+            return TopUpState.NEEDS_REVIEW
         await finish(topup, TopUpState.EXPIRED, reason="reconciliation: invoice not paid")
         return TopUpState.EXPIRED
 

@@ -4,9 +4,12 @@ createInvoice (5-minute life) -> wait for the `payment_notified` signal (the web
 path) while polling statusPayment every 60 s -> paid with the right amount: `credit_topup`
 (op_key `topup:{trans_id}`) -> `paid`. No payment in time: invoiceCancel, one last
 statusPayment (a payment can race the cancel), then `expired`. A wrong amount or currency, or a
-notice the webhook did not trust: `needs_review`, nothing credited. Before it returns, the
-workflow settles every payment notice it received, so a second payment or one that arrives
-while it is finishing is credited or sent to review, never dropped. Deterministic: every
+notice the webhook did not trust: `needs_review`, nothing credited. A signed notice the webhook
+could not interpret (`payment_unreadable`) makes it ask statusPayment at once; if no readable
+payment settles the top-up by the end, it ends `needs_review` (never `expired`), as it does when
+the last statusPayment answer cannot be read, and the unread notices go to review. Before it
+returns, the workflow settles every payment notice it received, so a second payment or one that
+arrives while it is finishing is credited or sent to review, never dropped. Deterministic: every
 effect is an activity.
 """
 
@@ -34,14 +37,16 @@ with workflow.unsafe.imports_passed_through():
     )
     from activities.topups import (
         FinishTopUpInput,
+        HoldForReviewInput,
         RecordPaymentInput,
         TopUpRecords,
         TopUpRef,
     )
-    from payments.provider import PaymentNotice, PayStatus
+    from payments.provider import PaymentNotice, PayStatus, UnreadNotice
 
 CLIENT_ID = SearchAttributeKey.for_keyword("ClientId")
 PAYMENT_NOTIFIED = "payment_notified"
+PAYMENT_UNREADABLE = "payment_unreadable"
 INVOICE_UPDATE = "invoice"
 
 INVOICE_LIFE_S = 300
@@ -154,6 +159,19 @@ async def finish(
     )
 
 
+async def hold_for_review(
+    provider: str, trans_ids: list[str], topup_id: str | None, reason: str
+) -> None:
+    """Unread notices that no readable payment settled: a human decides."""
+    await workflow.execute_activity_method(
+        TopUpRecords.hold_for_review,
+        HoldForReviewInput(provider, trans_ids, topup_id, reason),
+        start_to_close_timeout=RECORD_TIMEOUT,
+        retry_policy=RECORD_RETRY,
+        summary="unread notice to review",
+    )
+
+
 @dataclass(frozen=True)
 class Settlement:
     state: TopUpState
@@ -229,6 +247,10 @@ class TopUp:
         self._settled: set[str] = set()  # trans_ids credited or sent to review here
         self._trans_id: str | None = None
         self._reason: str | None = None
+        self._unread: dict[str, UnreadNotice] = {}  # signed notices we could not interpret
+        self._held: set[str] = set()  # unread trans_ids handed to review
+        self._recheck = False  # an unread notice came in: ask statusPayment now
+        self._unreadable: str | None = None  # a statusPayment answer we could not read
 
     @workflow.run
     async def run(self, request: TopUpInput) -> TopUpView:
@@ -275,25 +297,29 @@ class TopUp:
             wait = min(poll, remaining)
             try:
                 await workflow.wait_condition(
-                    lambda: bool(self._pending()),
+                    lambda: bool(self._pending()) or self._recheck,
                     timeout=wait,
                     timeout_summary="waiting for the payment webhook",
                 )
             except TimeoutError:
                 if wait >= remaining:
                     return None  # the invoice's life is over; _expire makes the last check
-                try:
-                    result = await check_payment(
-                        self._input.topup_id, self._invoice.invoice_id, final=False
-                    )
-                except ActivityError:
-                    continue
-                if result.report is not None:
-                    return result.report
-                if result.status == PayStatus.CANCELLED:
-                    return None
+            else:
+                if self._pending():
+                    return report_of(self._pending()[0])
+                self._recheck = False  # an unread notice: what does the provider say now?
+            try:
+                result = await check_payment(
+                    self._input.topup_id, self._invoice.invoice_id, final=False
+                )
+            except ActivityError:
                 continue
-            return report_of(self._pending()[0])
+            if result.report is not None:
+                return result.report
+            if result.unreadable is not None:
+                self._unreadable = result.unreadable  # whatever comes later, a human looks
+            elif result.status == PayStatus.CANCELLED:
+                return None
         return None
 
     async def _expire(self) -> PaymentReport | None:
@@ -313,6 +339,14 @@ class TopUp:
             return result.report
         if self._pending():
             return report_of(self._pending()[0])
+        answer = result.unreadable or self._unreadable
+        if answer is not None or self._unread:
+            # Something signed, or the provider's own answer, said more than we can read:
+            # a human decides; `expired` could hide a payment.
+            self._state = TopUpState.NEEDS_REVIEW
+            self._reason = self._unread_reason(answer)
+            await finish(self._ref(), TopUpState.NEEDS_REVIEW, reason=self._reason)
+            return None
         self._state = TopUpState.EXPIRED
         await finish(self._ref(), TopUpState.EXPIRED, reason="not paid within the invoice life")
         return None
@@ -330,6 +364,12 @@ class TopUp:
             self._state, self._trans_id = TopUpState.NEEDS_REVIEW, report.trans_id
             self._reason = settlement.reason
 
+    def _unread_reason(self, answer: str | None) -> str:
+        parts = [f"notice {key}: {notice.reason}" for key, notice in self._unread.items()]
+        if answer is not None:
+            parts.append(answer)
+        return ("unreadable: " + "; ".join(parts))[:300]
+
     async def _close(self) -> TopUpView:
         """Settle every payment notice received so far, then end. A signal that lands while
         the workflow completes makes Temporal reject the completion and deliver it here, so
@@ -338,10 +378,21 @@ class TopUp:
             # Let the `invoice` update answer (or fail) before the workflow closes.
             await workflow.wait_condition(workflow.all_handlers_finished)
             pending = self._pending()
-            if not pending:
+            unheld = [key for key in self._unread if key not in self._held]
+            if not pending and not unheld:
                 return self.state()
             for notice in pending:
                 await self._settle(report_of(notice))
+            if unheld:
+                # Rows statusPayment turned into the payment stay paid; the rest go to review.
+                self._held.update(unheld)
+                assert self._input is not None
+                await hold_for_review(
+                    self._input.provider,
+                    unheld,
+                    self._input.topup_id,
+                    self._unread_reason(None),
+                )
 
     def _ref(self) -> TopUpRef:
         assert self._input is not None
@@ -361,6 +412,14 @@ class TopUp:
         if notice.status is PayStatus.PAID and notice.trans_id not in self._seen:
             self._seen.add(notice.trans_id)
             self._notices.append(notice)
+
+    @workflow.signal(name=PAYMENT_UNREADABLE)
+    def payment_unreadable(self, notice: UnreadNotice) -> None:
+        """A signed notice the webhook kept but could not interpret (provider_transactions,
+        status `unread`): re-check with statusPayment now, and never end `expired` after it."""
+        if notice.trans_id not in self._unread:
+            self._unread[notice.trans_id] = notice
+            self._recheck = True
 
     @workflow.update(name=INVOICE_UPDATE)
     async def invoice(self) -> InvoiceInfo:

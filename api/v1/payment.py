@@ -31,13 +31,20 @@ from api.errors import ApiError
 from api.idempotency import IdempotencyKey
 from api.rate_limit import rejection_audit_allowed
 from api.v1.balance import start_topup
+from api.v1.payment_unread import keep_unread_notice
 from db.models import PaymentAudit, ProviderTransaction, TopUp
 from db.payment_audit import write_payment_audit
 from domain.identifiers import TopUpId
 from domain.money import CURRENCY, format_som
 from payments.cards import InvalidCard, validate_card
 from payments.config import ProviderSettings, build_provider
-from payments.provider import PaymentNotice, PayStatus, ProviderError, ProviderName
+from payments.provider import (
+    PaymentNotice,
+    PayStatus,
+    ProviderError,
+    ProviderName,
+    UnreadNotice,
+)
 from payments.webhook import InvalidNotice, untrusted_reason, verify_and_parse
 from workflows.reconciliation import (
     PaymentReconciliation,
@@ -63,6 +70,7 @@ def provider_settings(config: ApiConfig) -> ProviderSettings:
         password=config.odengi_password,
         api_url=config.odengi_api_url,
         h2h_url=config.odengi_h2h_url,
+        contract=config.odengi_contract,
     )
 
 
@@ -171,7 +179,7 @@ async def webhook(request: Request, context: Context, db: DbSession) -> dict[str
     provider = settings.provider.value
     fields = await _webhook_fields(request)
     try:
-        notice = verify_and_parse(fields, settings.effective_password)
+        notice = verify_and_parse(fields, settings.effective_password, settings.contract)
     except InvalidNotice as exc:
         details = {"order_id": str(fields.get("order_id", ""))[:64], "reason": exc.message}
         trans_id = str(fields.get("trans_id", ""))[:64] or None
@@ -186,6 +194,10 @@ async def webhook(request: Request, context: Context, db: DbSession) -> dict[str
             raise ApiError(401, "invalid_signature", "the webhook hash does not match") from None
         # 400, not 5xx: a malformed notice never becomes valid, so the provider must not retry.
         raise ApiError(400, "invalid_notice", exc.message) from None
+    if isinstance(notice, UnreadNotice):  # signed, so kept: see api/v1/payment_unread.py
+        return await keep_unread_notice(
+            db, context.temporal, provider, notice, fields, budget_s=WEBHOOK_BUDGET_S
+        )
     notice = screened(notice, settings)
     try:
         owner = await db.scalar(select(TopUp.client_id).where(TopUp.order_id == notice.order_id))

@@ -57,7 +57,9 @@ class ProviderTransaction(Base):
     """A payment the provider reported; `credited_entry_id` is set once, by the ledger credit.
 
     status: `received` (the webhook's durable receipt, not settled yet), `paid` (claimed by its
-    top-up), `review` (a human decides; never credited automatically)."""
+    top-up), `review` (a human decides; never credited automatically), `unread` (a signed
+    notice we could not interpret, kept with `raw_notice`: credited only when statusPayment
+    confirms it, otherwise moved to review by its top-up's workflow or the sweep)."""
 
     __tablename__ = "provider_transactions"
     __table_args__ = (
@@ -65,7 +67,14 @@ class ProviderTransaction(Base):
         Index(
             "ix_provider_transactions_unsettled",
             "created_at",
-            postgresql_where=text("credited_entry_id IS NULL AND status <> 'review'"),
+            postgresql_where=text(
+                "credited_entry_id IS NULL AND status NOT IN ('review', 'unread')"
+            ),
+        ),
+        Index(
+            "ix_provider_transactions_unread",
+            "updated_at",
+            postgresql_where=text("status = 'unread'"),
         ),
     )
 
@@ -79,6 +88,8 @@ class ProviderTransaction(Base):
     credited_entry_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("ledger_entries.id")
     )
+    raw_notice: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    review_reason: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = created_at_column()
 

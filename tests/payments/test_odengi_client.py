@@ -86,4 +86,22 @@ async def test_status_paid_and_cancel_refused_when_paid() -> None:
 def test_parse_status_variants() -> None:
     assert parse_status("1", {"status": "canceled"}).status is PayStatus.CANCELLED
     assert parse_status("1", {"status_pay": 3, "trans_id": "x", "amount": "10"}).amount_tyiyn == 10
-    assert parse_status("1", {"payments": [{"status": "declined"}]}).status is PayStatus.AWAITING
+    declined_only = parse_status(
+        "1", {"payments": [{"status": "declined"}], "status": "processing"}
+    )
+    assert declined_only.status is PayStatus.AWAITING and declined_only.unreadable is None
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"payments": [{"status": "declined"}]},  # no invoice status at all
+        {"status": "hold"},  # a word nobody told us about
+        {"status_pay": -2},  # the other public reading's "expired"
+        {"status": "approved", "amount": 100},  # paid, but which transaction?
+        {"payments": [{"status": "approved", "trans_id": "t", "amount": "1.50"}]},
+    ],
+)
+def test_a_status_answer_we_cannot_read_says_so(data: dict[str, object]) -> None:
+    """Unreadable is not "awaiting": the workflow sends it to review, never to expired."""
+    assert parse_status("1", data).unreadable

@@ -8,7 +8,9 @@ import json
 
 import pytest
 
-from payments.provider import PayStatus
+from domain.identifiers import is_provider_id
+from payments.contract import OdengiContract
+from payments.provider import PaymentNotice, PayStatus, UnreadNotice
 from payments.signing import compact_json, request_hash, signed_request_body, webhook_hash
 from payments.webhook import InvalidNotice, signed_notice_fields, verify_and_parse
 
@@ -85,6 +87,7 @@ def test_webhook_vector() -> None:
 def test_verified_notice_fields() -> None:
     fields = {**WEBHOOK, "hash": webhook_hash(WEBHOOK, "secret").upper()}
     notice = verify_and_parse(fields, "secret")
+    assert isinstance(notice, PaymentNotice)
     assert notice.trans_id == "771234"
     assert notice.status is PayStatus.PAID
     assert notice.amount_tyiyn == 25000
@@ -136,12 +139,43 @@ def test_signed_notice_round_trip() -> None:
         password="pw",
     )
     notice = verify_and_parse(fields, "pw")
+    assert isinstance(notice, PaymentNotice)
     assert (notice.trans_id, notice.amount_tyiyn, notice.test) == ("t1", 1234, False)
 
 
-def test_signed_but_non_integer_amount_is_malformed_not_forged() -> None:
-    fields = {**WEBHOOK, "amount": "250.00"}
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"amount": "250.00"}, "amount '250.00' is not whole tyiyn"),
+        ({"status_pay": "-2"}, "status_pay '-2' is not in the table"),
+        ({"status_pay": "0"}, "status_pay '0' is not in the table"),
+        ({"order_id": ""}, "lacks order_id"),
+        ({"trans_id": ""}, "lacks trans_id"),
+        ({"trans_id": "x" * 65}, "trans_id is not an identifier"),
+        ({"order_id": "a b"}, "order_id is not an identifier"),
+    ],
+)
+def test_signed_but_unreadable_notice_is_kept_not_refused(change: dict[str, str], why: str) -> None:
+    """Nothing signed is dropped: what we cannot interpret comes back as an UnreadNotice."""
+    fields = {**WEBHOOK, **change}
     fields["hash"] = webhook_hash(fields, "secret")
-    with pytest.raises(InvalidNotice) as caught:
-        verify_and_parse(fields, "secret")
-    assert not caught.value.signature
+    notice = verify_and_parse(fields, "secret")
+    assert isinstance(notice, UnreadNotice)
+    assert why in notice.reason
+    assert is_provider_id(notice.trans_id)
+    # The provider's retry of the same notice lands on the same key.
+    again = verify_and_parse(dict(fields), "secret")
+    assert isinstance(again, UnreadNotice) and again.trans_id == notice.trans_id
+
+
+def test_the_status_table_is_configuration() -> None:
+    """The other public reading: 0 pending, 1 paid, -1 cancelled, -2 expired."""
+    other = OdengiContract(
+        status_codes={"0": "awaiting", "1": "paid", "-1": "cancelled", "-2": "expired"}
+    )
+    fields = {**WEBHOOK, "status_pay": "1"}
+    fields["hash"] = webhook_hash(fields, "secret")
+    notice = verify_and_parse(fields, "secret", other)
+    assert isinstance(notice, PaymentNotice) and notice.status is PayStatus.PAID
+    today = verify_and_parse(fields, "secret")
+    assert isinstance(today, PaymentNotice) and today.status is PayStatus.AWAITING

@@ -14,7 +14,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from db.models import Client as ClientRow
 from db.models import ProviderTransaction
 from db.models import TopUp as TopUpRow
-from payments.provider import PaymentNotice, PayStatus
+from payments.provider import PaymentNotice, PayStatus, UnreadNotice
 from tests.payments.conftest import Harness, keep_history, paid_notice
 from workflows.reconciliation import (
     PaymentReconciliation,
@@ -278,3 +278,84 @@ async def test_hourly_sweep_settles_stale_topups_once(harness: Harness) -> None:
     assert (await harness.topup_row("stale-noinvoice")).state == "failed"
     assert harness.fake.invoices["stale-unpaid"].status == "canceled"
     assert await harness.available(client_id) == 12_000
+
+
+async def test_an_unreadable_status_answer_ends_in_review_never_expired(harness: Harness) -> None:
+    """statusPayment answers with a status nobody told us about: the invoice may be paid."""
+    handle, request = await harness.start(20_000)
+    await request_invoice(handle)
+    harness.fake.invoices[request.topup_id].status = "hold"
+    view = await handle.result()
+    assert view.state == "needs_review"
+    assert "'hold'" in (view.reason or "")
+    assert (await harness.topup_row(request.topup_id)).state == "needs_review"
+    events = await harness.audit_events(request.topup_id)
+    assert "status_unreadable" in events and "topup_expired" not in events
+    await keep_history(handle, "topup_unreadable_status")
+
+
+async def test_an_unread_notice_is_rechecked_at_once_and_held_for_review(
+    harness: Harness,
+) -> None:
+    handle, request = await harness.start(20_000)
+    await request_invoice(handle)
+    async with harness.sessions() as session, session.begin():
+        session.add(
+            ProviderTransaction(
+                provider="ODENGI",
+                trans_id="t-unread",
+                topup_id=request.topup_id,
+                status="unread",
+                amount_tyiyn=20_000,
+                currency="KGS",
+                raw_notice={"status_pay": "0"},
+                review_reason="status_pay '0' is not in the table",
+            )
+        )
+    await handle.signal(
+        TopUp.payment_unreadable,
+        UnreadNotice("t-unread", request.topup_id, None, "status_pay '0' is not in the table"),
+    )
+    view = await handle.result()
+    assert view.state == "needs_review"
+    assert "t-unread" in (view.reason or "")
+    # the re-check at once, four polls, the last check
+    assert harness.fake.calls["statusPayment"] == 6
+    assert await harness.count(ProviderTransaction, trans_id="t-unread", status="review") == 1
+    assert await harness.ledger_entries(request.client_id) == []
+    await keep_history(handle, "topup_unread_notice")
+
+
+async def test_the_sweep_settles_an_unread_notice_the_provider_confirms(harness: Harness) -> None:
+    """An unread notice for a top-up whose workflow is gone: statusPayment reads the payment,
+    the sweep credits it once, and the kept row is the paid transaction, not a review case."""
+    client_id = str(uuid.uuid4())
+    await harness.add_stale_topup("stale-unread", client_id, 12_000)
+    harness.fake.pay("stale-unread", "t-unread-paid")
+    old = datetime.now(UTC) - timedelta(hours=1)
+    async with harness.sessions() as session, session.begin():
+        for trans_id in ("t-unread-paid", "t-unread-other"):
+            session.add(
+                ProviderTransaction(
+                    provider="ODENGI",
+                    trans_id=trans_id,
+                    topup_id="stale-unread",
+                    status="unread",
+                    amount_tyiyn=0,
+                    currency="KGS",
+                    raw_notice={"status_pay": "9"},
+                    review_reason="status_pay '9' is not in the table",
+                    created_at=old,
+                    updated_at=old,
+                )
+            )
+    handle = await harness.client.start_workflow(
+        ReconcileStaleTopUps.run, SweepInput(), id="sweep-unread", task_queue=harness.task_queue
+    )
+    result = await handle.result()
+    assert (result.unread, result.paid, result.needs_review) == (2, 1, 1)
+    assert await harness.available(client_id) == 12_000
+    assert await harness.count(ProviderTransaction, trans_id="t-unread-paid", status="paid") == 1
+    assert await harness.count(ProviderTransaction, trans_id="t-unread-other", status="review") == 1
+    assert (await harness.topup_row("stale-unread")).state == "paid"
+    await keep_history(handle, "sweep_unread_notices")

@@ -1,0 +1,83 @@
+"""The webhook's answer to a signed notice it cannot interpret: keep it, audit it, answer 200
+(the provider stops retrying), and ask the top-up's workflow to re-check with statusPayment.
+A top-up whose workflow is gone is left to the hourly sweep, which re-checks `unread` rows."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.deps import DbSession
+from api.errors import ApiError
+from db.models import TopUp
+from db.payment_audit import write_payment_audit
+from db.unread_notices import record_unread_notice
+from payments.odengi import as_tyiyn
+from payments.provider import UnreadNotice
+from payments.webhook import raw_body
+from workflows.topup import TopUp as TopUpWorkflow
+from workflows.topup import topup_workflow_id
+
+log = structlog.get_logger(__name__)
+
+
+async def keep_unread_notice(
+    db: DbSession,
+    temporal: Client,
+    provider: str,
+    notice: UnreadNotice,
+    fields: Mapping[str, object],
+    *,
+    budget_s: float,
+) -> dict[str, str]:
+    raw = raw_body(fields)
+    try:
+        topup_id = None
+        if notice.order_id:
+            topup_id = await db.scalar(select(TopUp.id).where(TopUp.order_id == notice.order_id))
+        await record_unread_notice(
+            db,
+            provider=provider,
+            trans_id=notice.trans_id,
+            topup_id=topup_id,
+            invoice_id=notice.invoice_id,
+            amount_tyiyn=as_tyiyn(raw.get("amount")),
+            currency=str(raw.get("currency", "")).upper(),
+            raw=raw,
+            reason=notice.reason,
+        )
+        write_payment_audit(
+            db,
+            "webhook_unreadable",
+            provider,
+            ok=False,
+            topup_id=topup_id,
+            trans_id=notice.trans_id,
+            details={"reason": notice.reason, "notice": raw},
+        )
+        await db.commit()
+    except (SQLAlchemyError, OSError) as exc:
+        log.error("unread notice not recorded", trans_id=notice.trans_id, error=type(exc).__name__)
+        raise ApiError(503, "unavailable", "notice not recorded; please retry") from None
+    log.warning("webhook unreadable", trans_id=notice.trans_id, reason=notice.reason)
+    if topup_id is None:
+        return {"status": "ok", "routed": "review"}
+    try:
+        async with asyncio.timeout(budget_s):
+            handle = temporal.get_workflow_handle_for(
+                TopUpWorkflow.run, topup_workflow_id(topup_id)
+            )
+            await handle.signal(TopUpWorkflow.payment_unreadable, notice)
+    except RPCError as exc:
+        if exc.status is not RPCStatusCode.NOT_FOUND:
+            log.warning("unread notice not signalled", trans_id=notice.trans_id)
+    except TimeoutError:
+        # Recorded: the sweep re-checks `unread` rows whatever happens to this signal.
+        log.warning("unread notice not signalled", trans_id=notice.trans_id)
+    return {"status": "ok", "routed": "review"}
