@@ -15,6 +15,7 @@ import sys
 from dataclasses import replace
 from typing import Any
 
+from benchmarks.infra import BENCHMARK_KEY_PEPPER
 from gateway.config import GatewayConfig
 from gateway.server import OcppGateway
 from runtime.asgi import OcppDispatcher
@@ -50,6 +51,7 @@ async def main(args: argparse.Namespace) -> None:
         log_level=args.log_level,
         # benchmarks/infra.py seeds stations without passwords: hashing is not what is measured.
         ocpp_allow_passwordless_stations=True,
+        ocpp_key_pepper=BENCHMARK_KEY_PEPPER,
     )
     configure_logging(LogFormat.JSON, settings.log_level)
     stop = asyncio.Event()

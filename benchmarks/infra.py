@@ -9,10 +9,12 @@ from sqlalchemy import insert
 from db.engine import create_engine
 from db.migrate import upgrade_sync
 from db.models import Connector, Station
-from gateway.auth import hash_password
+from gateway.auth import ChargerKeys
 from runtime.embedded import EmbeddedPostgres, EmbeddedTemporal, free_port
 
 BATCH = 2_000
+# The benchmark deployment's OCPP_KEY_PEPPER: a throwaway database, a throwaway secret.
+BENCHMARK_KEY_PEPPER = "benchmark-pepper-0123456789abcdef-not-a-secret"
 
 
 def start_postgres(data_dir: Path) -> tuple[EmbeddedPostgres, str]:
@@ -23,12 +25,10 @@ def start_postgres(data_dir: Path) -> tuple[EmbeddedPostgres, str]:
 
 
 async def seed_stations(url: str, prefix: str, count: int, *, password: str | None = None) -> None:
-    """`count` accepted stations `{prefix}00001...`, one connector each.
-
-    One hash for all: scrypt is deliberately slow (tens of ms), and 10,000 of them would
-    be minutes of setup measuring nothing.
-    """
-    password_hash = hash_password(password) if password is not None else None
+    """`count` accepted stations `{prefix}00001...`, one connector each, all with one
+    key hash (under BENCHMARK_KEY_PEPPER, which benchmarks/gateway_server.py configures)."""
+    keys = ChargerKeys(BENCHMARK_KEY_PEPPER.encode())
+    password_hash = keys.hash(password) if password is not None else None
     engine = create_engine(url, pool_size=1)
     ids = [f"{prefix}{number:05d}" for number in range(1, count + 1)]
     try:

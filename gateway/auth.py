@@ -1,4 +1,14 @@
-"""Charger passwords (OCPP security profile 1 AuthorizationKey): salted scrypt hashes."""
+"""Charger keys (OCPP security profile 1 AuthorizationKey): generation, storage, verification.
+
+A key is a random secret EvPower generates, not a human password, so what protects it is
+its entropy, not the cost of the hash. Stored form: `hmac-sha256$salt$digest`, the digest
+being HMAC-SHA256 under a server-side pepper (a setting, never in the database) of the salt
+and the key. One check costs about a microsecond, so a city of chargers reconnecting after
+a deploy costs nothing, and a stolen database alone reveals nothing testable offline.
+
+Hashes written before this scheme (`scrypt$n$r$p$salt$hash`) still verify, slowly; the
+gateway replaces them with the new form on the charger's first successful login.
+"""
 
 from __future__ import annotations
 
@@ -7,49 +17,107 @@ import binascii
 import hashlib
 import hmac
 import secrets
+from enum import Enum
 
-# Format: scrypt$n$r$p$salt_b64$hash_b64 — parameters travel with the hash so they can be
-# changed later without invalidating stored passwords.
-# n=2^12 (~8 ms, 4 MiB) rather than the 2^14 usual for human passwords: AuthorizationKeys are
-# 16-40 characters and generated at random by `evpower stations add`, and a restarted gateway
-# must re-check a whole fleet at once (10,000 chargers: ~80 s of hashing, not ~6 minutes).
-_SCHEME = "scrypt"
-_N = 2**12
-_R = 8
-_P = 1
+SCHEME = "hmac-sha256"
+LEGACY_SCHEME = "scrypt"
+MIN_PEPPER_BYTES = 32
 _SALT_BYTES = 16
-_HASH_BYTES = 32
-# 128 * n * r bytes is what scrypt needs; allow some headroom over the 16 MiB it uses.
-_MAXMEM = 64 * 1024 * 1024
+# 18 random bytes are 24 URL-safe characters: 144 bits, inside the 16-40 characters OCPP
+# allows for an AuthorizationKey, and far beyond any online or offline guessing.
+GENERATED_KEY_BYTES = 18
+
+# The legacy scrypt parameters; only the tests make new hashes of this kind.
+_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**12, 8, 1
+_SCRYPT_MAXMEM = 64 * 1024 * 1024
+
+
+class KeyCheck(Enum):
+    MATCH = "match"
+    MISMATCH = "mismatch"
+    LEGACY = "legacy"  # a scrypt hash: verify with `verify_legacy`, off the event loop
+
+
+def generate_key() -> str:
+    """A new AuthorizationKey for a charger (shown once to the operator)."""
+    return secrets.token_urlsafe(GENERATED_KEY_BYTES)
 
 
 def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode("ascii")
 
 
-def _derive(password: str, salt: bytes, *, n: int, r: int, p: int, length: int) -> bytes:
-    return hashlib.scrypt(
-        password.encode("utf-8"), salt=salt, n=n, r=r, p=p, maxmem=_MAXMEM, dklen=length
-    )
+class ChargerKeys:
+    """Hashes and checks keys under one pepper; every gateway and `evpower stations add`
+    of one deployment must share it (a changed pepper invalidates every stored key)."""
+
+    def __init__(self, pepper: bytes) -> None:
+        if len(pepper) < MIN_PEPPER_BYTES:
+            raise ValueError(f"the key pepper must be at least {MIN_PEPPER_BYTES} bytes")
+        self._pepper = pepper
+
+    def _digest(self, salt: bytes, key: str) -> bytes:
+        return hmac.new(self._pepper, salt + key.encode("utf-8"), hashlib.sha256).digest()
+
+    def hash(self, key: str) -> str:
+        """The stored form of `key` for `stations.password_hash`."""
+        salt = secrets.token_bytes(_SALT_BYTES)
+        return f"{SCHEME}${_b64(salt)}${_b64(self._digest(salt, key))}"
+
+    def check(self, key: str, stored: str) -> KeyCheck:
+        """MATCH / MISMATCH in constant time; LEGACY when `stored` is an old scrypt hash.
+        A malformed stored value never matches."""
+        scheme, _, rest = stored.partition("$")
+        if scheme == LEGACY_SCHEME:
+            return KeyCheck.LEGACY
+        salt_b64, sep, digest_b64 = rest.partition("$")
+        if scheme != SCHEME or not sep:
+            return KeyCheck.MISMATCH
+        try:
+            salt = base64.b64decode(salt_b64, validate=True)
+            expected = base64.b64decode(digest_b64, validate=True)
+        except binascii.Error:
+            return KeyCheck.MISMATCH
+        try:
+            actual = self._digest(salt, key)
+        except UnicodeEncodeError:  # a lone surrogate cannot be any stored key
+            return KeyCheck.MISMATCH
+        return KeyCheck.MATCH if hmac.compare_digest(actual, expected) else KeyCheck.MISMATCH
 
 
-def hash_password(password: str) -> str:
-    """A new salted hash of `password`, safe to store in `stations.password_hash`."""
-    salt = secrets.token_bytes(_SALT_BYTES)
-    digest = _derive(password, salt, n=_N, r=_R, p=_P, length=_HASH_BYTES)
-    return f"{_SCHEME}${_N}${_R}${_P}${_b64(salt)}${_b64(digest)}"
-
-
-def verify_password(password: str, stored: str) -> bool:
-    """True when `password` matches `stored`; a malformed stored value never matches."""
+def verify_legacy(key: str, stored: str) -> bool:
+    """True when `key` matches a legacy `scrypt$n$r$p$salt$hash`; ~8 ms of CPU."""
     parts = stored.split("$")
-    if len(parts) != 6 or parts[0] != _SCHEME:
+    if len(parts) != 6 or parts[0] != LEGACY_SCHEME:
         return False
     try:
         n, r, p = int(parts[1]), int(parts[2]), int(parts[3])
         salt = base64.b64decode(parts[4], validate=True)
         expected = base64.b64decode(parts[5], validate=True)
-        actual = _derive(password, salt, n=n, r=r, p=p, length=len(expected))
-    except (ValueError, binascii.Error):
+        actual = hashlib.scrypt(
+            key.encode("utf-8"),
+            salt=salt,
+            n=n,
+            r=r,
+            p=p,
+            maxmem=_SCRYPT_MAXMEM,
+            dklen=len(expected),
+        )
+    except (ValueError, binascii.Error, UnicodeEncodeError):
         return False
     return hmac.compare_digest(actual, expected)
+
+
+def legacy_hash(key: str) -> str:
+    """A hash in the legacy scrypt form, as deployments before the HMAC scheme stored it."""
+    salt = secrets.token_bytes(_SALT_BYTES)
+    digest = hashlib.scrypt(
+        key.encode("utf-8"),
+        salt=salt,
+        n=_SCRYPT_N,
+        r=_SCRYPT_R,
+        p=_SCRYPT_P,
+        maxmem=_SCRYPT_MAXMEM,
+        dklen=32,
+    )
+    return f"{LEGACY_SCHEME}${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}${_b64(salt)}${_b64(digest)}"

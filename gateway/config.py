@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from gateway.auth import MIN_PEPPER_BYTES
 
 
 @dataclass(frozen=True)
@@ -10,6 +12,9 @@ class GatewayConfig:
     """Built by `runtime/` from settings; the gateway never reads the environment itself."""
 
     instance_id: str  # names the Temporal task queue `gateway-{instance_id}`; unique per process
+    # Server-side secret every charger key hash is keyed with (gateway/auth.py); the same
+    # for every gateway and `evpower stations add` of a deployment.
+    key_pepper: bytes = field(repr=False)
     heartbeat_interval_s: int = 300  # answered in BootNotification
     meter_signal_interval_s: int = 300  # at most one meter_sample signal per transaction per this
     allow_unknown_stations: bool = False  # accept unknown stations as Pending (onboarding)
@@ -20,8 +25,8 @@ class GatewayConfig:
     command_timeout_s: float = 30.0  # how long a CSMS -> charger call waits for the answer
     signal_timeout_s: float = 10.0  # per Temporal signal RPC; past it the charger gets a CallError
     last_seen_flush_s: float = 15.0  # how often traffic timestamps are written to stations
-    auth_workers: int = 1  # threads hashing passwords at the upgrade, off the event loop
-    auth_backlog: int = 64  # hash jobs queued or running; past it upgrades get 503 Retry-After
+    auth_workers: int = 1  # threads for legacy (scrypt) key hashes, until each is upgraded
+    auth_backlog: int = 64  # legacy hash jobs queued or running; past it upgrades get 503
     shutdown_close_code: int = 1001
     # The relay of transaction events (gateway/relay.py): it looks for rows other gateways
     # left every relay_poll_s, and retries a failed delivery or probes a Temporal that is
@@ -39,6 +44,8 @@ class GatewayConfig:
     def __post_init__(self) -> None:
         if not self.instance_id:
             raise ValueError("instance_id must not be empty")
+        if len(self.key_pepper) < MIN_PEPPER_BYTES:
+            raise ValueError(f"key_pepper must be at least {MIN_PEPPER_BYTES} bytes")
         if self.heartbeat_interval_s <= 0:
             raise ValueError("heartbeat_interval_s must be positive")
         if self.meter_signal_interval_s < 0:

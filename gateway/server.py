@@ -14,7 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from gateway import denial_log
+from gateway.auth import ChargerKeys
 from gateway.backlog import DatabaseBacklog
+from gateway.charger_auth import Authenticator, AuthLimits
 from gateway.commands import GatewayCommands
 from gateway.config import GatewayConfig
 from gateway.context import GatewayContext
@@ -29,8 +32,6 @@ from gateway.registry import ConnectionRegistry
 from gateway.relay import TransactionRelay
 from gateway.store import GatewayStore
 from gateway.upgrade import (
-    Authenticator,
-    AuthLimits,
     basic_credentials,
     choose_subprotocol,
     station_id_from_path,
@@ -44,6 +45,13 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 _REPLACED = 1000  # normal closure: the same charger opened a newer connection
+# What a refused charger is told: the same for an unknown station and a wrong key, so the
+# answer reveals nothing about which station ids or keys exist.
+_PUBLIC_REASONS = {
+    401: "unauthorized",
+    429: "too many failed attempts",
+    503: "try again later",
+}
 
 
 class OcppGateway:
@@ -98,6 +106,7 @@ class OcppGateway:
         self.registry = ConnectionRegistry()
         self._auth = Authenticator(
             self._store,
+            ChargerKeys(config.key_pepper),
             allow_unknown=config.allow_unknown_stations,
             allow_passwordless=config.allow_passwordless_stations,
             limits=AuthLimits(workers=config.auth_workers, backlog=config.auth_backlog),
@@ -127,6 +136,7 @@ class OcppGateway:
         ]
         for task in self._tasks:
             task.add_done_callback(_report_crash)
+        denial_log.install()
         self._accepting = True
         log.info("gateway started", task_queue=self.task_queue)
 
@@ -236,6 +246,7 @@ class OcppGateway:
                 station_id=station_id,
                 remote=remote,
                 retry_after_s=verdict.retry_after_s,
+                logged=verdict.logged,
             )
             return None
         await send({"type": "websocket.accept", "subprotocol": subprotocol})
@@ -298,16 +309,20 @@ class OcppGateway:
         station_id: str | None,
         remote: str | None,
         retry_after_s: int | None = None,
+        logged: bool = True,
     ) -> None:
+        """A refusal is a normal answer: one info line with the reason (none for refusals
+        while throttled, whose first failure said so), and the charger learns only the status."""
         REJECTED_UPGRADES.labels(str(status)).inc()
-        log.warning(
-            "charger refused",
-            station_id=station_id,
-            remote_address=remote,
-            status=status,
-            reason=reason,
-        )
-        await _refuse(scope, send, status, reason, retry_after_s)
+        if logged:
+            log.info(
+                "charger refused",
+                station_id=station_id,
+                remote_address=remote,
+                status=status,
+                reason=reason,
+            )
+        await _refuse(scope, send, status, _PUBLIC_REASONS.get(status, reason), retry_after_s)
 
 
 def _report_crash(task: asyncio.Task[None]) -> None:
@@ -319,6 +334,7 @@ async def _refuse(
     scope: Scope, send: Send, status: int, reason: str, retry_after_s: int | None = None
 ) -> None:
     """An HTTP answer to the upgrade where the server supports it, else a close before accept."""
+    denial_log.DENIED.set(True)
     if "websocket.http.response" not in scope.get("extensions", {}):
         await send({"type": "websocket.close", "code": 1008})
         return

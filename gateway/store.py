@@ -117,6 +117,17 @@ class GatewayStore:
             ).first()
         return None if row is None else StationAuth(row[0], row[1])
 
+    async def replace_password_hash(self, station_id: str, old: str, new: str) -> bool:
+        """Store `new` only if the row still holds `old` (an operator may have re-keyed the
+        station meanwhile); True when it was replaced."""
+        async with self._engine.begin() as connection:
+            result = await connection.execute(
+                update(Station)
+                .where(Station.id == station_id, Station.password_hash == old)
+                .values(password_hash=new)
+            )
+        return bool(result.rowcount)
+
     async def connect(
         self, station_id: str, queue: str, connected_at: datetime, remote_address: str | None
     ) -> None:

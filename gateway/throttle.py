@@ -6,8 +6,9 @@ import math
 
 
 class FailureThrottle:
-    """A key (station id, remote address) with `limit` failures inside one window is refused
-    until that window ends, so a flood of wrong passwords costs no hashing at all.
+    """A key (station id, remote address) with `limit` failures inside one window is
+    throttled until that window ends. What throttled means is the caller's choice: the
+    upgrade refuses wrong keys faster and cheaper then, never a right one.
 
     Memory is bounded: past `max_keys`, expired windows are dropped first, then the oldest.
     """
@@ -32,15 +33,17 @@ class FailureThrottle:
             return None
         return max(1, math.ceil(left)) if failures >= self._limit else None
 
-    def record(self, key: str, now: float) -> None:
+    def record(self, key: str, now: float) -> bool:
+        """Count one failure; True when it is the one that starts throttling `key`."""
         window = self._windows.get(key)
         if window is None or now - window[0] >= self._window_s:
             self._windows.pop(key, None)
             if len(self._windows) >= self._max_keys:
                 self._evict(now)
             self._windows[key] = (now, 1)
-        else:
-            self._windows[key] = (window[0], window[1] + 1)
+            return self._limit == 1
+        self._windows[key] = (window[0], window[1] + 1)
+        return window[1] + 1 == self._limit
 
     def _evict(self, now: float) -> None:
         expired = [k for k, (start, _) in self._windows.items() if now - start >= self._window_s]

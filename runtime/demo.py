@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from activities.ledger import Ledger, LedgerMovement
 from db.models import Client, Connector, Location, Station
 from domain.ledger import Operation
-from gateway.auth import hash_password
+from gateway.auth import ChargerKeys
 
 DEMO_CLIENT_ID = "0d3e0000-0000-4000-8000-000000000001"
 DEMO_LOCATION_ID = "bishkek-ala-too"
@@ -21,7 +21,7 @@ DEMO_BALANCE_TYIYN = 50_000  # 500 som
 DEMO_CONNECTORS = 2
 
 
-async def seed_demo_data(sessions: async_sessionmaker[AsyncSession]) -> None:
+async def seed_demo_data(sessions: async_sessionmaker[AsyncSession], keys: ChargerKeys) -> None:
     """Idempotent: a restart of `evpower dev` finds everything in place and adds nothing."""
     async with sessions() as session, session.begin():
         await session.execute(
@@ -44,7 +44,7 @@ async def seed_demo_data(sessions: async_sessionmaker[AsyncSession]) -> None:
                     location_id=DEMO_LOCATION_ID,
                     name=f"Ala-Too DC {number}",
                     price_tyiyn_per_kwh=DEMO_PRICE_TYIYN_PER_KWH,
-                    password_hash=hash_password(DEMO_STATION_PASSWORD),
+                    password_hash=keys.hash(DEMO_STATION_PASSWORD),
                     registration_status="accepted",
                 )
                 .on_conflict_do_nothing()

@@ -21,6 +21,7 @@ from api.errors import install_error_handlers
 from gateway.config import GatewayConfig
 from gateway.server import OcppGateway
 from runtime.asgi import ASGIApp, OcppDispatcher
+from runtime.key_pepper import key_pepper
 from runtime.services import Services
 from runtime.settings import Settings
 
@@ -93,6 +94,7 @@ def gateway_config(settings: Settings) -> GatewayConfig:
     instance_id = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
     return GatewayConfig(
         instance_id=instance_id,
+        key_pepper=key_pepper(settings),
         heartbeat_interval_s=settings.ocpp_heartbeat_interval_s,
         meter_signal_interval_s=settings.meter_signal_interval_s,
         allow_unknown_stations=settings.ocpp_allow_unknown_stations,

@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from payments.contract import (
@@ -104,7 +104,10 @@ class Settings(BaseSettings):
     meter_signal_interval_s: int = Field(default=300, ge=0)
     # Security profile 0 (no credentials) for stations without a password: tests/benchmarks only.
     ocpp_allow_passwordless_stations: bool = False
-    ocpp_auth_workers: int = Field(default=1, ge=1, le=64)  # password-hashing threads
+    ocpp_auth_workers: int = Field(default=1, ge=1, le=64)  # legacy (scrypt) key-hash threads
+    # Keys every charger key hash (runtime/key_pepper.py); unset: generated in the data dir,
+    # which only an embedded database may rely on.
+    ocpp_key_pepper: SecretStr | None = None
     ocpp_command_timeout_s: float = Field(default=30.0, gt=0, le=600)  # CSMS -> charger call
     ocpp_signal_timeout_s: float = Field(default=10.0, gt=0, le=300)  # per workflow signal RPC
 

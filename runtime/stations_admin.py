@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import secrets
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,16 +14,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from db.models import Connector, Location, Station, StationConnection
 from domain.errors import Conflict, DomainError, NotFound
 from domain.tariff import Tariff
-from gateway.auth import hash_password
+from gateway.auth import ChargerKeys, generate_key
 
 # The id is the last path segment of the charger's websocket URL and its HTTP Basic user
 # name: URL-safe, no ':' and at most 48 characters (OCPP's chargeBoxIdentity length).
 STATION_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,47}$")
 MAX_CONNECTORS = 32
-# OCPP 1.6 security profile 1 passwords are at most 40 characters; below 8 is guessable.
-# OCPP security profile 1/2 AuthorizationKey: 16 to 40 characters.
+# OCPP security profile 1/2 AuthorizationKey: 16 to 40 characters. Generated keys are
+# 24 random URL-safe characters (gateway/auth.py): 144 bits, which is what lets the gateway
+# check them with one keyed hash instead of a slow KDF.
 PASSWORD_LENGTHS = range(16, 41)
-GENERATED_PASSWORD_BYTES = 18  # 24 URL-safe characters
 
 
 class InvalidStationInput(DomainError):
@@ -67,6 +66,7 @@ def _validate(station_id: str, connectors: int, price_tyiyn_per_kwh: int, passwo
 
 async def create_station(
     sessions: async_sessionmaker[AsyncSession],
+    keys: ChargerKeys,
     *,
     station_id: str,
     connectors: int,
@@ -78,12 +78,12 @@ async def create_station(
     """Register an accepted station and its connectors in one transaction.
 
     Without `password` one is generated; the caller shows `NewStation.password` once,
-    only its salted hash is stored. Raises InvalidStationInput / InvalidAmount for bad
+    only its keyed hash is stored. Raises InvalidStationInput / InvalidAmount for bad
     input, NotFound for an unknown location, Conflict for an existing id; nothing is
     written in any of those cases.
     """
     generated = password is None
-    plain = secrets.token_urlsafe(GENERATED_PASSWORD_BYTES) if password is None else password
+    plain = generate_key() if password is None else password
     _validate(station_id, connectors, price_tyiyn_per_kwh, plain)
     try:
         async with sessions() as session, session.begin():
@@ -97,7 +97,7 @@ async def create_station(
                     location_id=location_id,
                     name=name,
                     price_tyiyn_per_kwh=price_tyiyn_per_kwh,
-                    password_hash=hash_password(plain),
+                    password_hash=keys.hash(plain),
                     registration_status="accepted",
                 )
             )

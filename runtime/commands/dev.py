@@ -14,7 +14,9 @@ from typing import Any
 
 from api.dev_tokens import issue_dev_token
 from db.migrate import upgrade
+from gateway.auth import ChargerKeys
 from runtime import demo
+from runtime.key_pepper import data_dir_pepper, key_pepper
 from runtime.logging import configure_logging
 from runtime.process import run_process
 from runtime.server import Role
@@ -41,7 +43,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def dev_settings() -> Settings:
     overrides = {key: value for key, value in DEV_DEFAULTS.items() if key.upper() not in os.environ}
-    return load_settings(**overrides)
+    settings = load_settings(**overrides)
+    if settings.ocpp_key_pepper is None:
+        # Even with an external DATABASE_URL, dev keys its demo chargers with the data dir's.
+        overrides["ocpp_key_pepper"] = data_dir_pepper(settings.evpower_data_dir)
+        settings = load_settings(**overrides)
+    return settings
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -51,7 +58,7 @@ async def run(args: argparse.Namespace) -> int:
     async def prepare(services: Services) -> None:
         await upgrade(services.database_url)
         if not args.no_demo:
-            await demo.seed_demo_data(services.sessions)
+            await demo.seed_demo_data(services.sessions, ChargerKeys(key_pepper(settings)))
 
     def announce(services: Services) -> None:
         print(banner(services.settings), file=sys.stdout, flush=True)  # noqa: T201

@@ -13,7 +13,9 @@ from sqlalchemy.exc import DBAPIError
 from db.engine import create_engine, session_factory
 from domain.errors import DomainError
 from domain.money import format_som
+from gateway.auth import ChargerKeys
 from runtime.cli_database import cli_database
+from runtime.key_pepper import key_pepper
 from runtime.logging import configure_logging
 from runtime.settings import Settings, get_settings
 from runtime.stations_admin import NewStation, StationSummary, create_station, list_stations
@@ -77,12 +79,14 @@ async def add_command(args: argparse.Namespace, settings: Settings) -> int:
         price = _whole_number(args.price_tyiyn_per_kwh, "--price-tyiyn-per-kwh")
     except ValueError as exc:
         return _fail(str(exc), EXIT_BAD_INPUT)
+    keys = ChargerKeys(key_pepper(settings))  # before the database: a missing pepper is one line
     try:
         async with cli_database(settings) as url:
             engine = create_engine(url, pool_size=1)
             try:
                 created = await create_station(
                     session_factory(engine),
+                    keys,
                     station_id=args.station_id,
                     connectors=connectors,
                     price_tyiyn_per_kwh=price,

@@ -27,7 +27,7 @@ from api.dev_tokens import issue_dev_token
 from db.models import Connector, Station
 from domain.ledger import Operation
 from domain.tariff import energy_cost_tyiyn
-from gateway.auth import hash_password
+from gateway.auth import ChargerKeys
 from gateway.config import GatewayConfig
 from gateway.server import OcppGateway
 from runtime.asgi import OcppDispatcher
@@ -39,6 +39,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SECRET = "charging-e2e-secret-0123456789abcdef-xyz"
 PASSWORD = "e2e charger password"
+KEY_PEPPER = b"charging-e2e-pepper-0123456789abcdef"
 PRICE = 1_500
 INITIAL = 50_000
 CAR_TAKES_WH = 5_000
@@ -69,6 +70,7 @@ async def running_stack(
         temporal,
         GatewayConfig(
             instance_id=f"e2e-{uuid.uuid4().hex[:8]}",
+            key_pepper=KEY_PEPPER,
             heartbeat_interval_s=60,
             meter_signal_interval_s=1,  # the timeline shows samples even in a short test
             command_timeout_s=10.0,
@@ -116,7 +118,7 @@ async def add_station(sessions: async_sessionmaker[AsyncSession], station_id: st
                 id=station_id,
                 name=station_id,
                 price_tyiyn_per_kwh=PRICE,
-                password_hash=hash_password(PASSWORD),
+                password_hash=ChargerKeys(KEY_PEPPER).hash(PASSWORD),
             )
         )
         await session.flush()

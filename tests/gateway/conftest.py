@@ -23,13 +23,15 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
 from db.models import Connector, Location, Station
-from gateway.auth import hash_password
+from gateway.auth import ChargerKeys, legacy_hash
 from gateway.config import GatewayConfig
 from gateway.server import OcppGateway
 from runtime.asgi import OcppDispatcher, Receive, Scope, Send
 from tests.gateway.workflows import CommandProbe, SignalSink
 
 PASSWORD = "correct horse battery"
+KEY_PEPPER = b"gateway-tests-pepper-0123456789abcdef"  # the deployment secret, for tests
+KEYS = ChargerKeys(KEY_PEPPER)
 
 
 async def plain_api(scope: Scope, receive: Receive, send: Send) -> None:
@@ -65,6 +67,7 @@ async def start_gateway(
     async def start(**overrides: Any) -> RunningGateway:
         settings: dict[str, Any] = {
             "instance_id": f"test-{uuid.uuid4().hex[:8]}",
+            "key_pepper": KEY_PEPPER,
             "heartbeat_interval_s": 60,
             "max_frame_bytes": 16 * 1024,
             "command_timeout_s": 5.0,
@@ -111,7 +114,17 @@ async def gateway(start_gateway: GatewayFactory) -> RunningGateway:
 async def add_station(
     sessions: async_sessionmaker[AsyncSession],
 ) -> Callable[..., Awaitable[str]]:
-    async def add(station_id: str, *, password: str | None = PASSWORD, connectors: int = 2) -> str:
+    async def add(
+        station_id: str,
+        *,
+        password: str | None = PASSWORD,
+        connectors: int = 2,
+        legacy: bool = False,
+    ) -> str:
+        if password is None:
+            stored = None
+        else:  # legacy: the scrypt hash deployments stored before the HMAC scheme
+            stored = legacy_hash(password) if legacy else KEYS.hash(password)
         async with sessions.begin() as session:
             if await session.get(Location, "loc-test") is None:
                 session.add(Location(id="loc-test", name="Test location"))
@@ -122,7 +135,7 @@ async def add_station(
                     location_id="loc-test",
                     name=station_id,
                     price_tyiyn_per_kwh=1500,
-                    password_hash=None if password is None else hash_password(password),
+                    password_hash=stored,
                 )
             )
             await session.flush()

@@ -13,24 +13,38 @@ from ocpp.exceptions import PropertyConstraintViolationError
 from ocpp.v16 import call_result
 
 from gateway import framing, metering
-from gateway.auth import hash_password, verify_password
+from gateway.auth import ChargerKeys, KeyCheck, legacy_hash, verify_legacy
 from gateway.charge_point import ChargePoint, on
 from gateway.throttle import FailureThrottle
 from gateway.upgrade import basic_credentials, choose_subprotocol, station_id_from_path
 
+KEYS = ChargerKeys(b"unit-tests-pepper-0123456789abcdef")
 
-def test_password_hash_is_salted_and_verifies_only_the_right_password():
-    first, second = hash_password("s3cret"), hash_password("s3cret")
+
+def test_key_hash_is_salted_and_verifies_only_the_right_key():
+    first, second = KEYS.hash("s3cret-key-0001"), KEYS.hash("s3cret-key-0001")
     assert first != second  # per-station salt
     assert "s3cret" not in first
-    assert verify_password("s3cret", first)
-    assert not verify_password("s3cret ", first)
-    assert not verify_password("", first)
+    assert KEYS.check("s3cret-key-0001", first) is KeyCheck.MATCH
+    assert KEYS.check("s3cret-key-0001 ", first) is KeyCheck.MISMATCH
+    assert KEYS.check("", first) is KeyCheck.MISMATCH
+    other_pepper = ChargerKeys(b"another-deployment-pepper-0123456789")
+    assert other_pepper.check("s3cret-key-0001", first) is KeyCheck.MISMATCH
 
 
-@pytest.mark.parametrize("stored", ["", "plain", "scrypt$1$2$3$!!$!!", "bcrypt$x$y$z$a$b"])
+@pytest.mark.parametrize(
+    "stored", ["", "plain", "hmac-sha256$!!$!!", "hmac-sha256$abc", "bcrypt$x$y$z$a$b"]
+)
 def test_malformed_stored_hash_never_matches(stored):
-    assert not verify_password("anything", stored)
+    assert KEYS.check("anything", stored) is KeyCheck.MISMATCH
+
+
+def test_legacy_scrypt_hashes_are_recognised_and_verify_off_the_hmac_path():
+    stored = legacy_hash("legacy-key-000001")
+    assert KEYS.check("legacy-key-000001", stored) is KeyCheck.LEGACY
+    assert verify_legacy("legacy-key-000001", stored)
+    assert not verify_legacy("legacy-key-000002", stored)
+    assert not verify_legacy("anything", "scrypt$1$2$3$!!$!!")
 
 
 def test_energy_power_and_soc_are_read_in_wh_w_and_percent():
@@ -233,5 +247,5 @@ def test_a_hash_made_with_older_parameters_still_verifies():
     stored = (
         f"scrypt$16384$8$1${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
     )
-    assert verify_password("older-station-key-1", stored)
-    assert not verify_password("older-station-key-2", stored)
+    assert verify_legacy("older-station-key-1", stored)
+    assert not verify_legacy("older-station-key-2", stored)

@@ -10,16 +10,24 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import Connector, Location, Station, StationConnection
-from gateway.auth import verify_password
+from gateway.auth import ChargerKeys, KeyCheck
 from runtime.commands import stations
 from runtime.settings import Settings, load_settings
 
 Sessions = async_sessionmaker[AsyncSession]
 
 
+PEPPER = "stations-cli-tests-pepper-0123456789"
+KEYS = ChargerKeys(PEPPER.encode())
+
+
+def verify_password(key: str, stored: str) -> bool:
+    return KEYS.check(key, stored) is KeyCheck.MATCH
+
+
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return load_settings(database_url=database_url)
+    return load_settings(database_url=database_url, ocpp_key_pepper=PEPPER)
 
 
 def parse(*argv: str) -> argparse.Namespace:
