@@ -19,7 +19,7 @@ from temporalio.client import Client
 
 from api.dev_tokens import issue_dev_token
 from domain.tariff import energy_cost_tyiyn
-from gateway.upgrade import AuthLimits
+from gateway.charger_auth import AuthLimits
 from runtime.embedded import SEARCH_ATTRIBUTES
 from tests.topology import world
 from tests.topology.topology import JWT_SECRET, NAMESPACE, Topology, external_servers

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 
 from runtime.embedded import free_port
+from tests.topology import world
 from tests.topology.processes import ManagedProcess, wait_until
 from tests.topology.servers import ExternalPostgres, ExternalTemporal
 
@@ -105,6 +106,7 @@ class Topology:
             "METER_SIGNAL_INTERVAL_S": "1",
             "EVPOWER_DATA_DIR": str(self.root / "data"),
             "DEPENDENCY_WAIT_S": "120",
+            "OCPP_KEY_PEPPER": world.KEY_PEPPER,
         }
 
     def command(self, name: str, *args: str, port: int | None = None) -> Role:

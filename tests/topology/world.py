@@ -13,10 +13,12 @@ from activities.ledger import ClientBalance, Ledger, LedgerMovement
 from db.engine import create_engine, session_factory
 from db.models import Connector, Station
 from domain.ledger import Operation
-from gateway.auth import hash_password
+from gateway.auth import ChargerKeys
 from simulator import SimulatedStation, StationConfig
 
 CHARGER_KEY = "topology-charger-key-0001"
+# OCPP_KEY_PEPPER of the topology deployment (the same for every gateway, as in compose).
+KEY_PEPPER = "topology-key-pepper-0123456789abcdef"
 PRICE_TYIYN_PER_KWH = 1_500
 
 
@@ -33,7 +35,7 @@ async def add_stations(engine: AsyncEngine, station_ids: list[str]) -> None:
                     id=station_id,
                     name=station_id,
                     price_tyiyn_per_kwh=PRICE_TYIYN_PER_KWH,
-                    password_hash=hash_password(CHARGER_KEY),
+                    password_hash=ChargerKeys(KEY_PEPPER.encode()).hash(CHARGER_KEY),
                     registration_status="accepted",
                 )
             )
