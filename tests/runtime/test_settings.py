@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 
 import pytest
 
+from payments.provider import PayStatus
 from runtime.settings import ConfigError, PaymentProvider, load_settings
 
 
@@ -21,6 +23,15 @@ from runtime.settings import ConfigError, PaymentProvider, load_settings
         ("PAYMENT_PROVIDER", "PAYPAL"),
         ("ENABLE_SWAGGER", "maybe"),
         ("LOG_LEVEL", "LOUD"),
+        ("ODENGI_STATUS_CODES", "1=paid"),
+        ("ODENGI_STATUS_CODES", '{"1": "pending"}'),
+        ("ODENGI_STATUS_CODES", '{"1": "awaiting"}'),
+        ("ODENGI_DATE_LIFE_FORMAT", "%H:%M"),
+        ("ODENGI_DATE_LIFE_FORMAT", "tomorrow"),
+        ("ODENGI_DATE_LIFE_TZ", "Bishkek"),
+        ("ODENGI_DATE_LIFE_TZ", "+25:00"),
+        ("ODENGI_STATUS_PATHS", '{"status": "data..status"}'),
+        ("ODENGI_STATUS_PATHS", '{"state": "status"}'),
     ],
 )
 def test_an_invalid_variable_is_named(
@@ -39,6 +50,26 @@ def test_odengi_needs_its_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ODENGI_MERCHANT_ID", "m1")
     monkeypatch.setenv("ODENGI_PASSWORD", "p1")
     assert load_settings().payment_provider is PaymentProvider.ODENGI
+
+
+def test_the_odengi_contract_defaults_to_todays_reading_and_takes_another(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    default = load_settings().odengi_contract
+    assert default.status_of("3") is PayStatus.PAID and default.status_of("0") is None
+    assert default.date_life(datetime(2026, 1, 1, 0, 0, tzinfo=UTC)) == "2026-01-01 06:00:00"
+    monkeypatch.setenv(
+        "ODENGI_STATUS_CODES", '{"0": "awaiting", "1": "paid", "-1": "cancelled", "-2": "expired"}'
+    )
+    monkeypatch.setenv("ODENGI_DATE_LIFE_FORMAT", "unix")
+    monkeypatch.setenv("ODENGI_DATE_LIFE_TZ", "Asia/Bishkek")
+    monkeypatch.setenv("ODENGI_STATUS_PATHS", '{"status": "invoice.state"}')
+    other = load_settings().odengi_contract
+    assert other.status_of(1) is PayStatus.PAID and other.status_of("-2") is PayStatus.CANCELLED
+    assert other.status_of("3") is None
+    assert other.date_life(datetime(2026, 1, 1, tzinfo=UTC)) == "1767225600"
+    assert other.field({"invoice": {"state": "1"}}, "status") == "1"
+    assert other.status_paths["trans_id"] == "trans_id"  # the names not set keep their default
 
 
 def test_unset_urls_mean_embedded(monkeypatch: pytest.MonkeyPatch) -> None:
