@@ -26,6 +26,7 @@ from activities.stations import (
     StationActivities,
     StationDirectory,
 )
+from activities.transactions import TransactionActivities
 from db.models import ChargingSessionRecord, Client
 from domain.errors import DomainError
 from domain.sessions import (
@@ -240,9 +241,11 @@ def charging_activities(sessions: async_sessionmaker[AsyncSession]) -> list[Call
     (which worker.py registers once for every workflow) and the gateway's commands."""
     store = SessionActivities(SessionStore(sessions))
     stations = StationActivities(sessions)
+    transactions = TransactionActivities(sessions)
     return [
         store.open_session,
         store.record_session,
         store.discard_session,
         stations.locate_station,
+        transactions.recorded_transaction,
     ]

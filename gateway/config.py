@@ -28,6 +28,9 @@ class GatewayConfig:
     auth_workers: int = 1  # threads for legacy (scrypt) key hashes, until each is upgraded
     auth_backlog: int = 64  # legacy hash jobs queued or running; past it upgrades get 503
     shutdown_close_code: int = 1001
+    # An idle connector status is checked against open transactions after this long, so a
+    # StopTransaction sent along with it is stored first and no signal is spent.
+    idle_report_delay_s: float = 5.0
     # The relay of transaction events (gateway/relay.py): it looks for rows other gateways
     # left every relay_poll_s, and retries a failed delivery or probes a Temporal that is
     # down after relay_retry_first_s, doubling up to relay_retry_max_s.

@@ -26,6 +26,7 @@ from gateway.energy_watch import EnergyWatch
 from gateway.event_store import insert_event
 from gateway.events import started_event, started_of, stopped_event
 from gateway.framing import utc_now_text
+from gateway.idle_report import report_idle, reports_idle
 from gateway.schemas import INT32 as _INT32
 from gateway.schemas import INT64 as _INT64
 from gateway.schemas import bounded, moment
@@ -108,9 +109,10 @@ class StationHandler(ChargePoint):
         self, *, connector_id: int, error_code: str, status: str, **_: Any
     ) -> call_result.StatusNotification:
         connector_id = bounded("connectorId", connector_id, 0, _INT32)
-        await self._ctx.store.record_status(
-            self.station_id, connector_id, status, error_code, datetime.now(UTC)
-        )
+        at = datetime.now(UTC)
+        await self._ctx.store.record_status(self.station_id, connector_id, status, error_code, at)
+        if reports_idle(connector_id, status):
+            self.defer(report_idle(self._ctx, self.station_id, connector_id, status, at))
         return call_result.StatusNotification()
 
     @on(Action.authorize)

@@ -409,6 +409,28 @@ class GatewayStore:
             ).first()
         return None if row is None else TransactionRow(*row)
 
+    async def open_session_transaction(
+        self, station_id: str, connector_id: int, *, before: datetime
+    ) -> TransactionRow | None:
+        """The connector's newest open transaction of a session, recorded before `before`
+        (an idle status sent before a StartTransaction says nothing about that transaction)."""
+        async with self._engine.connect() as connection:
+            row = (
+                await connection.execute(
+                    select(*_TX_COLUMNS)
+                    .where(
+                        OcppTransaction.station_id == station_id,
+                        OcppTransaction.connector_id == connector_id,
+                        OcppTransaction.stopped_at.is_(None),
+                        OcppTransaction.session_id.is_not(None),
+                        OcppTransaction.created_at < before,
+                    )
+                    .order_by(OcppTransaction.id.desc())
+                    .limit(1)
+                )
+            ).first()
+        return None if row is None else TransactionRow(*row)
+
     async def stop_transaction(
         self,
         station_id: str,

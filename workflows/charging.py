@@ -17,6 +17,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.transactions import RecordSource
     from domain.sessions import SessionState, StopReason
     from domain.tariff import Tariff
     from workflows import charging_commands as commands
@@ -36,6 +37,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.signals import TransactionStopped
 
 _MIN_TIMER = timedelta(seconds=1)
+# A charger that has stopped is not waited on: the session settles on what the gateway
+# recorded (histories from before it replay the old way).
+SETTLE_FROM_RECORD = "settle-from-record"
 
 
 @workflow.defn(name=WORKFLOW_NAME)
@@ -60,6 +64,7 @@ class ChargingSessionWorkflow(SessionHandlers):
         self._stop_cause: StopReason | None = None
         self._stopped: TransactionStopped | None = None
         self._limit = None
+        self._idle = None
         self._gave_up = False
         self._late_transactions = list(carried.late_transactions) if carried else []
 
@@ -185,6 +190,7 @@ class ChargingSessionWorkflow(SessionHandlers):
                     self._stop_requested
                     or self._stopped is not None
                     or self._limit is not None
+                    or self._idle is not None
                     or self._continue_as_new_due()
                 ),
                 timeout=remaining,
@@ -193,7 +199,7 @@ class ChargingSessionWorkflow(SessionHandlers):
         except TimeoutError:
             self._stop_cause = StopReason.TIME_CAP
             return False
-        if self._stopped is not None:
+        if self._stopped is not None or self._idle is not None:
             self._stop_cause = StopReason.CHARGER
         elif self._limit is not None:
             self._stop_cause = StopReason.LIMIT_REACHED
@@ -206,10 +212,12 @@ class ChargingSessionWorkflow(SessionHandlers):
     async def _confirm_stop(self) -> None:
         """Ask the charger to stop when it has not yet, and wait for its StopTransaction.
 
-        Only a charger that accepted the RemoteStop and then stayed silent for the grace
-        period ends `hung`. One that could not be reached (offline, no answer, refused) may
-        still be in its transaction and will send the queued StopTransaction when it is back:
-        wait for it, asking again now and then, until the cap deadline or the offline wait.
+        A charger that could not be reached (offline, no answer) may still be in its
+        transaction and will send the queued StopTransaction when it is back: wait for it,
+        asking again now and then, until the cap deadline or the offline wait. A charger that
+        has stopped already (it refused the RemoteStop, reported the connector idle, or
+        stayed silent for the grace period) is not waited on: the session settles on what the
+        gateway recorded for the transaction (`_settle_from_record`).
         """
         if self._stopped is not None:
             return
@@ -217,6 +225,9 @@ class ChargingSessionWorkflow(SessionHandlers):
         transaction = self._transaction
         assert transaction is not None and self._cap_deadline is not None
         settings = self._settings
+        if self._idle is not None and workflow.patched(SETTLE_FROM_RECORD):
+            await self._settle_from_record(f"connector {self._idle.status}: StopTransaction?")
+            return
         if self._limit is not None and self._limit.remote_stop_status == "Accepted":
             outcome = CommandOutcome.ACCEPTED  # the gateway stopped it already
         else:
@@ -224,19 +235,81 @@ class ChargingSessionWorkflow(SessionHandlers):
         give_up_at = max(self._cap_deadline, workflow.now() + settings.offline_stop_wait)
         pause = settings.stop_retry_first
         while outcome is not CommandOutcome.ACCEPTED:
+            if outcome is CommandOutcome.REJECTED and workflow.patched(SETTLE_FROM_RECORD):
+                # The charger has no such transaction any more: it stopped, and its
+                # StopTransaction is recorded, on its way, or lost.
+                await self._settle_from_record("RemoteStop rejected: StopTransaction?")
+                return
             left = give_up_at - workflow.now()
             if left <= timedelta(0):
+                if workflow.patched(SETTLE_FROM_RECORD):
+                    await self._stop_from_record(final=True)
                 return
-            if await self._wait_for_stop(min(pause, left), "charger unreachable: StopTransaction?"):
+            if await self._wait_for_stop(
+                min(pause, left), "charger unreachable: StopTransaction?", or_idle=True
+            ):
+                return
+            if self._idle is not None and workflow.patched(SETTLE_FROM_RECORD):
+                await self._settle_from_record(f"connector {self._idle.status}: StopTransaction?")
                 return
             pause = min(pause * 2, settings.stop_retry_max)
             outcome = await self._commands.remote_stop(transaction.transaction_id, patient=False)
-        await self._wait_for_stop(settings.stop_grace, "waiting for StopTransaction")
+        if await self._wait_for_stop(settings.stop_grace, "waiting for StopTransaction"):
+            return
+        if workflow.patched(SETTLE_FROM_RECORD):
+            await self._stop_from_record(final=True)
 
-    async def _wait_for_stop(self, within: timedelta, summary: str) -> bool:
+    async def _settle_from_record(self, summary: str) -> None:
+        """The charger has stopped: its recorded StopTransaction at once, else wait the grace
+        period for one on its way, then whatever the gateway recorded last."""
+        if await self._stop_from_record(final=False):
+            return
+        if await self._wait_for_stop(self._settings.stop_grace, summary):
+            return
+        await self._stop_from_record(final=True)
+
+    async def _stop_from_record(self, *, final: bool) -> bool:
+        """Take the gateway's record of the transaction as its stop: the StopTransaction it
+        stored, or (when `final`) the newest meter value. Nothing at all leaves it unstopped
+        (`hung`). True when the session has its stop now."""
+        transaction = self._transaction
+        assert transaction is not None
+        recorded = await commands.recorded_transaction(
+            self._request.station_id, transaction.transaction_id
+        )
+        if self._stopped is not None:
+            return True  # the charger's own stop arrived meanwhile: it wins
+        if recorded.source == RecordSource.STOP_TRANSACTION or (
+            final and recorded.source == RecordSource.METER_VALUE
+        ):
+            assert recorded.at is not None and recorded.meter_wh is not None
+            self._stopped = TransactionStopped(
+                transaction_id=transaction.transaction_id,
+                meter_stop_wh=recorded.meter_wh,
+                energy_wh=recorded.energy_wh,
+                stopped_at=recorded.at,
+                reason=recorded.reason,
+            )
+            workflow.logger.warning(
+                "settling on what the gateway recorded",
+                extra={
+                    "session_id": self._view.session_id,
+                    "station_id": self._view.station_id,
+                    "workflow_id": workflow.info().workflow_id,
+                    "transaction_id": transaction.transaction_id,
+                    "source": recorded.source,
+                    "energy_wh": recorded.energy_wh,
+                },
+            )
+        return self._stopped is not None
+
+    async def _wait_for_stop(
+        self, within: timedelta, summary: str, *, or_idle: bool = False
+    ) -> bool:
+        """True when the StopTransaction came; with `or_idle`, an idle report also ends it."""
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
-                lambda: self._stopped is not None,
+                lambda: self._stopped is not None or (or_idle and self._idle is not None),
                 timeout=max(within, _MIN_TIMER),
                 timeout_summary=summary,
             )

@@ -23,6 +23,11 @@ with workflow.unsafe.imports_passed_through():
         SessionRecord,
     )
     from activities.stations import LOCATE_STATION, LocateStation, StationLocation
+    from activities.transactions import (
+        RECORDED_TRANSACTION,
+        RecordedTransaction,
+        RecordedTransactionRequest,
+    )
     from gateway.contract import (
         INVALID_COMMAND,
         REMOTE_START,
@@ -125,6 +130,19 @@ async def find_open_transaction(view: SessionView) -> int | None:
         LocateStation(view.station_id, view.connector_id, view.session_id)
     )
     return location.open_transaction_id
+
+
+async def recorded_transaction(station_id: str, transaction_id: int) -> RecordedTransaction:
+    """What the gateway stored for the transaction: its stop, else its newest meter value."""
+    recorded: RecordedTransaction = await workflow.execute_activity(
+        RECORDED_TRANSACTION,
+        RecordedTransactionRequest(station_id, transaction_id),
+        result_type=RecordedTransaction,
+        start_to_close_timeout=DB_TIMEOUT,
+        retry_policy=PERSISTENT,
+        summary=f"what the gateway recorded for transaction {transaction_id}",
+    )
+    return recorded
 
 
 async def open_session(request: OpenSession) -> OpenedSession:

@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         current_details,
     )
     from workflows.signals import (
+        CONNECTOR_IDLE,
         ENERGY_LIMIT_REACHED,
         FOREIGN_TRANSACTION,
         METER_SAMPLE,
@@ -32,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         START_REFUSED,
         TRANSACTION_STARTED,
         TRANSACTION_STOPPED,
+        ConnectorIdle,
         EnergyLimitReached,
         MeterSample,
         TransactionStarted,
@@ -54,6 +56,7 @@ class SessionHandlers:
     _stop_requested: bool
     _stopped: TransactionStopped | None
     _limit: EnergyLimitReached | None
+    _idle: ConnectorIdle | None  # the charger says the connector is idle: it has stopped
     _gave_up: bool  # decided the charger never started, or settling: late starts are refused
     _late_transactions: list[int]  # refused transactions on our connector: stopped at the end
 
@@ -123,6 +126,14 @@ class SessionHandlers:
             return
         if self._limit is None:
             self._limit = reached
+
+    @workflow.signal(name=CONNECTOR_IDLE)
+    def connector_idle(self, idle: ConnectorIdle) -> None:
+        current = self._transaction
+        if current is None or current.transaction_id != idle.transaction_id:
+            return
+        if self._stopped is None and self._idle is None:
+            self._idle = idle
 
     # ---- API -> workflow -----------------------------------------------------------------
 

@@ -16,6 +16,7 @@ TRANSACTION_STARTED = "transaction_started"
 METER_SAMPLE = "meter_sample"
 TRANSACTION_STOPPED = "transaction_stopped"
 ENERGY_LIMIT_REACHED = "energy_limit_reached"
+CONNECTOR_IDLE = "connector_idle"
 
 # Answers of the transaction_started update: OCPP idTagInfo statuses.
 START_ACCEPTED = "Accepted"
@@ -63,3 +64,13 @@ class EnergyLimitReached:
     transaction_id: int
     energy_wh: int
     remote_stop_status: str  # the charger's answer: Accepted / Rejected
+
+
+@dataclass(frozen=True)
+class ConnectorIdle:
+    """The charger reported the transaction's connector idle (Available, Finishing) while the
+    gateway still had the transaction open: its StopTransaction has not arrived (yet)."""
+
+    transaction_id: int
+    status: str  # the OCPP ChargePointStatus it reported
+    reported_at: datetime

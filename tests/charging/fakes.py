@@ -30,6 +30,12 @@ from activities.sessions import (
     SessionRecord,
 )
 from activities.stations import LOCATE_STATION, LocateStation, StationLocation
+from activities.transactions import (
+    RECORDED_TRANSACTION,
+    RecordedTransaction,
+    RecordedTransactionRequest,
+    RecordSource,
+)
 from gateway.contract import (
     REMOTE_START,
     REMOTE_STOP,
@@ -73,12 +79,15 @@ class FakeWorld:
     remote_start_error: str | None = None
     not_connected_times: int = 0  # the first commands fail with StationNotConnected
     remote_stop_error: str | None = None  # ApplicationError type remote_stop raises
+    remote_stop_status: str = "Accepted"  # the charger's answer to RemoteStop
     capture_error: str | None = None  # non-retryable ApplicationError type capture raises
     located_queue: str | None = None  # what locate_station answers; default gateway_queue
     offline: bool = False  # locate_station finds the station connected nowhere
     open_transaction_id: int | None = None  # what locate_station finds for an idTag
     # When set, remote_stop answers by sending this StopTransaction to the workflow.
     stop_on_remote_stop: TransactionStopped | None = None
+    # What recorded_transaction answers (default: nothing recorded after the start).
+    recorded: RecordedTransaction | None = None
     open_gate: asyncio.Event | None = None  # open_session waits for it
     capture_gate: asyncio.Event | None = None  # capture waits for it
     release_gate: asyncio.Event | None = None  # release waits for it
@@ -89,6 +98,7 @@ class FakeWorld:
     located: list[LocateStation] = field(default_factory=list)
     starts: list[RemoteStartRequest] = field(default_factory=list)
     stops: list[RemoteStopRequest] = field(default_factory=list)
+    lookups: list[RecordedTransactionRequest] = field(default_factory=list)
 
     @activity.defn(name=OPEN_SESSION)
     async def open_session(self, request: OpenSession) -> OpenedSession:
@@ -118,6 +128,15 @@ class FakeWorld:
             self.price,
             self.open_transaction_id if request.id_tag else None,
         )
+
+    @activity.defn(name=RECORDED_TRANSACTION)
+    async def recorded_transaction(
+        self, request: RecordedTransactionRequest
+    ) -> RecordedTransaction:
+        self.lookups.append(request)
+        if self.recorded is not None:
+            return self.recorded
+        return RecordedTransaction(request.transaction_id, RecordSource.NOTHING.value)
 
     async def _move(self, operation: str, movement: LedgerMovement) -> LedgerResult:
         self.ledger.append((operation, movement))
@@ -170,7 +189,8 @@ class FakeWorld:
             workflow_id = activity.info().workflow_id
             assert workflow_id is not None
             await self.client.get_workflow_handle(workflow_id).signal(TRANSACTION_STOPPED, answer)
-        return CommandResult("Accepted", {"status": "Accepted"})
+        status = self.remote_stop_status
+        return CommandResult(status, {"status": status})
 
     def workflow_activities(self) -> list[object]:
         return [
@@ -178,6 +198,7 @@ class FakeWorld:
             self.record_session,
             self.discard_session,
             self.locate_station,
+            self.recorded_transaction,
             self.reserve,
             self.capture,
             self.release,

@@ -51,6 +51,7 @@ class Stack:
     ledger: Ledger
     temporal: Client
     sessions: async_sessionmaker[AsyncSession]
+    gateway: OcppGateway
 
     @property
     def base_url(self) -> str:
@@ -59,7 +60,7 @@ class Stack:
 
 @asynccontextmanager
 async def running_stack(
-    sessions: async_sessionmaker[AsyncSession], temporal: Client
+    sessions: async_sessionmaker[AsyncSession], temporal: Client, **gateway_config: Any
 ) -> AsyncIterator[Stack]:
     """Worker, gateway and API as `evpower dev` runs them, on one free port."""
     task_queue = f"e2e-{uuid.uuid4().hex[:8]}"
@@ -74,6 +75,7 @@ async def running_stack(
             heartbeat_interval_s=60,
             meter_signal_interval_s=1,  # the timeline shows samples even in a short test
             command_timeout_s=10.0,
+            **gateway_config,
         ),
     )
     api = create_app(
@@ -104,7 +106,7 @@ async def running_stack(
                     serving.result()
                 await asyncio.sleep(0.01)
             port = server.servers[0].sockets[0].getsockname()[1]
-            yield Stack(port, ledger, temporal, sessions)
+            yield Stack(port, ledger, temporal, sessions, gateway)
         finally:
             await gateway.stop()
             server.should_exit = True

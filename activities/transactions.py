@@ -1,0 +1,111 @@
+"""What the gateway recorded for a charger transaction: its StopTransaction, else its newest
+meter value. A session whose charger has stopped without the stop reaching the workflow (lost
+to an outage, a charger that gave up) settles on this instead of waiting for ever."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+
+from db.models import MeterValue, OcppTransaction
+
+RECORDED_TRANSACTION = "recorded_transaction"
+
+
+class RecordSource(StrEnum):
+    STOP_TRANSACTION = "stop_transaction"  # the charger's meterStop
+    METER_VALUE = "meter_value"  # the newest register reading: the charger stopped silently
+    NOTHING = "nothing"  # nothing recorded after the start
+
+
+@dataclass(frozen=True)
+class RecordedTransactionRequest:
+    station_id: str
+    transaction_id: int
+
+
+@dataclass(frozen=True)
+class RecordedTransaction:
+    transaction_id: int
+    source: str  # a RecordSource value
+    energy_wh: int = 0  # delivered: register minus meterStart, never negative
+    meter_wh: int | None = None  # the register it was measured at
+    at: datetime | None = None  # when the charger stopped, or measured it
+    reason: str | None = None  # the charger's OCPP stop reason, when it sent StopTransaction
+
+    @property
+    def found(self) -> bool:
+        return self.source != RecordSource.NOTHING
+
+
+async def recorded_transaction(
+    session: AsyncSession, request: RecordedTransactionRequest
+) -> RecordedTransaction:
+    transaction = (
+        await session.execute(
+            select(
+                OcppTransaction.meter_start_wh,
+                OcppTransaction.meter_stop_wh,
+                OcppTransaction.stopped_at,
+                OcppTransaction.stop_reason,
+            ).where(
+                OcppTransaction.id == request.transaction_id,
+                OcppTransaction.station_id == request.station_id,
+            )
+        )
+    ).first()
+    nothing = RecordedTransaction(request.transaction_id, RecordSource.NOTHING.value)
+    if transaction is None:
+        return nothing
+    meter_start, meter_stop, stopped_at, reason = transaction
+    if meter_stop is not None and stopped_at is not None:
+        return RecordedTransaction(
+            request.transaction_id,
+            RecordSource.STOP_TRANSACTION.value,
+            energy_wh=max(0, meter_stop - meter_start),
+            meter_wh=meter_stop,
+            at=stopped_at,
+            reason=reason,
+        )
+    # The newest reading, as GET /charging shows it live: a meter only counts up, and a
+    # sample delivered out of order must not stand for the end of the session.
+    sample = (
+        await session.execute(
+            select(MeterValue.energy_wh, MeterValue.measured_at)
+            .where(
+                MeterValue.transaction_id == request.transaction_id,
+                MeterValue.station_id == request.station_id,
+                MeterValue.energy_wh.is_not(None),
+            )
+            .order_by(MeterValue.measured_at.desc(), MeterValue.id.desc())
+            .limit(1)
+        )
+    ).first()
+    if sample is None:
+        return nothing
+    register, measured_at = sample
+    assert register is not None  # filtered in the query
+    return RecordedTransaction(
+        request.transaction_id,
+        RecordSource.METER_VALUE.value,
+        energy_wh=max(0, register - meter_start),
+        meter_wh=register,
+        at=measured_at,
+    )
+
+
+class TransactionActivities:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    @activity.defn(name=RECORDED_TRANSACTION)
+    async def recorded_transaction(
+        self, request: RecordedTransactionRequest
+    ) -> RecordedTransaction:
+        async with self._sessions() as session:
+            return await recorded_transaction(session, request)
