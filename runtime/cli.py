@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import uvloop
 
+from runtime.embedded import EmbeddedServiceError
 from runtime.readiness import StartupError
 from runtime.settings import ConfigError
 
@@ -25,6 +26,7 @@ COMMAND_MODULES = (
     "runtime.commands.worker",
     "runtime.commands.migrate",
     "runtime.commands.temporal_setup",
+    "runtime.commands.healthcheck",
     "runtime.commands.stations",
     "runtime.commands.simulate",
     "runtime.commands.pay",
@@ -61,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"evpower: configuration error: {exc}", file=sys.stderr)
         return 2
-    except StartupError as exc:
+    except (StartupError, EmbeddedServiceError) as exc:
         print(f"evpower: {exc}", file=sys.stderr)
         return 3
     except KeyboardInterrupt:

