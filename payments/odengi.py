@@ -215,8 +215,9 @@ class OdengiClient:
         log.info("odengi call", cmd=cmd, provider=self._name.value)
         return result
 
-    async def create_invoice(self, request: InvoiceRequest) -> Invoice:
-        data = {
+    def invoice_data(self, request: InvoiceRequest) -> dict[str, Any]:
+        """createInvoice's `data` (also what `evpower payments check` sends)."""
+        return {
             "order_id": request.order_id,
             "desc": request.description,
             "amount": request.amount_tyiyn,
@@ -225,7 +226,17 @@ class OdengiClient:
             "date_life": self._contract.date_life(request.expires_at),
             "result_url": self._result_url,
         }
-        result = await self._call("createInvoice", data)
+
+    @staticmethod
+    def status_data(invoice_id: str, order_id: str) -> dict[str, Any]:
+        return {"invoice_id": invoice_id, "order_id": order_id, "mark": None}
+
+    @staticmethod
+    def cancel_data(invoice_id: str) -> dict[str, Any]:
+        return {"invoice_id": invoice_id}
+
+    async def create_invoice(self, request: InvoiceRequest) -> Invoice:
+        result = await self._call("createInvoice", self.invoice_data(request))
         invoice_id = _clean(result.get("invoice_id"))
         if invoice_id is None:
             raise ProviderError("createInvoice: answer has no invoice_id")
@@ -239,13 +250,11 @@ class OdengiClient:
         )
 
     async def payment_status(self, invoice_id: str, order_id: str) -> PaymentStatus:
-        result = await self._call(
-            "statusPayment", {"invoice_id": invoice_id, "order_id": order_id, "mark": None}
-        )
+        result = await self._call("statusPayment", self.status_data(invoice_id, order_id))
         return parse_status(invoice_id, result, self._contract)
 
     async def cancel_invoice(self, invoice_id: str) -> None:
-        await self._call("invoiceCancel", {"invoice_id": invoice_id})
+        await self._call("invoiceCancel", self.cancel_data(invoice_id))
 
     async def pay_card(self, invoice_id: str, card: CardDetails) -> CardPaymentResult:
         """Forward the card once; the caller must not retry a charge whose outcome is unknown."""

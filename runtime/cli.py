@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "runtime.commands.stations",
     "runtime.commands.simulate",
     "runtime.commands.pay",
+    "runtime.commands.payments",
 )
 
 
