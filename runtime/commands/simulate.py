@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
+import os
+import signal
 import sys
 from collections.abc import Coroutine
 from typing import Any
@@ -12,6 +15,10 @@ from simulator.config import StationConfig
 from simulator.fleet import fleet_configs, run_fleet, station_ids
 
 DEFAULT_URL = "ws://127.0.0.1:9210/ws"
+# Exit code of a second Ctrl-C, which does not wait for the sockets to close.
+INTERRUPTED = 130
+
+log = logging.getLogger("simulator")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -62,12 +69,35 @@ def run(args: argparse.Namespace) -> Coroutine[Any, Any, int] | int:
     )
     # The ocpp library logs every frame at INFO; that is only wanted when asked for.
     logging.getLogger("ocpp").setLevel(logging.INFO if args.verbose else logging.WARNING)
-    logging.getLogger("simulator").info(
-        "simulating %d station(s) against %s (Ctrl-C stops)", len(ids), args.url
-    )
+    log.info("simulating %d station(s) against %s (Ctrl-C stops)", len(ids), args.url)
     return _run(fleet_configs(template, ids))
 
 
 async def _run(configs: list[StationConfig]) -> int:
-    await run_fleet(configs)
+    """Run until the first Ctrl-C (or SIGTERM), then close every socket; a second Ctrl-C
+    exits at once. Our own handlers, in every state (connected, reconnecting, closing), and
+    even where the shell started us with SIGINT ignored (a background job)."""
+    loop = asyncio.get_running_loop()
+    fleet = asyncio.create_task(run_fleet(configs), name="fleet")
+
+    def on_signal(sig: signal.Signals) -> None:
+        if fleet.cancelling():
+            log.warning("%s again: exiting without closing the connections", sig.name)
+            logging.shutdown()
+            os._exit(INTERRUPTED)
+        log.info("%s: closing the connections (Ctrl-C again exits at once)", sig.name)
+        fleet.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        await fleet
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise  # we were cancelled ourselves, not stopped by a signal
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    log.info("stopped")
     return 0

@@ -38,6 +38,8 @@ class MiniCsms:
     messages: list[Received] = field(default_factory=list)
     chargers: dict[str, CentralChargePoint] = field(default_factory=dict)
     changes: Changes = field(default_factory=Changes)
+    # How each station's last connection ended: the close code it sent (1006: no close frame).
+    close_codes: dict[str, int | None] = field(default_factory=dict)
     _ids: dict[tuple[Any, ...], int] = field(default_factory=dict)
     _next_id: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     url: str = ""
@@ -80,6 +82,8 @@ class MiniCsms:
         # The connection ending (any way) is the end of the test's interest in it.
         with contextlib.suppress(Exception):
             await charger.start()
+        self.close_codes[station_id] = ws.close_code
+        self.changes.touch()
 
     def record(self, station_id: str, action: str, unique_id: str, payload: dict[str, Any]) -> None:
         self.messages.append(Received(station_id, action, unique_id, payload))
