@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.refusals import refusal
 from db.models import Client, LedgerAccount, LedgerEntry, LedgerPosting
 from domain.errors import DomainError, InsufficientFunds, OpKeyConflict
 from domain.ledger import AccountKind, AccountRef, Operation, Posting, postings_for
@@ -192,6 +193,9 @@ async def _lock_accounts(
 
 
 def _as_application_error(exc: DomainError) -> ApplicationError:
+    if isinstance(exc, InsufficientFunds):
+        return refusal(exc)  # a driver's "not enough money", expected by the workflow
+    # Anything else (a reused op_key, say) is a fault: Temporal logs it as a failure.
     return ApplicationError(exc.message, type=type(exc).__name__, non_retryable=True)
 
 

@@ -17,8 +17,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
+from activities.refusals import refusal
 from activities.stations import (
     OUT_OF_ORDER_STATUSES,
     STARTABLE_STATUSES,
@@ -223,9 +223,7 @@ class SessionActivities:
         try:
             return await self._store.open(request)
         except DomainError as exc:
-            raise ApplicationError(
-                exc.message, type=type(exc).__name__, non_retryable=True
-            ) from exc
+            raise refusal(exc) from exc
 
     @activity.defn(name=RECORD_SESSION)
     async def record_session(self, record: SessionRecord) -> None:

@@ -175,20 +175,23 @@ class StationHandler(ChargePoint):
             # No paid session takes this transaction (none behind the idTag, or it refused):
             # recorded (session_id NULL) for reconciliation, and Invalid so the charger does
             # not deliver unpaid energy.
-            log.warning(
-                "transaction without a session",
+            # An expected answer, not a fault: one info line.
+            log.info(
+                "transaction refused: no session takes it",
+                code="no_session",
                 station_id=self.station_id,
                 transaction_id=row.id,
                 id_tag=id_tag,
             )
         self._cache().remember(row.id, tx)
-        log.info(
-            "transaction started",
-            station_id=self.station_id,
-            transaction_id=row.id,
-            session_id=tx.session_id,
-            energy_limit_wh=row.energy_limit_wh,
-        )
+        if accepted:
+            log.info(
+                "transaction started",
+                station_id=self.station_id,
+                transaction_id=row.id,
+                session_id=tx.session_id,
+                energy_limit_wh=row.energy_limit_wh,
+            )
         status = AuthorizationStatus.accepted if accepted else AuthorizationStatus.invalid
         return call_result.StartTransaction(
             transaction_id=row.id, id_tag_info=IdTagInfo(status=status)

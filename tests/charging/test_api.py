@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from datetime import UTC, datetime
 
 import pytest
+import structlog.testing
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
@@ -151,17 +153,47 @@ async def test_refused_starts_say_why_and_change_nothing(
     assert await world.records_of(client) == []
 
 
-async def test_a_busy_connector_is_409_for_others_and_for_the_owner(world: ApiWorld) -> None:
+async def test_a_busy_connector_is_409_for_others_and_for_the_owner(
+    world: ApiWorld, caplog: pytest.LogCaptureFixture
+) -> None:
     owner, other = await world.new_client(50_000), await world.new_client(50_000)
     await world.add_station("API-4")
     first = await world.start(owner, "API-4", 10_000)
     assert first.status_code == 201
-    again = await world.start(owner, "API-4", 10_000)
-    taken = await world.start(other, "API-4", 10_000)
+    caplog.set_level(logging.DEBUG, logger="temporalio.activity")
+    with structlog.testing.capture_logs() as events:
+        again = await world.start(owner, "API-4", 10_000)
+        taken = await world.start(other, "API-4", 10_000)
     assert (again.status_code, again.json()["error"]["code"]) == (409, "already_charging")
     assert (taken.status_code, taken.json()["error"]["code"]) == (409, "connector_busy")
     assert await world.held(owner) == (40_000, 10_000)
     assert await world.held(other) == (50_000, 0)
+    # A refusal is one info line with its code, not a failure with a traceback.
+    refusals = [(e["log_level"], e["code"]) for e in events if e["event"] == "refused"]
+    assert refusals == [("info", "already_charging"), ("info", "connector_busy")]
+    failures = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "temporalio.activity" and r.levelno >= logging.WARNING
+    ]
+    assert failures == []
+
+
+async def test_insufficient_funds_is_a_refusal_in_the_log(
+    world: ApiWorld, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = await world.new_client(5_000)
+    await world.add_station("API-9")
+    caplog.set_level(logging.DEBUG, logger="temporalio.activity")
+    with structlog.testing.capture_logs() as events:
+        refused = await world.start(client, "API-9", 10_000)
+    assert refused.json()["error"]["code"] == "insufficient_funds"
+    assert [e["code"] for e in events if e["event"] == "refused"] == ["insufficient_funds"]
+    assert not [
+        r
+        for r in caplog.records
+        if r.name == "temporalio.activity" and r.levelno >= logging.WARNING
+    ]
 
 
 async def test_someone_elses_session_is_404_to_read_and_to_stop(world: ApiWorld) -> None:
