@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import sqlalchemy.exc
 import structlog
@@ -14,6 +15,7 @@ import structlog
 log = structlog.get_logger("gateway.backlog")
 
 Write = Callable[[], Awaitable[object]]
+T = TypeVar("T")
 
 
 def database_unavailable(exc: BaseException) -> bool:
@@ -23,6 +25,18 @@ def database_unavailable(exc: BaseException) -> bool:
             exc, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError
         )
     return isinstance(exc, OSError | TimeoutError | sqlalchemy.exc.TimeoutError)
+
+
+async def once_more_if_stale(work: Callable[[], Awaitable[T]]) -> T:
+    """A pooled connection that died with a restarted database fails its first statement,
+    and SQLAlchemy then invalidates the pool: a second attempt gets a fresh connection. A
+    charger must not spend one of its few attempts on our stale pool."""
+    try:
+        return await work()
+    except sqlalchemy.exc.DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        return await work()
 
 
 class DatabaseBacklog:

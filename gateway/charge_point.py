@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from datetime import datetime
-from typing import Any, ClassVar, TypeVar, cast
+from typing import Any, ClassVar, Protocol, TypeVar, cast
 
 import structlog
 from ocpp.exceptions import (
@@ -37,6 +37,12 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Handler = Callable[..., Awaitable[Any]]
 H = TypeVar("H", bound=Handler)
+
+
+class Wire(Protocol):
+    """What the websocket transport reports below OCPP (runtime/websocket.py)."""
+
+    heard_at: float  # time.time() of the last ping or pong from the charger
 
 
 def on(action: str) -> Callable[[H], H]:
@@ -68,6 +74,7 @@ class ChargePoint:
         "registration",
         "remote_address",
         "station_id",
+        "wire",
     )
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -87,8 +94,10 @@ class ChargePoint:
         registration: str,
         remote_address: str | None,
         connected_at: datetime,
+        wire: Wire | None = None,
     ) -> None:
         self.station_id = station_id
+        self.wire = wire  # the transport's ping/pong times, when it reports them
         self.registration = registration  # accepted | pending | rejected
         self.remote_address = remote_address
         self.connected_at = connected_at
@@ -98,6 +107,11 @@ class ChargePoint:
         self._pending: tuple[str, asyncio.Future[framing.Incoming]] | None = None
         self._call_lock: asyncio.Lock | None = None
         self._deferred: Coroutine[Any, Any, None] | None = None
+
+    def heard_at(self) -> float:
+        """When the charger last showed life: an OCPP frame, or a ping/pong on the socket."""
+        wire = self.wire
+        return self.last_seen if wire is None else max(self.last_seen, wire.heard_at)
 
     # --- receiving -----------------------------------------------------------------
 
@@ -168,7 +182,7 @@ class ChargePoint:
         await self._send_text(framing.result_frame(frame.unique_id, payload))
         deferred, self._deferred = self._deferred, None
         if deferred is not None:
-            _spawn(deferred)
+            spawn(deferred)
 
     async def _dispatch(self, frame: framing.IncomingCall) -> dict[str, Any]:
         handler = self.routes.get(frame.action)
@@ -263,7 +277,7 @@ class ChargePoint:
 _background: set[asyncio.Task[None]] = set()
 
 
-def _spawn(work: Coroutine[Any, Any, None]) -> None:
+def spawn(work: Coroutine[Any, Any, None]) -> None:
     task = asyncio.create_task(work)
     _background.add(task)
     task.add_done_callback(_background.discard)

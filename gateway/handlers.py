@@ -7,20 +7,21 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from ocpp.exceptions import InternalError
-from ocpp.v16 import call_result
+from ocpp.exceptions import InternalError, OCPPError
+from ocpp.v16 import call, call_result
 from ocpp.v16.datatypes import IdTagInfo
 from ocpp.v16.enums import (
     Action,
     AuthorizationStatus,
     DataTransferStatus,
+    MessageTrigger,
     RegistrationStatus,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway import metering, metrics
-from gateway.backlog import database_unavailable
-from gateway.charge_point import ChargePoint, Send, on
+from gateway.backlog import database_unavailable, once_more_if_stale
+from gateway.charge_point import ChargePoint, Send, StationDisconnected, on, spawn
 from gateway.context import GatewayContext
 from gateway.energy_watch import EnergyWatch
 from gateway.event_store import insert_event
@@ -54,11 +55,13 @@ _REGISTRATION = {
 class StationHandler(ChargePoint):
     """The gateway's answers. Everything here is safe to receive twice."""
 
-    __slots__ = ("_ctx", "_energy", "_transactions")
+    __slots__ = ("_clock_synced_at", "_ctx", "_energy", "_transactions")
 
     def __init__(self, station_id: str, send: Send, ctx: GatewayContext, **kwargs: Any) -> None:
         super().__init__(station_id, send, **kwargs)
         self._ctx = ctx
+        # Last Heartbeat or BootNotification (both carry the time), or our last ask for one.
+        self._clock_synced_at = time.time()
         # Created on first use: an idle connection costs as little memory as it can.
         self._transactions: TransactionCache | None = None
         self._energy: EnergyWatch | None = None
@@ -95,6 +98,7 @@ class StationHandler(ChargePoint):
             status=status.value,
         )
         interval = self._ctx.config.heartbeat_interval_s
+        self._clock_synced_at = time.time()
         return call_result.BootNotification(
             current_time=utc_now_text(), interval=interval, status=status
         )
@@ -102,6 +106,7 @@ class StationHandler(ChargePoint):
     @on(Action.heartbeat)
     async def on_heartbeat(self) -> call_result.Heartbeat:
         # No database work: traffic times are flushed in batches (gateway/liveness.py).
+        self._clock_synced_at = time.time()
         return call_result.Heartbeat(current_time=utc_now_text())
 
     @on(Action.status_notification)
@@ -126,13 +131,18 @@ class StationHandler(ChargePoint):
     async def on_start_transaction(
         self, *, connector_id: int, id_tag: str, meter_start: int, timestamp: str, **_: Any
     ) -> call_result.StartTransaction:
+        connector_id = bounded("connectorId", connector_id, 0, _INT32)
+        meter_start = bounded("meterStart", meter_start, 0, _INT64)
+        started_at = moment(timestamp)
         try:
-            row = await self._ctx.store.start_transaction(
-                self.station_id,
-                bounded("connectorId", connector_id, 0, _INT32),
-                id_tag,
-                bounded("meterStart", meter_start, 0, _INT64),
-                moment(timestamp),
+            row = await once_more_if_stale(
+                lambda: self._ctx.store.start_transaction(
+                    self.station_id,
+                    connector_id,
+                    id_tag,
+                    meter_start,
+                    started_at,
+                )
             )
         except Exception as exc:
             # The transactionId is allocated once per natural key by the database: without
@@ -280,13 +290,15 @@ class StationHandler(ChargePoint):
             if 0 < transaction_id <= _INT32:
                 # The stop and its relay event are one database transaction: once the charger
                 # is answered, the stop reaches the workflow whatever happens to Temporal.
-                row, closed = await self._ctx.store.stop_transaction(
-                    self.station_id,
-                    transaction_id,
-                    meter_stop_wh=meter_stop,
-                    stopped_at=stopped_at,
-                    reason=reason,
-                    then=_relay_stop,
+                row, closed = await once_more_if_stale(
+                    lambda: self._ctx.store.stop_transaction(
+                        self.station_id,
+                        transaction_id,
+                        meter_stop_wh=meter_stop,
+                        stopped_at=stopped_at,
+                        reason=reason,
+                        then=_relay_stop,
+                    )
                 )
             if transaction_data:
                 connector_id = row.connector_id if row is not None else 0
@@ -413,6 +425,26 @@ class StationHandler(ChargePoint):
     async def on_firmware_status(self, *, status: str) -> call_result.FirmwareStatusNotification:
         log.info("firmware status", station_id=self.station_id, status=status)
         return call_result.FirmwareStatusNotification()
+
+    # --- clock sync ------------------------------------------------------------------
+
+    def clock_sync_due(self, synced_before: float) -> bool:
+        return self._clock_synced_at < synced_before and not self.closed
+
+    def ask_for_heartbeat(self) -> None:
+        """TriggerMessage(Heartbeat) in the background; asked once per interval, whatever
+        the answer (a charger that refuses is not asked again until the next interval)."""
+        self._clock_synced_at = time.time()
+        spawn(self._trigger_heartbeat())
+
+    async def _trigger_heartbeat(self) -> None:
+        request = call.TriggerMessage(requested_message=MessageTrigger.heartbeat)
+        try:
+            answer = await self.call(request, self._ctx.config.command_timeout_s)
+            status = str(answer.status)
+        except (OCPPError, TimeoutError, StationDisconnected) as exc:
+            status = type(exc).__name__
+        log.info("asked for a clock-sync heartbeat", station_id=self.station_id, status=status)
 
     # --- registration ----------------------------------------------------------------
 

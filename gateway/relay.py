@@ -83,8 +83,9 @@ class TransactionRelay:
                 await self._sleep(self._config.relay_poll_s)
 
     async def deliver_due(self) -> _Outcome | None:
-        """One batch. DELIVERED: a full batch went, look again at once; TEMPORAL_DOWN: wait
-        for Temporal; None or RETRY: nothing more is due now."""
+        """One batch. DELIVERED: something went, so look again at once (the transaction's
+        next event is due now); TEMPORAL_DOWN: wait for Temporal; None or RETRY: nothing
+        more is due now."""
         lease = timedelta(seconds=self._config.relay_lease_s)
         batch = await self._events.claim(self._config.relay_batch, lease)
         if not batch:
@@ -99,7 +100,7 @@ class TransactionRelay:
             # Due again at once: the probe says when Temporal is back, no per-row backoff.
             await self._events.retry_later(down, timedelta(0), "Temporal unreachable")
             return _Outcome.TEMPORAL_DOWN
-        if len(batch) == self._config.relay_batch:
+        if _Outcome.DELIVERED in outcomes:
             return _Outcome.DELIVERED
         return _Outcome.RETRY
 

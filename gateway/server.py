@@ -25,7 +25,7 @@ from gateway.contract import gateway_task_queue
 from gateway.event_store import EventStore
 from gateway.events import PendingEvent
 from gateway.handlers import StationHandler
-from gateway.liveness import Liveness
+from gateway.liveness import WIRE_LIVENESS, Liveness
 from gateway.meter_writer import MeterWriter
 from gateway.metrics import REJECTED_UPGRADES
 from gateway.registry import ConnectionRegistry
@@ -263,6 +263,7 @@ class OcppGateway:
             registration=verdict.registration,
             remote_address=remote,
             connected_at=datetime.now(UTC),
+            wire=scope.get("extensions", {}).get(WIRE_LIVENESS),
         )
 
     async def _attach(self, connection: StationHandler) -> None:
@@ -292,7 +293,7 @@ class OcppGateway:
                 connection.station_id,
                 self.task_queue,
                 connection.connected_at,
-                datetime.fromtimestamp(connection.last_seen, UTC),
+                datetime.fromtimestamp(connection.heard_at(), UTC),
                 at=datetime.now(UTC),
             )
         except Exception:

@@ -24,6 +24,7 @@ from runtime.asgi import ASGIApp, OcppDispatcher
 from runtime.key_pepper import key_pepper
 from runtime.services import Services
 from runtime.settings import Settings
+from runtime.websocket import LivenessWebSocketProtocol
 
 log = structlog.get_logger(__name__)
 
@@ -117,7 +118,7 @@ def uvicorn_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
         lifespan="off",
         log_config=None,
         access_log=False,
-        ws="websockets-sansio",
+        ws=LivenessWebSocketProtocol,  # websockets-sansio that reports pongs to the gateway
         ws_max_size=settings.ocpp_max_frame_bytes,
         ws_ping_interval=60.0,
         ws_ping_timeout=30.0,

@@ -30,6 +30,7 @@ class Charging(ABC):
         self.transactions: list[Transaction] = []
         self.meter_interval_s = config.meter_interval_s
         self._meter_tasks: dict[int, asyncio.Task[None]] = {}
+        self._held_meter: dict[int, Any] = {}  # fault: a sample sent after the next one
 
     @property
     def station_id(self) -> str:
@@ -253,9 +254,19 @@ class Charging(ABC):
     async def _send_meter_values(self, connector: Connector, tx: Transaction) -> None:
         if tx.transaction_id is None or tx.finished:
             return
-        if await self._call(self.meter_payload(connector, tx)) is not None:
-            tx.samples_sent += 1
-            self._touch()
+        payloads = [self.meter_payload(connector, tx)]
+        if self.faults.meter_values_out_of_order:
+            held = self._held_meter.pop(connector.connector_id, None)
+            if held is None:
+                self._held_meter[connector.connector_id] = payloads[0]
+                return
+            payloads.append(held)  # the newer sample first, then the older one
+        if self.faults.duplicate_meter_values:
+            payloads = [payload for payload in payloads for _ in range(2)]
+        for payload in payloads:
+            if await self._call(payload) is not None:
+                tx.samples_sent += 1
+                self._touch()
 
     async def wait_for_transaction(
         self, connector_id: int | None = None, timeout_s: float = 10.0

@@ -18,6 +18,19 @@ class FaultPlan:
     # as a charger does when it missed the first answer.
     start_transaction_repeats: int = 0
     stop_transaction_repeats: int = 0
+    # A transaction message the CSMS answers with a CallError (or not at all) is tried
+    # StationConfig.transaction_message_attempts times, then given up, as chargers do with
+    # TransactionMessageAttempts. With this set, the attempts of one message reuse its first
+    # message id (some firmwares do) instead of taking a new one each.
+    retry_with_same_message_id: bool = False
+    # StopTransaction only after a reconnect: the charger loses its socket as the transaction
+    # ends and reports the stop on the next connection.
+    stop_after_reconnect: bool = False
+    duplicate_meter_values: bool = False  # every MeterValues sent twice (new message ids)
+    meter_values_out_of_order: bool = False  # each MeterValues sent after the next one
+    # No Heartbeat at all: only WebSocket ping/pong keeps the socket alive (OCPP-J allows it;
+    # widely used chargers do so after a reconnect).
+    ping_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -47,6 +60,8 @@ class StationConfig:
     reconnect_delay_s: float = 1.0
     transaction_message_attempts: int = 3
     transaction_message_retry_s: float = 1.0
+    # The charger's own WebSocket keepalive pings (None: it only answers the CSMS's pings).
+    ping_interval_s: float | None = 20.0
 
     def __post_init__(self) -> None:
         if not self.station_id or "/" in self.station_id:
@@ -59,6 +74,8 @@ class StationConfig:
             raise ValueError("energy_per_sample_wh must be >= 0")
         if self.car_takes_wh is not None and self.car_takes_wh < 0:
             raise ValueError("car_takes_wh must be >= 0")
+        if self.transaction_message_attempts < 1:
+            raise ValueError("transaction_message_attempts must be >= 1")
 
     @property
     def endpoint(self) -> str:

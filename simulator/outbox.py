@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +16,9 @@ log = logging.getLogger("simulator")
 
 
 class Caller(Protocol):
-    async def call(self, payload: Any, suppress: bool = ...) -> Any: ...
+    async def call(
+        self, payload: Any, suppress: bool = ..., unique_id: str | None = ...
+    ) -> Any: ...
 
 
 @dataclass
@@ -25,6 +28,9 @@ class OutgoingMessage:
     on_result: Callable[[Any], None]
     repeats: int = 0  # fault injection: send again with new message ids after the answer
     on_failure: Callable[[], None] | None = None
+    same_message_id: bool = False  # fault injection: every attempt reuses one message id
+    # Sent only on a connection numbered above this one (fault: stop only after reconnect).
+    after_connection: int = 0
 
 
 class Outbox:
@@ -36,9 +42,14 @@ class Outbox:
         self._items: deque[OutgoingMessage] = deque()
         self._attempts = attempts
         self._retry_s = retry_s
+        self.failed_attempts = 0  # attempts the CSMS answered with an error or not at all
+        self.given_up: list[str] = []  # actions dropped after the last attempt failed
 
     def __len__(self) -> int:
         return len(self._items)
+
+    def head_ready(self, connection_number: int) -> bool:
+        return bool(self._items) and self._items[0].after_connection < connection_number
 
     def append(self, item: OutgoingMessage) -> None:
         self._items.append(item)
@@ -52,15 +63,19 @@ class Outbox:
         payload = item.build()
         if payload is None:
             return
+        unique_id = str(uuid.uuid4()) if item.same_message_id else None
         for attempt in range(1, self._attempts + 1):
             try:
-                result = await caller.call(payload, suppress=False)
+                result = await caller.call(payload, suppress=False, unique_id=unique_id)
                 break
             except (TimeoutError, OCPPError) as exc:
+                self.failed_attempts += 1
                 log.warning("%s: %s attempt %d failed: %r", station_id, item.action, attempt, exc)
-                await asyncio.sleep(self._retry_s)
+                if attempt < self._attempts:
+                    await asyncio.sleep(self._retry_s)
         else:
             log.error("%s: %s given up", station_id, item.action)
+            self.given_up.append(item.action)
             if item.on_failure is not None:
                 item.on_failure()
             return

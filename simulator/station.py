@@ -155,6 +155,7 @@ class SimulatedStation(Charging):
                     additional_headers=self._auth_headers(),
                     compression="deflate" if self.config.compression else None,
                     open_timeout=10,
+                    ping_interval=self.config.ping_interval_s,
                     proxy=None,
                 )
             except (OSError, InvalidHandshake, TimeoutError) as exc:
@@ -252,22 +253,41 @@ class SimulatedStation(Charging):
     async def _heartbeat_loop(self, protocol: ChargePointProtocol) -> None:
         while True:
             await asyncio.sleep(self.heartbeat_interval_s)
+            if self.faults.ping_only:
+                continue  # only ping/pong keeps the socket alive
             with contextlib.suppress(TimeoutError, OCPPError):
                 await protocol.call(call.Heartbeat(), suppress=False)
 
     # --- outbox: transaction messages survive disconnects ------------------------------
 
     def _enqueue(self, item: OutgoingMessage) -> None:
+        item.same_message_id = self.faults.retry_with_same_message_id
+        stop_later = item.action == "StopTransaction" and self.faults.stop_after_reconnect
+        if stop_later:
+            item.after_connection = self.connect_count
         self._outbox.append(item)
         self._touch()
+        if stop_later and self._ws is not None:
+            log.info("%s: fault: dropping the connection before StopTransaction", self.station_id)
+            self.spawn(self.drop_connection(reconnect_after_s=self.config.reconnect_delay_s))
 
     @property
     def outbox_size(self) -> int:
         return len(self._outbox)
 
+    @property
+    def transaction_message_failures(self) -> int:
+        """Attempts of Start/StopTransaction the CSMS answered with an error (or not at all)."""
+        return self._outbox.failed_attempts
+
+    @property
+    def given_up_messages(self) -> list[str]:
+        """Transaction messages dropped after their last attempt failed."""
+        return list(self._outbox.given_up)
+
     async def _flush_outbox(self, protocol: ChargePointProtocol) -> None:
         while True:
-            await self.wait_until(lambda: len(self._outbox) > 0, None)
+            await self.wait_until(lambda: self._outbox.head_ready(self.connect_count), None)
             await self._outbox.deliver_head(protocol, self.station_id)
             self._touch()
 

@@ -27,6 +27,7 @@ from gateway.auth import ChargerKeys, legacy_hash
 from gateway.config import GatewayConfig
 from gateway.server import OcppGateway
 from runtime.asgi import OcppDispatcher, Receive, Scope, Send
+from runtime.websocket import LivenessWebSocketProtocol
 from tests.gateway.workflows import CommandProbe, SignalSink
 
 PASSWORD = "correct horse battery"
@@ -72,6 +73,7 @@ async def start_gateway(
             "max_frame_bytes": 16 * 1024,
             "command_timeout_s": 5.0,
         }
+        ping_interval = overrides.pop("ws_ping_interval", 20.0)  # uvicorn's default
         settings.update(overrides)
         config = GatewayConfig(**settings)
         gateway = OcppGateway(sessions, temporal_env.client, config)
@@ -81,8 +83,9 @@ async def start_gateway(
                 OcppDispatcher(plain_api, gateway),
                 host="127.0.0.1",
                 port=0,
-                ws="websockets-sansio",
+                ws=LivenessWebSocketProtocol,
                 ws_max_size=config.max_frame_bytes,
+                ws_ping_interval=ping_interval,
                 ws_per_message_deflate=False,
                 lifespan="off",
                 log_level="warning",

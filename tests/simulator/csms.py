@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
+from ocpp.exceptions import InternalError
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint, call_result
 from ocpp.v16.enums import Action
@@ -35,6 +36,7 @@ class MiniCsms:
     heartbeat_interval: int = 300
     registration: str = "Accepted"
     drop_on_next_start: bool = False  # lose the connection instead of answering once
+    fail_stops: int = 0  # answer this many StopTransaction with a CallError InternalError
     messages: list[Received] = field(default_factory=list)
     chargers: dict[str, CentralChargePoint] = field(default_factory=dict)
     changes: Changes = field(default_factory=Changes)
@@ -165,6 +167,9 @@ class CentralChargePoint(ChargePoint):  # type: ignore[misc]
     @on(Action.stop_transaction)
     def on_stop(self, call_unique_id: str, **payload: Any) -> call_result.StopTransaction:
         self._csms.record(self.id, "StopTransaction", call_unique_id, payload)
+        if self._csms.fail_stops > 0:
+            self._csms.fail_stops -= 1
+            raise InternalError(description="session service unavailable")
         return call_result.StopTransaction(id_tag_info={"status": "Accepted"})
 
     @on(Action.diagnostics_status_notification)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+
 from ocpp.v16 import call
 
 from simulator import FaultPlan
 from tests.simulator.conftest import StationFactory
-from tests.simulator.csms import MiniCsms
+from tests.simulator.csms import MiniCsms, sampled
 
 
 async def test_start_and_stop_are_retried_with_new_message_ids(
@@ -124,3 +127,85 @@ async def test_ignored_remote_stop_keeps_charging(
     assert answer.status == "Accepted"
     assert not tx.finished
     assert csms.of("StopTransaction") == []
+
+
+async def test_a_stop_the_csms_keeps_refusing_is_given_up_after_three_attempts(
+    csms: MiniCsms, make_station: StationFactory
+) -> None:
+    csms.fail_stops = 5
+    station = make_station(transaction_message_attempts=3)
+    await station.start()
+    await csms.send("EVP-001", call.RemoteStartTransaction(id_tag="gives-up"))
+    tx = await station.wait_for_transaction()
+
+    await station.stop_local_transaction()
+    await station.wait_outbox_empty()
+
+    stops = csms.of("StopTransaction")
+    assert len(stops) == 3
+    assert len({stop.unique_id for stop in stops}) == 3  # a new message id per attempt
+    assert station.given_up_messages == ["StopTransaction"]
+    assert station.transaction_message_failures == 3
+    assert not tx.stop_acknowledged
+
+
+async def test_attempts_can_reuse_one_message_id(
+    csms: MiniCsms, make_station: StationFactory
+) -> None:
+    csms.fail_stops = 2
+    station = make_station(FaultPlan(retry_with_same_message_id=True))
+    await station.start()
+    await csms.send("EVP-001", call.RemoteStartTransaction(id_tag="same-id"))
+    tx = await station.wait_for_transaction()
+
+    await station.stop_local_transaction()
+    await station.wait_for_stop(tx)
+
+    stops = csms.of("StopTransaction")
+    assert len(stops) == 3
+    assert len({stop.unique_id for stop in stops}) == 1
+    assert station.given_up_messages == []
+
+
+async def test_stop_only_after_a_reconnect(csms: MiniCsms, make_station: StationFactory) -> None:
+    station = make_station(FaultPlan(stop_after_reconnect=True))
+    await station.start()
+    await csms.send("EVP-001", call.RemoteStartTransaction(id_tag="later"))
+    tx = await station.wait_for_transaction()
+
+    await station.stop_local_transaction()
+    await station.wait_for_stop(tx)
+
+    assert station.connect_count == 2
+    boots = [m.action for m in csms.messages if m.action in ("BootNotification", "StopTransaction")]
+    assert boots == ["BootNotification", "BootNotification", "StopTransaction"]
+
+
+async def test_meter_values_duplicated_and_out_of_order(
+    csms: MiniCsms, make_station: StationFactory
+) -> None:
+    faults = FaultPlan(duplicate_meter_values=True, meter_values_out_of_order=True)
+    station = make_station(faults, energy_per_sample_wh=10)
+    await station.start()
+    await csms.send("EVP-001", call.RemoteStartTransaction(id_tag="messy"))
+    tx = await station.wait_for_transaction()
+    await station.wait_until(lambda: tx.samples_sent >= 8)
+
+    registers = [
+        sampled(m.payload, "Energy.Active.Import.Register") for m in csms.of("MeterValues")
+    ]
+    values = [int(value) for value in registers if value is not None]
+    assert any(a == b for a, b in itertools.pairwise(values))  # duplicated
+    assert any(a > b for a, b in itertools.pairwise(values))  # out of order
+
+
+async def test_a_ping_only_charger_sends_no_heartbeat(
+    csms: MiniCsms, make_station: StationFactory
+) -> None:
+    csms.heartbeat_interval = 1
+    station = make_station(FaultPlan(ping_only=True), ping_interval_s=0.1)
+    await station.start()
+    await asyncio.sleep(2.5)  # more than two heartbeat intervals
+
+    assert station.connected
+    assert csms.of("Heartbeat") == []

@@ -1,0 +1,116 @@
+"""Charger messages during a real PostgreSQL outage (the gateway's own embedded server is
+stopped and started): with Temporal up the workflow is signalled directly and the rows are
+written when the database is back; with both down the charger gets an error, and its retry
+succeeds once the database is back, the relay delivering when Temporal returns."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from db.engine import session_factory
+from domain.tariff import energy_cost_tyiyn
+from tests.edge.world import (
+    INITIAL,
+    PRICE,
+    add_station,
+    eventually,
+    fund,
+    killable_postgres,
+    killable_temporal,
+    running_stack,
+    session_result,
+    start_session,
+    stored_stop,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+async def test_stop_during_a_database_outage_reaches_the_workflow(
+    temporal_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    client_id = str(uuid.uuid4())
+    station_id = f"DO-{uuid.uuid4().hex[:6]}"
+    async with killable_postgres(tmp_path / "pg") as (postgres, engine):
+        sessions = session_factory(engine)
+        await add_station(sessions, station_id)
+        async with running_stack(sessions, temporal_env.client) as stack:
+            await fund(stack, client_id)
+            async with stack.station(station_id) as station:
+                session_id = await start_session(stack, station_id, client_id)
+                tx = await station.wait_for_transaction(timeout_s=30)
+                await station.wait_for_energy(tx, 500, timeout_s=30)
+
+                await asyncio.to_thread(postgres.stop)
+                await station.stop_local_transaction(reason="EVDisconnected")
+                await station.wait_for_stop(tx, timeout_s=30)  # acked: Temporal took it
+                assert station.transaction_message_failures == 0
+
+                await asyncio.to_thread(postgres.start)
+                result = await session_result(temporal_env.client, session_id)
+                assert tx.transaction_id is not None
+                transaction_id = tx.transaction_id
+
+                async def stop_written() -> bool:
+                    return await stored_stop(sessions, transaction_id) == tx.meter_stop_wh
+
+                await eventually(stop_written, "the held stop was written to the database")
+            balance = await stack.ledger.balance(client_id)
+
+    cost = energy_cost_tyiyn(tx.energy_wh, PRICE)
+    assert (result.state, result.energy_wh, result.cost_tyiyn) == ("completed", tx.energy_wh, cost)
+    assert (balance.available_tyiyn, balance.held_tyiyn) == (INITIAL - cost, 0)
+
+
+async def test_with_both_down_the_charger_gets_an_error_and_its_retry_succeeds(
+    tmp_path: Path,
+) -> None:
+    client_id = str(uuid.uuid4())
+    station_id = f"DB-{uuid.uuid4().hex[:6]}"
+    async with (
+        killable_postgres(tmp_path / "pg") as (postgres, engine),
+        killable_temporal(tmp_path / "temporal") as temporal,
+    ):
+        sessions = session_factory(engine)
+        await add_station(sessions, station_id)
+        client = await Client.connect(temporal.address)
+        async with running_stack(sessions, client) as stack:
+            await fund(stack, client_id)
+            # The usual TransactionMessageAttempts: 3 tries, then the charger gives up.
+            charger = stack.station(
+                station_id, transaction_message_attempts=3, transaction_message_retry_s=3.0
+            )
+            async with charger as station:
+                session_id = await start_session(stack, station_id, client_id)
+                tx = await station.wait_for_transaction(timeout_s=30)
+                await station.wait_for_energy(tx, 500, timeout_s=30)
+
+                temporal.kill()
+                await asyncio.to_thread(postgres.stop)
+                await station.stop_local_transaction(reason="Local")
+
+                async def refused() -> bool:
+                    return station.transaction_message_failures >= 1
+
+                await eventually(refused, "the gateway answered the stop with an error")
+                assert not tx.stop_acknowledged
+
+                await asyncio.to_thread(postgres.start)  # Temporal is still down
+                await station.wait_for_stop(tx, timeout_s=30)
+                assert station.given_up_messages == []
+                assert tx.transaction_id is not None
+                assert await stored_stop(sessions, tx.transaction_id) == tx.meter_stop_wh
+
+                await temporal.start()
+                result = await session_result(client, session_id)
+            balance = await stack.ledger.balance(client_id)
+
+    cost = energy_cost_tyiyn(tx.energy_wh, PRICE)
+    assert (result.state, result.energy_wh, result.cost_tyiyn) == ("completed", tx.energy_wh, cost)
+    assert (balance.available_tyiyn, balance.held_tyiyn) == (INITIAL - cost, 0)

@@ -1,0 +1,259 @@
+"""A charging stack whose PostgreSQL and Temporal can be stopped for real mid-session: a
+`temporal server start-dev` on its own SQLite file (killed with SIGKILL and restarted on the
+same file) and an embedded PostgreSQL in its own data directory (stopped and started)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.ledger import Ledger, LedgerActivities, LedgerMovement
+from activities.sessions import charging_activities
+from api.app import create_app
+from api.deps import ApiConfig, ApiContext
+from api.dev_tokens import issue_dev_token
+from db.engine import create_engine
+from db.migrate import upgrade_sync
+from db.models import Connector, OcppTransaction, Station
+from domain.ledger import Operation
+from gateway.auth import hash_password
+from gateway.config import GatewayConfig
+from gateway.server import OcppGateway
+from runtime.asgi import OcppDispatcher
+from runtime.embedded import EmbeddedPostgres, EmbeddedTemporal, free_port
+from runtime.websocket import LivenessWebSocketProtocol
+from simulator import FaultPlan, SimulatedStation, StationConfig
+from workflows.charging import ChargingSessionWorkflow
+from workflows.charging_state import SessionView
+from workflows.signals import charging_workflow_id
+
+SECRET = "edge-outage-secret-0123456789abcdef-xyz"
+PASSWORD = "edge charger password"
+PRICE = 1_500
+INITIAL = 50_000
+AMOUNT = 10_000
+
+
+class KillableTemporal:
+    """A dev server of our own: the session-wide one must survive these tests."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.server = EmbeddedTemporal(data_dir, port=free_port(), ui_port=None)
+
+    @property
+    def address(self) -> str:
+        return self.server.address
+
+    async def start(self) -> None:
+        await self.server.start()
+
+    def kill(self) -> None:
+        pid = self.server.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        self.server.stop()  # reaps it
+
+
+class KillablePostgres:
+    """An embedded PostgreSQL of our own, migrated; stop() and start() keep its data and URL."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.server = EmbeddedPostgres(data_dir)
+        self.url = ""
+
+    def start(self) -> str:
+        self.url = self.server.start()
+        return self.url
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+@asynccontextmanager
+async def killable_temporal(data_dir: Path) -> AsyncIterator[KillableTemporal]:
+    temporal = KillableTemporal(data_dir)
+    await temporal.start()
+    try:
+        yield temporal
+    finally:
+        temporal.server.stop()
+
+
+@asynccontextmanager
+async def killable_postgres(data_dir: Path) -> AsyncIterator[tuple[KillablePostgres, AsyncEngine]]:
+    postgres = KillablePostgres(data_dir)
+    url = await asyncio.to_thread(postgres.start)
+    await asyncio.to_thread(upgrade_sync, url)
+    engine = create_engine(url, pool_size=10)
+    try:
+        yield postgres, engine
+    finally:
+        await engine.dispose()
+        await asyncio.to_thread(postgres.stop)
+
+
+@dataclass
+class Stack:
+    port: int
+    ledger: Ledger
+    temporal: Client
+    sessions: async_sessionmaker[AsyncSession]
+    gateway: OcppGateway
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def station(
+        self, station_id: str, faults: FaultPlan | None = None, **config: Any
+    ) -> SimulatedStation:
+        settings: dict[str, Any] = {
+            "station_id": station_id,
+            "url": f"ws://127.0.0.1:{self.port}/ocpp",
+            "password": PASSWORD,
+            "meter_interval_s": 0.2,
+            "energy_per_sample_wh": 100,
+            "meter_start_wh": 1_000_000,
+            "reconnect_delay_s": 0.2,
+            "transaction_message_retry_s": 1.0,
+        }
+        settings.update(config)
+        return SimulatedStation(StationConfig(**settings), faults)
+
+
+@asynccontextmanager
+async def running_stack(
+    sessions: async_sessionmaker[AsyncSession], temporal: Client, **gateway: Any
+) -> AsyncIterator[Stack]:
+    """Worker, gateway and API as `evpower dev` runs them, with short outage intervals."""
+    task_queue = f"edge-{uuid.uuid4().hex[:8]}"
+    ledger = Ledger(sessions)
+    money = LedgerActivities(ledger)
+    settings: dict[str, Any] = {
+        "instance_id": f"edge-{uuid.uuid4().hex[:8]}",
+        "heartbeat_interval_s": 60,
+        "meter_signal_interval_s": 1,
+        "command_timeout_s": 10.0,
+        "signal_timeout_s": 2.0,
+        "relay_poll_s": 1.0,
+        "relay_retry_first_s": 0.2,
+        "relay_retry_max_s": 1.0,
+    }
+    settings.update(gateway)
+    ocpp = OcppGateway(sessions, temporal, GatewayConfig(**settings))
+    api = create_app(
+        ApiContext(sessions, temporal, ApiConfig(jwt_secret=SECRET, task_queue=task_queue))
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(
+            OcppDispatcher(api, ocpp),
+            host="127.0.0.1",
+            port=0,
+            ws=LivenessWebSocketProtocol,
+            ws_per_message_deflate=False,
+            lifespan="off",
+            log_level="warning",
+        )
+    )
+    async with Worker(
+        temporal,
+        task_queue=task_queue,
+        workflows=[ChargingSessionWorkflow],
+        activities=[*charging_activities(sessions), money.reserve, money.capture, money.release],
+    ):
+        await ocpp.start()
+        serving = asyncio.create_task(server.serve())
+        try:
+            while not server.started:
+                if serving.done():
+                    serving.result()
+                await asyncio.sleep(0.01)
+            port = server.servers[0].sockets[0].getsockname()[1]
+            yield Stack(port, ledger, temporal, sessions, ocpp)
+        finally:
+            await ocpp.stop()
+            server.should_exit = True
+            await serving
+
+
+async def add_station(sessions: async_sessionmaker[AsyncSession], station_id: str) -> None:
+    async with sessions() as session, session.begin():
+        session.add(
+            Station(
+                id=station_id,
+                name=station_id,
+                price_tyiyn_per_kwh=PRICE,
+                password_hash=hash_password(PASSWORD),
+            )
+        )
+        await session.flush()
+        session.add(Connector(station_id=station_id, connector_id=1))
+
+
+async def eventually(check: Any, what: str, attempts: int = 3_000) -> None:
+    """Poll a condition (bounded by attempts, not by a clock assertion)."""
+    for _ in range(attempts):
+        try:
+            if await check():
+                return
+        except Exception:  # a database or Temporal that is still coming back
+            pass
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"never happened: {what}")
+
+
+async def fund(stack: Stack, client_id: str) -> None:
+    await stack.ledger.apply(
+        Operation.CREDIT_TOPUP,
+        LedgerMovement(f"topup:{client_id}", client_id, INITIAL, provider="TEST"),
+    )
+
+
+async def start_session(stack: Stack, station_id: str, client_id: str) -> str:
+    """POST /charging/start once the charger has reported its connector; the session id."""
+
+    async def connector_available() -> bool:
+        async with stack.sessions() as session:
+            row = await session.get(Connector, (station_id, 1))
+            return row is not None and row.status == "Available"
+
+    await eventually(connector_available, "the charger reported its connector")
+    token = issue_dev_token(SECRET, client_id)
+    async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as http:
+        started = await http.post(
+            "/api/v1/charging/start",
+            json={"station_id": station_id, "connector_id": 1, "amount_tyiyn": AMOUNT},
+            headers={"Authorization": f"Bearer {token}", "Idempotency-Key": f"start-{station_id}"},
+        )
+    assert started.status_code == 201, started.text
+    return str(started.json()["session_id"])
+
+
+async def session_result(temporal: Client, session_id: str) -> SessionView:
+    handle = temporal.get_workflow_handle_for(
+        ChargingSessionWorkflow.run, charging_workflow_id(session_id)
+    )
+    return await handle.result()
+
+
+async def stored_stop(
+    sessions: async_sessionmaker[AsyncSession], transaction_id: int
+) -> int | None:
+    async with sessions() as session:
+        return await session.scalar(
+            select(OcppTransaction.meter_stop_wh).where(OcppTransaction.id == transaction_id)
+        )
