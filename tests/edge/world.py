@@ -30,7 +30,7 @@ from db.engine import create_engine
 from db.migrate import upgrade_sync
 from db.models import Connector, OcppTransaction, Station
 from domain.ledger import Operation
-from gateway.auth import hash_password
+from gateway.auth import ChargerKeys
 from gateway.config import GatewayConfig
 from gateway.server import OcppGateway
 from runtime.asgi import OcppDispatcher
@@ -43,6 +43,7 @@ from workflows.signals import charging_workflow_id
 
 SECRET = "edge-outage-secret-0123456789abcdef-xyz"
 PASSWORD = "edge charger password"
+KEY_PEPPER = b"edge-outage-pepper-0123456789abcdef"
 PRICE = 1_500
 INITIAL = 50_000
 AMOUNT = 10_000
@@ -145,6 +146,7 @@ async def running_stack(
     money = LedgerActivities(ledger)
     settings: dict[str, Any] = {
         "instance_id": f"edge-{uuid.uuid4().hex[:8]}",
+        "key_pepper": KEY_PEPPER,
         "heartbeat_interval_s": 60,
         "meter_signal_interval_s": 1,
         "command_timeout_s": 10.0,
@@ -197,7 +199,7 @@ async def add_station(sessions: async_sessionmaker[AsyncSession], station_id: st
                 id=station_id,
                 name=station_id,
                 price_tyiyn_per_kwh=PRICE,
-                password_hash=hash_password(PASSWORD),
+                password_hash=ChargerKeys(KEY_PEPPER).hash(PASSWORD),
             )
         )
         await session.flush()
