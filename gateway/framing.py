@@ -19,6 +19,8 @@ from ocpp.exceptions import (
     ProtocolError,
 )
 
+from domain.identifiers import has_control_characters
+
 CALL = 2
 CALL_RESULT = 3
 CALL_ERROR = 4
@@ -26,6 +28,8 @@ CALL_ERROR = 4
 # A frame whose unique id cannot be read is answered with this id (OCPP 2.0.1 made it the
 # rule; 1.6 is silent, and chargers at least log a CALLERROR they can see).
 UNKNOWN_UNIQUE_ID = "-1"
+# OCPP-J 1.6 says at most 36 characters (a GUID); a little slack for chargers that pad.
+MAX_UNIQUE_ID_LENGTH = 64
 
 _ERRORS_BY_CODE: dict[str, type[OCPPError]] = {
     error.code: error for error in OCPPError.__subclasses__()
@@ -74,11 +78,40 @@ class FrameError(Exception):
         self.error = error
 
 
+class _NotJson(ValueError):
+    pass
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotJson(f"{name} is not JSON")
+
+
+def _number(text: str) -> int | float:
+    # JSON has one number type: 1.0 is the integer 1 (a charger's `"connectorId": 1.0` must
+    # not reach an integer column as a float); fractions stay floats.
+    value = float(text)
+    return int(value) if value.is_integer() else value
+
+
+def _loads(raw: str | bytes) -> Any:
+    """json.loads, strict: no NaN/Infinity, integral numbers as int."""
+    return json.loads(raw, parse_float=_number, parse_constant=_refuse_constant)
+
+
+def _readable_id(unique_id: object) -> bool:
+    # The id is echoed in the answer: one with a lone surrogate could not even be sent.
+    return (
+        isinstance(unique_id, str)
+        and 0 < len(unique_id) <= MAX_UNIQUE_ID_LENGTH
+        and not has_control_characters(unique_id)
+    )
+
+
 def parse_frame(raw: str | bytes) -> Incoming:
     """One websocket message as an OCPP-J frame, or FrameError with the CALLERROR to send."""
     try:
-        message = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        message = _loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nesting depth
         raise FrameError(
             UNKNOWN_UNIQUE_ID, FormationViolationError(details={"cause": "frame is not JSON"})
         ) from None
@@ -87,10 +120,11 @@ def parse_frame(raw: str | bytes) -> Incoming:
             UNKNOWN_UNIQUE_ID, ProtocolError(details={"cause": "frame is not a JSON array"})
         )
     unique_id = message[1] if len(message) > 1 else None
-    if not isinstance(unique_id, str) or not unique_id:
+    if not _readable_id(unique_id):
         raise FrameError(
             UNKNOWN_UNIQUE_ID, ProtocolError(details={"cause": "frame has no valid unique id"})
         )
+    assert isinstance(unique_id, str)
     kind = message[0]
     if kind == CALL:
         if len(message) != 4 or not isinstance(message[2], str):

@@ -6,25 +6,21 @@ import base64
 import binascii
 from collections.abc import Iterable
 
+from domain.identifiers import is_station_id
+
 SUBPROTOCOL = "ocpp1.6"
 # The websocket paths chargers connect to; runtime/asgi.py routes these to the gateway.
 OCPP_PATH_PREFIXES = ("/ws/", "/ocpp/")
-MAX_STATION_ID_LENGTH = 64  # stations.id
 
 
 def station_id_from_path(path: str) -> str | None:
-    """`/ws/{id}` or `/ocpp/{id}` -> id; None for anything else (nested paths, odd characters)."""
+    """`/ws/{id}` or `/ocpp/{id}` -> id; None for anything else: nested paths, and ids that
+    are not a domain.identifiers.STATION_ID (NUL, controls, non-ASCII, over 64 characters)
+    are refused before anything looks them up."""
     for prefix in OCPP_PATH_PREFIXES:
         if path.startswith(prefix):
             station_id = path[len(prefix) :]
-            if (
-                0 < len(station_id) <= MAX_STATION_ID_LENGTH
-                and station_id.isprintable()
-                and "/" not in station_id
-                and " " not in station_id
-            ):
-                return station_id
-            return None
+            return station_id if is_station_id(station_id) else None
     return None
 
 
