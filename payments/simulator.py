@@ -13,7 +13,7 @@ import json
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -22,11 +22,13 @@ import segno
 
 from domain.money import format_som
 from payments.config import SIMULATOR_PREFIX
-from payments.odengi import API_VERSION, BISHKEK
+from payments.contract import DEFAULT_CONTRACT, OdengiContract
+from payments.odengi import API_VERSION
 from payments.provider import PayStatus
 from payments.signing import hashes_match, request_hash
 from payments.webhook import signed_notice_fields
 
+ISO_CONTRACT = OdengiContract(date_life_format="%Y-%m-%dT%H:%M:%S")
 # A card number that passes Luhn but the simulated bank declines, for trying the unhappy path.
 DECLINED_CARD = "4000000000000002"
 
@@ -143,11 +145,7 @@ class SimulatedOdengi:
         if data.get("currency") != "KGS":
             raise SimulatorError("bad_currency", "only KGS is accepted")
         date_life = data.get("date_life")
-        expires_at = (
-            datetime.strptime(str(date_life), "%Y-%m-%d %H:%M:%S").replace(tzinfo=BISHKEK)
-            if date_life
-            else None
-        )
+        expires_at = read_date_life(str(date_life)) if date_life else None
         invoice = await self._store.create(
             SimInvoice(
                 invoice_id=str(secrets.randbelow(9 * 10**11) + 10**11),
@@ -247,6 +245,20 @@ class SimulatedOdengi:
     async def pay(self, invoice_id: str) -> PayOutcome:
         """The "pay" button and `evpower pay`: every call sends the webhook, like a retry."""
         return await self.send_webhook(await self.mark_paid(invoice_id))
+
+
+def read_date_life(text: str) -> datetime:
+    """Today's reading (Bishkek wall clock), or unix seconds / milliseconds, so the simulator
+    follows a merchant's ODENGI_DATE_LIFE_FORMAT; anything else is refused like a provider would."""
+    if text.isascii() and text.isdigit():
+        seconds = int(text) / (1000 if len(text) > 11 else 1)
+        return datetime.fromtimestamp(seconds, UTC)
+    for contract in (DEFAULT_CONTRACT, ISO_CONTRACT):
+        try:
+            return contract.read_date_life(text)
+        except ValueError:
+            continue
+    raise SimulatorError("bad_date_life", "date_life must be YYYY-MM-DD HH:MM:SS or a unix time")
 
 
 def status_view(invoice: SimInvoice) -> dict[str, Any]:

@@ -193,3 +193,12 @@ async def test_the_real_test_endpoint_confirms_our_reading() -> None:
     finally:
         await runner.aclose()
     assert not report.failed, "\n".join(lines)
+
+
+async def test_the_simulator_follows_another_date_life_setting() -> None:
+    """A merchant who set ODENGI_DATE_LIFE_FORMAT=unix can still run against the simulator."""
+    async with sim_server() as server:
+        report, output = await check(server, OdengiContract(date_life_format="unix"))
+        invoice = next(iter(server.invoices.by_id.values()))
+    assert not report.failed, output
+    assert invoice.expires_at is not None and invoice.expires_at.tzinfo is not None
