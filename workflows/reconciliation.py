@@ -211,7 +211,8 @@ class ReconcileStaleTopUps:
             # A short check: a provider that does not answer is asked again next hour, and
             # must not hold up the other top-ups of this run.
             result = await check_payment(topup.topup_id, topup.invoice_id, final=False)
-            if result.report is None and result.status == PayStatus.AWAITING:
+            awaiting = result.unreadable is None and result.status == PayStatus.AWAITING
+            if result.report is None and awaiting:
                 await cancel_invoice(topup.topup_id, topup.invoice_id)
                 result = await check_payment(topup.topup_id, topup.invoice_id, final=False)
             if result.report is not None:

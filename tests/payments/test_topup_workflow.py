@@ -359,3 +359,18 @@ async def test_the_sweep_settles_an_unread_notice_the_provider_confirms(harness:
     assert await harness.count(ProviderTransaction, trans_id="t-unread-other", status="review") == 1
     assert (await harness.topup_row("stale-unread")).state == "paid"
     await keep_history(handle, "sweep_unread_notices")
+
+
+async def test_the_sweep_sends_a_stale_topup_with_an_unreadable_status_to_review(
+    harness: Harness,
+) -> None:
+    client_id = str(uuid.uuid4())
+    await harness.add_stale_topup("stale-hold", client_id)
+    harness.fake.invoices["stale-hold"].status = "hold"
+    result = await harness.client.execute_workflow(
+        ReconcileStaleTopUps.run, SweepInput(), id="sweep-hold", task_queue=harness.task_queue
+    )
+    assert (result.checked, result.needs_review, result.expired) == (1, 1, 0)
+    row = await harness.topup_row("stale-hold")
+    assert row.state == "needs_review"
+    assert harness.fake.calls["invoiceCancel"] == 0  # a human decides, nothing is cancelled
