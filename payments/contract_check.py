@@ -248,6 +248,18 @@ class ContractCheck:
             self.report.add(f"statusPayment keeps the invoice status at {where!r}", True, repr(raw))
         read = parse_status(invoice_id, data, contract)
         reading = READING_OF.get(expect, "paid")
+        if expect is PayStatus.AWAITING:
+            self._amount(data, contract)
+        if read.unreadable is not None and read.status is PayStatus.PAID:
+            fields = list(paths_to(data, ("trans", "amount", "sum")))
+            self.report.add(
+                "a paid invoice names its trans_id and its amount in tyiyn",
+                False,
+                read.unreadable,
+                f"fields seen: {', '.join(fields) or 'none'}; point ODENGI_STATUS_PATHS "
+                "(payment_trans_id, payment_amount, trans_id, amount) at them",
+            )
+            return data
         held = read.unreadable is None and read.status is expect
         outcome = f"unreadable ({read.unreadable})" if read.unreadable else read.status.name.lower()
         self.report.add(
@@ -259,6 +271,24 @@ class ContractCheck:
         if not held and raw is not None:
             self.report.status_code(raw, reading)
         return data
+
+    def _amount(self, data: Mapping[str, Any], contract: OdengiContract) -> None:
+        where = contract.status_paths["amount"]
+        amount = contract.field(data, "amount")
+        if amount is None:
+            self.report.add(f"statusPayment states the invoice amount at {where!r}", None, "absent")
+            return
+        held = as_tyiyn(amount) == self._target.amount_tyiyn
+        self.report.add(
+            f"statusPayment states the invoice amount at {where!r}, in tyiyn",
+            held,
+            repr(amount),
+            ""
+            if held
+            else "not the invoice's amount in whole tyiyn: a paid answer read from these fields "
+            "would go to review as a mismatch; point ODENGI_STATUS_PATHS amount elsewhere or "
+            "tell the EvPower maintainers",
+        )
 
     async def cancel(self, invoice_id: str) -> bool:
         self._out("\n== 4. invoiceCancel")

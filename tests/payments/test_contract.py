@@ -88,13 +88,14 @@ async def test_the_command_against_the_simulator_finds_our_reading_holds() -> No
 
 
 class OtherReading(SimulatedOdengi):
-    """A provider that answers the other public reading (0 pending, -1 cancelled) and makes a
-    new invoice for a known order_id."""
+    """A provider that answers the other public reading (0 pending, -1 cancelled), states
+    amounts in som and makes a new invoice for a known order_id."""
 
     async def _status(self, data: dict[str, Any]) -> dict[str, Any]:
         view = status_view(await self._invoice(data))
         code = {"processing": 0, "canceled": -1, "approved": 1}[view.pop("status")]
-        return {**view, "status_pay": code}
+        som = f"{view['amount'] // 100}.{view['amount'] % 100:02d}"  # and amounts in som
+        return {**view, "status_pay": code, "amount": som}
 
     async def _create_invoice(self, data: dict[str, Any]) -> dict[str, Any]:
         fresh = f"{data['order_id']}-{secrets.token_hex(4)}"
@@ -107,6 +108,10 @@ async def test_another_reading_is_reported_with_the_settings_that_fix_it() -> No
         assert report.failed
         assert f"{NOT_HELD}  an invoice that is awaiting reads as awaiting" in output
         assert f"{NOT_HELD}  createInvoice with a known order_id returns the same invoice" in output
+        assert (
+            "[DID NOT HOLD] statusPayment states the invoice amount at 'amount', in tyiyn: '10.00'"
+            in output
+        )
         suggested = report.suggested()
         codes = json.loads(suggested["ODENGI_STATUS_CODES"])
         assert (codes["0"], codes["-1"]) == ("awaiting", "cancelled")
