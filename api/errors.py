@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import sqlalchemy.exc
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.service import RPCError, RPCStatusCode
 
+from db.outage import database_unavailable
 from domain import errors as domain_errors
 
 log = structlog.get_logger(__name__)
@@ -53,6 +57,46 @@ def status_for(exc: domain_errors.DomainError) -> int:
     return 400
 
 
+# Every 503 tells the caller when to come back.
+RETRY_AFTER_S = 5
+
+# Temporal is down or overloaded (the client has already retried): worth a retry later.
+TEMPORAL_TROUBLE = frozenset(
+    {
+        RPCStatusCode.UNAVAILABLE,
+        RPCStatusCode.DEADLINE_EXCEEDED,
+        RPCStatusCode.RESOURCE_EXHAUSTED,
+        RPCStatusCode.CANCELLED,
+    }
+)
+
+
+def temporal_unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, RPCError):
+        return exc.status in TEMPORAL_TROUBLE
+    return isinstance(exc, WorkflowUpdateRPCTimeoutOrCancelledError)
+
+
+def outage_response(exc: BaseException) -> JSONResponse | None:
+    """The one mapping of a dependency outage, wherever it surfaces (route, dependency,
+    middleware): 503 with the standard body and Retry-After. None for anything else."""
+    cause: BaseException | None = exc
+    for _ in range(5):  # an outage re-raised as another error is still an outage
+        if cause is None:
+            return None
+        if database_unavailable(cause):
+            code, message = "database_unavailable", "the database is unavailable; retry"
+            break
+        if temporal_unavailable(cause):
+            code, message = "temporal_unavailable", "the session service is unreachable; retry"
+            break
+        cause = cause.__cause__
+    else:
+        return None
+    log.warning("dependency unavailable", code=code, error=type(cause).__name__)
+    return error_response(503, code, message, {"Retry-After": str(RETRY_AFTER_S)})
+
+
 _HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -70,7 +114,10 @@ _HTTP_CODES = {
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message, exc.headers)
+        headers = exc.headers
+        if exc.status == 503 and not any(k.lower() == "retry-after" for k in headers or {}):
+            headers = {**(headers or {}), "Retry-After": str(RETRY_AFTER_S)}
+        return error_response(exc.status, exc.code, exc.message, headers)
 
     @app.exception_handler(domain_errors.DomainError)
     async def _domain_error(_: Request, exc: domain_errors.DomainError) -> JSONResponse:
@@ -89,7 +136,21 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = dict(exc.headers) if exc.headers else None
         return error_response(exc.status_code, code, str(exc.detail), headers)
 
+    async def _outage(_: Request, exc: Exception) -> JSONResponse:
+        outage = outage_response(exc)
+        if outage is None:
+            raise exc  # not an outage: the catch-all below answers 500
+        return outage
+
+    # Raised in a route or a dependency: answered here. Raised in a middleware, the
+    # exception passes these by and reaches the catch-all, which asks the same question.
+    for kind in (sqlalchemy.exc.DBAPIError, sqlalchemy.exc.TimeoutError, OSError, RPCError):
+        app.add_exception_handler(kind, _outage)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        outage = outage_response(exc)
+        if outage is not None:
+            return outage
         log.exception("unhandled error", path=request.url.path, error=type(exc).__name__)
         return error_response(500, "internal_error", "internal error; it has been logged")

@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from api.asgi_types import ASGIApp, Message, Receive, Scope, Send, header
-from api.errors import error_response
+from api.errors import error_response, outage_response
 
 log = structlog.get_logger(__name__)
 
@@ -64,8 +64,12 @@ class SecurityHeadersMiddleware:
             # 500 here, so it carries the headers and the JSON error body like any other.
             if started:
                 raise
-            log.exception("unhandled error", path=scope["path"], error=type(exc).__name__)
-            response = error_response(500, "internal_error", "internal error; it has been logged")
+            response = outage_response(exc)  # a database or Temporal outage: 503
+            if response is None:
+                log.exception("unhandled error", path=scope["path"], error=type(exc).__name__)
+                response = error_response(
+                    500, "internal_error", "internal error; it has been logged"
+                )
             await response(scope, receive, send_with_headers)
 
 

@@ -17,6 +17,9 @@ STATEMENT_TIMEOUT_MS = 30_000
 # Connections older than this are replaced at checkout, so a proxy or firewall that drops
 # idle connections after a while never hands us a dead one.
 POOL_RECYCLE_S = 1_800
+# A server that does not answer a new connection within this is treated as down (asyncpg's
+# own default waits a minute, holding the request that long).
+CONNECT_TIMEOUT_S = 10.0
 
 
 def asyncpg_url(database_url: str) -> str:
@@ -33,19 +36,22 @@ def create_engine(
     command_timeout_s: float | None = COMMAND_TIMEOUT_S,
     statement_timeout_ms: int = STATEMENT_TIMEOUT_MS,
 ) -> AsyncEngine:
-    """No pre-ping: it costs a round trip on every checkout. A connection that died anyway
-    fails its statement once, SQLAlchemy's asyncpg dialect invalidates it (and the rest of
-    the pool it was checked out from), and the next checkout gets a fresh one."""
+    """Every checkout is pre-pinged: after a PostgreSQL restart the pool's connections are
+    all dead, and without the ping each one failed its first statement (a request answered
+    500 `connection is closed`) before the pool noticed. The ping is one tiny round trip on
+    a connection that is reused for the whole transaction."""
     return create_async_engine(
         asyncpg_url(database_url),
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_recycle=POOL_RECYCLE_S,
+        pool_pre_ping=True,
         echo=echo,
         connect_args={
             # The client-side timeout backs up the server's: it also covers a server that
             # stopped answering altogether.
             "command_timeout": command_timeout_s,
+            "timeout": CONNECT_TIMEOUT_S,
             "server_settings": {"statement_timeout": str(statement_timeout_ms)},
         },
     )
