@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.metrics import LEDGER_OPERATIONS
 from activities.refusals import refusal
 from db.models import Client, LedgerAccount, LedgerEntry, LedgerPosting
 from domain.errors import DomainError, InsufficientFunds, OpKeyConflict
@@ -70,16 +71,19 @@ class Ledger:
         async with self._sessions() as session, session.begin():
             existing = await self._existing(session, operation, movement)
             if existing is not None:
+                LEDGER_OPERATIONS.labels(operation.value, "replayed").inc()
                 return existing
             await _ensure_client(session, movement.client_id)
             accounts = await _lock_accounts(session, [p.account for p in postings])
             # Re-check under the locks: a concurrent twin may have committed meanwhile.
             existing = await self._existing(session, operation, movement)
             if existing is not None:
+                LEDGER_OPERATIONS.labels(operation.value, "replayed").inc()
                 return existing
             source = postings[0]
             source_account = accounts[source.account]
             if source.account.is_client and source_account.balance_tyiyn + source.amount_tyiyn < 0:
+                LEDGER_OPERATIONS.labels(operation.value, "insufficient_funds").inc()
                 raise InsufficientFunds(
                     f"{source.account.kind} balance {source_account.balance_tyiyn} tyiyn "
                     f"is less than {movement.amount_tyiyn} tyiyn"
@@ -102,6 +106,7 @@ class Ledger:
                         entry_id=entry.id, account_id=account.id, amount_tyiyn=posting.amount_tyiyn
                     )
                 )
+        LEDGER_OPERATIONS.labels(operation.value, "applied").inc()
         log.info(
             "ledger movement",
             operation=operation.value,

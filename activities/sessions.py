@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
+from activities.metrics import SESSIONS_FINISHED
 from activities.refusals import refusal
 from activities.stations import (
     OUT_OF_ORDER_STATUSES,
@@ -187,12 +188,15 @@ class SessionStore:
                 # A final row is never reopened, whatever order retries arrive in.
                 where=ChargingSessionRecord.state.not_in(_FINAL),
             )
+            .returning(ChargingSessionRecord.id)
         )
         async with self._sessions() as session, session.begin():
             await session.execute(
                 insert(Client).values(id=record.client_id).on_conflict_do_nothing()
             )
-            await session.execute(statement)
+            written = (await session.execute(statement)).first() is not None
+        if written and record.state in _FINAL:  # the row just became final: once per session
+            SESSIONS_FINISHED.labels(record.state).inc()
         log.info(
             "session recorded",
             session_id=record.session_id,

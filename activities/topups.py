@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
+from activities.metrics import TOPUPS_FINISHED
 from db.models import ProviderTransaction, TopUp
 from db.payment_audit import write_payment_audit
 
@@ -223,11 +224,16 @@ class TopUpRecords:
         """Set the final state; `paid` is sticky, so a late review note never un-pays a top-up."""
         now = datetime.now(UTC)
         async with self._sessions() as session, session.begin():
+            before = await session.scalar(
+                select(TopUp.state).where(TopUp.id == request.topup_id).with_for_update()
+            )
             await session.execute(
                 update(TopUp)
                 .where(TopUp.id == request.topup_id, TopUp.state != "paid")
                 .values(state=request.state, updated_at=now)
             )
+            # Counted when the state changes, so a retried activity counts once.
+            finished_now = before is not None and before not in {"paid", request.state}
             if request.entry_id is not None and request.trans_id is not None:
                 await session.execute(
                     update(ProviderTransaction)
@@ -247,6 +253,8 @@ class TopUpRecords:
                 ok=request.state in {"paid", "expired"},
                 details={"reason": request.reason, "entry_id": request.entry_id},
             )
+        if finished_now:
+            TOPUPS_FINISHED.labels(request.state).inc()
         log.info(
             "top-up finished", topup_id=request.topup_id, state=request.state, reason=request.reason
         )

@@ -12,6 +12,7 @@ from temporalio.client import Client
 from db.engine import create_engine, session_factory
 from runtime.readiness import wait_for_database, wait_for_temporal
 from runtime.settings import Settings
+from runtime.temporal_metrics import process_runtime
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,8 @@ async def open_services(
     engine = create_engine(database_url)
     try:
         await wait_for_database(engine, database_url, settings)
-        temporal = await wait_for_temporal(settings, temporal_address)
+        # The SDK's metrics go to this process's /metrics through the runtime's buffer.
+        temporal = await wait_for_temporal(settings, temporal_address, runtime=process_runtime())
         yield Services(
             settings=settings,
             database_url=database_url,

@@ -138,6 +138,24 @@ async def test_a_session_through_api1_on_a_charger_of_gateway2_settles_exactly(
     assert (money.available_tyiyn, money.held_tyiyn) == (INITIAL_TYIYN - cost, 0)
 
 
+async def test_metrics_show_the_sdk_and_our_counters(topology: Topology) -> None:
+    """After the settled session: the workers' scrapes carry Temporal SDK metrics and our
+    outcome counters, a gateway's its connected chargers (runs after the session test)."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        workers = "".join(
+            [
+                (await http.get(f"{topology[name].base_url}/metrics")).text
+                for name in ("worker1", "worker2")
+            ]
+        )
+        gateway = (await http.get(f"{topology['gateway2'].base_url}/metrics")).text
+    assert "temporal_workflow_task_execution_latency_bucket" in workers
+    assert "temporal_activity_schedule_to_start_latency_bucket" in workers
+    assert 'evpower_charging_sessions_finished_total{state="completed"}' in workers
+    assert 'evpower_ledger_operations_total{operation="capture",outcome="applied"}' in workers
+    assert "evpower_ocpp_connected_chargers" in gateway
+
+
 async def test_a_status_change_on_gateway1_reaches_a_stream_client_of_api2(
     topology: Topology,
 ) -> None:
