@@ -65,7 +65,18 @@ class ExternalPostgres:
         return f"postgresql://{APP_USER}:{APP_PASSWORD}@127.0.0.1:{self.port}/{APP_DATABASE}"
 
     def _run(self, *argv: str) -> None:
-        subprocess.run(as_unprivileged(list(argv)), check=True, capture_output=True, cwd=self.root)
+        done = subprocess.run(
+            as_unprivileged(list(argv)), check=False, capture_output=True, cwd=self.root
+        )
+        if done.returncode != 0:
+            error = done.stderr.decode(errors="replace")[-2000:]
+            raise RuntimeError(f"{Path(argv[0]).name} exited {done.returncode}: {error}")
+
+    def accepting(self) -> bool:
+        """Accepting connections, not merely listening (a starting server refuses them)."""
+        argv = [str(postgres_bin_dir() / "pg_isready"), "-q", "-h", str(self.socket_dir)]
+        argv += ["-p", str(self.port)]
+        return subprocess.run(as_unprivileged(argv), check=False, cwd=self.root).returncode == 0
 
     def init(self) -> None:
         self.root.chmod(0o755)
@@ -111,7 +122,7 @@ class ExternalPostgres:
             ),
             self.logs / "postgres.log",
         ).start()
-        wait_until(lambda: port_open(self.port), "PostgreSQL listens", 30)
+        wait_until(self.accepting, "PostgreSQL accepts connections", 60, every_s=0.2)
         if first:
             self.psql(
                 f"CREATE ROLE {APP_USER} LOGIN CREATEROLE PASSWORD '{APP_PASSWORD}'",
