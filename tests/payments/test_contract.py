@@ -13,14 +13,18 @@ import sys
 from typing import Any
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.testing import WorkflowEnvironment
 
+from payments.config import SIMULATOR_API_PATH
 from payments.contract import DEFAULT_CONTRACT, OdengiContract
 from payments.contract_check import CheckTarget, ContractCheck
 from payments.contract_report import HELD, NOT_HELD
 from payments.simulator import SimulatedOdengi, SimulatorError, status_view
-from runtime.commands.payments import with_listener
+from runtime.commands.payments import target_from, with_listener
 from runtime.embedded import free_port
-from runtime.settings import ODENGI_TEST_API_URL
+from runtime.settings import ODENGI_TEST_API_URL, get_settings
+from tests.payments.live import live_system
 from tests.payments.sim_server import MERCHANT_ID, PASSWORD, SimServer, sim_server
 
 
@@ -207,3 +211,31 @@ async def test_the_simulator_follows_another_date_life_setting() -> None:
         invoice = next(iter(server.invoices.by_id.values()))
     assert not report.failed, output
     assert invoice.expires_at is not None and invoice.expires_at.tzinfo is not None
+
+
+@pytest.mark.integration
+async def test_the_check_against_the_apps_own_simulator(
+    temporal_env: WorkflowEnvironment,
+    sessions: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without credentials and with PAYMENT_PROVIDER=SIMULATED, the command checks the simulator
+    the running app mounts (routes, PostgreSQL invoices): what `evpower dev` users get."""
+    async with live_system(temporal_env.client, sessions) as live:
+        for name in ("ODENGI_MERCHANT_ID", "ODENGI_PASSWORD", "ODENGI_API_URL"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("PAYMENT_PROVIDER", "SIMULATED")
+        monkeypatch.setenv("PUBLIC_BASE_URL", live.base_url)
+        get_settings.cache_clear()
+        try:
+            made = target_from(argparse.Namespace(api_url=None, amount=None, webhook_url=None))
+        finally:
+            get_settings.cache_clear()
+        assert made.api_url == f"{live.base_url}{SIMULATOR_API_PATH}"
+        lines: list[str] = []
+        runner = ContractCheck(made, lines.append)
+        try:
+            report = await runner.run()
+        finally:
+            await runner.aclose()
+    assert not report.failed, "\n".join(lines)
