@@ -111,6 +111,28 @@ async def create_station(
     return NewStation(station_id, connectors, price_tyiyn_per_kwh, plain, generated)
 
 
+async def set_station_key(
+    sessions: async_sessionmaker[AsyncSession],
+    keys: ChargerKeys,
+    station_id: str,
+    password: str | None = None,
+) -> tuple[str, bool]:
+    """Replace a station's key (rotation, or a charger that lost it): (key, generated).
+
+    From now on only the new key logs in; a charger connected with the old one keeps its
+    socket until it reconnects. NotFound for an unknown station."""
+    generated = password is None
+    plain = generate_key() if password is None else password
+    if len(plain) not in PASSWORD_LENGTHS or not plain.isprintable():
+        raise InvalidStationInput("password must be 16-40 printable characters")
+    async with sessions() as session, session.begin():
+        station = await session.get(Station, station_id, with_for_update=True)
+        if station is None:
+            raise NotFound(f"station {station_id!r} does not exist")
+        station.password_hash = keys.hash(plain)
+    return plain, generated
+
+
 async def list_stations(sessions: async_sessionmaker[AsyncSession]) -> list[StationSummary]:
     """Every station (also pending ones), ordered by id."""
     async with sessions() as session:

@@ -18,7 +18,13 @@ from runtime.cli_database import cli_database
 from runtime.key_pepper import key_pepper
 from runtime.logging import configure_logging
 from runtime.settings import Settings, get_settings
-from runtime.stations_admin import NewStation, StationSummary, create_station, list_stations
+from runtime.stations_admin import (
+    NewStation,
+    StationSummary,
+    create_station,
+    list_stations,
+    set_station_key,
+)
 
 EXIT_BAD_INPUT = 2
 EXIT_DATABASE = 1
@@ -43,6 +49,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     show = actions.add_parser("list", help="list stations, connectors and connectivity")
     show.set_defaults(handler=_list)
 
+    rekey = actions.add_parser("set-key", help="replace a station's charger key (rotation)")
+    rekey.add_argument("station_id", help="the charger's OCPP identity")
+    rekey.add_argument("--password", help="the new key (omit to generate one)")
+    rekey.set_defaults(handler=_set_key)
+
 
 def _add(args: argparse.Namespace) -> Coroutine[Any, Any, int]:
     return add_command(args, _settings())
@@ -50,6 +61,10 @@ def _add(args: argparse.Namespace) -> Coroutine[Any, Any, int]:
 
 def _list(args: argparse.Namespace) -> Coroutine[Any, Any, int]:
     return list_command(args, _settings())
+
+
+def _set_key(args: argparse.Namespace) -> Coroutine[Any, Any, int]:
+    return set_key_command(args, _settings())
 
 
 def _settings() -> Settings:
@@ -101,6 +116,27 @@ async def add_command(args: argparse.Namespace, settings: Settings) -> int:
     except (DBAPIError, OSError) as exc:
         return _fail(f"database unavailable: {exc}", EXIT_DATABASE)
     _print_created(created)
+    return 0
+
+
+async def set_key_command(args: argparse.Namespace, settings: Settings) -> int:
+    keys = ChargerKeys(key_pepper(settings))
+    try:
+        async with cli_database(settings) as url:
+            engine = create_engine(url, pool_size=1)
+            try:
+                key, generated = await set_station_key(
+                    session_factory(engine), keys, args.station_id, args.password
+                )
+            finally:
+                await engine.dispose()
+    except DomainError as exc:
+        return _fail(exc.message, EXIT_BAD_INPUT)
+    except (DBAPIError, OSError) as exc:
+        return _fail(f"database unavailable: {exc}", EXIT_DATABASE)
+    _say(f"station {args.station_id}: new key stored; the old one no longer logs in")
+    if generated:
+        _say(f"charger password (shown once, store it in the charger): {key}")
     return 0
 
 

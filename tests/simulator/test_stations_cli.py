@@ -175,3 +175,21 @@ async def test_list_shows_price_connectors_and_connectivity(
     assert "2:Charging" in first
     assert second.split()[0] == "EVP-011"
     assert "offline" in second and "never" in second
+
+
+async def test_set_key_replaces_the_stored_key(
+    settings: Settings, sessions: Sessions, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await add(settings, "EVP-KEY", "--price-tyiyn-per-kwh", "1500",
+                     "--password", "old-charger-key-01") == 0  # fmt: skip
+    code = await stations.set_key_command(parse("set-key", "EVP-KEY"), settings)
+    assert code == 0
+    new_key = capsys.readouterr().out.strip().rsplit(" ", 1)[-1]
+    async with sessions() as session:
+        row = await session.get(Station, "EVP-KEY")
+    assert row is not None and row.password_hash is not None
+    stored = row.password_hash
+    assert verify_password(new_key, stored)
+    assert not verify_password("old-charger-key-01", stored)
+    unknown = await stations.set_key_command(parse("set-key", "EVP-NONE"), settings)
+    assert unknown == stations.EXIT_BAD_INPUT
