@@ -9,6 +9,7 @@ charger gets in on its first try however many wrong ones came before it, from an
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import time
 from collections.abc import Callable
@@ -53,19 +54,59 @@ class AuthLimits:
     max_cached_stations: int = 100_000
 
 
-def _busy_retry_after() -> int:
+def busy_retry_after() -> int:
     # Spread the retries of a crowd that was turned away together.
     return random.randint(2, 10)  # noqa: S311 - jitter, not a secret
+
+
+class _BatchedReads:
+    """Station rows asked for in the same moment are read with one query: a fleet
+    reconnecting after a deploy costs a few queries, not one pooled connection each.
+
+    A read asked for while a query runs waits for the next one, so no answer is older
+    than the attempt that asked for it; one charger alone waits for nothing but a task hop.
+    """
+
+    def __init__(self, store: GatewayStore, max_batch: int = 500) -> None:
+        self._store = store
+        self._max_batch = max_batch
+        self._waiting: dict[str, list[asyncio.Future[StationAuth | None]]] = {}
+        self._draining: asyncio.Task[None] | None = None
+
+    async def read(self, station_id: str) -> StationAuth | None:
+        answer: asyncio.Future[StationAuth | None] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(station_id, []).append(answer)
+        if self._draining is None or self._draining.done():
+            self._draining = asyncio.create_task(self._drain(), name="ocpp-auth-reads")
+        return await answer
+
+    async def _drain(self) -> None:
+        while self._waiting:
+            batch = {
+                station_id: self._waiting.pop(station_id)
+                for station_id in list(itertools.islice(self._waiting, self._max_batch))
+            }
+            try:
+                rows = await self._store.stations_auth(list(batch))
+            except Exception as exc:  # each waiting upgrade answers 503 for it
+                for answers in batch.values():
+                    for answer in answers:
+                        if not answer.done():
+                            answer.set_exception(exc)
+                continue
+            for station_id, answers in batch.items():
+                for answer in answers:
+                    if not answer.done():
+                        answer.set_result(rows.get(station_id))
 
 
 class _StationCache:
     """Station rows as last read, for attempts from throttled ids and addresses only."""
 
     def __init__(self, store: GatewayStore, max_entries: int) -> None:
-        self._store = store
+        self._reads = _BatchedReads(store)
         self._max_entries = max_entries
         self._rows: dict[str, tuple[StationAuth | None, float]] = {}
-        self._reads: dict[str, asyncio.Future[StationAuth | None]] = {}
 
     async def get(self, station_id: str, *, max_age_s: float) -> StationAuth | None:
         """The row, read now (max_age_s 0) or remembered if younger than max_age_s."""
@@ -73,25 +114,7 @@ class _StationCache:
             cached = self._rows.get(station_id)
             if cached is not None and time.monotonic() - cached[1] <= max_age_s:
                 return cached[0]
-            reading = self._reads.get(station_id)
-            if reading is not None:  # a flood waits on one query, not one each
-                return await asyncio.shield(reading)
-        return await self._read(station_id)
-
-    async def _read(self, station_id: str) -> StationAuth | None:
-        reading = asyncio.get_running_loop().create_future()
-        self._reads.setdefault(station_id, reading)
-        try:
-            row = await self._store.station_auth(station_id)
-        except BaseException as exc:
-            if not reading.done():
-                reading.set_exception(exc)
-                reading.exception()  # retrieved here: waiters re-raise it, nobody else must
-            raise
-        finally:
-            if self._reads.get(station_id) is reading:
-                del self._reads[station_id]
-        reading.set_result(row)
+        row = await self._reads.read(station_id)
         self._remember(station_id, row)
         return row
 
@@ -205,10 +228,10 @@ class Authenticator:
         stored = station.password_hash
         assert stored is not None
         if self._in_flight >= self._limits.backlog:
-            return Verdict(None, "too many legacy key checks", 503, _busy_retry_after())
+            return Verdict(None, "too many legacy key checks", 503, busy_retry_after())
         ok = await self._hash(key, stored)
         if ok is None:
-            return Verdict(None, "legacy key check queue too slow", 503, _busy_retry_after())
+            return Verdict(None, "legacy key check queue too slow", 503, busy_retry_after())
         if not ok:
             return self._failed(station_id, remote_ip, "wrong key", throttled)
         await self._upgrade(station_id, stored, key)

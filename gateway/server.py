@@ -17,7 +17,7 @@ from temporalio.worker import Worker
 from gateway import denial_log
 from gateway.auth import ChargerKeys
 from gateway.backlog import DatabaseBacklog
-from gateway.charger_auth import Authenticator, AuthLimits
+from gateway.charger_auth import Authenticator, AuthLimits, busy_retry_after
 from gateway.commands import GatewayCommands
 from gateway.config import GatewayConfig
 from gateway.context import GatewayContext
@@ -233,9 +233,11 @@ class OcppGateway:
             verdict = await self._auth.check(
                 station_id, basic_credentials(scope.get("headers", ())), remote_ip
             )
-        except Exception:
-            log.exception("could not check the charger", station_id=station_id)
-            await _refuse(scope, send, 503, "try again later")
+        except Exception as exc:
+            # The database is away or saturated: the charger retries, spread out, and one
+            # warning per charger says why (no traceback: it is the same for all of them).
+            log.warning("could not check the charger", station_id=station_id, error=repr(exc))
+            await _refuse(scope, send, 503, "try again later", busy_retry_after())
             return None
         if verdict.registration is None:
             await self._reject(

@@ -117,6 +117,16 @@ class GatewayStore:
             ).first()
         return None if row is None else StationAuth(row[0], row[1])
 
+    async def stations_auth(self, station_ids: Sequence[str]) -> dict[str, StationAuth]:
+        """station_auth for many ids in one query; unknown ids are absent from the result."""
+        async with self._engine.connect() as connection:
+            rows = await connection.execute(
+                select(Station.id, Station.password_hash, Station.registration_status).where(
+                    Station.id.in_(station_ids)
+                )
+            )
+        return {row[0]: StationAuth(row[1], row[2]) for row in rows}
+
     async def replace_password_hash(self, station_id: str, old: str, new: str) -> bool:
         """Store `new` only if the row still holds `old` (an operator may have re-keyed the
         station meanwhile); True when it was replaced."""

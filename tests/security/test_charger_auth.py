@@ -8,15 +8,16 @@ uvicorn, the chargers real websocket clients.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import pytest
 import structlog
 from ocpp.v16 import call
 from ocpp.v16.enums import RegistrationStatus
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 from websockets.http11 import Response
@@ -105,14 +106,14 @@ async def test_a_flood_of_wrong_keys_costs_about_one_query_a_second_not_one_each
 ):
     await add_station("EVP-920")
     store = GatewayStore(sessions)
-    reads: list[str] = []
-    real_read = store.station_auth
+    reads: list[Sequence[str]] = []
+    real_read = store.stations_auth
 
-    async def counting_read(station_id: str) -> StationAuth | None:
-        reads.append(station_id)
-        return await real_read(station_id)
+    async def counting_read(station_ids: Sequence[str]) -> dict[str, StationAuth]:
+        reads.append(station_ids)
+        return await real_read(station_ids)
 
-    store.station_auth = counting_read  # type: ignore[method-assign]
+    store.stations_auth = counting_read  # type: ignore[method-assign]
     limits = AuthLimits(failures_per_station=5, throttled_refresh_s=60.0)
     auth = Authenticator(store, KEYS, allow_unknown=False, allow_passwordless=False, limits=limits)
     try:
@@ -124,6 +125,37 @@ async def test_a_flood_of_wrong_keys_costs_about_one_query_a_second_not_one_each
         auth.close()
     assert right.registration == "accepted"
     assert len(reads) <= 6  # five counted failures, then the throttled flood reads the cache
+
+
+async def test_a_fleet_reconnecting_at_once_is_read_in_a_few_queries_and_all_let_in(sessions):
+    fleet = [f"EVP-R{number:04d}" for number in range(600)]
+    stored = KEYS.hash(PASSWORD)
+    async with sessions.begin() as session:
+        await session.execute(
+            insert(Station),
+            [{"id": sid, "name": sid, "price_tyiyn_per_kwh": 1500, "password_hash": stored}
+             for sid in fleet],
+        )  # fmt: skip
+    store = GatewayStore(sessions)
+    queries: list[int] = []
+    real_read = store.stations_auth
+
+    async def counting_read(station_ids: Sequence[str]) -> dict[str, StationAuth]:
+        queries.append(len(station_ids))
+        return await real_read(station_ids)
+
+    store.stations_auth = counting_read  # type: ignore[method-assign]
+    auth = Authenticator(
+        store, KEYS, allow_unknown=False, allow_passwordless=False, limits=AuthLimits()
+    )
+    try:
+        verdicts = await asyncio.gather(
+            *(auth.check(sid, (sid, PASSWORD), "100.64.0.1") for sid in fleet)
+        )
+    finally:
+        auth.close()
+    assert [verdict.registration for verdict in verdicts] == ["accepted"] * len(fleet)
+    assert sum(queries) == len(fleet) and len(queries) <= 4  # batches, not 600 round trips
 
 
 async def test_unknown_station_and_wrong_key_get_the_same_answer(gateway, add_station):
