@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date
 
 from domain.errors import DomainError
+from domain.identifiers import has_control_characters
+
+# ASCII digits only: str.isdigit() also accepts '²', Arabic-Indic and fullwidth digits, which
+# pass a Luhn check after int() but are no card number a bank knows.
+_PAN = re.compile(r"[0-9]{12,19}")
+_CVC = re.compile(r"[0-9]{3,4}")
 
 
 class InvalidCard(DomainError):
@@ -15,7 +22,7 @@ class InvalidCard(DomainError):
 
 
 def luhn_ok(number: str) -> bool:
-    if not number.isdigit():
+    if not number.isascii() or not number.isdigit():
         return False
     total = 0
     for position, char in enumerate(reversed(number)):
@@ -29,7 +36,7 @@ def luhn_ok(number: str) -> bool:
 
 
 def mask_pan(number: str) -> str:
-    digits = "".join(ch for ch in number if ch.isdigit())
+    digits = "".join(ch for ch in number if ch in "0123456789")
     if len(digits) < 10:
         return "****"
     return f"{digits[:6]}{'*' * (len(digits) - 10)}{digits[-4:]}"
@@ -58,7 +65,7 @@ def validate_card(
 ) -> CardDetails:
     """Check what can be checked without the bank; raise InvalidCard naming the field."""
     digits = number.replace(" ", "").replace("-", "")
-    if not digits.isdigit() or not 12 <= len(digits) <= 19:
+    if not _PAN.fullmatch(digits):
         raise InvalidCard("card_number must be 12 to 19 digits")
     if not luhn_ok(digits):
         raise InvalidCard("card_number is not a valid card number (checksum failed)")
@@ -69,8 +76,8 @@ def validate_card(
         raise InvalidCard("the card has expired")
     if year > today.year + 20:
         raise InvalidCard("exp_year is too far in the future")
-    if not cvc.isdigit() or len(cvc) not in (3, 4):
+    if not _CVC.fullmatch(cvc):
         raise InvalidCard("cvc must be 3 or 4 digits")
-    if len(holder) > 100:
-        raise InvalidCard("card_holder must be at most 100 characters")
+    if len(holder) > 100 or has_control_characters(holder):
+        raise InvalidCard("card_holder must be at most 100 printable characters")
     return CardDetails(number=digits, exp_month=exp_month, exp_year=year, cvc=cvc, holder=holder)

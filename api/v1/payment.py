@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import SQLAlchemyError
@@ -287,12 +287,13 @@ async def status(
 class H2HRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
-    amount_tyiyn: StrictInt
-    card_number: StrictStr
-    exp_month: StrictInt
-    exp_year: StrictInt
-    cvc: StrictStr
-    card_holder: StrictStr = ""
+    amount_tyiyn: StrictInt  # the limits are configuration: checked by the endpoint
+    # Shapes only (ASCII digits, spaces or dashes); payments/cards.py checks the rest.
+    card_number: Annotated[StrictStr, Field(max_length=32, pattern=r"^[0-9 -]*$")]
+    exp_month: Annotated[StrictInt, Field(ge=0, le=99)]
+    exp_year: Annotated[StrictInt, Field(ge=0, le=9999)]
+    cvc: Annotated[StrictStr, Field(max_length=4, pattern=r"^[0-9]*$")]
+    card_holder: Annotated[StrictStr, Field(max_length=100)] = ""
 
 
 class H2HResult(BaseModel):
