@@ -15,6 +15,7 @@ from activities.ledger import Ledger, LedgerActivities
 from activities.sessions import charging_activities
 from payments.config import ProviderSettings, build_provider
 from payments.provider import PaymentProvider, ProviderName
+from runtime.provider_secret import provider_password
 from runtime.schedules import ensure_schedules
 from runtime.services import Services
 from runtime.settings import Settings
@@ -30,7 +31,7 @@ def provider_from(settings: Settings) -> PaymentProvider:
             provider=ProviderName(settings.payment_provider.value),
             public_base_url=settings.public_base_url,
             merchant_id=settings.odengi_merchant_id,
-            password=settings.odengi_password,
+            password=provider_password(settings),
             api_url=settings.odengi_api_url,
             h2h_url=settings.odengi_h2h_url,
             contract=settings.odengi_contract,

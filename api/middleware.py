@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from api import metrics
 from api.deps import ApiContext
 from api.idempotency import IdempotencyMiddleware, IdempotencyStore
-from api.rate_limit import RateLimiter, RateLimitMiddleware
+from api.rate_limit import RateLimiter, RateLimitMiddleware, RateLimits
 from api.security import BodySizeLimitMiddleware, SecurityHeadersMiddleware, install_cors
 
 
@@ -20,7 +20,12 @@ def install_platform(app: FastAPI, context: ApiContext) -> None:
     app.add_middleware(IdempotencyMiddleware, store=IdempotencyStore(context.sessions))
     limiter = RateLimiter(config.rate_limit_storage_uri)
     app.state.rate_limiter = limiter  # also bounds the audit of rejected webhooks
-    app.add_middleware(RateLimitMiddleware, limiter=limiter)
+    limits = RateLimits(
+        money=config.rate_limit_money,
+        default=config.rate_limit_default,
+        webhook=config.rate_limit_webhook,
+    )
+    app.add_middleware(RateLimitMiddleware, limiter=limiter, limits=limits)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=config.max_request_bytes)
     install_cors(app, config.cors_origins)
     app.add_middleware(SecurityHeadersMiddleware)

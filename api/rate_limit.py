@@ -30,37 +30,74 @@ class RouteClass:
     limit: RateLimitItem
 
 
-DEFAULT = RouteClass("default", parse("60/minute"))
+@dataclass(frozen=True)
+class RateLimits:
+    """The budgets, from settings (RATE_LIMIT_*): `limits` strings such as "10/minute"."""
+
+    money: str = "10/minute"  # POSTs that move money or start/stop a session
+    default: str = "60/minute"  # reads and everything else
+    webhook: str = "30/minute"  # per payment (order id)
+    webhook_sender: str = "600/minute"  # per sending address
+
+    def classes(self) -> RouteClasses:
+        return RouteClasses(
+            default=RouteClass("default", parse(self.default)),
+            money=tuple(
+                (prefix, RouteClass(name, parse(self.money))) for prefix, name in MONEY_PREFIXES
+            ),
+            webhook=RouteClass("payment_webhook", parse(self.webhook)),
+            webhook_sender=RouteClass("payment_webhook_sender", parse(self.webhook_sender)),
+        )
+
+
+@dataclass(frozen=True)
+class RouteClasses:
+    default: RouteClass
+    money: tuple[tuple[str, RouteClass], ...]
+    webhook: RouteClass
+    webhook_sender: RouteClass
+
+    def for_request(self, method: str, path: str) -> RouteClass:
+        """The webhook by its path; money-moving POSTs by prefix (each prefix its own budget);
+        reads and the rest share the default, so an app polling a live session or its
+        balance stays within it."""
+        if path == WEBHOOK_PATH:
+            return self.webhook
+        if method == "POST":
+            for prefix, cls in self.money:
+                if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
+                    return cls
+        return self.default
+
+
 WEBHOOK_PATH = "/api/v1/payment/webhook"
-PAYMENT_WEBHOOK = RouteClass("payment_webhook", parse("30/minute"))
-# The webhook's 30/min is per payment (order id), not per caller: every notice comes from
+# The webhook's budget is per payment (order id), not per caller: every notice comes from
 # the provider's few servers (and, behind a proxy without FORWARDED_ALLOW_IPS, from one
-# address), so a per-IP 30/min would cap the whole system's payments. Per order it still
-# stops a retry storm on one payment; forged notices fail the signature check, and this
+# address), so a per-IP limit would cap the whole system's payments. Per order it still
+# stops a retry storm on one payment; forged notices fail the signature check, and the
 # per-address ceiling bounds how many of those one sender can make us verify.
-PAYMENT_WEBHOOK_SENDER = RouteClass("payment_webhook_sender", parse("600/minute"))
 WEBHOOK_ORDER_FIELD = "order_id"
 # Rejected (forged or malformed) notices written to payment_audit per sender: enough to see
 # an attack in the table, bounded so the attack cannot grow it (the log still has each one).
 WEBHOOK_REJECTION_AUDIT = RouteClass("payment_webhook_rejection_audit", parse("20/minute"))
-# First matching prefix wins; new routers under these prefixes are covered without code.
-ROUTE_CLASSES: tuple[tuple[str, RouteClass], ...] = (
-    (WEBHOOK_PATH, PAYMENT_WEBHOOK),
-    ("/api/v1/charging", RouteClass("charging", parse("10/minute"))),
-    ("/api/v1/balance", RouteClass("balance", parse("10/minute"))),
+# POSTs under these prefixes move money or start/stop a session: (prefix, budget name).
+# New routers under them are covered without code.
+MONEY_PREFIXES: tuple[tuple[str, str], ...] = (
+    ("/api/v1/charging", "charging"),
+    ("/api/v1/balance", "balance"),
+    ("/api/v1/payment/h2h-create", "payment_card"),
 )
 # Probes and scrapers call these on a schedule; throttling them only hides outages.
 EXEMPT_PATHS = frozenset({"/health", "/metrics"})
 # The simulated provider stands in for O!Dengi, which we do not throttle: the worker polls
 # it for every open top-up from one address.
 EXEMPT_PREFIXES = ("/simulator/",)
+DEFAULT_CLASSES = RateLimits().classes()
 
 
-def route_class(path: str) -> RouteClass:
-    for prefix, cls in ROUTE_CLASSES:
-        if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
-            return cls
-    return DEFAULT
+def route_class(path: str, method: str = "GET") -> RouteClass:
+    """The default budgets' class of a request (tests and docs)."""
+    return DEFAULT_CLASSES.for_request(method, path)
 
 
 def async_storage_uri(uri: str) -> str:
@@ -86,9 +123,12 @@ class RateLimitMiddleware:
     """Keys authenticated callers by client id (a verified token only, so a forged `sub`
     cannot borrow or exhaust someone else's budget) and everyone else by IP."""
 
-    def __init__(self, app: ASGIApp, limiter: RateLimiter) -> None:
+    def __init__(
+        self, app: ASGIApp, limiter: RateLimiter, limits: RateLimits | None = None
+    ) -> None:
         self._app = app
         self._limiter = limiter
+        self._classes = (limits or RateLimits()).classes()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -102,11 +142,11 @@ class RateLimitMiddleware:
         if scope["type"] == "http" and scope["method"] == "OPTIONS":
             await self._app(scope, receive, send)
             return
-        cls = route_class(scope["path"])
-        if cls is PAYMENT_WEBHOOK and scope["type"] == "http":
+        cls = self._classes.for_request(scope.get("method", "GET"), scope["path"])
+        if cls is self._classes.webhook and scope["type"] == "http":
             body = await read_body(receive)
             receive = replay_body(body, receive)
-            retry_after = await self._limiter.hit(PAYMENT_WEBHOOK_SENDER, _peer(scope))
+            retry_after = await self._limiter.hit(self._classes.webhook_sender, _peer(scope))
             order = webhook_order_id(header(scope, "content-type") or "", body)
             if retry_after is None and order is not None:
                 retry_after = await self._limiter.hit(cls, f"order:{order}")

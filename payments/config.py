@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -16,10 +17,12 @@ SIMULATOR_API_PATH = f"{SIMULATOR_PREFIX}/api/json/json.php"
 SIMULATOR_H2H_PATH = f"{SIMULATOR_PREFIX}/h2h"
 WEBHOOK_PATH = "/api/v1/payment/webhook"
 
-# The simulated merchant's credentials when none are configured. They sign traffic between
-# EvPower and its own simulator only, so they are no secret.
+# The simulated merchant's id when none is configured (an id, not a secret).
 SIMULATED_MERCHANT_ID = "1000000001"
-SIMULATED_PASSWORD = "simulated-odengi-password"  # noqa: S105
+# The simulator's signing key when none is configured: made at start, so it is nowhere in the
+# source. Processes that must agree on it (api and worker of one system) are given the data
+# dir's key by the composition root (runtime/provider_secret.py).
+SIMULATED_PASSWORD = secrets.token_urlsafe(32)
 
 
 @dataclass(frozen=True)

@@ -93,8 +93,14 @@ class SimulatedOdengi:
         self._store = store
         self._merchant_id = merchant_id
         self._password = password
-        self._base = public_base_url.rstrip("/") + SIMULATOR_PREFIX
+        self._public = public_base_url.rstrip("/")
+        self._base = self._public + SIMULATOR_PREFIX
         self._transport = transport
+
+    def _own_url(self, url: str) -> bool:
+        """The simulator posts webhooks to this system only, never to a URL a caller chose
+        (that would make it a signed-request cannon aimed anywhere: a blind SSRF)."""
+        return url.startswith(self._public + "/")
 
     # ---- links shown to the driver -------------------------------------------------------
 
@@ -144,6 +150,9 @@ class SimulatedOdengi:
             raise SimulatorError("bad_order_id", "order_id is required")
         if data.get("currency") != "KGS":
             raise SimulatorError("bad_currency", "only KGS is accepted")
+        result_url = str(data.get("result_url") or "")
+        if not self._own_url(result_url):
+            raise SimulatorError("bad_result_url", "result_url must be on PUBLIC_BASE_URL")
         date_life = data.get("date_life")
         expires_at = read_date_life(str(date_life)) if date_life else None
         invoice = await self._store.create(
@@ -153,7 +162,7 @@ class SimulatedOdengi:
                 amount_tyiyn=amount,
                 currency="KGS",
                 description=str(data.get("desc") or ""),
-                result_url=str(data.get("result_url") or ""),
+                result_url=result_url,
                 test=bool(data.get("test")),
                 status=PayStatus.AWAITING,
                 trans_id=None,
@@ -235,6 +244,8 @@ class SimulatedOdengi:
 
     async def send_webhook(self, invoice: SimInvoice) -> PayOutcome:
         """POST the signed notice to the invoice's result_url, as O!Dengi does (JSON body)."""
+        if not self._own_url(invoice.result_url):  # an invoice stored before the check
+            return PayOutcome(invoice, None, "webhook not sent: result_url is not ours")
         try:
             async with httpx.AsyncClient(timeout=10.0, transport=self._transport) as http:
                 response = await http.post(invoice.result_url, json=self.webhook_fields(invoice))

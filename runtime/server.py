@@ -22,6 +22,7 @@ from gateway.config import GatewayConfig
 from gateway.server import OcppGateway
 from runtime.asgi import ASGIApp, OcppDispatcher
 from runtime.key_pepper import key_pepper
+from runtime.provider_secret import provider_password
 from runtime.services import Services
 from runtime.settings import Settings
 from runtime.websocket import LivenessWebSocketProtocol
@@ -52,6 +53,9 @@ def api_config(settings: Settings) -> ApiConfig:
         jwt_secret=settings.supabase_jwt_secret,
         jwt_audience=settings.supabase_jwt_audience,
         rate_limit_storage_uri=settings.rate_limit_storage_uri,
+        rate_limit_money=settings.rate_limit_money,
+        rate_limit_default=settings.rate_limit_default,
+        rate_limit_webhook=settings.rate_limit_webhook,
         task_queue=settings.temporal_task_queue,
         topup_min_tyiyn=settings.topup_min_tyiyn,
         topup_max_tyiyn=settings.topup_max_tyiyn,
@@ -60,7 +64,7 @@ def api_config(settings: Settings) -> ApiConfig:
         payment_provider=settings.payment_provider.value,
         public_base_url=settings.public_base_url,
         odengi_merchant_id=settings.odengi_merchant_id,
-        odengi_password=settings.odengi_password,
+        odengi_password=provider_password(settings),
         odengi_api_url=settings.odengi_api_url,
         odengi_h2h_url=settings.odengi_h2h_url,
         odengi_contract=settings.odengi_contract,

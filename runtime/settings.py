@@ -7,6 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
+from limits import parse
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -90,6 +91,11 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=9210, ge=1, le=65535)
     rate_limit_storage_uri: str = "memory://"
+    # Budgets per caller ("N/second|minute|hour"): money-moving POSTs, reads and the rest,
+    # the payment webhook per payment. Raised for a fuzz or load run, never to 0.
+    rate_limit_money: str = "10/minute"
+    rate_limit_default: str = "60/minute"
+    rate_limit_webhook: str = "30/minute"
     # Proxies (comma-separated IPs/CIDRs, or *) whose X-Forwarded-For/-Proto uvicorn trusts,
     # so rate limits and logs see the real client behind Traefik, not the proxy.
     forwarded_allow_ips: str = "127.0.0.1"
@@ -192,6 +198,15 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: str | None) -> str | None:
         return value or None
 
+    @field_validator("rate_limit_money", "rate_limit_default", "rate_limit_webhook")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        try:
+            parse(value)
+        except ValueError:
+            raise ValueError("must be like 10/minute") from None
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
@@ -230,6 +245,15 @@ class Settings(BaseSettings):
             self.public_base_url = f"http://{host}:{self.port}"
         self.public_base_url = self.public_base_url.rstrip("/")
         return self
+
+    def require_explicit_provider(self) -> None:
+        """Processes that can move money (serve, worker) start only when told which provider
+        is real: a forgotten variable must not quietly run the simulator, whose payments
+        always succeed. `evpower dev` sets SIMULATED itself; tests build settings directly."""
+        if "payment_provider" not in self.model_fields_set:
+            raise ConfigError(
+                "PAYMENT_PROVIDER must be set: ODENGI in production, SIMULATED for a demo"
+            )
 
     def check_consistency(self) -> None:
         """Cross-field rules that a single field validator cannot see."""

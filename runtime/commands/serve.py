@@ -24,5 +24,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 async def run(args: argparse.Namespace) -> int:
     settings = get_settings()
+    settings.require_explicit_provider()
     configure_logging(settings.log_format, settings.log_level)
     return await run_process(settings, ROLE_CHOICES[args.role])

@@ -17,5 +17,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 async def run(_: argparse.Namespace) -> int:
     settings = get_settings()
+    settings.require_explicit_provider()
     configure_logging(settings.log_format, settings.log_level)
     return await run_process(settings, frozenset({Role.WORKER}))

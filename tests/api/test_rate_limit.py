@@ -12,13 +12,16 @@ from tests.api.conftest import Tokens, bearer
 pytestmark = pytest.mark.integration
 
 
-def test_route_classes_follow_path_prefixes() -> None:
-    assert route_class("/api/v1/charging/start").name == "charging"
-    assert route_class("/api/v1/charging").name == "charging"
-    assert route_class("/api/v1/balance/current").name == "balance"
-    assert route_class("/api/v1/payment/webhook").name == "payment_webhook"
+def test_route_classes_follow_method_and_path_prefixes() -> None:
+    assert route_class("/api/v1/charging/start", "POST").name == "charging"
+    assert route_class("/api/v1/balance/topup-qr", "POST").name == "balance"
+    assert route_class("/api/v1/payment/h2h-create", "POST").name == "payment_card"
+    assert route_class("/api/v1/payment/webhook", "POST").name == "payment_webhook"
+    # Reads share the default budget: polling a live session or the balance is normal use.
+    assert route_class("/api/v1/charging/abc", "GET").name == "default"
+    assert route_class("/api/v1/balance/current", "GET").name == "default"
     assert route_class("/api/v1/payment/status").name == "default"
-    assert route_class("/api/v1/chargingfoo").name == "default"
+    assert route_class("/api/v1/chargingfoo", "POST").name == "default"
     assert route_class("/api/v1/stations").name == "default"
 
 
@@ -26,20 +29,25 @@ async def _statuses(http: httpx.AsyncClient, n: int, path: str, **kwargs) -> lis
     return [(await http.get(path, **kwargs)).status_code for _ in range(n)]
 
 
-async def test_charging_allows_ten_a_minute_per_client(
+async def _posts(http: httpx.AsyncClient, n: int, path: str, **kwargs) -> list[int]:
+    return [(await http.post(path, **kwargs)).status_code for _ in range(n)]
+
+
+async def test_charging_posts_allow_ten_a_minute_per_client(
     client: httpx.AsyncClient, tokens: Tokens
 ) -> None:
     # The path need not exist: the budget is per route class, counted before routing.
     path = "/api/v1/charging/rate-probe"
     alice, bob = bearer(tokens.hs256()), bearer(tokens.hs256())
-    assert 429 not in await _statuses(client, 10, path, headers=alice)
-    limited = await client.get(path, headers=alice)
+    assert 429 not in await _posts(client, 10, path, headers=alice)
+    limited = await client.post(path, headers=alice)
     assert limited.status_code == 429
     assert limited.json()["error"]["code"] == "rate_limited"
     assert 1 <= int(limited.headers["retry-after"]) <= 60
-    # Another client has a budget of its own; so do alice's other route classes.
-    assert (await client.get(path, headers=bob)).status_code != 429
+    # Another client has a budget of its own; so do alice's reads.
+    assert (await client.post(path, headers=bob)).status_code != 429
     assert (await client.get("/api/v1/stations", headers=alice)).status_code == 200
+    assert 429 not in await _statuses(client, 30, "/api/v1/charging/abc", headers=alice)
 
 
 async def test_anonymous_callers_share_a_budget_per_ip(client: httpx.AsyncClient) -> None:
