@@ -9,6 +9,7 @@ from api.deps import ApiContext
 from api.docs_page import install_docs
 from api.errors import install_error_handlers
 from api.middleware import install_platform
+from api.openapi import COMMON, install_openapi
 from api.simulator_odengi import install_simulator
 from api.v1 import ROUTERS
 
@@ -27,7 +28,8 @@ def create_app(context: ApiContext) -> FastAPI:
     install_platform(app, context)
     app.include_router(health.router)
     for router in ROUTERS:
-        app.include_router(router, prefix="/api/v1")
+        app.include_router(router, prefix="/api/v1", responses=COMMON)
+    install_openapi(app, context.config)
     if swagger:
         install_docs(app, "/openapi.json")
     install_simulator(app, context)  # only when PAYMENT_PROVIDER=SIMULATED

@@ -33,7 +33,9 @@ async def _temporal_ok(context: Context) -> bool:
         return False
 
 
-@router.get("/health")
+@router.get(
+    "/health", responses={503: {"description": "degraded: the same body names what is unreachable"}}
+)
 async def health(context: Context) -> JSONResponse:
     database, temporal = await asyncio.gather(_database_ok(context), _temporal_ok(context))
     missing = [name for name, ok in (("database", database), ("temporal", temporal)) if not ok]

@@ -50,7 +50,16 @@ def _invalid_key() -> ApiError:
 
 
 def idempotency_key(
-    key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            max_length=200,
+            pattern=KEY_PATTERN.pattern,
+            description="Makes a retry of this POST safe: the same key and body within 24 h "
+            "get the first answer again; 1-200 letters, digits, '.', '_', ':' or '-'",
+        ),
+    ] = None,
 ) -> str | None:
     """The request's Idempotency-Key (validated), for endpoints that derive ids from it.
     It is unique per client, not globally: combine it with the client id."""
@@ -224,13 +233,15 @@ class IdempotencyMiddleware:
         if key is None:
             await self._app(scope, receive, send)
             return
-        if not valid_key(key):
-            error = _invalid_key()
-            await error_response(error.status, error.code, error.message)(scope, receive, send)
-            return
+        # Who is asking comes first: an unauthenticated request is 401 whatever its headers
+        # hold (the app refuses it), and nothing of it is stored.
         client = await client_from_scope(scope)
         if client is None:
             await self._app(scope, receive, send)
+            return
+        if not valid_key(key):
+            error = _invalid_key()
+            await error_response(error.status, error.code, error.message)(scope, receive, send)
             return
         body = await read_body(receive)
         fingerprint = request_hash("POST", scope["path"], body)

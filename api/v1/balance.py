@@ -33,6 +33,7 @@ from api.client_db import ClientDb
 from api.deps import ApiContext, Context
 from api.errors import ApiError
 from api.idempotency import IdempotencyKey
+from api.openapi import AUTHENTICATED, IDEMPOTENT, errors
 from db.models import LedgerAccount, LedgerEntry
 from domain.identifiers import BIGINT_MAX, new_entity_id, session_id_for_key
 from domain.ledger import AccountKind, Operation, postings_for
@@ -222,7 +223,7 @@ async def _wait_for_invoice(handle: WorkflowHandle[TopUp, TopUpView]) -> TopUpVi
     return view
 
 
-@router.post("/topup-qr", status_code=201)
+@router.post("/topup-qr", status_code=201, responses={**IDEMPOTENT, **errors(502, 504)})
 async def topup_qr(
     body: TopUpRequest, client: CurrentClient, context: Context, key: IdempotencyKey
 ) -> QrTopUp:
@@ -243,7 +244,7 @@ async def topup_qr(
     )
 
 
-@router.post("/topup-card", status_code=201)
+@router.post("/topup-card", status_code=201, responses={**IDEMPOTENT, **errors(502, 504)})
 async def topup_card(
     body: TopUpRequest, client: CurrentClient, context: Context, key: IdempotencyKey
 ) -> CardTopUp:
@@ -262,7 +263,7 @@ async def topup_card(
     )
 
 
-@router.get("/current")
+@router.get("/current", responses=AUTHENTICATED)
 async def current(client: CurrentClient, db: ClientDb) -> Balance:
     rows = await db.execute(
         select(LedgerAccount.kind, LedgerAccount.balance_tyiyn).where(
@@ -286,7 +287,7 @@ def available_change(operation: str, amount_tyiyn: int, client_id: str) -> int:
     return sum(p.amount_tyiyn for p in postings if p.account.kind is AccountKind.AVAILABLE)
 
 
-@router.get("/history")
+@router.get("/history", responses=AUTHENTICATED)
 async def history(
     client: CurrentClient,
     db: ClientDb,

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from api.auth import CurrentClient
 from api.deps import Context
 from api.idempotency import IdempotencyKey
+from api.openapi import AUTHENTICATED, IDEMPOTENT, errors
 from api.v1.charging_schemas import (
     ChargingSession,
     ChargingSessionPage,
@@ -22,7 +23,12 @@ from domain.identifiers import SessionId
 router = APIRouter(prefix="/charging", tags=["charging"])
 
 
-@router.post("/start", status_code=201, response_model=ChargingSession)
+@router.post(
+    "/start",
+    status_code=201,
+    response_model=ChargingSession,
+    responses={**IDEMPOTENT, **errors(402, 404)},
+)
 async def start_charging(
     body: StartCharging, client: CurrentClient, context: Context, key: IdempotencyKey
 ) -> ChargingSession | JSONResponse:
@@ -39,7 +45,7 @@ async def start_charging(
         return JSONResponse({"error": error}, status_code=exc.status)
 
 
-@router.post("/stop", status_code=202)
+@router.post("/stop", status_code=202, responses={**IDEMPOTENT, **errors(404)})
 async def stop_charging(
     body: StopCharging, client: CurrentClient, context: Context
 ) -> ChargingSession:
@@ -48,7 +54,7 @@ async def stop_charging(
     return await ChargingService(context).stop(client.client_id, body.session_id)
 
 
-@router.get("")
+@router.get("", responses=AUTHENTICATED)
 async def list_sessions(
     client: CurrentClient,
     context: Context,
@@ -60,7 +66,7 @@ async def list_sessions(
     return await ChargingService(context).page(client.client_id, limit, cursor)
 
 
-@router.get("/{session_id}")
+@router.get("/{session_id}", responses={**AUTHENTICATED, **errors(404)})
 async def get_session(
     session_id: Annotated[SessionId, Path()], client: CurrentClient, context: Context
 ) -> ChargingSession:

@@ -29,6 +29,7 @@ from api.client_db import ClientDb
 from api.deps import ApiConfig, Context, DbSession
 from api.errors import ApiError
 from api.idempotency import IdempotencyKey
+from api.openapi import AUTHENTICATED, IDEMPOTENT, errors
 from api.rate_limit import rejection_audit_allowed
 from api.v1.balance import start_topup
 from api.v1.payment_unread import keep_unread_notice
@@ -171,7 +172,7 @@ async def record_receipt(
     )
 
 
-@router.post("/webhook")
+@router.post("/webhook", responses=errors(401))
 async def webhook(request: Request, context: Context, db: DbSession) -> dict[str, str]:
     """O!Dengi's result_url. A bad hash is refused (401) and audited; a good one is never
     dropped: it is recorded, then reaches the top-up's workflow or a reconciliation workflow."""
@@ -257,7 +258,7 @@ class TopUpStatus(BaseModel):
     updated_at: datetime
 
 
-@router.get("/status")
+@router.get("/status", responses={**AUTHENTICATED, **errors(404)})
 async def status(
     client: CurrentClient, db: ClientDb, topup_id: Annotated[TopUpId, Query()]
 ) -> TopUpStatus:
@@ -307,7 +308,11 @@ class H2HResult(BaseModel):
     message: str
 
 
-@router.post("/h2h-create", status_code=201)
+@router.post(
+    "/h2h-create",
+    status_code=201,
+    responses={**IDEMPOTENT, **errors(402, 501, 502, 504)},
+)
 async def h2h_create(
     body: H2HRequest, client: CurrentClient, context: Context, db: DbSession, key: IdempotencyKey
 ) -> H2HResult:

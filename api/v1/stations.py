@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel
 
 from api.deps import DbSession
+from api.openapi import errors
 from api.v1.station_views import StationView, load_stations
 from domain.errors import NotFound
 from domain.identifiers import LocationId, StationId
@@ -28,7 +29,7 @@ async def list_stations(
     return StationList(stations=await load_stations(session, location_ids=locations))
 
 
-@router.get("/stations/{station_id}/status")
+@router.get("/stations/{station_id}/status", responses=errors(404))
 async def station_status(
     station_id: Annotated[StationId, Path()], session: DbSession
 ) -> StationView:
