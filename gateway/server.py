@@ -34,6 +34,7 @@ from gateway.store import GatewayStore
 from gateway.upgrade import (
     basic_credentials,
     choose_subprotocol,
+    client_address,
     station_id_from_path,
 )
 from gateway.workflow_signals import WorkflowSignals
@@ -212,9 +213,7 @@ class OcppGateway:
         """Run the upgrade: the accepted charger's handler, or None once it was refused."""
         if (await receive())["type"] != "websocket.connect":
             return None
-        client = scope.get("client")
-        remote = f"{client[0]}:{client[1]}" if client else None
-        remote_ip = str(client[0]) if client else None
+        remote_ip, remote = client_address(scope.get("client"))
         station_id = station_id_from_path(str(scope.get("path", "")))
         if not self._accepting:
             await _refuse(scope, send, 503, "gateway is not accepting connections", 5)

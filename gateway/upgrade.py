@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterable
+import ipaddress
+from collections.abc import Iterable, Sequence
 
 from domain.identifiers import is_station_id
 
@@ -22,6 +23,24 @@ def station_id_from_path(path: str) -> str | None:
             station_id = path[len(prefix) :]
             return station_id if is_station_id(station_id) else None
     return None
+
+
+def client_address(client: Sequence[object] | None) -> tuple[str | None, str | None]:
+    """(ip, "ip:port") of the peer, or (None, None) when it is not an IP address.
+
+    Behind a trusted proxy uvicorn takes the host from X-Forwarded-For as sent, which may
+    be any text; only an IP literal is used for throttling, logs and the connection row
+    (a String(128) column), so such text can neither fail the connect nor pose as another
+    address."""
+    if not client:
+        return None, None
+    host = str(client[0])
+    try:
+        ip = str(ipaddress.ip_address(host))
+    except ValueError:
+        return None, None
+    port = client[1] if len(client) > 1 else None
+    return ip, f"{ip}:{port}" if isinstance(port, int) else ip
 
 
 def choose_subprotocol(offered: Iterable[str]) -> tuple[bool, str | None]:

@@ -25,6 +25,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.typing import Subprotocol
 
 from gateway.schemas import MAX_FREE_TEXT
+from gateway.upgrade import client_address
 from tests.gateway import conftest as gateway_fixtures
 from tests.gateway.conftest import PASSWORD, basic_auth
 
@@ -348,3 +349,18 @@ async def test_a_station_id_outside_its_pattern_is_refused_at_the_upgrade(gatewa
         ):
             pass
     assert refused.value.response.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("client", "expected"),
+    [
+        (("203.0.113.7", 51234), ("203.0.113.7", "203.0.113.7:51234")),
+        (("2001:db8::1", 443), ("2001:db8::1", "2001:db8::1:443")),
+        (("x" * 500, 1), (None, None)),  # a forwarded "address" no column can hold
+        (("10.0.0.1\x00", 1), (None, None)),
+        (("unknown", 0), (None, None)),
+        (None, (None, None)),
+    ],
+)
+def test_only_an_ip_literal_from_x_forwarded_for_is_taken_as_the_address(client, expected):
+    assert client_address(client) == expected
