@@ -9,10 +9,11 @@ charger gets in on its first try however many wrong ones came before it, from an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import random
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -164,6 +165,7 @@ class Authenticator:
             max_workers=max(1, limits.workers), thread_name_prefix="ocpp-auth"
         )
         self._in_flight = 0
+        self._legacy_lines: dict[str, tuple[asyncio.Lock, int]] = {}
 
     async def check(
         self, station_id: str, credentials: tuple[str, str] | None, remote_ip: str | None = None
@@ -227,9 +229,13 @@ class Authenticator:
     ) -> Verdict:
         stored = station.password_hash
         assert stored is not None
-        if self._in_flight >= self._limits.backlog:
-            return Verdict(None, "too many legacy key checks", 503, busy_retry_after())
-        ok = await self._hash(key, stored)
+        deadline = time.monotonic() + self._limits.stale_after_s
+        # One scrypt at a time per station: a flood of guesses for one id waits in that
+        # station's own line instead of filling the shared backlog for everyone else.
+        async with self._legacy_turn(station_id):
+            if self._in_flight >= self._limits.backlog:
+                return Verdict(None, "too many legacy key checks", 503, busy_retry_after())
+            ok = await self._hash(key, stored, deadline)
         if ok is None:
             return Verdict(None, "legacy key check queue too slow", 503, busy_retry_after())
         if not ok:
@@ -250,9 +256,24 @@ class Authenticator:
         if replaced:
             log.info("key hash upgraded from scrypt", station_id=station_id)
 
-    async def _hash(self, key: str, stored: str) -> bool | None:
-        """The legacy verification on the pool; None when the job waited too long."""
-        deadline = time.monotonic() + self._limits.stale_after_s
+    @contextlib.asynccontextmanager
+    async def _legacy_turn(self, station_id: str) -> AsyncIterator[None]:
+        lock, users = self._legacy_lines.get(station_id, (asyncio.Lock(), 0))
+        self._legacy_lines[station_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._legacy_lines[station_id]
+            if users == 1:
+                del self._legacy_lines[station_id]
+            else:
+                self._legacy_lines[station_id] = (lock, users - 1)
+
+    async def _hash(self, key: str, stored: str, deadline: float) -> bool | None:
+        """The legacy verification on the pool; None when the job waited past `deadline`."""
+        if time.monotonic() > deadline:
+            return None
         self._in_flight += 1
         try:
             loop = asyncio.get_running_loop()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import time
 from collections.abc import Iterator, Sequence
 
 import pytest
@@ -24,7 +25,7 @@ from websockets.http11 import Response
 from websockets.typing import Subprotocol
 
 from db.models import Station
-from gateway.auth import SCHEME, KeyCheck
+from gateway.auth import SCHEME, KeyCheck, verify_legacy
 from gateway.charger_auth import Authenticator, AuthLimits
 from gateway.store import GatewayStore, StationAuth
 from runtime.key_pepper import data_dir_pepper, key_pepper
@@ -229,3 +230,37 @@ def test_the_pepper_is_required_with_an_external_database_and_kept_per_data_dir(
     assert first == key_pepper(embedded) == data_dir_pepper(tmp_path).encode()
     assert len(first) >= 32
     assert (tmp_path / "ocpp-key-pepper").stat().st_mode & 0o077 == 0
+
+
+async def test_a_flood_on_a_legacy_station_waits_in_its_own_line(sessions, add_station):
+    """Until its first login upgrades it, a scrypt hash costs real CPU per guess. A flood of
+    guesses for one such station queues behind that station only: the shared backlog stays
+    free for other stations, and the right key is slowed, not refused."""
+    await add_station("EVP-970", legacy=True)
+    await add_station("EVP-971", legacy=True)
+
+    def slow_verify(key: str, stored: str) -> bool:
+        time.sleep(0.01)  # a slower machine's scrypt
+        return verify_legacy(key, stored)
+
+    auth = Authenticator(
+        GatewayStore(sessions),
+        KEYS,
+        allow_unknown=False,
+        allow_passwordless=False,
+        limits=AuthLimits(workers=1, backlog=2),
+        legacy_verify=slow_verify,
+    )
+    try:
+        flood = [auth.check("EVP-970", ("EVP-970", f"guess-{n}"), "192.0.2.66") for n in range(40)]
+        verdicts = await asyncio.gather(
+            *flood,
+            auth.check("EVP-971", ("EVP-971", PASSWORD), "192.0.2.71"),
+            auth.check("EVP-970", ("EVP-970", PASSWORD), "192.0.2.70"),
+        )
+    finally:
+        auth.close()
+    *guesses, neighbour, right = verdicts
+    assert {verdict.status for verdict in guesses} <= {401, 429}  # refused, none 503
+    assert neighbour.registration == "accepted"
+    assert right.registration == "accepted"
