@@ -309,9 +309,10 @@ class StationHandler(ChargePoint):
             if not database_unavailable(exc):
                 raise
             if row is None:
-                return await self._stop_without_database(
+                await self._stop_without_database(
                     transaction_id, meter_stop, stopped_at, reason, transaction_data
                 )
+                return call_result.StopTransaction(id_tag_info=id_tag_info)
             # The stop is stored; only the sampled data was lost to the outage.
             log.warning("StopTransaction data not stored", station_id=self.station_id)
         if self._transactions is not None:
@@ -342,7 +343,7 @@ class StationHandler(ChargePoint):
         stopped_at: datetime,
         reason: str | None,
         transaction_data: list[dict[str, Any]] | None,
-    ) -> call_result.StopTransaction:
+    ) -> None:
         """PostgreSQL is down: signal the workflow directly (this connection knows the
         transaction) and write the stop when the database is back. Neither: an error."""
         tx = None if self._transactions is None else self._transactions.cached(transaction_id, 0)
@@ -403,7 +404,6 @@ class StationHandler(ChargePoint):
             station_id=station_id,
             transaction_id=transaction_id,
         )
-        return call_result.StopTransaction(id_tag_info=None)
 
     @on(Action.data_transfer)
     async def on_data_transfer(

@@ -77,7 +77,9 @@ class TransactionRelay:
                 pause = min(pause * 2, self._config.relay_retry_max_s)
                 continue
             pause = self._config.relay_retry_first_s
-            if outcome is _Outcome.TEMPORAL_DOWN:
+            # Also when only a handler's call found Temporal down: its calls fail fast until
+            # the probe says Temporal is back.
+            if outcome is _Outcome.TEMPORAL_DOWN or self._signals.down:
                 await self._await_temporal()
             elif outcome is not _Outcome.DELIVERED:  # nothing more due now
                 await self._sleep(self._config.relay_poll_s)

@@ -90,6 +90,7 @@ class OcppGateway:
         self.relay = TransactionRelay(
             events, self._store, signals, config, on_start_refused=self._stop_refused_start
         )
+        signals.on_down = self.relay.wake
         self._backlog = DatabaseBacklog(
             max_writes=config.backlog_max_writes,
             retry_first_s=config.relay_retry_first_s,

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from temporalio.client import (
@@ -56,6 +57,7 @@ class WorkflowSignals:
         self._client = client
         self._rpc_timeout = timedelta(seconds=rpc_timeout_s)
         self._down = False
+        self.on_down: Callable[[], None] | None = None  # the relay's wake-up: go probe
 
     @property
     def down(self) -> bool:
@@ -66,8 +68,10 @@ class WorkflowSignals:
             raise SignalFailed(f"{what}: Temporal is unreachable")
 
     def _note(self, failure: SignalFailed) -> SignalFailed:
-        if failure.unavailable:
+        if failure.unavailable and not self._down:
             self._down = True
+            if self.on_down is not None:
+                self.on_down()
         return failure
 
     async def send(self, session_id: str, signal: str, arg: object) -> bool:

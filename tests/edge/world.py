@@ -155,6 +155,7 @@ async def running_stack(
         "relay_retry_first_s": 0.2,
         "relay_retry_max_s": 1.0,
     }
+    ping_interval = gateway.pop("ws_ping_interval", 20.0)
     settings.update(gateway)
     ocpp = OcppGateway(sessions, temporal, GatewayConfig(**settings))
     api = create_app(
@@ -166,6 +167,7 @@ async def running_stack(
             host="127.0.0.1",
             port=0,
             ws=LivenessWebSocketProtocol,
+            ws_ping_interval=ping_interval,
             ws_per_message_deflate=False,
             lifespan="off",
             log_level="warning",

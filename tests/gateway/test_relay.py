@@ -1,0 +1,82 @@
+"""The relay: transaction events in the database reach their workflows in order per
+transaction, also rows another gateway left claimed when it died."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from db.models import OcppTransactionEvent
+from gateway.event_store import EventStore
+from gateway.events import METER, STARTED, STOPPED, NewEvent
+from tests.gateway.test_sessions import names, signals_when, start_sink
+from workflows.signals import METER_SAMPLE, TRANSACTION_STARTED, TRANSACTION_STOPPED
+
+pytestmark = pytest.mark.integration
+
+AT = datetime(2026, 11, 30, 10, 0, tzinfo=UTC).isoformat()
+
+
+def event(kind: str, session_id: str, transaction_id: int) -> NewEvent:
+    payloads = {
+        STARTED: {
+            "transaction_id": transaction_id,
+            "station_id": "EVP-701",
+            "connector_id": 1,
+            "meter_start_wh": 1000,
+            "started_at": AT,
+        },
+        METER: {"transaction_id": transaction_id, "energy_wh": 250, "measured_at": AT},
+        STOPPED: {
+            "transaction_id": transaction_id,
+            "meter_stop_wh": 1500,
+            "energy_wh": 500,
+            "stopped_at": AT,
+            "reason": "Local",
+        },
+    }
+    answered = "Accepted" if kind == STARTED else None
+    return NewEvent(transaction_id, "EVP-701", session_id, kind, payloads[kind], answered)
+
+
+async def pending(sessions) -> int:
+    async with sessions() as session:
+        return int(await session.scalar(select(func.count()).select_from(OcppTransactionEvent)))
+
+
+async def test_events_left_by_a_dead_gateway_are_delivered_in_order(
+    start_gateway, sessions, temporal_env, signal_worker
+):
+    session_id = uuid.uuid4().hex[:16]
+    sink = await start_sink(temporal_env, signal_worker, session_id)
+    events = EventStore(sessions)
+    for kind in (STARTED, METER, STOPPED):
+        await events.add(event(kind, session_id, 41))
+    # A gateway claimed the start and died before delivering it: its lease runs out.
+    claimed = await events.claim(10, timedelta(seconds=1))
+    assert [row.kind for row in claimed] == [STARTED]  # one per transaction, the oldest
+
+    await start_gateway(relay_poll_s=0.2, relay_retry_first_s=0.1, relay_retry_max_s=0.5)
+    received = await signals_when(sink, lambda got: TRANSACTION_STOPPED in names(got))
+
+    assert names(received) == [TRANSACTION_STARTED, METER_SAMPLE, TRANSACTION_STOPPED]
+    assert received[2][1]["meter_stop_wh"] == 1500
+    for _ in range(200):
+        if await pending(sessions) == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert await pending(sessions) == 0
+
+
+async def test_an_event_for_a_closed_workflow_is_dropped(start_gateway, sessions):
+    await EventStore(sessions).add(event(STOPPED, "no-such-session", 42))
+    await start_gateway(relay_poll_s=0.2)
+    for _ in range(200):
+        if await pending(sessions) == 0:
+            return
+        await asyncio.sleep(0.05)
+    pytest.fail("the event for a workflow that does not exist was never dropped")
