@@ -179,7 +179,11 @@ class ChargePoint:
             await self._send_text(framing.error_frame(frame.unique_id, internal))
             return
         metrics.count_message("in", action, "result")
-        await self._send_text(framing.result_frame(frame.unique_id, payload))
+        try:
+            await self._send_text(framing.result_frame(frame.unique_id, payload))
+        except BaseException:
+            self._drop_deferred()  # the charger is gone: what was to follow the answer too
+            raise
         deferred, self._deferred = self._deferred, None
         if deferred is not None:
             spawn(deferred)
