@@ -3,7 +3,6 @@ chosen and with its own key, webhooks only to ourselves, read budgets fit for po
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 import subprocess
@@ -108,11 +107,18 @@ def _create_invoice(password: str, result_url: str) -> bytes:
 async def test_the_simulator_sends_webhooks_only_to_public_base_url(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
+    sent: list[str] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        sent.append(str(request.url))
+        return httpx.Response(200, json={"status": "ok"})
+
     sim = SimulatedOdengi(
         PgInvoiceStore(sessions),
         merchant_id="1000000001",
         password="k" * 32,
         public_base_url="http://127.0.0.1:9",
+        transport=httpx.MockTransport(record),
     )
     for elsewhere in (
         "http://169.254.169.254/latest/meta-data",
@@ -120,10 +126,13 @@ async def test_the_simulator_sends_webhooks_only_to_public_base_url(
         "http://127.0.0.1:9.evil.test/x",
         "",
     ):
-        answer = await sim.handle_api(_create_invoice("k" * 32, elsewhere))
-        assert "error" in json.dumps(answer) and "result_url" in json.dumps(answer), answer
+        created = await sim.handle_api(_create_invoice("k" * 32, elsewhere))
+        outcome = await sim.pay(created["data"]["invoice_id"])
+        assert outcome.webhook_status is None and "PUBLIC_BASE_URL" in str(outcome.webhook_error)
+    assert sent == []  # not one request left for another host
     ours = await sim.handle_api(_create_invoice("k" * 32, "http://127.0.0.1:9/api/v1/x"))
-    assert "invoice_id" in ours["data"], ours
+    outcome = await sim.pay(ours["data"]["invoice_id"])
+    assert outcome.webhook_status == 200 and sent == ["http://127.0.0.1:9/api/v1/x"]
 
 
 @pytest.fixture
