@@ -89,8 +89,12 @@ class SimulatedOdengi:
         password: str,
         public_base_url: str,
         transport: httpx.AsyncBaseTransport | None = None,
+        stand_in: bool = False,
     ) -> None:
         self._store = store
+        # As a stand-in for the real provider (the contract suite's own server), it posts to
+        # whatever result_url the merchant gives, as O!Dengi does; inside EvPower it never does.
+        self._stand_in = stand_in
         self._merchant_id = merchant_id
         self._password = password
         self._public = public_base_url.rstrip("/")
@@ -100,7 +104,7 @@ class SimulatedOdengi:
     def _own_url(self, url: str) -> bool:
         """The simulator posts webhooks to this system only, never to a URL a caller chose
         (that would make it a signed-request cannon aimed anywhere: a blind SSRF)."""
-        return url.startswith(self._public + "/")
+        return self._stand_in or url.startswith(self._public + "/")
 
     # ---- links shown to the driver -------------------------------------------------------
 

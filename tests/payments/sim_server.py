@@ -62,7 +62,7 @@ async def sim_server(
     base = f"http://127.0.0.1:{port}"
     invoices = MemoryInvoices()
     simulator = simulator_class(
-        invoices, merchant_id=MERCHANT_ID, password=PASSWORD, public_base_url=base
+        invoices, merchant_id=MERCHANT_ID, password=PASSWORD, public_base_url=base, stand_in=True
     )
 
     async def api(request: Request) -> JSONResponse:
