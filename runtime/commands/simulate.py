@@ -11,10 +11,10 @@ import sys
 from collections.abc import Coroutine
 from typing import Any
 
+from runtime.settings import get_settings
 from simulator.config import StationConfig
 from simulator.fleet import fleet_configs, run_fleet, station_ids
 
-DEFAULT_URL = "ws://127.0.0.1:9210/ws"
 # Exit code of a second Ctrl-C, which does not wait for the sockets to close.
 INTERRUPTED = 130
 
@@ -30,7 +30,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--count", type=int, default=0, help="also generate N station ids")
     parser.add_argument("--prefix", default="SIM-", help="prefix of generated ids (default SIM-)")
-    parser.add_argument("--url", default=DEFAULT_URL, help=f"gateway base URL ({DEFAULT_URL})")
+    parser.add_argument(
+        "--url", help="gateway base URL (default: ws://HOST:PORT/ws, as `evpower dev` serves it)"
+    )
     parser.add_argument("--password", help="HTTP Basic password of every station")
     parser.add_argument("--connectors", type=int, default=2, help="connectors per station")
     parser.add_argument("--power-w", type=int, default=22_000, help="charging power in W")
@@ -47,13 +49,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> Coroutine[Any, Any, int] | int:
     explicit = [part.strip() for part in args.stations.split(",") if part.strip()]
+    url = args.url or _local_gateway_url()
     try:
         ids = station_ids(explicit, args.count, args.prefix)
         if not ids:
             raise ValueError("name stations with --stations or ask for --count N")
         template = StationConfig(
             station_id=ids[0],
-            url=args.url,
+            url=url,
             password=args.password,
             connectors=args.connectors,
             power_w=args.power_w,
@@ -69,8 +72,17 @@ def run(args: argparse.Namespace) -> Coroutine[Any, Any, int] | int:
     )
     # The ocpp library logs every frame at INFO; that is only wanted when asked for.
     logging.getLogger("ocpp").setLevel(logging.INFO if args.verbose else logging.WARNING)
-    log.info("simulating %d station(s) against %s (Ctrl-C stops)", len(ids), args.url)
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        # Started in the background by a shell: Ctrl-C (kill -INT) still means stop.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    log.info("simulating %d station(s) against %s (Ctrl-C stops)", len(ids), url)
     return _run(fleet_configs(template, ids))
+
+
+def _local_gateway_url() -> str:
+    # The same HOST and PORT settings `evpower dev` and `evpower serve` listen on.
+    settings = get_settings()
+    return f"ws://{settings.host}:{settings.port}/ws"
 
 
 async def _run(configs: list[StationConfig]) -> int:
