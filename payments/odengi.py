@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Mapping
-from datetime import timedelta, timezone
 from typing import Any
 
 import httpx
@@ -34,11 +33,8 @@ from payments.signing import signed_request_body
 log = structlog.get_logger(__name__)
 
 API_VERSION = 1005
-# date_life is a wall-clock time in Kyrgyzstan (UTC+6 all year, no DST) by default; see
-# payments.contract for the setting.
-BISHKEK = timezone(timedelta(hours=6))
 
-_PAID_WORDS = frozenset({"approved", "paid", "success", "succeeded", "3"})
+# The H2H answer's words (the status table in payments.contract is for invoices and notices).
 _CANCELLED_WORDS = frozenset({"canceled", "cancelled", "cancel", "rejected", "expired", "2"})
 # A declined card leaves the invoice open (another attempt may pay it); only the charge failed.
 _DECLINED_WORDS = _CANCELLED_WORDS | {"declined", "failed", "error"}
