@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import Mapping
 
 import structlog
+from prometheus_client import Counter
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from temporalio.client import Client
@@ -25,6 +26,13 @@ from workflows.topup import TopUp as TopUpWorkflow
 from workflows.topup import topup_workflow_id
 
 log = structlog.get_logger(__name__)
+
+# Any increase means the provider says something our reading (ODENGI_STATUS_CODES...) misses:
+# run `evpower payments check` and look at provider_transactions.raw_notice.
+UNREAD_NOTICES = Counter(
+    "evpower_payment_notices_unread_total",
+    "Signed payment notices the webhook kept but could not interpret (status `unread`).",
+)
 
 
 async def keep_unread_notice(
@@ -65,6 +73,7 @@ async def keep_unread_notice(
     except (SQLAlchemyError, OSError) as exc:
         log.error("unread notice not recorded", trans_id=notice.trans_id, error=type(exc).__name__)
         raise ApiError(503, "unavailable", "notice not recorded; please retry") from None
+    UNREAD_NOTICES.inc()
     log.warning("webhook unreadable", trans_id=notice.trans_id, reason=notice.reason)
     if topup_id is None:
         return {"status": "ok", "routed": "review"}

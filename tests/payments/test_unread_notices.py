@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
@@ -97,8 +98,10 @@ async def test_a_signed_notice_with_an_unknown_status_code_ends_in_review(
         mktime="1764000000",
     )
 
+    before = REGISTRY.get_sample_value("evpower_payment_notices_unread_total") or 0.0
     answer = await live.http.post("/api/v1/payment/webhook", json=fields)
     assert answer.status_code == 200, answer.text  # the provider stops retrying
+    assert REGISTRY.get_sample_value("evpower_payment_notices_unread_total") == before + 1
     assert answer.json() == {"status": "ok", "routed": "review"}
     again = await live.http.post("/api/v1/payment/webhook", data=fields)  # a retry, as a form
     assert again.status_code == 200
