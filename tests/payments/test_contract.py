@@ -12,6 +12,7 @@ import secrets
 import sys
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
@@ -164,12 +165,16 @@ async def test_webhook_mode_shows_how_a_real_test_payment_is_read() -> None:
         while not any(line.startswith("\n== 3. waiting") for line in lines):
             assert not checking.done(), "\n".join(lines)
             await asyncio.sleep(0.05)
+        async with httpx.AsyncClient() as http:  # someone else's payment on the test account
+            other = await http.post(webhook_url, data={"order_id": "other", "hash": "x"})
+        assert other.status_code == 200
         outcome = await server.simulator.pay(invoice_id)
         assert outcome.webhook_status == 200
         report = await asyncio.wait_for(checking, timeout=60)
         await runner.aclose()
     output = "\n".join(lines)
     assert not report.failed, output
+    assert "a notice for another order, skipped" in output
     assert f"{HELD}  a paid notice reads as paid" in output
     assert f"{HELD}  the notice's hash verifies with ODENGI_PASSWORD" in output
     assert f"{HELD}  an invoice that is paid reads as paid" in output
