@@ -155,10 +155,21 @@ async def run_roles(
     # Every process serves HTTP: the api its REST, a gateway or a worker alone `/health`
     # (the container's healthcheck) and `/metrics` (the SDK's and our counters live there).
     api: ASGIApp = build_api(services) if Role.API in roles else build_ops_api(services)
-    server = ManagedUvicorn(uvicorn_config(OcppDispatcher(api, gateway), services.settings))
-    tasks.append(asyncio.create_task(server.serve(), name="http"))
+    server: ManagedUvicorn | None = ManagedUvicorn(
+        uvicorn_config(OcppDispatcher(api, gateway), services.settings)
+    )
+    if roles == {Role.WORKER} and not port_free(services.settings.host, services.settings.port):
+        # A worker beside `evpower serve` on one host (PORT taken) still works; only its
+        # probe and scrape endpoint are missing, so say so and go on.
+        log.warning(
+            "worker runs without /health and /metrics: its HTTP port is taken (set PORT)",
+            port=services.settings.port,
+        )
+        server = None
+    if server is not None:
+        tasks.append(asyncio.create_task(server.serve(), name="http"))
     try:
-        while not server.started:
+        while server is not None and not server.started:
             if tasks[-1].done():
                 await tasks[-1]  # raises the bind error, for one
                 raise RuntimeError("HTTP server stopped during start-up")
@@ -170,11 +181,22 @@ async def run_roles(
         stop.set()
         if gateway is not None:
             await gateway.stop()  # chargers get 1001 and the registry is cleared first
-        server.should_exit = True
+        if server is not None:
+            server.should_exit = True
         results = await asyncio.gather(*tasks, return_exceptions=True)
         for task, result in zip(tasks, results, strict=True):
             if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
                 log.error("role failed", role=task.get_name(), error=repr(result))
+
+
+def port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def stop_on_signals(stop: asyncio.Event) -> None:

@@ -22,6 +22,7 @@ from domain.tariff import energy_cost_tyiyn
 from gateway.charger_auth import AuthLimits
 from runtime.embedded import SEARCH_ATTRIBUTES
 from tests.topology import world
+from tests.topology.processes import wait_until
 from tests.topology.topology import JWT_SECRET, NAMESPACE, Topology, external_servers
 from workflows.charging import ChargingSessionWorkflow
 from workflows.signals import charging_workflow_id
@@ -190,6 +191,26 @@ async def test_api_rate_limits_key_on_the_forwarded_client_address(topology: Top
         other = await http.get(url, headers={"X-Forwarded-For": "203.0.113.11"})
     assert answers[:60] == [200] * 60 and answers[60] == 429
     assert other.status_code == 200  # another caller behind the same proxy is not limited
+
+
+def test_a_worker_whose_port_is_taken_still_runs(topology: Topology) -> None:
+    """`evpower serve` and `evpower worker` on one host with the default PORT: the worker
+    works without its probe endpoint instead of dying."""
+    worker = topology.command("worker-same-port", "worker", port=topology["api1"].port)
+    worker.process.start()
+    try:
+        wait_until(
+            lambda: all(
+                line in worker.process.log_text()
+                for line in ("its HTTP port is taken", "worker started")
+            ),
+            "the warning and the worker running",
+            90,
+        )
+        assert worker.process.alive, worker.process.tail()
+    finally:
+        code = worker.process.stop()
+    assert code == 0, worker.process.tail()
 
 
 async def _login(topology: Topology, station_id: str, key: str, address: str) -> int:
