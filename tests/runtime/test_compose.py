@@ -192,7 +192,8 @@ def test_the_image_install_and_entry_commands_work_in_a_fresh_venv(
     are kept in pytest's cache, so only the first run downloads."""
     stages = _dockerfile_stages()
     lock_hash = hashlib.sha256((ROOT / "requirements.lock").read_bytes()).hexdigest()[:16]
-    wheels = pytestconfig.cache.mkdir(f"image-wheels-{lock_hash}")
+    cache = getattr(pytestconfig, "cache", None)  # None with -p no:cacheprovider
+    wheels = cache.mkdir(f"image-wheels-{lock_hash}") if cache else tmp_path / "wheels"
     venv = tmp_path / "opt-evpower"
 
     def run(command: str, cwd: Path) -> None:
