@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.card_charges import CardChargeActivities
 from activities.topups import TopUpRecords
 from db.models import Client, TopUp
 from db.payment_audit import write_payment_audit
@@ -236,6 +237,7 @@ def payment_activities(
     calls = PaymentActivities(sessions, provider)
     records = TopUpRecords(sessions)
     return [
+        CardChargeActivities(sessions, provider).charge_card,
         calls.create_invoice,
         calls.check_payment,
         calls.cancel_invoice,

@@ -25,6 +25,7 @@ from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.card_charges import CHARGE_CARD, CardOutcome, ChargeCardInput
     from activities.ledger import LedgerActivities, LedgerMovement
     from activities.payments import (
         PROVIDER_REJECTED,
@@ -48,6 +49,7 @@ CLIENT_ID = SearchAttributeKey.for_keyword("ClientId")
 PAYMENT_NOTIFIED = "payment_notified"
 PAYMENT_UNREADABLE = "payment_unreadable"
 INVOICE_UPDATE = "invoice"
+CARD_UPDATE = "pay_card"
 
 INVOICE_LIFE_S = 300
 # The webhook is the main path; the poll is the fallback for a lost webhook, and each one
@@ -85,6 +87,14 @@ class TopUpInput:
     description: str = "EvPower balance top-up"
     life_s: int = INVOICE_LIFE_S
     poll_interval_s: int = POLL_INTERVAL_S
+
+
+@dataclass(frozen=True)
+class CardCharge:
+    """The `pay_card` update: which sealed card to charge and the key that opens it."""
+
+    ref: str
+    key: str
 
 
 @dataclass(frozen=True)
@@ -251,6 +261,8 @@ class TopUp:
         self._held: set[str] = set()  # unread trans_ids handed to review
         self._recheck = False  # an unread notice came in: ask statusPayment now
         self._unreadable: str | None = None  # a statusPayment answer we could not read
+        self._card_charging = False
+        self._card: CardOutcome | None = None
 
     @workflow.run
     async def run(self, request: TopUpInput) -> TopUpView:
@@ -430,6 +442,37 @@ class TopUp:
         if self._invoice is None:
             raise ApplicationError(self._reason or "invoice not created", type="InvoiceNotCreated")
         return self._invoice
+
+    @workflow.update(name=CARD_UPDATE)
+    async def pay_card(self, charge: CardCharge) -> CardOutcome:
+        """Charge the card once the invoice exists. However many requests (the API starts
+        this update with the workflow, keyed by the Idempotency-Key) arrive, one charge
+        activity runs and every caller gets its outcome."""
+        await workflow.wait_condition(
+            lambda: self._invoice is not None or self._state is TopUpState.FAILED
+        )
+        if self._invoice is None:
+            raise ApplicationError(self._reason or "invoice not created", type="InvoiceNotCreated")
+        if not self._card_charging:
+            self._card_charging = True
+            try:
+                self._card = await workflow.execute_activity(
+                    CHARGE_CARD,
+                    ChargeCardInput(
+                        self._invoice.topup_id, self._invoice.invoice_id, charge.ref, charge.key
+                    ),
+                    result_type=CardOutcome,
+                    start_to_close_timeout=timedelta(seconds=30),
+                    # Only the read-and-delete of the card can fail before the provider call;
+                    # after it a retry finds no card and forwards nothing.
+                    retry_policy=RetryPolicy(maximum_attempts=5),
+                    summary="h2hPayment",
+                )
+            except ActivityError as exc:
+                self._card = CardOutcome("unknown", f"the card charge failed: {exc.cause or exc}")
+        await workflow.wait_condition(lambda: self._card is not None)
+        assert self._card is not None
+        return self._card
 
     @workflow.query(name="state")
     def state(self) -> TopUpView:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.v1 import balance, charging, locations, payment, stations
+from api.v1 import balance, card_payment, charging, locations, payment, stations
 
 ROUTERS: list[APIRouter] = []
 ROUTERS.append(stations.router)
 ROUTERS.append(locations.router)
 ROUTERS.append(balance.router)
 ROUTERS.append(payment.router)
+ROUTERS.append(card_payment.router)
 ROUTERS.append(charging.router)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import SQLAlchemyError
@@ -28,21 +28,17 @@ from api.auth import CurrentClient
 from api.client_db import ClientDb
 from api.deps import ApiConfig, Context, DbSession
 from api.errors import ApiError
-from api.idempotency import IdempotencyKey
-from api.openapi import AUTHENTICATED, IDEMPOTENT, errors
+from api.openapi import AUTHENTICATED, errors
 from api.rate_limit import rejection_audit_allowed
-from api.v1.balance import start_topup
 from api.v1.payment_unread import keep_unread_notice
-from db.models import PaymentAudit, ProviderTransaction, TopUp
+from db.models import ProviderTransaction, TopUp
 from db.payment_audit import write_payment_audit
 from domain.identifiers import TopUpId
-from domain.money import CURRENCY, format_som
-from payments.cards import InvalidCard, validate_card
-from payments.config import ProviderSettings, build_provider
+from domain.money import format_som
+from payments.config import ProviderSettings
 from payments.provider import (
     PaymentNotice,
     PayStatus,
-    ProviderError,
     ProviderName,
     UnreadNotice,
 )
@@ -280,115 +276,3 @@ async def status(
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
-
-
-# ---- host-to-host card payment --------------------------------------------------------------
-
-
-class H2HRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
-
-    amount_tyiyn: StrictInt  # the limits are configuration: checked by the endpoint
-    # Shapes only (ASCII digits, spaces or dashes); payments/cards.py checks the rest.
-    card_number: Annotated[StrictStr, Field(max_length=32, pattern=r"^[0-9 -]*$")]
-    exp_month: Annotated[StrictInt, Field(ge=0, le=99)]
-    exp_year: Annotated[StrictInt, Field(ge=0, le=9999)]
-    cvc: Annotated[StrictStr, Field(max_length=4, pattern=r"^[0-9]*$")]
-    card_holder: Annotated[StrictStr, Field(max_length=100)] = ""
-
-
-class H2HResult(BaseModel):
-    topup_id: str
-    invoice_id: str
-    amount_tyiyn: int
-    amount: str
-    currency: str
-    card: str  # masked
-    status: str  # accepted | declined | already_submitted
-    message: str
-
-
-@router.post(
-    "/h2h-create",
-    status_code=201,
-    responses={**IDEMPOTENT, **errors(402, 501, 502, 504)},
-)
-async def h2h_create(
-    body: H2HRequest, client: CurrentClient, context: Context, db: DbSession, key: IdempotencyKey
-) -> H2HResult:
-    """Card typed in the app, charged by the provider: validated here, forwarded once, never
-    stored or logged (the audit keeps the masked number)."""
-    settings = provider_settings(context.config)
-    if settings.effective_h2h_url is None:
-        raise ApiError(
-            501,
-            "h2h_not_configured",
-            "host-to-host card payments need ODENGI_H2H_URL; use POST "
-            "/api/v1/balance/topup-card (the provider's card page) instead",
-        )
-    try:
-        card = validate_card(
-            body.card_number,
-            body.exp_month,
-            body.exp_year,
-            body.cvc,
-            body.card_holder,
-            today=datetime.now(UTC).date(),
-        )
-    except InvalidCard as exc:
-        raise ApiError(422, exc.code, exc.message) from None
-    started = await start_topup(context, client.client_id, body.amount_tyiyn, "h2h", key)
-    invoice = started.view.invoice
-    assert invoice is not None
-    provider = settings.provider.value
-    result = H2HResult(
-        topup_id=invoice.topup_id,
-        invoice_id=invoice.invoice_id,
-        amount_tyiyn=started.amount_tyiyn,
-        amount=format_som(started.amount_tyiyn),
-        currency=CURRENCY,
-        card=card.masked,
-        status="already_submitted",
-        message="this top-up's card payment was already submitted",
-    )
-    already = await db.scalar(
-        select(PaymentAudit.id).where(
-            PaymentAudit.topup_id == invoice.topup_id, PaymentAudit.event == "h2h_forwarded"
-        )
-    )
-    if already is not None or started.view.state != "awaiting_payment":
-        return result
-    await audit(
-        db, "h2h_forwarded", provider, ok=True, topup_id=invoice.topup_id, details=card.audit_view()
-    )
-    client_http = build_provider(settings)
-    try:
-        outcome = await client_http.pay_card(invoice.invoice_id, card)
-    except ProviderError:
-        await audit(
-            db,
-            "h2h_unknown",
-            provider,
-            ok=False,
-            topup_id=invoice.topup_id,
-            details=card.audit_view(),
-        )
-        raise ApiError(
-            502,
-            "provider_error",
-            "the card payment's outcome is unknown; the top-up completes by itself if the "
-            "charge went through (see GET /api/v1/payment/status)",
-        ) from None
-    finally:
-        await client_http.aclose()
-    await audit(
-        db,
-        "h2h_accepted" if outcome.accepted else "h2h_declined",
-        provider,
-        ok=outcome.accepted,
-        topup_id=invoice.topup_id,
-        details={**card.audit_view(), "message": outcome.message},
-    )
-    if not outcome.accepted:
-        raise ApiError(402, "card_declined", f"the card was declined: {outcome.message}")
-    return result.model_copy(update={"status": "accepted", "message": outcome.message})

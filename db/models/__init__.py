@@ -4,7 +4,13 @@ from db.models.base import Base
 from db.models.clients import Client
 from db.models.idempotency import IdempotencyKey
 from db.models.ledger import LedgerAccount, LedgerEntry, LedgerPosting
-from db.models.payments import PaymentAudit, ProviderTransaction, SimulatedInvoice, TopUp
+from db.models.payments import (
+    CardCharge,
+    PaymentAudit,
+    ProviderTransaction,
+    SimulatedInvoice,
+    TopUp,
+)
 from db.models.sessions import ChargingSessionRecord
 from db.models.stations import (
     Connector,
@@ -19,6 +25,7 @@ from db.models.stations import (
 
 __all__ = [
     "Base",
+    "CardCharge",
     "ChargingSessionRecord",
     "Client",
     "Connector",

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Text,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -129,3 +130,15 @@ class SimulatedInvoice(Base):
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = created_at_column()
+
+
+class CardCharge(Base):
+    """A card sealed by the API for one host-to-host request (payments/card_vault.py); the
+    charge activity deletes it as it reads it, so it is charged at most once."""
+
+    __tablename__ = "card_charges"
+
+    topup_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ref: Mapped[str] = mapped_column(String(32), primary_key=True)
+    sealed: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = created_at_column()

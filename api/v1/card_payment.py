@@ -1,0 +1,219 @@
+"""`POST /payment/h2h-create`: a card typed in the app, charged inside the TopUp workflow.
+
+The API validates the card, seals it for the worker (payments/card_vault.py) and starts the
+top-up's workflow with the `pay_card` update in one call (update-with-start, keyed by the
+Idempotency-Key like every top-up). The charge is the workflow's activity, keyed by the
+top-up id: however many identical requests arrive, the card is forwarded at most once, and
+the balance grows when the provider confirms the payment, as for every top-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+import structlog
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from sqlalchemy import delete
+from temporalio.client import (
+    WithStartWorkflowOperation,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from activities.card_charges import CardOutcome
+from api.auth import CurrentClient
+from api.deps import ApiContext, Context
+from api.errors import ApiError
+from api.idempotency import IdempotencyKey
+from api.openapi import IDEMPOTENT, errors
+from api.v1.balance import INVOICE_WAIT_S, check_amount, temporal_errors, topup_id_for
+from api.v1.payment import provider_settings
+from db.models import CardCharge as SealedCard
+from domain.money import CURRENCY, format_som
+from payments.card_vault import seal
+from payments.cards import CardDetails, InvalidCard, validate_card
+from workflows.topup import (
+    CARD_UPDATE,
+    CLIENT_ID,
+    CardCharge,
+    TopUp,
+    TopUpInput,
+    TopUpView,
+    topup_workflow_id,
+)
+
+log = structlog.get_logger(__name__)
+
+router = APIRouter(prefix="/payment", tags=["payment"])
+
+# A sealed card whose request never reached its workflow is dropped after this.
+SEALED_CARD_LIFE = timedelta(minutes=15)
+
+
+class H2HRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    amount_tyiyn: StrictInt  # the limits are configuration: checked by the endpoint
+    # Shapes only (ASCII digits, spaces or dashes); payments/cards.py checks the rest.
+    card_number: Annotated[StrictStr, Field(max_length=32, pattern=r"^[0-9 -]*$")]
+    exp_month: Annotated[StrictInt, Field(ge=0, le=99)]
+    exp_year: Annotated[StrictInt, Field(ge=0, le=9999)]
+    cvc: Annotated[StrictStr, Field(max_length=4, pattern=r"^[0-9]*$")]
+    card_holder: Annotated[StrictStr, Field(max_length=100)] = ""
+
+
+class H2HResult(BaseModel):
+    topup_id: str
+    invoice_id: str
+    amount_tyiyn: int
+    amount: str
+    currency: str
+    card: str  # masked
+    status: str  # accepted | already_submitted
+    message: str
+
+
+@router.post(
+    "/h2h-create",
+    status_code=201,
+    responses={**IDEMPOTENT, **errors(402, 501, 502, 504)},
+)
+async def h2h_create(
+    body: H2HRequest, client: CurrentClient, context: Context, key: IdempotencyKey
+) -> H2HResult:
+    """Card typed in the app, charged by the provider from the top-up's workflow: validated
+    here, forwarded at most once per top-up, never stored in the clear or logged (the audit
+    keeps the masked number). 402 when declined; 502 when the outcome is unknown (the top-up
+    then completes by itself if the charge went through: GET /api/v1/payment/status)."""
+    return await pay_by_card(context, client.client_id, body, key)
+
+
+async def pay_by_card(
+    context: ApiContext, client_id: str, body: H2HRequest, key: str | None
+) -> H2HResult:
+    settings = provider_settings(context.config)
+    if settings.effective_h2h_url is None:
+        raise ApiError(
+            501,
+            "h2h_not_configured",
+            "host-to-host card payments need ODENGI_H2H_URL; use POST "
+            "/api/v1/balance/topup-card (the provider's card page) instead",
+        )
+    try:
+        card = validate_card(
+            body.card_number,
+            body.exp_month,
+            body.exp_year,
+            body.cvc,
+            body.card_holder,
+            today=datetime.now(UTC).date(),
+        )
+    except InvalidCard as exc:
+        raise ApiError(422, exc.code, exc.message) from None
+    check_amount(context, body.amount_tyiyn)
+    topup_id = topup_id_for(client_id, key)
+    charge = await _seal(context, card, topup_id)
+    request = TopUpInput(
+        topup_id=topup_id,
+        client_id=client_id,
+        amount_tyiyn=body.amount_tyiyn,
+        method="h2h",
+        provider=context.config.payment_provider,
+        description=f"EvPower: {format_som(body.amount_tyiyn)} {CURRENCY}",
+    )
+    operation = WithStartWorkflowOperation(
+        TopUp.run,
+        request,
+        id=topup_workflow_id(topup_id),
+        task_queue=context.config.task_queue,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        search_attributes=TypedSearchAttributes([SearchAttributePair(CLIENT_ID, client_id)]),
+        static_summary=f"h2h top-up of {format_som(body.amount_tyiyn)} {CURRENCY}",
+    )
+    handle: WorkflowHandle[TopUp, TopUpView]
+    try:
+        with temporal_errors():
+            async with asyncio.timeout(INVOICE_WAIT_S):
+                outcome: CardOutcome = await context.temporal.execute_update_with_start_workflow(
+                    CARD_UPDATE,
+                    charge,
+                    start_workflow_operation=operation,
+                    result_type=CardOutcome,
+                )
+            handle = await operation.workflow_handle()
+    except WorkflowAlreadyStartedError:
+        # The top-up's workflow has finished (a retry long after the first request). The
+        # operation keeps the same error for its handle: collect it.
+        with contextlib.suppress(WorkflowAlreadyStartedError):
+            await operation.workflow_handle()
+        await _discard(context, topup_id)
+        handle = context.temporal.get_workflow_handle_for(TopUp.run, topup_workflow_id(topup_id))
+        outcome = CardOutcome("already_submitted", "this top-up was already paid or closed")
+    except WorkflowUpdateFailedError as exc:
+        await _discard(context, topup_id)
+        raise ApiError(
+            502, "provider_error", f"the payment provider did not create the invoice: {exc.cause}"
+        ) from None
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+        # The workflow goes on with the sealed card; a retry with the same key gets its answer.
+        raise ApiError(
+            504, "provider_timeout", "the payment provider is slow; retry with the same key"
+        ) from None
+    with temporal_errors():
+        view = await handle.query(TopUp.state)
+    log.info("card top-up", topup_id=topup_id, outcome=outcome.status)
+    return _answer(view, card, outcome)
+
+
+async def _seal(context: ApiContext, card: CardDetails, topup_id: str) -> CardCharge:
+    sealed, secret = seal(card, topup_id)
+    ref = secrets.token_hex(8)
+    async with context.sessions() as session, session.begin():
+        session.add(SealedCard(topup_id=topup_id, ref=ref, sealed=sealed))
+        await session.execute(
+            delete(SealedCard).where(SealedCard.created_at < datetime.now(UTC) - SEALED_CARD_LIFE)
+        )
+    return CardCharge(ref=ref, key=secret)
+
+
+async def _discard(context: ApiContext, topup_id: str) -> None:
+    async with context.sessions() as session, session.begin():
+        await session.execute(delete(SealedCard).where(SealedCard.topup_id == topup_id))
+
+
+def _answer(view: TopUpView, card: CardDetails, outcome: CardOutcome) -> H2HResult:
+    if outcome.status == "declined":
+        raise ApiError(402, "card_declined", f"the card was declined: {outcome.message}")
+    if outcome.status == "unknown":
+        raise ApiError(
+            502,
+            "provider_error",
+            "the card payment's outcome is unknown; the top-up completes by itself if the "
+            "charge went through (see GET /api/v1/payment/status)",
+        )
+    if view.invoice is None:
+        raise ApiError(502, "provider_error", view.reason or "the invoice was not created")
+    return H2HResult(
+        topup_id=view.topup_id,
+        invoice_id=view.invoice.invoice_id,
+        amount_tyiyn=view.amount_tyiyn,
+        amount=format_som(view.amount_tyiyn),
+        currency=CURRENCY,
+        card=card.masked,
+        status=outcome.status,
+        message=outcome.message,
+    )
