@@ -40,6 +40,8 @@ class GatewayConfig:
     relay_batch: int = 50
     # Writes held in memory while PostgreSQL is down (their messages reached Temporal).
     backlog_max_writes: int = 10_000
+    # Transaction ids reserved for StartTransactions that arrive while PostgreSQL is down.
+    offline_transaction_ids: int = 16
     # A charger that sent no Heartbeat (nor BootNotification) for this long is asked for one
     # with TriggerMessage: OCPP-J lets ping/pong replace Heartbeats, not the daily clock sync.
     clock_sync_interval_s: float = 86_400.0

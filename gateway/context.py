@@ -9,6 +9,7 @@ from gateway.backlog import DatabaseBacklog
 from gateway.config import GatewayConfig
 from gateway.event_store import EventStore
 from gateway.meter_writer import MeterWriter
+from gateway.offline_ids import OfflineTransactionIds
 from gateway.relay import TransactionRelay
 from gateway.store import GatewayStore
 from gateway.workflow_signals import WorkflowSignals
@@ -23,3 +24,4 @@ class GatewayContext:
     events: EventStore
     relay: TransactionRelay
     backlog: DatabaseBacklog
+    offline_ids: OfflineTransactionIds

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -145,12 +146,9 @@ class StationHandler(ChargePoint):
                 )
             )
         except Exception as exc:
-            # The transactionId is allocated once per natural key by the database: without
-            # it there is no id to give. The charger retries (TransactionMessageAttempts).
             if not database_unavailable(exc):
                 raise
-            log.warning("StartTransaction: database unavailable", station_id=self.station_id)
-            raise InternalError(details={"cause": "transaction store unavailable"}) from exc
+            return await self._start_without_database(connector_id, id_tag, meter_start, started_at)
         # An update, not a signal: the session decides whether this transaction is its own
         # (the right connector, not given up, no other transaction), and the charger is told.
         delivered = True
@@ -205,6 +203,60 @@ class StationHandler(ChargePoint):
         status = AuthorizationStatus.accepted if accepted else AuthorizationStatus.invalid
         return call_result.StartTransaction(
             transaction_id=row.id, id_tag_info=IdTagInfo(status=status)
+        )
+
+    async def _start_without_database(
+        self, connector_id: int, id_tag: str, meter_start: int, started_at: datetime
+    ) -> call_result.StartTransaction:
+        """PostgreSQL is down: a RemoteStart this gateway sent names the energy limit, a
+        reserved id is the transactionId (the same for the charger's retries), the session
+        decides through Temporal, and the row is written when the database is back. Without
+        any of these the charger gets InternalError and retries."""
+        sent = self._ctx.store.sent_remote_start(id_tag)
+        known = sent is not None and (sent.station_id, sent.connector_id) == (
+            self.station_id,
+            connector_id,
+        )
+        key = (self.station_id, connector_id, id_tag, meter_start, started_at)
+        transaction_id = self._ctx.offline_ids.take(key) if known else None
+        if sent is None or transaction_id is None or not self._ctx.backlog.has_room():
+            log.warning("StartTransaction: database unavailable", station_id=self.station_id)
+            raise InternalError(details={"cause": "transaction store unavailable"})
+        row = TransactionRow(
+            transaction_id,
+            self.station_id,
+            connector_id,
+            id_tag,
+            None,
+            meter_start,
+            started_at,
+            sent.energy_limit_wh,
+            None,
+            None,
+            None,
+        )
+        try:
+            accepted = await self._ctx.signals.start_transaction(id_tag, started_of(row))
+        except SignalFailed as exc:
+            metrics.SIGNALS.labels(TRANSACTION_STARTED, "failed").inc()
+            raise InternalError(details={"cause": "transaction store unavailable"}) from exc
+        metrics.SIGNALS.labels(TRANSACTION_STARTED, "accepted" if accepted else "refused").inc()
+        stored = replace(row, session_id=id_tag if accepted else None)
+        store = self._ctx.store
+        self._ctx.backlog.add(
+            f"transaction {transaction_id}", lambda: store.insert_transaction(stored)
+        )
+        tx = RunningTx.of(stored)
+        self._cache().remember(transaction_id, tx)
+        log.warning(
+            "transaction started while the database is down; written when it is back",
+            station_id=self.station_id,
+            transaction_id=transaction_id,
+            session_id=stored.session_id,
+        )
+        status = AuthorizationStatus.accepted if accepted else AuthorizationStatus.invalid
+        return call_result.StartTransaction(
+            transaction_id=transaction_id, id_tag_info=IdTagInfo(status=status)
         )
 
     @on(Action.meter_values)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -28,8 +29,14 @@ class Liveness:
     """Heartbeats cost no database round trip: their times are written here, in one batch."""
 
     def __init__(
-        self, registry: ConnectionRegistry, store: GatewayStore, config: GatewayConfig, queue: str
+        self,
+        registry: ConnectionRegistry,
+        store: GatewayStore,
+        config: GatewayConfig,
+        queue: str,
+        upkeep: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        self._upkeep = upkeep  # more background work of the gateway, run on every sweep
         self._registry = registry
         self._store = store
         self._config = config
@@ -43,11 +50,19 @@ class Liveness:
 
     async def sweep(self) -> None:
         """One pass; each step logs its own failure so the next pass still runs."""
-        for step in (self.flush_last_seen, self._drop_silent, self._clear_stale, self._sync_clocks):
+        steps: list[Callable[[], Awaitable[None]]] = [
+            self.flush_last_seen,
+            self._drop_silent,
+            self._clear_stale,
+            self._sync_clocks,
+        ]
+        if self._upkeep is not None:
+            steps.append(self._upkeep)
+        for step in steps:
             try:
                 await step()
             except Exception:
-                log.exception("liveness step failed", step=step.__name__)
+                log.exception("liveness step failed", step=getattr(step, "__name__", "upkeep"))
 
     async def flush_last_seen(self) -> None:
         since, self._flushed_at = self._flushed_at, time.time()

@@ -28,6 +28,7 @@ from gateway.handlers import StationHandler
 from gateway.liveness import WIRE_LIVENESS, Liveness
 from gateway.meter_writer import MeterWriter
 from gateway.metrics import REJECTED_UPGRADES
+from gateway.offline_ids import OfflineTransactionIds
 from gateway.registry import ConnectionRegistry
 from gateway.relay import TransactionRelay
 from gateway.store import GatewayStore
@@ -96,6 +97,7 @@ class OcppGateway:
             retry_first_s=config.relay_retry_first_s,
             retry_max_s=config.relay_retry_max_s,
         )
+        self._offline_ids = OfflineTransactionIds(self._store, size=config.offline_transaction_ids)
         self._ctx = GatewayContext(
             config=config,
             store=self._store,
@@ -104,6 +106,7 @@ class OcppGateway:
             events=events,
             relay=self.relay,
             backlog=self._backlog,
+            offline_ids=self._offline_ids,
         )
         self.registry = ConnectionRegistry()
         self._auth = Authenticator(
@@ -116,7 +119,9 @@ class OcppGateway:
         self._commands = GatewayCommands(
             self.registry, self._store, answer_within_s=config.command_timeout_s
         )
-        self._liveness = Liveness(self.registry, self._store, config, self.task_queue)
+        self._liveness = Liveness(
+            self.registry, self._store, config, self.task_queue, upkeep=self._offline_ids.top_up
+        )
         self._worker: Worker | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._accepting = False
@@ -126,6 +131,7 @@ class OcppGateway:
     async def start(self) -> None:
         # Rows naming this queue belong to an earlier life of this instance: none is live.
         await self._store.clear_queue(self.task_queue, datetime.now(UTC))
+        await self._offline_ids.top_up()
         self._meters.start()
         self._worker = Worker(
             self._temporal, task_queue=self.task_queue, activities=self._commands.activities()

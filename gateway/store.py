@@ -9,6 +9,7 @@ does not hold.
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,6 +41,20 @@ STATUS_CHANNEL = "station_status"
 class StationAuth:
     password_hash: str | None
     registration_status: str  # accepted | pending | rejected
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteStartNote:
+    station_id: str
+    connector_id: int
+    energy_limit_wh: int
+
+
+_SENT_STARTS_KEPT = 10_000
+_RESERVE_IDS = text(
+    "SELECT nextval(pg_get_serial_sequence('ocpp_transactions', 'id')) "
+    "FROM generate_series(1, :count)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +120,9 @@ class GatewayStore:
         if not isinstance(engine, AsyncEngine):
             raise TypeError("the session factory must be bound to an AsyncEngine")
         self._engine = engine
+        # The RemoteStarts this gateway sent lately, so a StartTransaction that answers one
+        # while the database is down still knows its energy limit.
+        self._sent_starts: OrderedDict[str, RemoteStartNote] = OrderedDict()
 
     async def station_auth(self, station_id: str) -> StationAuth | None:
         async with self._engine.connect() as connection:
@@ -295,6 +313,40 @@ class GatewayStore:
                 "requested_at": at,
             },
             key=("id_tag",),
+        )
+        async with self._engine.begin() as connection:
+            await connection.execute(statement)
+        self._sent_starts[id_tag] = RemoteStartNote(station_id, connector_id, energy_limit_wh)
+        self._sent_starts.move_to_end(id_tag)
+        while len(self._sent_starts) > _SENT_STARTS_KEPT:
+            self._sent_starts.popitem(last=False)
+
+    def sent_remote_start(self, id_tag: str) -> RemoteStartNote | None:
+        """A RemoteStart this gateway stored lately (no database needed)."""
+        return self._sent_starts.get(id_tag)
+
+    async def reserve_transaction_ids(self, count: int) -> list[int]:
+        """Draw transaction ids from the table's sequence, for use while the database is down."""
+        async with self._engine.begin() as connection:
+            rows = await connection.execute(_RESERVE_IDS, {"count": count})
+            return [int(row[0]) for row in rows]
+
+    async def insert_transaction(self, row: TransactionRow) -> None:
+        """Write a transaction whose id was reserved earlier (it started while the database
+        was down); a row for its natural key or id already there wins."""
+        statement = (
+            pg_insert(OcppTransaction)
+            .values(
+                id=row.id,
+                station_id=row.station_id,
+                connector_id=row.connector_id,
+                id_tag=row.id_tag,
+                session_id=row.session_id,
+                meter_start_wh=row.meter_start_wh,
+                started_at=row.started_at,
+                energy_limit_wh=row.energy_limit_wh,
+            )
+            .on_conflict_do_nothing()
         )
         async with self._engine.begin() as connection:
             await connection.execute(statement)

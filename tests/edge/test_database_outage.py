@@ -15,6 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from db.engine import session_factory
 from domain.tariff import energy_cost_tyiyn
+from simulator import FaultPlan
 from tests.edge.world import (
     INITIAL,
     PRICE,
@@ -113,4 +114,54 @@ async def test_with_both_down_the_charger_gets_an_error_and_its_retry_succeeds(
 
     cost = energy_cost_tyiyn(tx.energy_wh, PRICE)
     assert (result.state, result.energy_wh, result.cost_tyiyn) == ("completed", tx.energy_wh, cost)
+    assert (balance.available_tyiyn, balance.held_tyiyn) == (INITIAL - cost, 0)
+
+
+async def test_start_and_stop_during_a_database_outage_settle_exactly(
+    temporal_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """RemoteStart went out, then the database stopped before the car was plugged in: the
+    start gets a reserved transaction id and the session's verdict through Temporal."""
+    client_id = str(uuid.uuid4())
+    station_id = f"DS-{uuid.uuid4().hex[:6]}"
+    async with killable_postgres(tmp_path / "pg") as (postgres, engine):
+        sessions = session_factory(engine)
+        await add_station(sessions, station_id)
+        async with running_stack(sessions, temporal_env.client) as stack:
+            await fund(stack, client_id)
+            faults = FaultPlan(skip_start_transaction=True)
+            async with stack.station(station_id, faults) as station:
+                session_id = await start_session(stack, station_id, client_id)
+
+                async def remote_start_arrived() -> bool:
+                    return any(action == "RemoteStartTransaction" for action, _ in station.received)
+
+                await eventually(remote_start_arrived, "RemoteStart reached the charger")
+
+                await asyncio.to_thread(postgres.stop)
+                tx = await station.start_local_transaction(1, session_id)
+                await station.wait_for_transaction(timeout_s=30)
+                assert tx.id_tag_status == "Accepted"  # the session's own verdict
+                await station.wait_for_energy(tx, 300, timeout_s=30)
+                await station.stop_local_transaction(reason="Local")
+                await station.wait_for_stop(tx, timeout_s=30)
+                assert station.transaction_message_failures == 0
+
+                await asyncio.to_thread(postgres.start)
+                result = await session_result(temporal_env.client, session_id)
+                assert tx.transaction_id is not None
+                transaction_id = tx.transaction_id
+
+                async def rows_written() -> bool:
+                    return await stored_stop(sessions, transaction_id) == tx.meter_stop_wh
+
+                await eventually(rows_written, "the held start and stop were written")
+            balance = await stack.ledger.balance(client_id)
+
+    cost = energy_cost_tyiyn(tx.energy_wh, PRICE)
+    assert (result.state, result.energy_wh, result.transaction_id) == (
+        "completed",
+        tx.energy_wh,
+        tx.transaction_id,
+    )
     assert (balance.available_tyiyn, balance.held_tyiyn) == (INITIAL - cost, 0)
