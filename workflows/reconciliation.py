@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from payments.provider import PaymentNotice, PaymentProvider, PayStatus
     from workflows.topup import (
+        CANCEL_REFUSED_REASON,
         RECORD_RETRY,
         RECORD_TIMEOUT,
         TopUp,
@@ -42,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         check_payment,
         finish,
         hold_for_review,
+        refused_yet_awaiting,
         report_of,
         settle_payment,
     )
@@ -213,8 +215,12 @@ class ReconcileStaleTopUps:
             result = await check_payment(topup.topup_id, topup.invoice_id, final=False)
             awaiting = result.unreadable is None and result.status == PayStatus.AWAITING
             if result.report is None and awaiting:
-                await cancel_invoice(topup.topup_id, topup.invoice_id)
+                cancelled = await cancel_invoice(topup.topup_id, topup.invoice_id)
                 result = await check_payment(topup.topup_id, topup.invoice_id, final=False)
+                if refused_yet_awaiting(cancelled, result):
+                    reason = f"reconciliation: {CANCEL_REFUSED_REASON}"
+                    await finish(topup, TopUpState.NEEDS_REVIEW, reason=reason)
+                    return TopUpState.NEEDS_REVIEW
             if result.report is not None:
                 return (await settle_payment(topup, result.report)).state
         except ActivityError:

@@ -137,9 +137,30 @@ async def check_payment(topup_id: str, invoice_id: str, *, final: bool) -> Check
     )
 
 
-async def cancel_invoice(topup_id: str, invoice_id: str) -> None:
+CANCEL_REFUSED_PATCH = "cancel-refused-review"
+CANCEL_REFUSED_REASON = (
+    "invoiceCancel was refused but statusPayment still reads the invoice as awaiting: it may be "
+    "paid under a status code we read wrongly (see ODENGI_STATUS_CODES)"
+)
+
+
+def refused_yet_awaiting(cancelled: bool | None, result: CheckPaymentResult) -> bool:
+    """The provider would not cancel, yet says nobody paid: one of the two answers is misread.
+    Only a refusal counts (None is a cancel that failed), and a dead invoice is no contradiction.
+    """
+    return (
+        cancelled is False
+        and result.report is None
+        and result.unreadable is None
+        and result.status == PayStatus.AWAITING
+        and workflow.patched(CANCEL_REFUSED_PATCH)
+    )
+
+
+async def cancel_invoice(topup_id: str, invoice_id: str) -> bool | None:
+    """True: cancelled; False: the provider refused (paid, or already dead); None: no answer."""
     try:
-        await workflow.execute_activity_method(
+        cancelled: bool = await workflow.execute_activity_method(
             PaymentActivities.cancel_invoice,
             CheckPaymentInput(topup_id, invoice_id),
             start_to_close_timeout=timedelta(seconds=15),
@@ -150,6 +171,8 @@ async def cancel_invoice(topup_id: str, invoice_id: str) -> None:
     except ActivityError:
         # An invoice we could not cancel is still checked below; a payment on it gets credited.
         workflow.logger.warning("invoiceCancel failed", extra={"topup_id": topup_id})
+        return None
+    return cancelled
 
 
 async def finish(
@@ -337,7 +360,7 @@ class TopUp:
     async def _expire(self) -> PaymentReport | None:
         """Cancel, then ask once more: a payment may have raced the cancel."""
         assert self._input is not None and self._invoice is not None
-        await cancel_invoice(self._input.topup_id, self._invoice.invoice_id)
+        cancelled = await cancel_invoice(self._input.topup_id, self._invoice.invoice_id)
         try:
             result = await check_payment(self._input.topup_id, self._invoice.invoice_id, final=True)
         except ActivityError:
@@ -352,6 +375,8 @@ class TopUp:
         if self._pending():
             return report_of(self._pending()[0])
         answer = result.unreadable or self._unreadable
+        if refused_yet_awaiting(cancelled, result):
+            answer = CANCEL_REFUSED_REASON
         if answer is not None or self._unread:
             # Something signed, or the provider's own answer, said more than we can read:
             # a human decides; `expired` could hide a payment.

@@ -38,6 +38,8 @@ class FakeOdengi:
     faults: dict[str, list[str]] = field(default_factory=dict)
     pay_on_create: bool = False
     pay_on_cancel: bool = False  # the driver pays just as we cancel
+    # invoiceCancel says "paid" while statusPayment says "processing": a paid code misread
+    refuse_cancel: bool = False
     refuse_create: str | None = None  # answer createInvoice with this provider error
     bad_signatures: int = 0
     unreachable_invoices: set[str] = field(default_factory=set)  # statusPayment answers 503
@@ -105,7 +107,7 @@ class FakeOdengi:
         if cmd == "invoiceCancel":
             if self.pay_on_cancel and invoice.status == "processing":
                 self.pay(invoice.order_id)
-            if invoice.status == "approved":
+            if invoice.status == "approved" or self.refuse_cancel:
                 return {"error": "already_paid", "desc": "invoice is paid"}
             invoice.status = "canceled"
             return {"invoice_id": invoice.invoice_id}

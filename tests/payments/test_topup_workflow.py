@@ -374,3 +374,32 @@ async def test_the_sweep_sends_a_stale_topup_with_an_unreadable_status_to_review
     row = await harness.topup_row("stale-hold")
     assert row.state == "needs_review"
     assert harness.fake.calls["invoiceCancel"] == 0  # a human decides, nothing is cancelled
+
+
+async def test_a_refused_cancel_of_an_invoice_that_reads_awaiting_ends_in_review(
+    harness: Harness,
+) -> None:
+    """The provider will not cancel (it says paid) while statusPayment reads "awaiting": our
+    status table is probably wrong, so a human decides instead of `expired`."""
+    harness.fake.refuse_cancel = True
+    handle, request = await harness.start(20_000)
+    await request_invoice(handle)
+    view = await handle.result()
+    assert view.state == "needs_review"
+    assert "invoiceCancel was refused" in (view.reason or "")
+    assert (await harness.topup_row(request.topup_id)).state == "needs_review"
+    assert await harness.ledger_entries(request.client_id) == []
+    await keep_history(handle, "topup_cancel_refused_awaiting")
+
+
+async def test_the_sweep_sends_a_refused_cancel_that_reads_awaiting_to_review(
+    harness: Harness,
+) -> None:
+    client_id = str(uuid.uuid4())
+    await harness.add_stale_topup("stale-refused", client_id)
+    harness.fake.refuse_cancel = True
+    result = await harness.client.execute_workflow(
+        ReconcileStaleTopUps.run, SweepInput(), id="sweep-refused", task_queue=harness.task_queue
+    )
+    assert (result.needs_review, result.expired) == (1, 0)
+    assert (await harness.topup_row("stale-refused")).state == "needs_review"
