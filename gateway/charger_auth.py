@@ -172,7 +172,7 @@ class Authenticator:
     ) -> Verdict:
         throttled = self._throttled_for(station_id, remote_ip)
         station = await self._stations.get(
-            station_id, max_age_s=self._limits.throttled_refresh_s if throttled else 0.0
+            station_id, max_age_s=self._limits.throttled_refresh_s if throttled is not None else 0.0
         )
         if station is None:
             if self._allow_unknown:

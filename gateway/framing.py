@@ -107,6 +107,21 @@ def _readable_id(unique_id: object) -> bool:
     )
 
 
+def _printable(text: str) -> str:
+    return "".join("\ufffd" if has_control_characters(ch) else ch for ch in text)
+
+
+def _clean_text(value: Any) -> bool:
+    """True when no string in `value` (keys included) holds a control character or surrogate."""
+    if isinstance(value, str):
+        return not has_control_characters(value)
+    if isinstance(value, dict):
+        return all(_clean_text(key) and _clean_text(item) for key, item in value.items())
+    if isinstance(value, list):
+        return all(_clean_text(item) for item in value)
+    return True
+
+
 def parse_frame(raw: str | bytes) -> Incoming:
     """One websocket message as an OCPP-J frame, or FrameError with the CALLERROR to send."""
     try:
@@ -139,8 +154,12 @@ def parse_frame(raw: str | bytes) -> Incoming:
     if kind == CALL_ERROR:
         if len(message) != 5 or not isinstance(message[2], str):
             raise _shape_error(unique_id, "CALLERROR must be [4, id, code, description, details]")
-        details = message[4] if isinstance(message[4], dict) else {}
-        return IncomingError(unique_id, message[2], str(message[3]), details)
+        details = message[4] if isinstance(message[4], dict) and _clean_text(message[4]) else {}
+        # A charger's error text travels on to the workflow and the operator's API answer:
+        # what no JSON encoder can write (a lone surrogate) or no log should hold goes here.
+        return IncomingError(
+            unique_id, _printable(message[2]), _printable(str(message[3])), details
+        )
     raise FrameError(
         unique_id,
         PropertyConstraintViolationError(details={"cause": f"unknown MessageTypeId {kind!r}"}),

@@ -24,6 +24,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Subprotocol
 
+from gateway import framing
 from gateway.schemas import MAX_FREE_TEXT
 from gateway.upgrade import client_address
 from tests.gateway import conftest as gateway_fixtures
@@ -364,3 +365,15 @@ async def test_a_station_id_outside_its_pattern_is_refused_at_the_upgrade(gatewa
 )
 def test_only_an_ip_literal_from_x_forwarded_for_is_taken_as_the_address(client, expected):
     assert client_address(client) == expected
+
+
+def test_a_chargers_call_error_text_is_made_printable_before_it_travels_on():
+    frame = '[4,"c1","Internal\\u0000Error","bad \\ud800 text",{"k":"\\ud800"}]'
+    error = framing.parse_frame(frame)
+    assert isinstance(error, framing.IncomingError)
+    assert (error.code, error.description, error.details) == (
+        "Internal\ufffdError",
+        "bad \ufffd text",
+        {},
+    )
+    error.to_exception().description.encode("utf-8")  # no lone surrogate left to fail on
