@@ -25,6 +25,7 @@ from domain.identifiers import session_id_for_key
 from payments.provider import PayStatus
 from payments.webhook import signed_notice_fields
 from tests.charging.api_world import ApiWorld, api_world
+from tests.payments.live import live_system
 
 pytestmark = pytest.mark.integration
 
@@ -254,3 +255,28 @@ async def test_a_500_raised_in_middleware_still_carries_the_security_headers(
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["x-frame-options"] == "DENY"
     assert "content-security-policy" in response.headers
+
+
+async def test_an_oversized_chunked_body_over_a_real_socket_is_413(
+    sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment
+) -> None:
+    # uvicorn hands a chunked body over in pieces; the limit must still answer 413, not the
+    # 400 "error parsing the body" FastAPI gives when a reader fails mid-body.
+    async with live_system(temporal_env.client, sessions) as live:
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b'{"amount_tyiyn": 1, "pad": "'
+            for _ in range(200):
+                yield b"x" * 1024
+            yield b'"}'
+
+        response = await answer(
+            live.http.post(
+                "/api/v1/balance/topup-qr",
+                content=chunks(),
+                # No Idempotency-Key: nothing but the app itself reads this body.
+                headers={**live.auth(str(uuid.uuid4())), "Content-Type": "application/json"},
+            )
+        )
+        assert "content-length" not in response.request.headers  # it really was chunked
+        assert_client_error(response, 413)
