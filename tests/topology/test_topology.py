@@ -242,6 +242,9 @@ async def test_charger_login_limits_key_on_the_forwarded_client_address(
     assert await _login(topology, ON_GATEWAY_2, "wrong-key-000000000", attacker) == 429
     # The next caller behind the same proxy is judged on its own attempts.
     assert await _login(topology, ON_GATEWAY_2, "wrong-key-000000000", neighbour) == 401
+    # And a real charger behind the throttled address, its id throttled too, gets in on
+    # its first try (issue 12 §2): throttling only ever answers wrong keys.
+    assert await _login(topology, LOGIN_STATIONS[0], world.CHARGER_KEY, attacker) == 101
 
 
 async def test_after_gateway1_dies_its_chargers_next_command_goes_through_gateway2(
