@@ -5,16 +5,25 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
+from temporalio.worker import Worker
 
 from db.models import OcppTransactionEvent
 from gateway.event_store import EventStore
 from gateway.events import METER, STARTED, STOPPED, NewEvent
+from tests.gateway.conftest import charger_session
 from tests.gateway.test_sessions import names, signals_when, start_sink
-from workflows.signals import METER_SAMPLE, TRANSACTION_STARTED, TRANSACTION_STOPPED
+from tests.gateway.workflows import StartRefuser
+from workflows.signals import (
+    METER_SAMPLE,
+    TRANSACTION_STARTED,
+    TRANSACTION_STOPPED,
+    charging_workflow_id,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -80,3 +89,29 @@ async def test_an_event_for_a_closed_workflow_is_dropped(start_gateway, sessions
             return
         await asyncio.sleep(0.05)
     pytest.fail("the event for a workflow that does not exist was never dropped")
+
+
+async def test_a_relayed_start_its_session_refuses_stops_the_charger(
+    start_gateway, add_station, sessions, temporal_env
+):
+    """Told Accepted during a Temporal outage, refused by the session once relayed: the
+    gateway holding the charger sends RemoteStopTransaction, so no unpaid energy flows."""
+    await add_station("EVP-702")
+    session_id = uuid.uuid4().hex[:16]
+    queue = f"refuser-{uuid.uuid4().hex[:8]}"
+    running = await start_gateway(relay_poll_s=0.2)
+    async with Worker(temporal_env.client, task_queue=queue, workflows=[StartRefuser]):
+        refuser = await temporal_env.client.start_workflow(
+            StartRefuser.run, id=charging_workflow_id(session_id), task_queue=queue
+        )
+        async with charger_session(running.url("EVP-702"), "EVP-702") as connected:
+            for _ in range(100):  # registered with the gateway
+                if running.gateway.registry.get("EVP-702") is not None:
+                    break
+                await asyncio.sleep(0.05)
+            start = event(STARTED, session_id, 43)
+            await EventStore(sessions).add(replace(start, station_id="EVP-702"))
+            running.gateway.relay.wake()
+            await asyncio.wait_for(connected.charger.remote_stop_received.wait(), 30)
+        await refuser.terminate("test over")
+    assert connected.charger.remote_stops == [43]
