@@ -21,6 +21,7 @@ from tests.edge.world import (
     eventually,
     fund,
     killable_temporal,
+    relay_found_temporal_down,
     running_stack,
     session_result,
     start_session,
@@ -51,6 +52,11 @@ async def test_stop_during_a_temporal_outage_is_acked_and_settles_after_it(
                 assert station.transaction_message_failures == 0
                 assert tx.transaction_id is not None
                 assert await stored_stop(sessions, tx.transaction_id) == tx.meter_stop_wh
+                # Down long enough for the relay to find it so (the bug report's 27 s outage
+                # lost the stop exactly here).
+                await eventually(
+                    lambda: relay_found_temporal_down(sessions), "the relay met the outage"
+                )
 
                 await temporal.start()
                 result = await session_result(client, session_id)

@@ -28,7 +28,7 @@ from api.deps import ApiConfig, ApiContext
 from api.dev_tokens import issue_dev_token
 from db.engine import create_engine
 from db.migrate import upgrade_sync
-from db.models import Connector, OcppTransaction, Station
+from db.models import Connector, OcppTransaction, OcppTransactionEvent, Station
 from domain.ledger import Operation
 from gateway.auth import ChargerKeys
 from gateway.config import GatewayConfig
@@ -261,3 +261,12 @@ async def stored_stop(
         return await session.scalar(
             select(OcppTransaction.meter_stop_wh).where(OcppTransaction.id == transaction_id)
         )
+
+
+async def relay_found_temporal_down(sessions: async_sessionmaker[AsyncSession]) -> bool:
+    """The relay tried to deliver an event and Temporal was not there."""
+    async with sessions() as session:
+        failed = await session.scalar(
+            select(OcppTransactionEvent.id).where(OcppTransactionEvent.last_error.is_not(None))
+        )
+    return failed is not None
