@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from ocpp.exceptions import InternalError, OCPPError
+from ocpp.exceptions import OCPPError
 from ocpp.v16 import call, call_result
 from ocpp.v16.datatypes import IdTagInfo
 from ocpp.v16.enums import (
@@ -20,7 +19,7 @@ from ocpp.v16.enums import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway import metering, metrics
+from gateway import metering, metrics, without_database
 from gateway.backlog import database_unavailable, once_more_if_stale
 from gateway.charge_point import ChargePoint, Send, StationDisconnected, on, spawn
 from gateway.context import GatewayContext
@@ -36,12 +35,7 @@ from gateway.store import TransactionRow
 from gateway.transactions import RunningTx, TransactionCache
 from gateway.workflow_signals import SignalFailed
 from workflows.signals import (
-    METER_SAMPLE,
     TRANSACTION_STARTED,
-    TRANSACTION_STOPPED,
-    MeterSample,
-    TransactionStarted,
-    TransactionStopped,
 )
 
 log = structlog.get_logger("gateway")
@@ -148,7 +142,19 @@ class StationHandler(ChargePoint):
         except Exception as exc:
             if not database_unavailable(exc):
                 raise
-            return await self._start_without_database(connector_id, id_tag, meter_start, started_at)
+            transaction_id, accepted = await without_database.start_transaction(
+                self._ctx,
+                self.station_id,
+                self._cache(),
+                connector_id=connector_id,
+                id_tag=id_tag,
+                meter_start=meter_start,
+                started_at=started_at,
+            )
+            status = AuthorizationStatus.accepted if accepted else AuthorizationStatus.invalid
+            return call_result.StartTransaction(
+                transaction_id=transaction_id, id_tag_info=IdTagInfo(status=status)
+            )
         # An update, not a signal: the session decides whether this transaction is its own
         # (the right connector, not given up, no other transaction), and the charger is told.
         delivered = True
@@ -205,60 +211,6 @@ class StationHandler(ChargePoint):
             transaction_id=row.id, id_tag_info=IdTagInfo(status=status)
         )
 
-    async def _start_without_database(
-        self, connector_id: int, id_tag: str, meter_start: int, started_at: datetime
-    ) -> call_result.StartTransaction:
-        """PostgreSQL is down: a RemoteStart this gateway sent names the energy limit, a
-        reserved id is the transactionId (the same for the charger's retries), the session
-        decides through Temporal, and the row is written when the database is back. Without
-        any of these the charger gets InternalError and retries."""
-        sent = self._ctx.store.sent_remote_start(id_tag)
-        known = sent is not None and (sent.station_id, sent.connector_id) == (
-            self.station_id,
-            connector_id,
-        )
-        key = (self.station_id, connector_id, id_tag, meter_start, started_at)
-        transaction_id = self._ctx.offline_ids.take(key) if known else None
-        if sent is None or transaction_id is None or not self._ctx.backlog.has_room():
-            log.warning("StartTransaction: database unavailable", station_id=self.station_id)
-            raise InternalError(details={"cause": "transaction store unavailable"})
-        row = TransactionRow(
-            transaction_id,
-            self.station_id,
-            connector_id,
-            id_tag,
-            None,
-            meter_start,
-            started_at,
-            sent.energy_limit_wh,
-            None,
-            None,
-            None,
-        )
-        try:
-            accepted = await self._ctx.signals.start_transaction(id_tag, started_of(row))
-        except SignalFailed as exc:
-            metrics.SIGNALS.labels(TRANSACTION_STARTED, "failed").inc()
-            raise InternalError(details={"cause": "transaction store unavailable"}) from exc
-        metrics.SIGNALS.labels(TRANSACTION_STARTED, "accepted" if accepted else "refused").inc()
-        stored = replace(row, session_id=id_tag if accepted else None)
-        store = self._ctx.store
-        self._ctx.backlog.add(
-            f"transaction {transaction_id}", lambda: store.insert_transaction(stored)
-        )
-        tx = RunningTx.of(stored)
-        self._cache().remember(transaction_id, tx)
-        log.warning(
-            "transaction started while the database is down; written when it is back",
-            station_id=self.station_id,
-            transaction_id=transaction_id,
-            session_id=stored.session_id,
-        )
-        status = AuthorizationStatus.accepted if accepted else AuthorizationStatus.invalid
-        return call_result.StartTransaction(
-            transaction_id=transaction_id, id_tag_info=IdTagInfo(status=status)
-        )
-
     @on(Action.meter_values)
     async def on_meter_values(
         self,
@@ -275,9 +227,17 @@ class StationHandler(ChargePoint):
         except Exception as exc:
             if not database_unavailable(exc):
                 raise
-            return await self._meter_values_without_database(
-                connector_id, transaction_id, readings, rows
+            await without_database.meter_values(
+                self._ctx,
+                self.station_id,
+                self._transactions,
+                self._watch(),
+                connector_id=connector_id,
+                transaction_id=transaction_id,
+                readings=readings,
+                rows=rows,
             )
+            return call_result.MeterValues()
         register = metering.latest_energy(readings)
         if register is None:
             return call_result.MeterValues()
@@ -288,39 +248,6 @@ class StationHandler(ChargePoint):
             tx = await self._cache().running_on(connector_id)
         if tx is not None:
             await self._watch().on_energy(tx, register, readings)
-        return call_result.MeterValues()
-
-    async def _meter_values_without_database(
-        self,
-        connector_id: int,
-        transaction_id: int | None,
-        readings: list[metering.Reading],
-        rows: list[dict[str, Any]],
-    ) -> call_result.MeterValues:
-        """PostgreSQL is down: acked only once the session's workflow has the sample; the
-        rows are written when the database is back."""
-        register = metering.latest_energy(readings)
-        tx = None
-        if self._transactions is not None:
-            tx = self._transactions.cached(transaction_id, connector_id)
-        if register is None or tx is None or tx.session_id is None or not tx.start_delivered:
-            raise InternalError(details={"cause": "meter store unavailable"})
-        if not self._ctx.backlog.has_room():
-            raise InternalError(details={"cause": "meter store unavailable; backlog full"})
-        latest = max(readings, key=lambda item: item.measured_at)
-        sample = MeterSample(
-            transaction_id=tx.id,
-            energy_wh=max(0, register - tx.meter_start_wh),
-            measured_at=latest.measured_at,
-            power_w=latest.power_w,
-            soc_percent=latest.soc_percent,
-        )
-        await self._watch().signal(tx.session_id, METER_SAMPLE, sample, tx.id, retryable=True)
-        tx.last_signal_at = time.monotonic()
-        self._ctx.backlog.add(
-            f"meter values of {self.station_id}", lambda: self._ctx.store.insert_meter_values(rows)
-        )
-        await self._watch().on_energy(tx, register, readings)
         return call_result.MeterValues()
 
     @on(Action.stop_transaction)
@@ -361,8 +288,15 @@ class StationHandler(ChargePoint):
             if not database_unavailable(exc):
                 raise
             if row is None:
-                await self._stop_without_database(
-                    transaction_id, meter_stop, stopped_at, reason, transaction_data
+                await without_database.stop_transaction(
+                    self._ctx,
+                    self.station_id,
+                    self._transactions,
+                    transaction_id=transaction_id,
+                    meter_stop=meter_stop,
+                    stopped_at=stopped_at,
+                    reason=reason,
+                    transaction_data=transaction_data,
                 )
                 return call_result.StopTransaction(id_tag_info=id_tag_info)
             # The stop is stored; only the sampled data was lost to the outage.
@@ -387,75 +321,6 @@ class StationHandler(ChargePoint):
             reason=row.stop_reason,
         )
         return call_result.StopTransaction(id_tag_info=id_tag_info)
-
-    async def _stop_without_database(
-        self,
-        transaction_id: int,
-        meter_stop: int,
-        stopped_at: datetime,
-        reason: str | None,
-        transaction_data: list[dict[str, Any]] | None,
-    ) -> None:
-        """PostgreSQL is down: signal the workflow directly (this connection knows the
-        transaction) and write the stop when the database is back. Neither: an error."""
-        tx = None if self._transactions is None else self._transactions.cached(transaction_id, 0)
-        if tx is None or not self._ctx.backlog.has_room(2):
-            raise InternalError(details={"cause": "transaction store unavailable"})
-        stopped = TransactionStopped(
-            transaction_id=tx.id,
-            meter_stop_wh=meter_stop,
-            energy_wh=max(0, meter_stop - tx.meter_start_wh),
-            stopped_at=stopped_at,
-            reason=reason,
-        )
-        try:
-            if not tx.start_delivered and tx.started_at is not None:
-                # The start still waits in the relay (the database is down, so it cannot go
-                # from there now): the workflow ignores a stop of a transaction it lacks.
-                started = TransactionStarted(
-                    transaction_id=tx.id,
-                    station_id=self.station_id,
-                    connector_id=tx.connector_id,
-                    meter_start_wh=tx.meter_start_wh,
-                    started_at=tx.started_at,
-                )
-                await self._ctx.signals.start_transaction(tx.id_tag, started)
-                tx.start_delivered = True
-            await self._ctx.signals.send(tx.id_tag, TRANSACTION_STOPPED, stopped)
-        except SignalFailed as exc:
-            metrics.SIGNALS.labels(TRANSACTION_STOPPED, "failed").inc()
-            log.warning(
-                "StopTransaction: neither database nor Temporal takes it",
-                station_id=self.station_id,
-                transaction_id=transaction_id,
-            )
-            raise InternalError(details={"cause": "transaction store unavailable"}) from exc
-        metrics.SIGNALS.labels(TRANSACTION_STOPPED, "accepted").inc()
-        store, station_id = self._ctx.store, self.station_id
-
-        async def write_stop() -> None:
-            await store.stop_transaction(
-                station_id,
-                transaction_id,
-                meter_stop_wh=meter_stop,
-                stopped_at=stopped_at,
-                reason=reason,
-            )
-
-        self._ctx.backlog.add(f"stop of transaction {transaction_id}", write_stop)
-        if transaction_data:
-            readings = metering.readings(transaction_data)
-            rows = metering.rows(readings, station_id, tx.connector_id, transaction_id)
-            self._ctx.backlog.add(
-                f"stop data of transaction {transaction_id}",
-                lambda: store.insert_meter_values(rows),
-            )
-        self._transactions.forget(transaction_id)  # type: ignore[union-attr]
-        log.warning(
-            "transaction stopped while the database is down; stop signalled directly",
-            station_id=station_id,
-            transaction_id=transaction_id,
-        )
 
     @on(Action.data_transfer)
     async def on_data_transfer(
