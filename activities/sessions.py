@@ -64,6 +64,9 @@ class OpenedSession:
 
     price_tyiyn_per_kwh: int
     gateway_queue: str | None
+    # The connector's maximum power, snapshotted with the tariff: the plausibility bound of
+    # the session's meter readings (0 in histories from before it: looked up at settlement).
+    max_power_w: int = 0
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,8 @@ class SessionRecord:
     stop_reason: str | None = None
     started_at: datetime | None = None
     stopped_at: datetime | None = None
+    # What the meter check found (domain.meter_readings): a review reason, or a rebuilt reset.
+    meter_note: str | None = None
 
 
 _LIVE = [state.value for state in LIVE_STATES]
@@ -117,7 +122,9 @@ class SessionStore:
         )
         existing = await session.get(ChargingSessionRecord, request.session_id)
         if existing is not None:  # a retry of an admission that already committed
-            return OpenedSession(existing.price_tyiyn_per_kwh, location.gateway_queue)
+            return OpenedSession(
+                existing.price_tyiyn_per_kwh, location.gateway_queue, location.max_power_w
+            )
         if not location.known:
             raise StationNotFound(f"station {request.station_id!r} does not exist")
         if location.connector_status is None:
@@ -159,7 +166,9 @@ class SessionStore:
             )
             .on_conflict_do_nothing(index_elements=[ChargingSessionRecord.id])
         )
-        return OpenedSession(location.price_tyiyn_per_kwh, location.gateway_queue)
+        return OpenedSession(
+            location.price_tyiyn_per_kwh, location.gateway_queue, location.max_power_w
+        )
 
     async def record(self, record: SessionRecord) -> None:
         values: dict[str, Any] = {
@@ -177,6 +186,7 @@ class SessionStore:
             "stop_reason": record.stop_reason,
             "started_at": record.started_at,
             "stopped_at": record.stopped_at,
+            "meter_note": record.meter_note,
         }
         changes = {k: v for k, v in values.items() if k != "id"} | {"updated_at": func.now()}
         statement = (
@@ -250,4 +260,5 @@ def charging_activities(sessions: async_sessionmaker[AsyncSession]) -> list[Call
         store.discard_session,
         stations.locate_station,
         transactions.recorded_transaction,
+        transactions.assess_meter_readings,
     ]

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
 from db.models import Connector, OcppTransaction, Station, StationConnection
+from domain.meter_readings import max_power_w
 
 LOCATE_STATION = "locate_station"
 
@@ -34,6 +35,8 @@ class StationLocation:
     connector_status: str | None  # None: the station has no such connector
     price_tyiyn_per_kwh: int  # 0 when the station is unknown
     open_transaction_id: int | None = None
+    # The connector's maximum power (configured, else its type's default); 0 when unknown.
+    max_power_w: int = 0
 
 
 class StationDirectory:
@@ -67,6 +70,11 @@ class StationDirectory:
             connector_status=connector.status if connector is not None else None,
             price_tyiyn_per_kwh=station.price_tyiyn_per_kwh,
             open_transaction_id=open_transaction_id,
+            max_power_w=(
+                max_power_w(connector.max_power_w, connector.current_type)
+                if connector is not None
+                else 0
+            ),
         )
 
 

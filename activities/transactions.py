@@ -12,9 +12,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
-from db.models import MeterValue, OcppTransaction
+from db.models import Connector, MeterValue, OcppTransaction
+from domain import meter_readings
+from domain.meter_readings import Assessment, MeterPoint
 
 RECORDED_TRANSACTION = "recorded_transaction"
+ASSESS_METER_READINGS = "assess_meter_readings"
 
 
 class RecordSource(StrEnum):
@@ -99,6 +102,63 @@ async def recorded_transaction(
     )
 
 
+@dataclass(frozen=True)
+class MeterReadingsRequest:
+    """The figures a session would bill, to be checked against the stored samples."""
+
+    station_id: str
+    connector_id: int
+    transaction_id: int
+    meter_start_wh: int
+    started_at: datetime
+    meter_stop_wh: int
+    stopped_at: datetime
+    max_power_w: int = 0  # the session's snapshot; 0: the connector's configuration now
+
+
+@dataclass(frozen=True)
+class MeterAssessment:
+    """The verdict on a transaction's readings (domain.meter_readings.assess) and the bound
+    it was judged by."""
+
+    max_power_w: int
+    assessment: Assessment
+
+
+async def assess_meter_readings(
+    session: AsyncSession, request: MeterReadingsRequest
+) -> MeterAssessment:
+    max_power = request.max_power_w
+    if max_power <= 0:
+        connector = await session.get(Connector, (request.station_id, request.connector_id))
+        max_power = meter_readings.max_power_w(
+            connector.max_power_w if connector is not None else None,
+            connector.current_type if connector is not None else None,
+        )
+    # Samples stamped outside the transaction are not part of what it billed.
+    rows = (
+        await session.execute(
+            select(MeterValue.measured_at, MeterValue.energy_wh)
+            .where(
+                MeterValue.transaction_id == request.transaction_id,
+                MeterValue.station_id == request.station_id,
+                MeterValue.energy_wh.is_not(None),
+                MeterValue.measured_at >= request.started_at,
+                MeterValue.measured_at <= request.stopped_at,
+            )
+            .order_by(MeterValue.measured_at, MeterValue.id)
+        )
+    ).all()
+    samples = [MeterPoint(at, wh) for at, wh in rows if wh is not None]
+    assessment = meter_readings.assess(
+        MeterPoint(request.started_at, request.meter_start_wh),
+        samples,
+        MeterPoint(request.stopped_at, request.meter_stop_wh),
+        max_power,
+    )
+    return MeterAssessment(max_power, assessment)
+
+
 class TransactionActivities:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
@@ -109,3 +169,8 @@ class TransactionActivities:
     ) -> RecordedTransaction:
         async with self._sessions() as session:
             return await recorded_transaction(session, request)
+
+    @activity.defn(name=ASSESS_METER_READINGS)
+    async def assess_meter_readings(self, request: MeterReadingsRequest) -> MeterAssessment:
+        async with self._sessions() as session:
+            return await assess_meter_readings(session, request)

@@ -17,7 +17,8 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.transactions import RecordSource
+    from activities.transactions import MeterReadingsRequest, RecordSource
+    from domain.meter_readings import Verdict
     from domain.sessions import SessionState, StopReason
     from domain.tariff import Tariff
     from workflows import charging_commands as commands
@@ -32,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         WORKFLOW_NAME,
         CarriedSession,
         ChargingRequest,
+        MeterReview,
         SessionView,
     )
     from workflows.signals import TransactionStopped
@@ -111,6 +113,7 @@ class ChargingSessionWorkflow(SessionHandlers):
             self._view,
             price_tyiyn_per_kwh=opened.price_tyiyn_per_kwh,
             energy_limit_wh=energy_limit_wh,
+            max_power_w=opened.max_power_w,
         )
         self._admitted = True
         self._show_details()
@@ -327,6 +330,13 @@ class ChargingSessionWorkflow(SessionHandlers):
             await self._close_with_money(SessionState.HUNG, cost_tyiyn=0)
             return
         energy_wh = max(stopped.energy_wh, 0)
+        state = SessionState.COMPLETED
+        # Energy is billed only as far as the readings can stand for it. The version switch is
+        # the max-power snapshot taken at admission: sessions admitted before the check (and
+        # their recorded histories) have none and settle on the raw figures as they did. It
+        # does what workflow.patched would, without a billable marker in every session.
+        if self._view.max_power_w > 0:
+            energy_wh, state = await self._check_meter(stopped)
         cost_tyiyn = self._tariff().cost_tyiyn(energy_wh, reserved_tyiyn=self._view.reserved_tyiyn)
         self._view = replace(
             self._view,
@@ -334,7 +344,66 @@ class ChargingSessionWorkflow(SessionHandlers):
             stop_reason=(self._stop_cause or StopReason.CHARGER).value,
             stopped_at=stopped.stopped_at,
         )
-        await self._close_with_money(SessionState.COMPLETED, cost_tyiyn=cost_tyiyn)
+        await self._close_with_money(state, cost_tyiyn=cost_tyiyn)
+
+    async def _check_meter(self, stopped: TransactionStopped) -> tuple[int, SessionState]:
+        """The energy the readings can stand for, and whether an operator must look: an
+        implausible claim is billed for its certain part only (maybe 0), never in full."""
+        transaction = self._transaction
+        assert transaction is not None
+        view = self._view
+        assessed = await commands.assess_meter_readings(
+            MeterReadingsRequest(
+                station_id=view.station_id,
+                connector_id=view.connector_id,
+                transaction_id=transaction.transaction_id,
+                meter_start_wh=transaction.meter_start_wh,
+                started_at=transaction.started_at,
+                meter_stop_wh=stopped.meter_stop_wh,
+                stopped_at=stopped.stopped_at,
+                max_power_w=view.max_power_w,
+            )
+        )
+        found = assessed.assessment
+        if found.verdict != Verdict.REVIEW:
+            note = (
+                "register_reset" if found.reset else ("glitch_ignored" if found.glitches else None)
+            )
+            self._view = replace(view, meter_note=note)
+            return found.billable_wh, SessionState.COMPLETED
+        assert found.reason is not None
+        tariff, reserved = self._tariff(), view.reserved_tyiyn
+        billed = tariff.cost_tyiyn(found.billable_wh, reserved_tyiyn=reserved)
+        claimed = (
+            reserved
+            if found.claimed_wh is None
+            else tariff.cost_tyiyn(found.claimed_wh, reserved_tyiyn=reserved)
+        )
+        review = MeterReview(
+            reason=str(found.reason),
+            max_power_w=assessed.max_power_w,
+            claimed_wh=found.claimed_wh,
+            billed_wh=found.billable_wh,
+            limit_wh=found.limit_wh,
+            at_stake_tyiyn=max(claimed - billed, 0),
+            readings=found.readings,
+        )
+        self._view = replace(view, meter_note=review.reason, meter_review=review)
+        workflow.logger.warning(
+            "meter readings implausible; billing the certain part, session needs review",
+            extra={
+                "session_id": view.session_id,
+                "station_id": view.station_id,
+                "workflow_id": workflow.info().workflow_id,
+                "transaction_id": transaction.transaction_id,
+                "reason": review.reason,
+                "claimed_wh": found.claimed_wh,
+                "billed_wh": found.billable_wh,
+                "limit_wh": found.limit_wh,
+                "at_stake_tyiyn": review.at_stake_tyiyn,
+            },
+        )
+        return found.billable_wh, SessionState.NEEDS_REVIEW
 
     async def _end_without_charging(
         self, state: SessionState, reason: StopReason, *, look_for_start: bool = True

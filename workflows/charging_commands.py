@@ -24,7 +24,10 @@ with workflow.unsafe.imports_passed_through():
     )
     from activities.stations import LOCATE_STATION, LocateStation, StationLocation
     from activities.transactions import (
+        ASSESS_METER_READINGS,
         RECORDED_TRANSACTION,
+        MeterAssessment,
+        MeterReadingsRequest,
         RecordedTransaction,
         RecordedTransactionRequest,
     )
@@ -82,6 +85,7 @@ def session_record(view: SessionView) -> SessionRecord:
         refunded_tyiyn=view.refunded_tyiyn,
         transaction_id=view.transaction_id,
         stop_reason=view.stop_reason,
+        meter_note=view.meter_note,
         started_at=view.started_at,
         stopped_at=view.stopped_at,
     )
@@ -143,6 +147,19 @@ async def recorded_transaction(station_id: str, transaction_id: int) -> Recorded
         summary=f"what the gateway recorded for transaction {transaction_id}",
     )
     return recorded
+
+
+async def assess_meter_readings(request: MeterReadingsRequest) -> MeterAssessment:
+    """The meter check of what the session is about to bill (domain.meter_readings)."""
+    assessed: MeterAssessment = await workflow.execute_activity(
+        ASSESS_METER_READINGS,
+        request,
+        result_type=MeterAssessment,
+        start_to_close_timeout=DB_TIMEOUT,
+        retry_policy=PERSISTENT,
+        summary=f"check the meter readings of transaction {request.transaction_id}",
+    )
+    return assessed
 
 
 async def open_session(request: OpenSession) -> OpenedSession:

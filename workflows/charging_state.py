@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
+from domain.meter_readings import MeterPoint
 from domain.sessions import SessionState
 from workflows.signals import TransactionStarted
 
@@ -88,6 +89,20 @@ class StopCommand:
 
 
 @dataclass(frozen=True)
+class MeterReview:
+    """Why a session's readings were not billed as they stand, for the operator who decides:
+    the bound that was broken, what the meter claimed, what was billed and what is at stake."""
+
+    reason: str  # domain.meter_readings.ReviewReason
+    max_power_w: int
+    claimed_wh: int | None  # None: unknown (a register reset with nothing to rebuild from)
+    billed_wh: int
+    limit_wh: int | None
+    at_stake_tyiyn: int  # what the claim would have cost beyond what was captured
+    readings: tuple[MeterPoint, ...] = ()
+
+
+@dataclass(frozen=True)
 class SessionView:
     """The whole public state of a session: the `state` query and both updates return it."""
 
@@ -108,6 +123,9 @@ class SessionView:
     stop_reason: str | None = None
     rejection: str | None = None  # domain error class name when the start was refused
     rejection_message: str | None = None
+    max_power_w: int = 0  # the connector's, snapshotted with the tariff (0: before it was)
+    meter_note: str | None = None  # a review reason, or `register_reset` (rebuilt)
+    meter_review: MeterReview | None = None
 
 
 @dataclass(frozen=True)
@@ -149,12 +167,23 @@ class ChargingRequest:
 
 
 def current_details(view: SessionView) -> str:
-    """What the Temporal UI shows for a running session."""
-    return (
+    """What the Temporal UI shows for a session (a review adds what the operator needs)."""
+    details = (
         f"**{view.state}** at {view.station_id}/{view.connector_id}: "
         f"{view.energy_wh} Wh, {view.cost_tyiyn} of {view.reserved_tyiyn} tyiyn "
         f"(price {view.price_tyiyn_per_kwh}/kWh, limit {view.energy_limit_wh} Wh)"
     )
+    review = view.meter_review
+    if review is not None:
+        readings = ", ".join(f"{p.at.isoformat()} {p.register_wh} Wh" for p in review.readings)
+        details += (
+            f"\n\n**meter review: {review.reason}**: claimed {review.claimed_wh} Wh, billed "
+            f"{review.billed_wh} Wh, limit {review.limit_wh} Wh at {review.max_power_w} W, "
+            f"{review.at_stake_tyiyn} tyiyn at stake. Readings: {readings}"
+        )
+    elif view.meter_note is not None:
+        details += f"\n\nmeter: {view.meter_note}"
+    return details
 
 
 def initial_search_attributes(request: ChargingRequest) -> TypedSearchAttributes:

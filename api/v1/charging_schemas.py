@@ -42,6 +42,15 @@ class ChargingSession(BaseModel):
     stopped_at: datetime | None
     stop_reason: str | None
     created_at: datetime | None = None
+    # What the meter check found: why the session is `needs_review` (implausible_step,
+    # implausible_total, reset_without_samples, unit_mismatch), or `register_reset` when the
+    # energy was rebuilt from the samples. None: the readings were billed as they stand.
+    meter_note: str | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def review_reason(self) -> str | None:
+        return self.meter_note if self.state == "needs_review" else None
 
     @computed_field  # type: ignore[prop-decorator]
     @property

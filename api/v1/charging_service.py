@@ -109,6 +109,7 @@ def _from_view(
         started_at=view.started_at,
         stopped_at=view.stopped_at,
         stop_reason=view.stop_reason,
+        meter_note=view.meter_note,
         created_at=created_at,
     )
 
@@ -129,6 +130,7 @@ def _from_record(record: ChargingSessionRecord) -> ChargingSession:
         started_at=record.started_at,
         stopped_at=record.stopped_at,
         stop_reason=record.stop_reason,
+        meter_note=record.meter_note,
         created_at=record.created_at,
     )
 

@@ -40,5 +40,8 @@ class ChargingSessionRecord(Base):
     stop_reason: Mapped[str | None] = mapped_column(String(32))
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     stopped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # What the meter check found: why the session needs review, or `register_reset` when the
+    # energy was rebuilt from the samples (domain/meter_readings.py).
+    meter_note: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = created_at_column()

@@ -58,7 +58,10 @@ class Station(Base):
 
 class Connector(Base):
     __tablename__ = "connectors"
-    __table_args__ = (CheckConstraint("connector_id >= 1", name="positive_id"),)
+    __table_args__ = (
+        CheckConstraint("connector_id >= 1", name="positive_id"),
+        CheckConstraint("max_power_w IS NULL OR max_power_w > 0", name="positive_max_power"),
+    )
 
     station_id: Mapped[str] = mapped_column(
         String(64), ForeignKey("stations.id", ondelete="CASCADE"), primary_key=True
@@ -67,6 +70,10 @@ class Connector(Base):
     status: Mapped[str] = mapped_column(String(32), default="Unavailable")
     error_code: Mapped[str] = mapped_column(String(32), default="NoError")
     status_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # What the connector can deliver: bills never claim more energy than this allows. NULL
+    # means the default of its current type (domain/meter_readings.py, docs/charging.md).
+    current_type: Mapped[str | None] = mapped_column(String(2))  # AC | DC
+    max_power_w: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class StationConnection(Base):

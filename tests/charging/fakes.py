@@ -31,11 +31,16 @@ from activities.sessions import (
 )
 from activities.stations import LOCATE_STATION, LocateStation, StationLocation
 from activities.transactions import (
+    ASSESS_METER_READINGS,
     RECORDED_TRANSACTION,
+    MeterAssessment,
+    MeterReadingsRequest,
     RecordedTransaction,
     RecordedTransactionRequest,
     RecordSource,
 )
+from domain import meter_readings
+from domain.meter_readings import MeterPoint
 from gateway.contract import (
     REMOTE_START,
     REMOTE_STOP,
@@ -88,6 +93,9 @@ class FakeWorld:
     stop_on_remote_stop: TransactionStopped | None = None
     # What recorded_transaction answers (default: nothing recorded after the start).
     recorded: RecordedTransaction | None = None
+    # The transaction's stored meter samples the meter check reads, and the connector's power.
+    samples: list[MeterPoint] = field(default_factory=list)
+    max_power_w: int = meter_readings.DEFAULT_MAX_POWER_W["DC"]
     open_gate: asyncio.Event | None = None  # open_session waits for it
     capture_gate: asyncio.Event | None = None  # capture waits for it
     release_gate: asyncio.Event | None = None  # release waits for it
@@ -99,6 +107,25 @@ class FakeWorld:
     starts: list[RemoteStartRequest] = field(default_factory=list)
     stops: list[RemoteStopRequest] = field(default_factory=list)
     lookups: list[RecordedTransactionRequest] = field(default_factory=list)
+    meter_checks: list[MeterReadingsRequest] = field(default_factory=list)
+
+    @activity.defn(name=ASSESS_METER_READINGS)
+    async def assess_meter_readings(self, request: MeterReadingsRequest) -> MeterAssessment:
+        """The real domain rules over the samples this world holds."""
+        self.meter_checks.append(request)
+        power = request.max_power_w or self.max_power_w
+        window = [
+            point for point in self.samples if request.started_at <= point.at <= request.stopped_at
+        ]
+        return MeterAssessment(
+            power,
+            meter_readings.assess(
+                MeterPoint(request.started_at, request.meter_start_wh),
+                window,
+                MeterPoint(request.stopped_at, request.meter_stop_wh),
+                power,
+            ),
+        )
 
     @activity.defn(name=OPEN_SESSION)
     async def open_session(self, request: OpenSession) -> OpenedSession:
@@ -106,7 +133,7 @@ class FakeWorld:
             await self.open_gate.wait()
         if self.open_error is not None:
             raise ApplicationError("refused", type=self.open_error, non_retryable=True)
-        return OpenedSession(self.price, self.first_queue or self.gateway_queue)
+        return OpenedSession(self.price, self.first_queue or self.gateway_queue, self.max_power_w)
 
     @activity.defn(name=RECORD_SESSION)
     async def record_session(self, record: SessionRecord) -> None:
@@ -199,6 +226,7 @@ class FakeWorld:
             self.discard_session,
             self.locate_station,
             self.recorded_transaction,
+            self.assess_meter_readings,
             self.reserve,
             self.capture,
             self.release,
