@@ -15,6 +15,7 @@ from gateway import metering, metrics
 from gateway.charge_point import StationDisconnected
 from gateway.context import GatewayContext
 from gateway.events import meter_event
+from gateway.meter_guard import count_reading
 from gateway.transactions import RunningTx
 from gateway.workflow_signals import SignalFailed
 from workflows.signals import ENERGY_LIMIT_REACHED, METER_SAMPLE, EnergyLimitReached, MeterSample
@@ -46,7 +47,20 @@ class EnergyWatch:
     async def on_energy(
         self, tx: RunningTx, register: int, readings: list[metering.Reading]
     ) -> None:
-        delivered = max(0, register - tx.meter_start_wh)
+        latest = max(
+            (item for item in readings if item.energy_wh == register),
+            key=lambda item: item.measured_at,
+        )
+        if not count_reading(tx, register, latest.measured_at):
+            log.warning(
+                "implausible meter sample ignored by the limit watch",
+                station_id=self._station_id,
+                transaction_id=tx.id,
+                register_wh=register,
+                counted_wh=tx.counted_wh,
+            )
+            return
+        delivered = tx.counted_wh
         limit = tx.energy_limit_wh
         await self._signal_sample(tx, delivered, readings)
         # Deferred last: nothing after it can fail and drop the stop with the answer.

@@ -6,13 +6,14 @@ from dataclasses import dataclass
 from decimal import Decimal, DecimalException
 from typing import Any
 
+from domain.meter_readings import DEFAULT_ENERGY_UNIT, ENERGY_REGISTER, ENERGY_UNIT_FACTORS
 from gateway.schemas import INT32, INT64, parse_timestamp
 
-ENERGY_REGISTER = "Energy.Active.Import.Register"
 POWER = "Power.Active.Import"
 SOC = "SoC"
 
-_ENERGY_FACTORS = {"Wh": Decimal(1), "kWh": Decimal(1000)}
+# One unit rule for the gateway and settlement (domain.meter_readings): no unit means Wh.
+_ENERGY_FACTORS = {unit: Decimal(factor) for unit, factor in ENERGY_UNIT_FACTORS.items()}
 _POWER_FACTORS = {"W": Decimal(1), "kW": Decimal(1000)}
 # A sampledValue is a free-form string. Anything longer, or with a magnitude beyond 10^18
 # (an int64 of Wh is ~9.2e18), cannot be a real reading; bounding both keeps Decimal
@@ -81,12 +82,12 @@ def reading(meter_value: dict[str, Any]) -> Reading | None:
         if phase:
             conductor = _CONDUCTOR.get(phase)
             if measurand == ENERGY_REGISTER and conductor is not None and conductor not in phases:
-                value = _in_range(_number(sample, _ENERGY_FACTORS, "Wh"), 0, INT64)
+                value = _in_range(_number(sample, _ENERGY_FACTORS, DEFAULT_ENERGY_UNIT), 0, INT64)
                 if value is not None:
                     phases[conductor] = value
             continue
         if measurand == ENERGY_REGISTER and energy is None:
-            energy = _in_range(_number(sample, _ENERGY_FACTORS, "Wh"), 0, INT64)
+            energy = _in_range(_number(sample, _ENERGY_FACTORS, DEFAULT_ENERGY_UNIT), 0, INT64)
         elif measurand == POWER and power is None:
             power = _in_range(_number(sample, _POWER_FACTORS, "W"), -INT32, INT32)
         elif measurand == SOC and soc is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from domain.meter_readings import UNKNOWN_TYPE_MAX_POWER_W, MeterPoint
 from gateway.schemas import INT32 as _INT32
 from gateway.store import GatewayStore, TransactionRow
 
@@ -27,6 +28,13 @@ class RunningTx:
     started_at: datetime | None = None
     # False while the StartTransaction waits in the relay (answered without the workflow).
     start_delivered: bool = True
+    # The limit watch's count of plausible energy (gateway/meter_guard.py). The bound is the
+    # largest default (350 kW): the watch only ignores what no connector could deliver;
+    # settlement judges the stored readings by the connector's own power.
+    max_power_w: int = UNKNOWN_TYPE_MAX_POWER_W
+    counted_wh: int = 0
+    trusted_reading: MeterPoint | None = None
+    previous_reading: MeterPoint | None = None
 
     @classmethod
     def of(cls, row: TransactionRow) -> RunningTx:
