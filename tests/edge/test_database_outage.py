@@ -26,6 +26,7 @@ from tests.edge.world import (
     killable_temporal,
     running_stack,
     session_result,
+    session_view,
     start_session,
     stored_stop,
 )
@@ -49,6 +50,15 @@ async def test_stop_during_a_database_outage_reaches_the_workflow(
                 await station.wait_for_energy(tx, 500, timeout_s=30)
 
                 await asyncio.to_thread(postgres.stop)
+                during = tx.energy_wh + 300
+                await station.wait_for_energy(tx, during, timeout_s=30)
+
+                async def sample_reached_the_workflow() -> bool:
+                    view = await session_view(temporal_env.client, session_id)
+                    return view.energy_wh >= during
+
+                # MeterValues while the database is down reach the session through Temporal.
+                await eventually(sample_reached_the_workflow, "a sample taken during the outage")
                 await station.stop_local_transaction(reason="EVDisconnected")
                 await station.wait_for_stop(tx, timeout_s=30)  # acked: Temporal took it
                 assert station.transaction_message_failures == 0

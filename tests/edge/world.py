@@ -270,3 +270,11 @@ async def relay_found_temporal_down(sessions: async_sessionmaker[AsyncSession]) 
             select(OcppTransactionEvent.id).where(OcppTransactionEvent.last_error.is_not(None))
         )
     return failed is not None
+
+
+async def session_view(temporal: Client, session_id: str) -> SessionView:
+    """The running session as its workflow sees it (no database involved)."""
+    handle = temporal.get_workflow_handle_for(
+        ChargingSessionWorkflow.run, charging_workflow_id(session_id)
+    )
+    return await handle.query(ChargingSessionWorkflow.state)
