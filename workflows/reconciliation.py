@@ -32,7 +32,7 @@ with workflow.unsafe.imports_passed_through():
         UnreadPayment,
         UnsettledPayment,
     )
-    from payments.provider import PaymentNotice, PaymentProvider, PayStatus
+    from payments.provider import PaymentNotice, PaymentProvider, PayStatus, UnreadNotice
     from workflows.topup import (
         CANCEL_REFUSED_REASON,
         RECORD_RETRY,
@@ -97,6 +97,26 @@ async def record_unmatched(provider: str, report: PaymentReport, invoice_id: str
     )
 
 
+async def recheck_unread(notice: UnreadPayment) -> TopUpState:
+    """statusPayment decides: a payment it confirms is settled as any other; the notice
+    itself goes to review unless that settlement was its own trans_id."""
+    state = TopUpState.NEEDS_REVIEW
+    try:
+        topup = None
+        if notice.topup_id or notice.invoice_id:
+            topup = await find_topup(notice.topup_id or "", notice.invoice_id)
+        if topup is not None and topup.invoice_id is not None:
+            result = await check_payment(topup.topup_id, topup.invoice_id, final=False)
+            if result.report is not None:
+                settled = await settle_payment(topup, result.report)
+                if result.report.trans_id == notice.trans_id:
+                    state = settled.state  # the notice was this payment
+    except ActivityError:
+        return TopUpState.UNRESOLVED  # still `unread`: next hour
+    await hold_for_review(notice.provider, [notice.trans_id], notice.topup_id, notice.reason)
+    return state
+
+
 @workflow.defn(name="PaymentReconciliation")
 class PaymentReconciliation:
     @workflow.run
@@ -154,7 +174,7 @@ class ReconcileStaleTopUps:
                 summary="list unread notices",
             )
         for notice in unread:
-            counts[await self._recheck_unread(notice)] += 1
+            counts[await recheck_unread(notice)] += 1
         stale: list[TopUpRef] = await workflow.execute_activity_method(
             TopUpRecords.stale_topups,
             page,
@@ -173,25 +193,6 @@ class ReconcileStaleTopUps:
             receipts=len(receipts),
             unread=len(unread),
         )
-
-    async def _recheck_unread(self, notice: UnreadPayment) -> TopUpState:
-        """statusPayment decides: a payment it confirms is settled as any other; the notice
-        itself goes to review unless that settlement was its own trans_id."""
-        state = TopUpState.NEEDS_REVIEW
-        try:
-            topup = None
-            if notice.topup_id or notice.invoice_id:
-                topup = await find_topup(notice.topup_id or "", notice.invoice_id)
-            if topup is not None and topup.invoice_id is not None:
-                result = await check_payment(topup.topup_id, topup.invoice_id, final=False)
-                if result.report is not None:
-                    settled = await settle_payment(topup, result.report)
-                    if result.report.trans_id == notice.trans_id:
-                        state = settled.state  # the notice was this payment
-        except ActivityError:
-            return TopUpState.UNRESOLVED  # still `unread`: next hour
-        await hold_for_review(notice.provider, [notice.trans_id], notice.topup_id, notice.reason)
-        return state
 
     async def _settle_receipt(self, receipt: UnsettledPayment) -> TopUpState:
         report = PaymentReport(receipt.trans_id, receipt.amount_tyiyn, receipt.currency, "sweep")
@@ -234,7 +235,38 @@ class ReconcileStaleTopUps:
         return TopUpState.EXPIRED
 
 
-PAYMENT_WORKFLOWS: Sequence[type] = (TopUp, PaymentReconciliation, ReconcileStaleTopUps)
+def recheck_workflow_id(trans_id: str) -> str:
+    return f"recheck-{trans_id}"
+
+
+@dataclass(frozen=True)
+class RecheckInput:
+    provider: str
+    topup_id: str | None  # the top-up of the notice's order_id, when it is ours
+    notice: UnreadNotice
+
+
+@workflow.defn(name="RecheckUnreadNotice")
+class RecheckUnreadNotice:
+    """An unread notice whose top-up has no running workflow (it closed, or the order is not
+    ours): statusPayment now rather than at the next hourly sweep; the notice ends in review
+    unless statusPayment confirms it as the payment."""
+
+    @workflow.run
+    async def run(self, request: RecheckInput) -> str:
+        notice = request.notice
+        unread = UnreadPayment(
+            request.provider, notice.trans_id, request.topup_id, notice.invoice_id, notice.reason
+        )
+        return (await recheck_unread(unread)).value
+
+
+PAYMENT_WORKFLOWS: Sequence[type] = (
+    TopUp,
+    PaymentReconciliation,
+    ReconcileStaleTopUps,
+    RecheckUnreadNotice,
+)
 
 
 def payments_worker_parts(

@@ -193,7 +193,13 @@ async def webhook(request: Request, context: Context, db: DbSession) -> dict[str
         raise ApiError(400, "invalid_notice", exc.message) from None
     if isinstance(notice, UnreadNotice):  # signed, so kept: see api/v1/payment_unread.py
         return await keep_unread_notice(
-            db, context.temporal, provider, notice, fields, budget_s=WEBHOOK_BUDGET_S
+            db,
+            context.temporal,
+            provider,
+            notice,
+            fields,
+            task_queue=context.config.task_queue,
+            budget_s=WEBHOOK_BUDGET_S,
         )
     notice = screened(notice, settings)
     try:

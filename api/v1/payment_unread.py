@@ -1,10 +1,12 @@
 """The webhook's answer to a signed notice it cannot interpret: keep it, audit it, answer 200
-(the provider stops retrying), and ask the top-up's workflow to re-check with statusPayment.
-A top-up whose workflow is gone is left to the hourly sweep, which re-checks `unread` rows."""
+(the provider stops retrying), and have it re-checked with statusPayment: by the top-up's
+running workflow, else by a `RecheckUnreadNotice` workflow (id `recheck-{trans_id}`); the
+hourly sweep re-checks whatever `unread` row is left."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Mapping
 
 import structlog
@@ -12,6 +14,8 @@ from prometheus_client import Counter
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import DbSession
@@ -22,6 +26,7 @@ from db.unread_notices import record_unread_notice
 from payments.odengi import as_tyiyn
 from payments.provider import UnreadNotice
 from payments.webhook import raw_body
+from workflows.reconciliation import RecheckInput, RecheckUnreadNotice, recheck_workflow_id
 from workflows.topup import TopUp as TopUpWorkflow
 from workflows.topup import topup_workflow_id
 
@@ -42,6 +47,7 @@ async def keep_unread_notice(
     notice: UnreadNotice,
     fields: Mapping[str, object],
     *,
+    task_queue: str,
     budget_s: float,
 ) -> dict[str, str]:
     raw = raw_body(fields)
@@ -75,18 +81,36 @@ async def keep_unread_notice(
         raise ApiError(503, "unavailable", "notice not recorded; please retry") from None
     UNREAD_NOTICES.inc()
     log.warning("webhook unreadable", trans_id=notice.trans_id, reason=notice.reason)
-    if topup_id is None:
-        return {"status": "ok", "routed": "review"}
     try:
         async with asyncio.timeout(budget_s):
+            await route_unread(temporal, task_queue, provider, notice, topup_id)
+    except (RPCError, TimeoutError) as exc:
+        # Recorded: the sweep re-checks `unread` rows whatever happens here.
+        log.warning("unread notice not routed", trans_id=notice.trans_id, error=type(exc).__name__)
+    return {"status": "ok", "routed": "review"}
+
+
+async def route_unread(
+    temporal: Client, task_queue: str, provider: str, notice: UnreadNotice, topup_id: str | None
+) -> None:
+    """The top-up's running workflow re-checks it; without one, a RecheckUnreadNotice does."""
+    if topup_id is not None:
+        try:
             handle = temporal.get_workflow_handle_for(
                 TopUpWorkflow.run, topup_workflow_id(topup_id)
             )
             await handle.signal(TopUpWorkflow.payment_unreadable, notice)
-    except RPCError as exc:
-        if exc.status is not RPCStatusCode.NOT_FOUND:
-            log.warning("unread notice not signalled", trans_id=notice.trans_id)
-    except TimeoutError:
-        # Recorded: the sweep re-checks `unread` rows whatever happens to this signal.
-        log.warning("unread notice not signalled", trans_id=notice.trans_id)
-    return {"status": "ok", "routed": "review"}
+            return
+        except RPCError as exc:
+            if exc.status is not RPCStatusCode.NOT_FOUND:
+                raise
+    with contextlib.suppress(WorkflowAlreadyStartedError):
+        await temporal.start_workflow(
+            RecheckUnreadNotice.run,
+            RecheckInput(provider=provider, topup_id=topup_id, notice=notice),
+            id=recheck_workflow_id(notice.trans_id),
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+            static_summary=f"unread notice {notice.trans_id} for order {notice.order_id or '?'}",
+        )

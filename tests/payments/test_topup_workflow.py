@@ -18,6 +18,8 @@ from payments.provider import PaymentNotice, PayStatus, UnreadNotice
 from tests.payments.conftest import Harness, keep_history, paid_notice
 from workflows.reconciliation import (
     PaymentReconciliation,
+    RecheckInput,
+    RecheckUnreadNotice,
     ReconcileInput,
     ReconcileStaleTopUps,
     SweepInput,
@@ -403,3 +405,23 @@ async def test_the_sweep_sends_a_refused_cancel_that_reads_awaiting_to_review(
     )
     assert (result.needs_review, result.expired) == (1, 0)
     assert (await harness.topup_row("stale-refused")).state == "needs_review"
+
+
+async def test_recheck_of_an_unread_notice_for_a_closed_topup(harness: Harness) -> None:
+    """The webhook's RecheckUnreadNotice: statusPayment confirms the notice's payment."""
+    client_id = str(uuid.uuid4())
+    await harness.add_stale_topup("closed-unread", client_id, 9_000)
+    harness.fake.pay("closed-unread", "t-closed-unread")
+    handle = await harness.client.start_workflow(
+        RecheckUnreadNotice.run,
+        RecheckInput(
+            "ODENGI",
+            "closed-unread",
+            UnreadNotice("t-closed-unread", "closed-unread", None, "status_pay '9' unknown"),
+        ),
+        id="recheck-t-closed-unread",
+        task_queue=harness.task_queue,
+    )
+    assert await handle.result() == "paid"
+    assert await harness.available(client_id) == 9_000
+    await keep_history(handle, "recheck_unread_notice_paid")

@@ -20,7 +20,8 @@ from db.models import LedgerEntry, PaymentAudit, ProviderTransaction
 from payments.config import build_provider
 from payments.signing import webhook_hash
 from tests.payments.live import LiveSystem, live_system
-from workflows.reconciliation import ReconcileStaleTopUps, SweepInput
+from workflows.reconciliation import RecheckUnreadNotice, recheck_workflow_id
+from workflows.topup import topup_workflow_id
 
 pytestmark = pytest.mark.integration
 
@@ -150,11 +151,11 @@ async def test_an_unreadable_notice_for_a_paid_invoice_is_credited_by_status_pay
     assert paid.raw_notice == fields
 
 
-async def test_the_sweep_rechecks_an_unread_notice_whose_workflow_is_gone(
+async def test_an_unread_notice_for_an_order_we_do_not_know_goes_to_review_at_once(
     live: LiveSystem,
 ) -> None:
-    """No top-up workflow to tell (a notice for an order we do not know): the row waits as
-    `unread` and the hourly sweep asks statusPayment, then hands it to review."""
+    """No top-up to ask about: RecheckUnreadNotice hands it to review without waiting for the
+    hourly sweep (which would find it `unread` otherwise)."""
     trans_id = f"t-{uuid.uuid4().hex[:12]}"
     fields = signed(
         live,
@@ -167,14 +168,41 @@ async def test_the_sweep_rechecks_an_unread_notice_whose_workflow_is_gone(
     )
     answer = await live.http.post("/api/v1/payment/webhook", json=fields)
     assert answer.status_code == 200
-    assert (await row(live, trans_id)).status == "unread"
-
-    result = await live.temporal.execute_workflow(
-        ReconcileStaleTopUps.run,
-        SweepInput(older_than_s=0),
-        id=f"sweep-{uuid.uuid4().hex}",
-        task_queue=live.config.task_queue,
+    handle = live.temporal.get_workflow_handle_for(
+        RecheckUnreadNotice.run, recheck_workflow_id(trans_id)
     )
-    assert result.unread >= 1
+    assert await handle.result() == "needs_review"
     assert (await row(live, trans_id)).status == "review"
     assert await audit_events(live, trans_id) == ["webhook_unreadable", "notice_in_review"]
+
+
+async def test_a_late_unreadable_notice_for_a_paid_invoice_is_credited_at_once(
+    live: LiveSystem,
+) -> None:
+    """The top-up's workflow is gone (terminated here, as if long expired); the invoice was
+    paid; the notice says "9". statusPayment, asked at once, credits the payment."""
+    client_id = str(uuid.uuid4())
+    created = await live.topup_qr(client_id, 11_000)
+    topup = live.temporal.get_workflow_handle(topup_workflow_id(created["topup_id"]))
+    await topup.terminate("the test ends it, as if its invoice had expired long ago")
+    invoice = await live.simulator.mark_paid(created["invoice_id"])
+    assert invoice.trans_id is not None
+    fields = signed(
+        live,
+        trans_id=invoice.trans_id,
+        invoice_id=invoice.invoice_id,
+        order_id=invoice.order_id,
+        status_pay="9",
+        amount="11000",
+        currency="KGS",
+        mktime="1764000003",
+    )
+    answer = await live.http.post("/api/v1/payment/webhook", json=fields)
+    assert answer.json() == {"status": "ok", "routed": "review"}
+    handle = live.temporal.get_workflow_handle_for(
+        RecheckUnreadNotice.run, recheck_workflow_id(invoice.trans_id)
+    )
+    assert await handle.result() == "paid"
+    assert await credits(live, client_id) == [11_000]
+    paid = await row(live, invoice.trans_id)
+    assert (paid.status, paid.credited_entry_id is not None) == ("paid", True)
