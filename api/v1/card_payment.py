@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -32,6 +33,7 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
 
 from activities.card_charges import CardOutcome
 from api.auth import CurrentClient
@@ -39,7 +41,13 @@ from api.deps import ApiContext, Context
 from api.errors import ApiError
 from api.idempotency import IdempotencyKey
 from api.openapi import IDEMPOTENT, errors
-from api.v1.balance import INVOICE_WAIT_S, check_amount, temporal_errors, topup_id_for
+from api.v1.balance import (
+    INVOICE_WAIT_S,
+    TEMPORAL_TROUBLE,
+    check_amount,
+    temporal_errors,
+    topup_id_for,
+)
 from api.v1.payment import provider_settings
 from db.models import CardCharge as SealedCard
 from domain.money import CURRENCY, format_som
@@ -59,6 +67,8 @@ log = structlog.get_logger(__name__)
 
 router = APIRouter(prefix="/payment", tags=["payment"])
 
+# Concurrent update-with-start calls for one workflow id may be asked to retry.
+START_ATTEMPTS = 4
 # A sealed card whose request never reached its workflow is dropped after this.
 SEALED_CARD_LIFE = timedelta(minutes=15)
 
@@ -134,32 +144,26 @@ async def pay_by_card(
         provider=context.config.payment_provider,
         description=f"EvPower: {format_som(body.amount_tyiyn)} {CURRENCY}",
     )
-    operation = WithStartWorkflowOperation(
-        TopUp.run,
-        request,
-        id=topup_workflow_id(topup_id),
-        task_queue=context.config.task_queue,
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        search_attributes=TypedSearchAttributes([SearchAttributePair(CLIENT_ID, client_id)]),
-        static_summary=f"h2h top-up of {format_som(body.amount_tyiyn)} {CURRENCY}",
-    )
+
+    def operation() -> WithStartWorkflowOperation[TopUp, TopUpView]:
+        return WithStartWorkflowOperation(
+            TopUp.run,
+            request,
+            id=topup_workflow_id(topup_id),
+            task_queue=context.config.task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            search_attributes=TypedSearchAttributes([SearchAttributePair(CLIENT_ID, client_id)]),
+            static_summary=f"h2h top-up of {format_som(body.amount_tyiyn)} {CURRENCY}",
+        )
+
     handle: WorkflowHandle[TopUp, TopUpView]
     try:
         with temporal_errors():
             async with asyncio.timeout(INVOICE_WAIT_S):
-                outcome: CardOutcome = await context.temporal.execute_update_with_start_workflow(
-                    CARD_UPDATE,
-                    charge,
-                    start_workflow_operation=operation,
-                    result_type=CardOutcome,
-                )
-            handle = await operation.workflow_handle()
+                outcome, handle = await _update_with_start(context, operation, charge)
     except WorkflowAlreadyStartedError:
-        # The top-up's workflow has finished (a retry long after the first request). The
-        # operation keeps the same error for its handle: collect it.
-        with contextlib.suppress(WorkflowAlreadyStartedError):
-            await operation.workflow_handle()
+        # The top-up's workflow has finished (a retry long after the first request).
         await _discard(context, topup_id)
         handle = context.temporal.get_workflow_handle_for(TopUp.run, topup_workflow_id(topup_id))
         outcome = CardOutcome("already_submitted", "this top-up was already paid or closed")
@@ -177,6 +181,34 @@ async def pay_by_card(
         view = await handle.query(TopUp.state)
     log.info("card top-up", topup_id=topup_id, outcome=outcome.status)
     return _answer(view, card, outcome)
+
+
+async def _update_with_start(
+    context: ApiContext,
+    operation: Callable[[], WithStartWorkflowOperation[TopUp, TopUpView]],
+    charge: CardCharge,
+) -> tuple[CardOutcome, WorkflowHandle[TopUp, TopUpView]]:
+    """The `pay_card` update, starting the workflow if needed. Identical requests racing to
+    start the same workflow can be told to try again (Temporal dedups the start): they do,
+    a few times, before it counts as Temporal trouble."""
+    for attempt in range(1, START_ATTEMPTS + 1):
+        start = operation()
+        try:
+            outcome: CardOutcome = await context.temporal.execute_update_with_start_workflow(
+                CARD_UPDATE, charge, start_workflow_operation=start, result_type=CardOutcome
+            )
+            return outcome, await start.workflow_handle()
+        except (RPCError, WorkflowAlreadyStartedError) as exc:
+            # The operation keeps the same error for its handle: collect it.
+            with contextlib.suppress(RPCError, WorkflowAlreadyStartedError):
+                await start.workflow_handle()
+            if isinstance(exc, WorkflowAlreadyStartedError) or attempt == START_ATTEMPTS:
+                raise
+            if exc.status not in TEMPORAL_TROUBLE:
+                raise
+            log.info("card top-up start retried", attempt=attempt, detail=exc.message[:120])
+            await asyncio.sleep(0.1 * attempt)
+    raise AssertionError("unreachable")
 
 
 async def _seal(context: ApiContext, card: CardDetails, topup_id: str) -> CardCharge:
