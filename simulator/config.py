@@ -10,6 +10,9 @@ class FaultPlan:
     """Misbehaviour to inject. Fields may be changed while the station runs."""
 
     reject_remote_start: bool = False
+    # Never answer RemoteStartTransaction at all (no CallResult, no CallError): a charger
+    # whose firmware drops the command; the CSMS sees only its own call time out.
+    silent_remote_start: bool = False
     # Accept RemoteStart but never send StartTransaction: a charger whose cable was never plugged.
     skip_start_transaction: bool = False
     # Accept RemoteStop but keep charging and never send StopTransaction: a hung charger.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -37,6 +38,19 @@ def after(action: Action) -> Callable[[Handler], Handler]:
     return cast(Callable[[Handler], Handler], ocpp_after(action))
 
 
+def _is_call(raw_msg: str | bytes, action: str) -> bool:
+    try:
+        message = json.loads(raw_msg)
+    except ValueError:
+        return False
+    return (
+        isinstance(message, list)
+        and len(message) > 2
+        and message[:1] == [2]
+        and message[2] == action
+    )
+
+
 def _seconds(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
@@ -55,6 +69,12 @@ class ChargePointProtocol(ChargePoint):  # type: ignore[misc]  # ocpp ships no t
 
     def _record(self, action: str, **payload: Any) -> None:
         self._station.received.append((action, payload))
+
+    async def route_message(self, raw_msg: str | bytes) -> None:
+        if self._station.faults.silent_remote_start and _is_call(raw_msg, "RemoteStartTransaction"):
+            self._record("RemoteStartTransaction", unanswered=True)
+            return  # fault: no answer at all
+        await super().route_message(raw_msg)
 
     # --- charging ------------------------------------------------------------------------
 

@@ -110,6 +110,27 @@ async def test_rejected_and_never_started_remote_starts(
     assert station.connector(1).free
 
 
+async def test_a_silent_charger_never_answers_remote_start_but_answers_the_rest(
+    csms: MiniCsms, make_station: StationFactory
+) -> None:
+    faults = FaultPlan(silent_remote_start=True)
+    station = make_station(faults)
+    await station.start()
+    csms.chargers["EVP-001"]._response_timeout = 0.5
+    try:
+        await csms.send("EVP-001", call.RemoteStartTransaction(id_tag="void"))
+    except TimeoutError:
+        timed_out = True
+    else:
+        timed_out = False
+    config = await csms.send("EVP-001", call.GetConfiguration(key=["HeartbeatInterval"]))
+
+    assert timed_out
+    assert ("RemoteStartTransaction", {"unanswered": True}) in station.received
+    assert config.configuration_key  # the connection still works
+    assert station.connector(1).free and csms.of("StartTransaction") == []
+
+
 async def test_ignored_remote_stop_keeps_charging(
     csms: MiniCsms, make_station: StationFactory
 ) -> None:

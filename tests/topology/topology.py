@@ -84,6 +84,9 @@ class Topology:
     postgres: ExternalPostgres
     temporal: ExternalTemporal
     roles: dict[str, Role] = field(default_factory=dict)
+    # The address clients, the provider's webhook and the simulated provider's callers use
+    # (Traefik's in compose). None: each process names its own port.
+    public_base_url: str | None = None
 
     @property
     def logs(self) -> Path:
@@ -97,7 +100,7 @@ class Topology:
             "TEMPORAL_NAMESPACE": NAMESPACE,
             "SUPABASE_JWT_SECRET": JWT_SECRET,
             "PAYMENT_PROVIDER": "SIMULATED",
-            "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+            "PUBLIC_BASE_URL": self.public_base_url or f"http://127.0.0.1:{port}",
             "HOST": "127.0.0.1",
             "PORT": str(port),
             "FORWARDED_ALLOW_IPS": TRUSTED_PROXY,
