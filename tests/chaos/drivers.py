@@ -4,8 +4,8 @@ simulated chargers, and top-ups paid (or not) at the simulated provider."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import contextlib
+import hashlib
 import random
 import time
 from collections import Counter
