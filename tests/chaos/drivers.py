@@ -220,7 +220,7 @@ class StationDriver:
                 if await self.state(record) in FINAL_SESSION_STATES:
                     return
             await asyncio.sleep(0.3)
-        target_wh = self.rng.randint(300, 3_000)
+        target_wh = self.rng.randint(200, 1_500)
         with contextlib.suppress(TimeoutError):
             await self.station.wait_until(
                 lambda: tx.energy_wh >= target_wh or tx.finished, timeout_s=60
@@ -321,7 +321,8 @@ def make_station(
         "url": f"{ws_url}/ocpp",
         "password": password,
         "meter_interval_s": 0.5,
-        "energy_per_sample_wh": rng.randint(100, 400),
+        # 180-324 kW: fast, yet within what the meter check believes of a DC connector.
+        "energy_per_sample_wh": rng.randint(25, 45),
         "meter_start_wh": rng.randint(0, 5_000_000),
         "reconnect_delay_s": 0.5,
         "response_timeout_s": 10.0,
