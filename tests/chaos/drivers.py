@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import hashlib
 import random
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -63,6 +64,17 @@ def bearer(client_id: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {issue_dev_token(JWT_SECRET, client_id)}"}
 
 
+def _route(path: str) -> str:
+    return re.sub(r"/[A-Za-z0-9_-]{12,}", "/{id}", path)
+
+
+def _error_code(response: httpx.Response) -> str:
+    try:
+        return str(response.json()["error"]["code"])
+    except (ValueError, KeyError, TypeError):
+        return "?"
+
+
 @dataclass
 class Http:
     """REST calls through the public proxy, retried (same Idempotency-Key) over outages."""
@@ -98,6 +110,9 @@ class Http:
                 response = None
             if response is not None:
                 self.stats[f"HTTP {response.status_code}"] += 1
+                if 400 <= response.status_code < 500 and response.status_code != 429:
+                    code = _error_code(response)
+                    self.stats[f"HTTP {response.status_code} {method} {_route(path)}: {code}"] += 1
                 if response.status_code < 500 and response.status_code != 429:
                     return response
             if time.monotonic() > deadline:
