@@ -44,11 +44,11 @@ class ChaosParams:
             topups=100,
             expiring_topups=3,
             paid_after_expiry=3,
-            stations=12,
+            stations=24,
             clients=20,
             fault_gap_s=(10.0, 30.0),
             temporal_down_s=(5.0, 90.0),
             postgres_down_s=(5.0, 30.0),
-            topup_spread_s=1200.0,
+            topup_spread_s=600.0,
             settle_timeout_s=1200.0,
         )
