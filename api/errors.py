@@ -24,8 +24,6 @@ DOMAIN_STATUS: dict[type[domain_errors.DomainError], int] = {
     domain_errors.OpKeyConflict: 409,
     domain_errors.NotFound: 404,
     domain_errors.Conflict: 409,
-    domain_errors.Unauthorized: 401,
-    domain_errors.Forbidden: 403,
 }
 
 

@@ -39,11 +39,3 @@ class NotFound(DomainError):
 
 class Conflict(DomainError):
     code = "conflict"
-
-
-class Unauthorized(DomainError):
-    code = "unauthorized"
-
-
-class Forbidden(DomainError):
-    code = "forbidden"

@@ -58,7 +58,7 @@ ID_TAG = IdentifierRule(
     20,
     "1-20 printable ASCII characters without spaces (OCPP idTag)",
 )
-# Session ids are lower-case base32 (see new_session_id); at most 20 so they fit an idTag.
+# Session ids are lower-case base32 (see new_id); at most 20 so they fit an idTag.
 SESSION_ID = IdentifierRule(
     "session_id", r"^[a-z0-9]{1,20}$", 20, "1-20 lower-case ASCII letters or digits"
 )
@@ -129,15 +129,21 @@ def _b32(raw: bytes) -> str:
     return base64.b32encode(raw).decode().rstrip("=").lower()[:SESSION_ID_LENGTH]
 
 
-def new_session_id() -> str:
+def new_id() -> str:
+    """A fresh random id for a session or a top-up (short enough to be an OCPP idTag)."""
     return _b32(secrets.token_bytes(10))
+
+
+def _id_for_key(client_id: str, key: str) -> str:
+    return _b32(hashlib.sha256(f"{client_id}\x00{key}".encode()).digest())
 
 
 def session_id_for_key(client_id: str, idempotency_key: str) -> str:
     """The same client and Idempotency-Key always name the same session (and workflow)."""
-    return _b32(hashlib.sha256(f"{client_id}\x00{idempotency_key}".encode()).digest())
+    return _id_for_key(client_id, idempotency_key)
 
 
-def new_entity_id() -> str:
-    """Ids of top-ups and other records that never travel over OCPP."""
-    return _b32(secrets.token_bytes(10))
+def topup_id_for_key(client_id: str, idempotency_key: str) -> str:
+    """The same client and Idempotency-Key always name the same top-up (and workflow); the
+    prefix keeps it apart from a session started with the same key."""
+    return _id_for_key(client_id, f"topup:{idempotency_key}")

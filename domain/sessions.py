@@ -85,12 +85,6 @@ class SessionNotFound(NotFound):
     code = "session_not_found"
 
 
-class StartRequestMismatch(Conflict):
-    """The same session id (Idempotency-Key) was used for a different start request."""
-
-    code = "idempotency_conflict"
-
-
 # Errors that travel through Temporal by class name (ApplicationError.type).
 START_REJECTIONS: dict[str, type[DomainError]] = {
     cls.__name__: cls
@@ -103,7 +97,6 @@ START_REJECTIONS: dict[str, type[DomainError]] = {
         AlreadyCharging,
         InsufficientFunds,
         InvalidAmount,
-        StartRequestMismatch,
     )
 }
 # The ApplicationError type of an activity's permanent failure (activities/failures.py):

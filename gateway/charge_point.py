@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from datetime import datetime
-from typing import Any, ClassVar, Protocol, TypeVar, cast
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import structlog
 from ocpp.exceptions import (
@@ -26,7 +26,6 @@ from ocpp.exceptions import (
     OCPPError,
     SecurityError,
 )
-from ocpp.routing import on as _library_on
 from ocpp.v16 import call_result
 
 from gateway import framing, metrics, schemas
@@ -45,9 +44,18 @@ class Wire(Protocol):
     heard_at: float  # time.time() of the last ping or pong from the charger
 
 
+# Our own marker, so the route table below depends on nothing private in the `ocpp` library.
+_ACTION_ATTRIBUTE = "__ocpp_action__"
+
+
 def on(action: str) -> Callable[[H], H]:
-    """The `ocpp` library's `@on(Action.x)` marker, typed for mypy."""
-    return cast(Callable[[H], H], _library_on(action))
+    """Marks a handler for one OCPP action, like the `ocpp` library's `@on(Action.x)`."""
+
+    def mark(handler: H) -> H:
+        setattr(handler, _ACTION_ATTRIBUTE, str(action))
+        return handler
+
+    return mark
 
 
 # While a station is Pending or Rejected (OCPP 1.6 §4.2.1) it may only do these.
@@ -81,9 +89,9 @@ class ChargePoint:
         super().__init_subclass__(**kwargs)
         routes = dict(cls.routes)
         for attribute in vars(cls).values():
-            action = getattr(attribute, "_on_action", None)
+            action = getattr(attribute, _ACTION_ATTRIBUTE, None)
             if action is not None:
-                routes[str(action)] = attribute
+                routes[action] = attribute
         cls.routes = routes
 
     def __init__(

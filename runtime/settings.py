@@ -234,10 +234,6 @@ class Settings(BaseSettings):
             )
         )
 
-    @property
-    def jwt_secret(self) -> str | None:
-        return self.supabase_jwt_secret
-
     @model_validator(mode="after")
     def _default_public_base_url(self) -> Settings:
         if not self.public_base_url:

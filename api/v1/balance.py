@@ -35,7 +35,7 @@ from api.errors import ApiError
 from api.idempotency import IdempotencyKey
 from api.openapi import AUTHENTICATED, IDEMPOTENT, errors
 from db.models import LedgerAccount, LedgerEntry
-from domain.identifiers import BIGINT_MAX, new_entity_id, session_id_for_key
+from domain.identifiers import BIGINT_MAX, new_id, topup_id_for_key
 from domain.ledger import AccountKind, Operation, postings_for
 from domain.money import CURRENCY, format_som
 from workflows.topup import (
@@ -143,7 +143,7 @@ class StartedTopUp:
 
 def topup_id_for(client_id: str, key: str | None) -> str:
     """A retried request with the same Idempotency-Key names the same top-up (and workflow)."""
-    return session_id_for_key(client_id, f"topup:{key}") if key else new_entity_id()
+    return topup_id_for_key(client_id, key) if key else new_id()
 
 
 def check_amount(context: ApiContext, amount_tyiyn: int) -> None:

@@ -31,7 +31,7 @@ from api.deps import ApiContext
 from api.errors import ApiError
 from api.v1.charging_schemas import ChargingSession, ChargingSessionPage, StartCharging
 from db.models import ChargingSessionRecord, MeterValue, OcppTransaction
-from domain.identifiers import is_session_id, new_session_id, session_id_for_key
+from domain.identifiers import is_session_id, new_id, session_id_for_key
 from domain.money import CURRENCY, format_som
 from domain.sessions import (
     FINAL_STATES,
@@ -200,9 +200,7 @@ class ChargingService:
         self, client_id: str, body: StartCharging, idempotency_key: str | None
     ) -> ChargingSession:
         self.check_amount(body.amount_tyiyn)
-        session_id = (
-            session_id_for_key(client_id, idempotency_key) if idempotency_key else new_session_id()
-        )
+        session_id = session_id_for_key(client_id, idempotency_key) if idempotency_key else new_id()
         request = ChargingRequest(
             session_id=session_id,
             client_id=client_id,

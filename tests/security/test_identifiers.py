@@ -20,9 +20,9 @@ from domain.identifiers import (
     StationId,
     TopUpId,
     has_control_characters,
-    new_entity_id,
-    new_session_id,
+    new_id,
     session_id_for_key,
+    topup_id_for_key,
 )
 
 HOSTILE = [
@@ -64,9 +64,10 @@ def test_hostile_values_fail_both_the_function_and_the_pydantic_type(
         (STATION_ID, "EVP-001"),
         (STATION_ID, "CP_7"),
         (ID_TAG, "04A2B3C4D5E6F7"),
-        (SESSION_ID, new_session_id()),
+        (SESSION_ID, new_id()),
         (SESSION_ID, session_id_for_key("client", "key")),
-        (TOPUP_ID, new_entity_id()),
+        (TOPUP_ID, new_id()),
+        (TOPUP_ID, topup_id_for_key("client", "key")),
         (PROVIDER_ID, "1234567890"),
         (PROVIDER_ID, "ord-7.x_1:2"),
     ],
