@@ -16,6 +16,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.typing import Subprotocol
 
+from simulator.backoff import next_delay_s, retry_after_s
 from simulator.changes import Changes
 from simulator.charging import Charging
 from simulator.config import FaultPlan, StationConfig
@@ -26,7 +27,6 @@ from simulator.state import Connector, ocpp_timestamp
 log = logging.getLogger("simulator")
 
 DEFAULT_HEARTBEAT_S = 60.0
-MAX_RECONNECT_BACKOFF_S = 30.0
 
 
 class StationConnectError(RuntimeError):
@@ -56,6 +56,7 @@ class SimulatedStation(Charging):
         self.boot_count = 0
         self.connect_count = 0
         self.last_connect_error: BaseException | None = None
+        self.retry_after_waits = 0  # refusals with Retry-After the station waited out
         self.heartbeat_interval_s = DEFAULT_HEARTBEAT_S
         self._ws: ClientConnection | None = None
         self._booted: ChargePointProtocol | None = None
@@ -163,12 +164,8 @@ class SimulatedStation(Charging):
                 failures += 1
                 log.warning("%s: connect failed: %s", self.station_id, exc)
                 self._touch()
-                await asyncio.sleep(
-                    min(
-                        self.config.reconnect_delay_s * 2 ** min(failures, 5),
-                        MAX_RECONNECT_BACKOFF_S,
-                    )
-                )
+                self.retry_after_waits += retry_after_s(exc) is not None
+                await asyncio.sleep(next_delay_s(exc, failures, self.config.reconnect_delay_s))
                 continue
             failures = 0
             self.last_connect_error = None

@@ -1,11 +1,13 @@
-"""`evpower stations add|list`: register chargers and see them, against a running system."""
+"""`evpower stations add|import|list|set-key`: register chargers and see them (live system)."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections.abc import Coroutine
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
@@ -25,6 +27,7 @@ from runtime.stations_admin import (
     list_stations,
     set_station_key,
 )
+from runtime.stations_import import InvalidImportFile, import_stations, parse_rows
 
 EXIT_BAD_INPUT = 2
 EXIT_DATABASE = 1
@@ -46,6 +49,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add.add_argument("--name", default="", help="display name")
     add.set_defaults(handler=_add)
 
+    fleet = actions.add_parser(
+        "import", help="register a fleet from a CSV file (all or nothing); keys go to a new file"
+    )
+    fleet.add_argument("file", help="CSV with columns id,connectors,price_tyiyn_per_kwh[,password]")
+    fleet.add_argument(
+        "--keys-out",
+        required=True,
+        help="new file (mode 0600) that receives id,password of every station created",
+    )
+    fleet.set_defaults(handler=_import)
+
     show = actions.add_parser("list", help="list stations, connectors and connectivity")
     show.set_defaults(handler=_list)
 
@@ -57,6 +71,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _add(args: argparse.Namespace) -> Coroutine[Any, Any, int]:
     return add_command(args, _settings())
+
+
+def _import(args: argparse.Namespace) -> Coroutine[Any, Any, int]:
+    return import_command(args, _settings())
 
 
 def _list(args: argparse.Namespace) -> Coroutine[Any, Any, int]:
@@ -137,6 +155,42 @@ async def set_key_command(args: argparse.Namespace, settings: Settings) -> int:
     _say(f"station {args.station_id}: new key stored; the old one no longer logs in")
     if generated:
         _say(f"charger password (shown once, store it in the charger): {key}")
+    return 0
+
+
+async def import_command(args: argparse.Namespace, settings: Settings) -> int:
+    keys_out = Path(args.keys_out)
+    try:
+        text = await asyncio.to_thread(Path(args.file).read_text, encoding="utf-8")
+        rows = parse_rows(text.splitlines(keepends=True))
+    except OSError as exc:
+        return _fail(f"cannot read {args.file}: {exc.strerror}", EXIT_BAD_INPUT)
+    except (InvalidImportFile, UnicodeDecodeError) as exc:
+        message = exc.message if isinstance(exc, InvalidImportFile) else "the file is not UTF-8"
+        return _fail(f"{args.file}: {message}; nothing was imported", EXIT_BAD_INPUT)
+    keys = ChargerKeys(key_pepper(settings))
+    try:
+        async with cli_database(settings) as url:
+            engine = create_engine(url, pool_size=1)
+            try:
+                result = await import_stations(session_factory(engine), keys, rows, keys_out)
+            finally:
+                await engine.dispose()
+    except DomainError as exc:
+        return _fail(f"{args.file}: {exc.message}; nothing was imported", EXIT_BAD_INPUT)
+    except OSError as exc:
+        if exc.filename == str(keys_out):  # nothing was committed: the write precedes it
+            return _fail(f"cannot write the keys file {keys_out}: {exc.strerror}", EXIT_BAD_INPUT)
+        return _fail(f"database unavailable: {exc}", EXIT_DATABASE)
+    except DBAPIError as exc:
+        note = " (if the keys file was written, check `evpower stations list`)"
+        return _fail(f"database unavailable: {exc}{note}", EXIT_DATABASE)
+    _say(
+        f"imported {len(result.created)} station(s), skipped {len(result.skipped)} "
+        "already registered with the same connectors and price"
+    )
+    if result.created:
+        _say(f"charger keys written to {keys_out} (mode 0600); they are not stored anywhere else")
     return 0
 
 

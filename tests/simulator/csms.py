@@ -44,6 +44,8 @@ class MiniCsms:
     close_codes: dict[str, int | None] = field(default_factory=dict)
     _ids: dict[tuple[Any, ...], int] = field(default_factory=dict)
     _next_id: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    shed_upgrades: int = 0  # refuse this many upgrades with 503 and Retry-After: shed_retry_after
+    shed_retry_after: str = "1"
     url: str = ""
     _server: Server | None = None
 
@@ -65,6 +67,10 @@ class MiniCsms:
         await self._server.wait_closed()
 
     def _check_auth(self, _conn: ServerConnection, request: Request) -> Response | None:
+        if self.shed_upgrades > 0:
+            self.shed_upgrades -= 1
+            headers = Headers({"Retry-After": self.shed_retry_after})
+            return Response(HTTPStatus.SERVICE_UNAVAILABLE, "Busy", headers, b"")
         if not self.passwords:
             return None
         station_id = request.path.rsplit("/", 1)[-1]
