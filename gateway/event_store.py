@@ -83,11 +83,25 @@ class EventStore:
             )
             return [PendingEvent(*row) for row in rows]
 
-    async def delivered(self, event_id: int) -> None:
+    async def delivered(self, event: PendingEvent) -> None:
+        """Delete the row as it was claimed. A newer meter sample may have replaced its
+        payload during the delivery (insert_event): that row stays, due at once, so the
+        newer sample is not deleted unsent."""
         async with self._engine.begin() as connection:
-            await connection.execute(
-                delete(OcppTransactionEvent).where(OcppTransactionEvent.id == event_id)
+            gone = await connection.scalar(
+                delete(OcppTransactionEvent)
+                .where(
+                    OcppTransactionEvent.id == event.id,
+                    OcppTransactionEvent.payload == event.payload,
+                )
+                .returning(OcppTransactionEvent.id)
             )
+            if gone is None:
+                await connection.execute(
+                    update(OcppTransactionEvent)
+                    .where(OcppTransactionEvent.id == event.id)
+                    .values(due_at=func.now())
+                )
 
     async def retry_later(self, event_ids: list[int], delay: timedelta, error: str | None) -> None:
         """Due again after `delay` (zero: as soon as Temporal is back)."""

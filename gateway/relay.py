@@ -118,7 +118,7 @@ class TransactionRelay:
             log.exception("relay delivery failed", event_id=event.id, kind=event.kind)
             await self._later(event, repr(exc))
             return _Outcome.RETRY
-        await self._events.delivered(event.id)
+        await self._events.delivered(event)
         return _Outcome.DELIVERED
 
     async def _deliver(self, event: PendingEvent) -> None:

@@ -115,3 +115,31 @@ async def test_a_relayed_start_its_session_refuses_stops_the_charger(
             await asyncio.wait_for(connected.charger.remote_stop_received.wait(), 30)
         await refuser.terminate("test over")
     assert connected.charger.remote_stops == [43]
+
+
+async def test_a_newer_sample_written_during_delivery_is_not_deleted_unsent(sessions):
+    events = EventStore(sessions)
+    session_id = uuid.uuid4().hex[:16]
+    first = event(METER, session_id, 43)
+    await events.add(first)
+    [claimed] = [
+        row for row in await events.claim(50, timedelta(minutes=1)) if row.transaction_id == 43
+    ]
+    # While the relay delivers the claimed sample, the charger reports a newer one.
+    newer = replace(first, payload={**first.payload, "energy_wh": 900})
+    await events.add(newer)
+
+    await events.delivered(claimed)
+
+    [again] = [
+        row for row in await events.claim(50, timedelta(minutes=1)) if row.transaction_id == 43
+    ]
+    assert again.id == claimed.id and again.payload["energy_wh"] == 900
+    await events.delivered(again)
+    async with sessions() as session:
+        left = await session.scalar(
+            select(func.count())
+            .select_from(OcppTransactionEvent)
+            .where(OcppTransactionEvent.transaction_id == 43)
+        )
+    assert left == 0
