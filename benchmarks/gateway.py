@@ -3,6 +3,7 @@
     .venv/bin/python -m benchmarks.gateway --quick     # ~2 min: 1,000 idle, 200 chargers
     .venv/bin/python -m benchmarks.gateway             # < 15 min: 10,000 idle, 1,000 chargers
     .venv/bin/python -m benchmarks.gateway --profile   # also py-spy the gateway under load
+    .venv/bin/python -m benchmarks.gateway --storm 1000,5000  # reconnect storm: storm.py
 
 Every server and the load client run in their own processes on 127.0.0.1; the gateway
 has a real embedded PostgreSQL and a real Temporal dev server. See docs/benchmarks.md.
@@ -24,7 +25,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from benchmarks import profiling
+from benchmarks import profiling, storm
 from benchmarks.infra import seed_stations, start_postgres, start_temporal
 from benchmarks.processes import LoadClient, ServerProcess
 from benchmarks.report import Row, render
@@ -367,6 +368,40 @@ def run(
             shutil.rmtree(work, ignore_errors=True)
 
 
+def run_storm(sizes: list[int], *, keep: bool, json_out: Path | None) -> int:
+    """The reconnect storm at each size, against one PostgreSQL and one Temporal."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if hard < max(sizes) * 2 + 500:
+        print(f"open-file limit {hard} is too low for a storm of {max(sizes):,}")
+        return 2
+    load = os.getloadavg()[0]
+    print(f"load average {load:.2f} before start: other work shares the cores")
+    work = Path(tempfile.mkdtemp(prefix="evpower-storm-"))
+    postgres, database_url = start_postgres(work)
+    temporal = None
+    results = []
+    try:
+        temporal = asyncio.run(start_temporal(work))
+        for size in sizes:
+            results.append(
+                _timed(
+                    f"storm: {size:,} chargers",
+                    partial(storm.storm, database_url, temporal.address, size, work),
+                )
+            )
+            print(storm.report(results[-1:]), flush=True)
+        if json_out is not None:
+            json_out.write_text(json.dumps(results, indent=2))
+        return 0
+    finally:
+        if temporal is not None:
+            temporal.stop()
+        postgres.stop()
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1,000 idle, 200 chargers, 10 s")
@@ -379,7 +414,13 @@ def main() -> int:
         help="experiment: both servers on asyncio's own loop instead of uvloop",
     )
     parser.add_argument("--ws", help="experiment: the gateway's uvicorn websocket implementation")
+    parser.add_argument(
+        "--storm", help="reconnect storm instead: comma-separated charger counts, e.g. 1000,5000"
+    )
     args = parser.parse_args()
+    if args.storm:
+        sizes = [int(part) for part in args.storm.split(",") if part.strip()]
+        return run_storm(sizes, keep=args.keep, json_out=args.json)
     plan = QUICK if args.quick else FULL
     return run(
         plan,

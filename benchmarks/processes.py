@@ -76,10 +76,12 @@ class ServerProcess:
 class LoadClient:
     """Runs benchmarks.load_client with a spec; calls `on_event` for each event it emits."""
 
-    def __init__(self, spec: dict[str, Any], log_path: Path) -> None:
+    def __init__(
+        self, spec: dict[str, Any], log_path: Path, module: str = "benchmarks.load_client"
+    ) -> None:
         self._log = log_path.open("ab")
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.load_client", json.dumps(spec)],
+            [sys.executable, "-m", module, json.dumps(spec)],
             cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import time
 from collections.abc import Callable
 
@@ -47,6 +48,22 @@ def upgrade_request(
         token = base64.b64encode(f"{user}:{password}".encode()).decode()
         lines.append(f"Authorization: Basic {token}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+class UpgradeRefused(ConnectionError):
+    """The server answered the upgrade with something else than 101."""
+
+    def __init__(self, head: str) -> None:
+        status_line, *header_lines = head.split("\r\n")
+        super().__init__(status_line)
+        parts = status_line.split(" ", 2)
+        self.status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+        self.retry_after_s: float | None = None
+        for line in header_lines:
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "retry-after":
+                with contextlib.suppress(ValueError):
+                    self.retry_after_s = float(value.strip())
 
 
 class RawConnection(asyncio.Protocol):
@@ -99,7 +116,7 @@ class RawConnection(asyncio.Protocol):
             del buffer[: end + 4]
             self._handshake = False
             if not head.startswith("HTTP/1.1 101"):
-                self.opened.set_exception(ConnectionError(head.split("\r\n", 1)[0]))
+                self.opened.set_exception(UpgradeRefused(head))
                 assert self.transport is not None
                 self.transport.close()
                 return
