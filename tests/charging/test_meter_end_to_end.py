@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -19,8 +20,9 @@ from api.dev_tokens import issue_dev_token
 from db.models import Connector, MeterValue
 from domain.ledger import Operation
 from domain.tariff import energy_cost_tyiyn
-from simulator import SimulatedStation, StationConfig
+from simulator import SimulatedStation, StationConfig, charging
 from simulator.state import MWH_PER_WH
+from simulator.state import meter_value as wh_meter_value
 from tests.charging.test_end_to_end import (
     INITIAL,
     PASSWORD,
@@ -204,3 +206,36 @@ async def test_a_genuine_350_kw_session_is_billed_in_full(
     assert delivered >= highest - meter_start > 0
     assert balance == (INITIAL - energy_cost_tyiyn(delivered, PRICE), 0)
     assert answer["state"] == "completed"
+
+
+async def test_kwh_samples_and_a_wh_meter_stop_are_billed_exactly(
+    engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession],
+    temporal_env: WorkflowEnvironment,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The charger's MeterValues say kWh (with 3 decimals), its meterStop Wh: one quantity."""
+
+    def in_kwh(connector: Any, **kwargs: Any) -> dict[str, object]:
+        value = wh_meter_value(connector, **kwargs)
+        samples: Any = value["sampledValue"]
+        for sampled in samples:
+            if sampled["measurand"] == "Energy.Active.Import.Register":
+                sampled["value"] = str(Decimal(sampled["value"]) / 1000)
+                sampled["unit"] = "kWh"
+        return value
+
+    monkeypatch.setattr(charging, "meter_value", in_kwh)
+    result, answer, balance, meter_start, highest = await charge(
+        engine,
+        sessions,
+        temporal_env,
+        power_w=350_000,
+        meter_start_wh=2_000_000,
+        samples_before_stop=3,
+        before_stop=lambda station: None,
+    )
+    assert (result.state, result.meter_note) == ("completed", None)
+    assert result.energy_wh >= highest - meter_start > 0  # the kWh samples were read as Wh
+    assert balance == (INITIAL - energy_cost_tyiyn(result.energy_wh, PRICE), 0)
+    assert answer["review_reason"] is None
