@@ -30,6 +30,11 @@ class InvalidStationInput(DomainError):
     code = "invalid_station"
 
 
+# The most any connector's configuration may claim (4 MW: megawatt charging for trucks): a typo
+# here would let implausible meter readings be billed.
+MAX_POWER_W = 4_000_000
+
+
 @dataclass(frozen=True)
 class NewStation:
     station_id: str
@@ -74,6 +79,8 @@ async def create_station(
     password: str | None = None,
     location_id: str | None = None,
     name: str = "",
+    current_type: str | None = None,
+    max_power_w: int | None = None,
 ) -> NewStation:
     """Register an accepted station and its connectors in one transaction.
 
@@ -85,6 +92,10 @@ async def create_station(
     generated = password is None
     plain = generate_key() if password is None else password
     _validate(station_id, connectors, price_tyiyn_per_kwh, plain)
+    if current_type not in (None, "AC", "DC"):
+        raise InvalidStationInput("current type must be AC or DC")
+    if max_power_w is not None and not 0 < max_power_w <= MAX_POWER_W:
+        raise InvalidStationInput(f"max power must be between 1 and {MAX_POWER_W} W")
     try:
         async with sessions() as session, session.begin():
             if location_id is not None and await session.get(Location, location_id) is None:
@@ -103,7 +114,12 @@ async def create_station(
             )
             await session.flush()  # the connectors' foreign key needs the station row first
             session.add_all(
-                Connector(station_id=station_id, connector_id=number)
+                Connector(
+                    station_id=station_id,
+                    connector_id=number,
+                    current_type=current_type,
+                    max_power_w=max_power_w,
+                )
                 for number in range(1, connectors + 1)
             )
     except IntegrityError as exc:  # another operator added the same id a moment earlier

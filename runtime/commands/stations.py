@@ -47,6 +47,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add.add_argument("--password", help="charger password (omit to generate one)")
     add.add_argument("--location", help="id of an existing location")
     add.add_argument("--name", default="", help="display name")
+    add.add_argument(
+        "--current-type",
+        choices=("AC", "DC"),
+        help="the connectors' current type; bounds billable energy (default power AC 22 kW, "
+        "DC 350 kW; unknown: 350 kW)",
+    )
+    add.add_argument(
+        "--max-power-w", help="the connectors' maximum power in W (default: by current type)"
+    )
     add.set_defaults(handler=_add)
 
     fleet = actions.add_parser(
@@ -110,6 +119,9 @@ async def add_command(args: argparse.Namespace, settings: Settings) -> int:
     try:
         connectors = _whole_number(args.connectors, "--connectors")
         price = _whole_number(args.price_tyiyn_per_kwh, "--price-tyiyn-per-kwh")
+        power = None
+        if getattr(args, "max_power_w", None) is not None:
+            power = _whole_number(args.max_power_w, "--max-power-w")
     except ValueError as exc:
         return _fail(str(exc), EXIT_BAD_INPUT)
     keys = ChargerKeys(key_pepper(settings))  # before the database: a missing pepper is one line
@@ -126,6 +138,8 @@ async def add_command(args: argparse.Namespace, settings: Settings) -> int:
                     password=args.password,
                     location_id=args.location,
                     name=args.name,
+                    current_type=getattr(args, "current_type", None),
+                    max_power_w=power,
                 )
             finally:
                 await engine.dispose()
