@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 import jwt
 import structlog
+from cachetools import LRUCache
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -69,7 +69,9 @@ class Authenticator:
         self._issuer = f"{base}/auth/v1" if base else None
         self._secret = jwt_secret or None
         self._audience = audience
-        self._verified: OrderedDict[str, tuple[AuthenticatedClient, float]] = OrderedDict()
+        self._verified: LRUCache[str, tuple[AuthenticatedClient, float]] = LRUCache(
+            VERIFIED_CAPACITY
+        )
         self._jwks = jwks if jwks is not None else (JwksCache(base + JWKS_PATH) if base else None)
 
     @classmethod
@@ -99,9 +101,6 @@ class Authenticator:
         # signature check on repeats saves ~0.1 ms each. Entries live briefly so a key the
         # issuer withdraws stops working soon after.
         self._verified[token] = (client, min(exp, time.time() + VERIFIED_TTL_S))
-        self._verified.move_to_end(token)
-        if len(self._verified) > VERIFIED_CAPACITY:
-            self._verified.popitem(last=False)
 
     async def _key_for(self, header: dict[str, Any]) -> tuple[Any, str]:
         kid = header.get("kid")
@@ -177,12 +176,10 @@ class ClientRegistry:
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], capacity: int = 10_000) -> None:
         self._sessions = sessions
-        self._capacity = capacity
-        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._seen: LRUCache[str, bool] = LRUCache(capacity)
 
     async def ensure(self, client: AuthenticatedClient) -> None:
-        if client.client_id in self._seen:
-            self._seen.move_to_end(client.client_id)
+        if self._seen.get(client.client_id):  # a hit also keeps the id among the recent
             return
         statement = (
             pg_insert(Client)
@@ -192,9 +189,7 @@ class ClientRegistry:
         # In the client's own scope: a request can only ever create its own client row.
         async with client_scope(self._sessions, client.client_id) as session:
             await session.execute(statement)
-        self._seen[client.client_id] = None
-        if len(self._seen) > self._capacity:
-            self._seen.popitem(last=False)
+        self._seen[client.client_id] = True
 
 
 @dataclass

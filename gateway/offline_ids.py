@@ -9,10 +9,10 @@ id when the database is back. Unused ids are simply gaps in the sequence.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from datetime import datetime
 
 import structlog
+from cachetools import FIFOCache
 
 from gateway.store import GatewayStore
 
@@ -27,7 +27,7 @@ class OfflineTransactionIds:
         self._store = store
         self._size = size
         self._free: list[int] = []
-        self._given: OrderedDict[NaturalKey, int] = OrderedDict()
+        self._given: FIFOCache[NaturalKey, int] = FIFOCache(_KEYS_KEPT)
 
     async def top_up(self) -> None:
         """Refill while the database answers (part of the liveness sweep); quiet otherwise."""
@@ -49,6 +49,4 @@ class OfflineTransactionIds:
             return None
         transaction_id = self._free.pop(0)
         self._given[key] = transaction_id
-        while len(self._given) > _KEYS_KEPT:
-            self._given.popitem(last=False)
         return transaction_id

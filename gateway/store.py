@@ -9,12 +9,12 @@ does not hold.
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from cachetools import LRUCache
 from sqlalchemy import String, and_, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, TIMESTAMP, Insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -122,7 +122,7 @@ class GatewayStore:
         self._engine = engine
         # The RemoteStarts this gateway sent lately, so a StartTransaction that answers one
         # while the database is down still knows its energy limit.
-        self._sent_starts: OrderedDict[str, RemoteStartNote] = OrderedDict()
+        self._sent_starts: LRUCache[str, RemoteStartNote] = LRUCache(_SENT_STARTS_KEPT)
 
     async def station_auth(self, station_id: str) -> StationAuth | None:
         async with self._engine.connect() as connection:
@@ -317,9 +317,6 @@ class GatewayStore:
         async with self._engine.begin() as connection:
             await connection.execute(statement)
         self._sent_starts[id_tag] = RemoteStartNote(station_id, connector_id, energy_limit_wh)
-        self._sent_starts.move_to_end(id_tag)
-        while len(self._sent_starts) > _SENT_STARTS_KEPT:
-            self._sent_starts.popitem(last=False)
 
     def sent_remote_start(self, id_tag: str) -> RemoteStartNote | None:
         """A RemoteStart this gateway stored lately (no database needed)."""
