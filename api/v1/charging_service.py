@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 
 import structlog
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import (
     WithStartWorkflowOperation,
@@ -31,7 +31,9 @@ from api.deps import ApiContext
 from api.errors import ApiError
 from api.v1.charging_schemas import ChargingSession, ChargingSessionPage, StartCharging
 from db.models import ChargingSessionRecord, MeterValue, OcppTransaction
+from domain import meter_readings
 from domain.identifiers import is_session_id, new_id, session_id_for_key
+from domain.meter_readings import MeterPoint
 from domain.money import CURRENCY, format_som
 from domain.sessions import (
     FINAL_STATES,
@@ -324,7 +326,7 @@ class ChargingService:
         creation time is the row's, which admission wrote before any answer."""
         energy = None
         if view.state in _METERED and view.transaction_id is not None:
-            energy = await self._delivered_wh(client_id, view.transaction_id)
+            energy = await self._delivered_wh(client_id, view.transaction_id, view.max_power_w)
         if found is None:
             found = await self.record(client_id, view.session_id)
         return _from_view(view, energy, found.created_at if found is not None else None)
@@ -360,20 +362,42 @@ class ChargingService:
             )
             return found
 
-    async def _delivered_wh(self, client_id: str, transaction_id: int) -> int | None:
-        """Energy since StartTransaction from the newest stored register reading."""
+    async def _delivered_wh(
+        self, client_id: str, transaction_id: int, max_power_w: int
+    ) -> int | None:
+        """Energy since StartTransaction that the stored readings can stand for, by the rule
+        settlement bills with (domain.meter_readings): a glitch sample shows as neither energy
+        nor cost, a register reset does not hide what was delivered before it."""
         async with self._client_session(client_id) as session:
-            row = (
+            start = (
                 await session.execute(
-                    select(func.max(MeterValue.energy_wh), OcppTransaction.meter_start_wh)
-                    .join(OcppTransaction, OcppTransaction.id == MeterValue.transaction_id)
-                    .where(MeterValue.transaction_id == transaction_id)
-                    .group_by(OcppTransaction.meter_start_wh)
+                    select(OcppTransaction.started_at, OcppTransaction.meter_start_wh).where(
+                        OcppTransaction.id == transaction_id
+                    )
                 )
             ).first()
-        if row is None or row[0] is None:
+            if start is None:
+                return None
+            rows = (
+                await session.execute(
+                    select(MeterValue.measured_at, MeterValue.energy_wh)
+                    .where(
+                        MeterValue.transaction_id == transaction_id,
+                        MeterValue.energy_wh.is_not(None),
+                    )
+                    .order_by(MeterValue.measured_at, MeterValue.id)
+                )
+            ).all()
+        points = [MeterPoint(at, wh) for at, wh in rows if wh is not None]
+        if not points:
             return None
-        return max(0, int(row[0]) - int(row[1]))
+        found = meter_readings.assess(
+            MeterPoint(start.started_at, start.meter_start_wh),
+            points[:-1],
+            points[-1],
+            max_power_w or meter_readings.UNKNOWN_TYPE_MAX_POWER_W,
+        )
+        return found.billable_wh
 
     @asynccontextmanager
     async def _client_session(self, client_id: str) -> AsyncIterator[AsyncSession]:

@@ -288,3 +288,28 @@ async def test_a_refused_start_retried_with_its_key_is_refused_the_same_way(
         with pytest.raises(InsufficientFunds):
             await service.start(client, body, "key-9")
         await asyncio.sleep(0.2)  # the second try finds the workflow closed, or closing
+
+
+async def test_a_glitch_sample_shows_as_neither_energy_nor_cost_while_charging(
+    world: ApiWorld,
+) -> None:
+    client = await world.new_client(50_000)
+    await world.add_station("API-GLITCH")
+    started = await world.start(client, "API-GLITCH", 10_000)
+    assert started.status_code == 201, started.text
+    session_id = started.json()["session_id"]
+    await until_state(world, session_id, "starting")
+    # The newest stored register is an absurd jump: the live answer keeps to what can be true.
+    transaction_id = await world.store_transaction(
+        session_id, "API-GLITCH", 100_000, [101_000, 999_999_999]
+    )
+    await world.handle(session_id).execute_update(
+        TRANSACTION_STARTED,
+        TransactionStarted(transaction_id, "API-GLITCH", 1, 100_000, datetime.now(UTC)),
+        result_type=str,
+    )
+    await until_state(world, session_id, "charging")
+    live = await world.http.get(
+        f"/api/v1/charging/{session_id}", headers=world.client_headers(client)
+    )
+    assert (live.json()["energy_wh"], live.json()["cost_tyiyn"]) == (1_000, 1_500)
