@@ -14,7 +14,7 @@ from activities.failures import ACTIVITY_INTERCEPTORS
 from activities.ledger import Ledger, LedgerActivities
 from activities.sessions import charging_activities
 from payments.config import ProviderSettings, build_provider
-from payments.provider import PaymentProvider, ProviderName
+from payments.provider import PaymentProvider
 from runtime.provider_secret import provider_password
 from runtime.schedules import ensure_schedules
 from runtime.services import Services
@@ -28,7 +28,7 @@ log = structlog.get_logger(__name__)
 def provider_from(settings: Settings) -> PaymentProvider:
     return build_provider(
         ProviderSettings(
-            provider=ProviderName(settings.payment_provider.value),
+            provider=settings.payment_provider,
             public_base_url=settings.public_base_url,
             merchant_id=settings.odengi_merchant_id,
             password=provider_password(settings),

@@ -46,7 +46,7 @@ def _fail(message: str, error_type: str, **details: object) -> ApplicationError:
     return ApplicationError(message, *extra, type=error_type, non_retryable=True)
 
 
-class GatewayCommands:
+class ChargerCommandActivities:
     """Activities for the chargers this process holds; workflows pick the queue per station."""
 
     def __init__(

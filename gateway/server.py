@@ -18,7 +18,7 @@ from gateway import denial_log
 from gateway.auth import ChargerKeys
 from gateway.backlog import DatabaseBacklog
 from gateway.charger_auth import Authenticator, AuthLimits, busy_retry_after
-from gateway.commands import GatewayCommands
+from gateway.commands import ChargerCommandActivities
 from gateway.config import GatewayConfig
 from gateway.context import GatewayContext
 from gateway.contract import gateway_task_queue
@@ -116,7 +116,7 @@ class OcppGateway:
             allow_passwordless=config.allow_passwordless_stations,
             limits=AuthLimits(workers=config.auth_workers, backlog=config.auth_backlog),
         )
-        self._commands = GatewayCommands(
+        self._commands = ChargerCommandActivities(
             self.registry, self._store, answer_within_s=config.command_timeout_s
         )
         self._liveness = Liveness(

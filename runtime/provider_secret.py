@@ -12,7 +12,8 @@ import os
 import secrets
 from pathlib import Path
 
-from runtime.settings import PaymentProvider, Settings
+from payments.provider import ProviderName
+from runtime.settings import Settings
 
 SECRET_FILE = "simulator-odengi.secret"  # noqa: S105 - a file name, not a secret
 
@@ -21,7 +22,7 @@ def provider_password(settings: Settings) -> str | None:
     """ODENGI_PASSWORD when set; the data dir's simulator key for SIMULATED; else None."""
     if settings.odengi_password:
         return settings.odengi_password
-    if settings.payment_provider is PaymentProvider.SIMULATED:
+    if settings.payment_provider is ProviderName.SIMULATED:
         return simulator_secret(settings.evpower_data_dir)
     return None
 

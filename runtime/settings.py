@@ -21,11 +21,7 @@ from payments.contract import (
     check_status_paths,
     parse_time_zone,
 )
-
-
-class PaymentProvider(StrEnum):
-    ODENGI = "ODENGI"
-    SIMULATED = "SIMULATED"
+from payments.provider import ProviderName
 
 
 class LogFormat(StrEnum):
@@ -71,7 +67,7 @@ class Settings(BaseSettings):
     supabase_jwt_secret: str | None = None
     supabase_jwt_audience: str = "authenticated"
 
-    payment_provider: PaymentProvider = PaymentProvider.SIMULATED
+    payment_provider: ProviderName = ProviderName.SIMULATED
     odengi_merchant_id: str | None = None
     odengi_password: str | None = None
     odengi_api_url: str = ODENGI_TEST_API_URL
@@ -253,7 +249,7 @@ class Settings(BaseSettings):
 
     def check_consistency(self) -> None:
         """Cross-field rules that a single field validator cannot see."""
-        if self.payment_provider is PaymentProvider.ODENGI:
+        if self.payment_provider is ProviderName.ODENGI:
             for name in ("odengi_merchant_id", "odengi_password"):
                 if not getattr(self, name):
                     raise ConfigError(f"{name.upper()} is required when PAYMENT_PROVIDER=ODENGI")

@@ -37,8 +37,8 @@ with workflow.unsafe.imports_passed_through():
         CANCEL_REFUSED_REASON,
         RECORD_RETRY,
         RECORD_TIMEOUT,
-        TopUp,
         TopUpState,
+        TopUpWorkflow,
         cancel_invoice,
         check_payment,
         finish,
@@ -262,7 +262,7 @@ class RecheckUnreadNotice:
 
 
 PAYMENT_WORKFLOWS: Sequence[type] = (
-    TopUp,
+    TopUpWorkflow,
     PaymentReconciliation,
     ReconcileStaleTopUps,
     RecheckUnreadNotice,

@@ -270,7 +270,7 @@ def report_of(notice: PaymentNotice) -> PaymentReport:
 
 
 @workflow.defn(name="TopUp")
-class TopUp:
+class TopUpWorkflow:
     def __init__(self) -> None:
         self._input: TopUpInput | None = None
         self._state = TopUpState.CREATING
@@ -515,7 +515,7 @@ class TopUp:
         )
 
 
-async def request_invoice(handle: WorkflowHandle[TopUp, TopUpView]) -> InvoiceInfo:
+async def request_invoice(handle: WorkflowHandle[TopUpWorkflow, TopUpView]) -> InvoiceInfo:
     """The `invoice` update from a client. By name, because the SDK's typing of an async update
     method makes mypy see a coroutine where the answer is."""
     invoice: InvoiceInfo = await handle.execute_update(INVOICE_UPDATE, result_type=InvoiceInfo)

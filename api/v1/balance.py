@@ -40,9 +40,9 @@ from domain.ledger import AccountKind, Operation, postings_for
 from domain.money import CURRENCY, format_som
 from workflows.topup import (
     CLIENT_ID,
-    TopUp,
     TopUpInput,
     TopUpView,
+    TopUpWorkflow,
     request_invoice,
     topup_workflow_id,
 )
@@ -172,11 +172,11 @@ async def start_topup(
         description=f"EvPower: {format_som(amount_tyiyn)} {CURRENCY}",
     )
     workflow_id = topup_workflow_id(topup_id)
-    handle: WorkflowHandle[TopUp, TopUpView]
+    handle: WorkflowHandle[TopUpWorkflow, TopUpView]
     try:
         with temporal_errors():
             handle = await context.temporal.start_workflow(
-                TopUp.run,
+                TopUpWorkflow.run,
                 request,
                 id=workflow_id,
                 task_queue=context.config.task_queue,
@@ -189,7 +189,7 @@ async def start_topup(
                 static_summary=f"{method} top-up of {format_som(amount_tyiyn)} {CURRENCY}",
             )
     except WorkflowAlreadyStartedError:
-        handle = context.temporal.get_workflow_handle_for(TopUp.run, workflow_id)
+        handle = context.temporal.get_workflow_handle_for(TopUpWorkflow.run, workflow_id)
     with temporal_errors():
         view = await _wait_for_invoice(handle)
     if view.client_id and view.client_id != client_id:  # cannot happen: ids derive from client
@@ -198,7 +198,7 @@ async def start_topup(
     return StartedTopUp(view, view.amount_tyiyn or amount_tyiyn)
 
 
-async def _wait_for_invoice(handle: WorkflowHandle[TopUp, TopUpView]) -> TopUpView:
+async def _wait_for_invoice(handle: WorkflowHandle[TopUpWorkflow, TopUpView]) -> TopUpView:
     try:
         async with asyncio.timeout(INVOICE_WAIT_S):
             await request_invoice(handle)  # the query below reads it with the rest
@@ -217,7 +217,7 @@ async def _wait_for_invoice(handle: WorkflowHandle[TopUp, TopUpView]) -> TopUpVi
         if exc.status is not RPCStatusCode.NOT_FOUND:
             raise
         # The workflow already finished (a retry long after the first request): report it.
-    view = await handle.query(TopUp.state)
+    view = await handle.query(TopUpWorkflow.state)
     if view.invoice is None:
         raise ApiError(502, "provider_error", view.reason or "the invoice was not created")
     return view

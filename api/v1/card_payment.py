@@ -57,9 +57,9 @@ from workflows.topup import (
     CARD_UPDATE,
     CLIENT_ID,
     CardCharge,
-    TopUp,
     TopUpInput,
     TopUpView,
+    TopUpWorkflow,
     topup_workflow_id,
 )
 
@@ -145,9 +145,9 @@ async def pay_by_card(
         description=f"EvPower: {format_som(body.amount_tyiyn)} {CURRENCY}",
     )
 
-    def operation() -> WithStartWorkflowOperation[TopUp, TopUpView]:
+    def operation() -> WithStartWorkflowOperation[TopUpWorkflow, TopUpView]:
         return WithStartWorkflowOperation(
-            TopUp.run,
+            TopUpWorkflow.run,
             request,
             id=topup_workflow_id(topup_id),
             task_queue=context.config.task_queue,
@@ -157,7 +157,7 @@ async def pay_by_card(
             static_summary=f"h2h top-up of {format_som(body.amount_tyiyn)} {CURRENCY}",
         )
 
-    handle: WorkflowHandle[TopUp, TopUpView]
+    handle: WorkflowHandle[TopUpWorkflow, TopUpView]
     try:
         with temporal_errors():
             async with asyncio.timeout(INVOICE_WAIT_S):
@@ -165,7 +165,9 @@ async def pay_by_card(
     except WorkflowAlreadyStartedError:
         # The top-up's workflow has finished (a retry long after the first request).
         await _discard(context, topup_id)
-        handle = context.temporal.get_workflow_handle_for(TopUp.run, topup_workflow_id(topup_id))
+        handle = context.temporal.get_workflow_handle_for(
+            TopUpWorkflow.run, topup_workflow_id(topup_id)
+        )
         outcome = CardOutcome("already_submitted", "this top-up was already paid or closed")
     except WorkflowUpdateFailedError as exc:
         await _discard(context, topup_id)
@@ -178,16 +180,16 @@ async def pay_by_card(
             504, "provider_timeout", "the payment provider is slow; retry with the same key"
         ) from None
     with temporal_errors():
-        view = await handle.query(TopUp.state)
+        view = await handle.query(TopUpWorkflow.state)
     log.info("card top-up", topup_id=topup_id, outcome=outcome.status)
     return _answer(view, card, outcome)
 
 
 async def _update_with_start(
     context: ApiContext,
-    operation: Callable[[], WithStartWorkflowOperation[TopUp, TopUpView]],
+    operation: Callable[[], WithStartWorkflowOperation[TopUpWorkflow, TopUpView]],
     charge: CardCharge,
-) -> tuple[CardOutcome, WorkflowHandle[TopUp, TopUpView]]:
+) -> tuple[CardOutcome, WorkflowHandle[TopUpWorkflow, TopUpView]]:
     """The `pay_card` update, starting the workflow if needed. Identical requests racing to
     start the same workflow can be told to try again (Temporal dedups the start): they do,
     a few times, before it counts as Temporal trouble."""

@@ -48,8 +48,7 @@ from workflows.reconciliation import (
     ReconcileInput,
     reconciliation_workflow_id,
 )
-from workflows.topup import CLIENT_ID, topup_workflow_id
-from workflows.topup import TopUp as TopUpWorkflow
+from workflows.topup import CLIENT_ID, TopUpWorkflow, topup_workflow_id
 
 log = structlog.get_logger(__name__)
 

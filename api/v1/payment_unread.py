@@ -27,8 +27,7 @@ from payments.odengi import as_tyiyn
 from payments.provider import UnreadNotice
 from payments.webhook import raw_body
 from workflows.reconciliation import RecheckInput, RecheckUnreadNotice, recheck_workflow_id
-from workflows.topup import TopUp as TopUpWorkflow
-from workflows.topup import topup_workflow_id
+from workflows.topup import TopUpWorkflow, topup_workflow_id
 
 log = structlog.get_logger(__name__)
 

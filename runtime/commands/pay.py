@@ -13,7 +13,8 @@ import sys
 import httpx
 
 from payments.config import SIMULATOR_PREFIX
-from runtime.settings import PaymentProvider, get_settings
+from payments.provider import ProviderName
+from runtime.settings import get_settings
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -29,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 async def run(args: argparse.Namespace) -> int:
     settings = get_settings()
-    if settings.payment_provider is not PaymentProvider.SIMULATED:
+    if settings.payment_provider is not ProviderName.SIMULATED:
         print("evpower pay: only with PAYMENT_PROVIDER=SIMULATED", file=sys.stderr)  # noqa: T201
         return 2
     base = (args.base_url or settings.public_base_url).rstrip("/")

@@ -55,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def target_from(args: argparse.Namespace) -> CheckTarget:
     settings = get_settings()
     use_simulator = not (settings.odengi_merchant_id and settings.odengi_password)
-    if use_simulator and settings.payment_provider.value != ProviderName.SIMULATED.value:
+    if use_simulator and settings.payment_provider is not ProviderName.SIMULATED:
         raise ConfigError("ODENGI_MERCHANT_ID and ODENGI_PASSWORD are required for the check")
     provider = ProviderSettings(
         provider=ProviderName.SIMULATED if use_simulator else ProviderName.ODENGI,

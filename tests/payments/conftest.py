@@ -27,7 +27,7 @@ from payments.provider import PaymentNotice, PayStatus, ProviderName
 from tests.payments.fake_odengi import API_URL, MERCHANT_ID, PASSWORD, FakeOdengi
 from tests.replay.recording import write_fixture
 from workflows.reconciliation import payments_worker_parts
-from workflows.topup import TopUp, TopUpInput, TopUpView, topup_workflow_id
+from workflows.topup import TopUpInput, TopUpView, TopUpWorkflow, topup_workflow_id
 
 
 @dataclass
@@ -39,7 +39,7 @@ class Harness:
 
     async def start(
         self, amount_tyiyn: int = 25_000, *, client_id: str | None = None
-    ) -> tuple[WorkflowHandle[TopUp, TopUpView], TopUpInput]:
+    ) -> tuple[WorkflowHandle[TopUpWorkflow, TopUpView], TopUpInput]:
         request = TopUpInput(
             topup_id=uuid.uuid4().hex[:16],
             client_id=client_id or str(uuid.uuid4()),
@@ -48,7 +48,7 @@ class Harness:
             provider=ProviderName.ODENGI.value,
         )
         handle = await self.client.start_workflow(
-            TopUp.run,
+            TopUpWorkflow.run,
             request,
             id=topup_workflow_id(request.topup_id),
             task_queue=self.task_queue,

@@ -22,7 +22,7 @@ from tests.payments.conftest import Harness, keep_history, paid_notice
 from tests.payments.fake_odengi import API_URL, MERCHANT_ID, PASSWORD
 from tests.temporal_costs import billed_actions
 from workflows.reconciliation import payments_worker_parts
-from workflows.topup import TopUp, TopUpInput, request_invoice, topup_workflow_id
+from workflows.topup import TopUpInput, TopUpWorkflow, request_invoice, topup_workflow_id
 
 
 async def transactions(harness: Harness, trans_ids: Sequence[str]) -> dict[str, tuple[str, bool]]:
@@ -41,8 +41,8 @@ async def test_two_trans_ids_for_one_order_credit_one_and_review_the_other(
     await request_invoice(handle)
     # Both land before the workflow acts: the reviewer's case where the second was lost.
     await asyncio.gather(
-        handle.signal(TopUp.payment_notified, paid_notice(request, "t-first")),
-        handle.signal(TopUp.payment_notified, paid_notice(request, "t-second")),
+        handle.signal(TopUpWorkflow.payment_notified, paid_notice(request, "t-first")),
+        handle.signal(TopUpWorkflow.payment_notified, paid_notice(request, "t-second")),
     )
     view = await handle.result()
     assert view.state == "paid"
@@ -87,7 +87,7 @@ async def test_a_webhook_arriving_while_the_expiry_is_recorded_is_credited(
         if finish.state == "expired":
             harness.fake.pay(request.topup_id, "t-last-second")
             await client.get_workflow_handle(topup_workflow_id(request.topup_id)).signal(
-                TopUp.payment_notified, paid_notice(request, "t-last-second")
+                TopUpWorkflow.payment_notified, paid_notice(request, "t-last-second")
             )
         await records.finish_topup(finish)
 
@@ -113,7 +113,10 @@ async def test_a_webhook_arriving_while_the_expiry_is_recorded_is_credited(
         ],
     ):
         handle = await client.start_workflow(
-            TopUp.run, request, id=topup_workflow_id(request.topup_id), task_queue=task_queue
+            TopUpWorkflow.run,
+            request,
+            id=topup_workflow_id(request.topup_id),
+            task_queue=task_queue,
         )
         view = await handle.result()
     await provider.aclose()
@@ -133,7 +136,7 @@ async def test_an_untrusted_notice_goes_to_review_and_credits_nothing(harness: H
     untrusted = notice.__class__(
         **{**notice.__dict__, "test": True, "untrusted": "a test payment reached a live merchant"}
     )
-    await handle.signal(TopUp.payment_notified, untrusted)
+    await handle.signal(TopUpWorkflow.payment_notified, untrusted)
     view = await handle.result()
     assert view.state == "needs_review"
     assert view.reason == "a test payment reached a live merchant"
@@ -147,7 +150,7 @@ async def test_a_top_up_costs_8_actions_when_paid_by_webhook_and_15_when_it_expi
 ) -> None:
     paid, paid_request = await harness.start(10_000)
     await request_invoice(paid)
-    await paid.signal(TopUp.payment_notified, paid_notice(paid_request, "t-cost"))
+    await paid.signal(TopUpWorkflow.payment_notified, paid_notice(paid_request, "t-cost"))
     assert (await paid.result()).state == "paid"
     assert billed_actions(await paid.fetch_history()) == Counter(
         {

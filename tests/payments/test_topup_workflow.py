@@ -24,7 +24,7 @@ from workflows.reconciliation import (
     ReconcileStaleTopUps,
     SweepInput,
 )
-from workflows.topup import TopUp, request_invoice
+from workflows.topup import TopUpWorkflow, request_invoice
 
 
 async def test_paid_webhook_credits_the_amount(harness: Harness) -> None:
@@ -32,7 +32,7 @@ async def test_paid_webhook_credits_the_amount(harness: Harness) -> None:
     invoice = await request_invoice(handle)
     assert invoice.invoice_id == harness.fake.invoices[request.topup_id].invoice_id
     harness.fake.pay(request.topup_id, "t-1")
-    await handle.signal(TopUp.payment_notified, paid_notice(request, "t-1"))
+    await handle.signal(TopUpWorkflow.payment_notified, paid_notice(request, "t-1"))
     view = await handle.result()
     assert (view.state, view.trans_id) == ("paid", "t-1")
     assert await harness.available(request.client_id) == 25_000
@@ -49,7 +49,9 @@ async def test_webhook_replayed_ten_times_while_the_poll_also_sees_it_credits_on
     await request_invoice(handle)
     harness.fake.pay(request.topup_id, "t-2")  # statusPayment now reports it too
     notice = paid_notice(request, "t-2")
-    await asyncio.gather(*(handle.signal(TopUp.payment_notified, notice) for _ in range(10)))
+    await asyncio.gather(
+        *(handle.signal(TopUpWorkflow.payment_notified, notice) for _ in range(10))
+    )
     view = await handle.result()
     assert view.state == "paid"
     # The provider keeps retrying after we finished; reconciliation sees a settled payment.
@@ -99,7 +101,7 @@ async def test_a_payment_racing_the_cancel_is_credited(harness: Harness) -> None
 async def test_amount_mismatch_needs_review_and_credits_nothing(harness: Harness) -> None:
     handle, request = await harness.start(50_000)
     await request_invoice(handle)
-    await handle.signal(TopUp.payment_notified, paid_notice(request, "t-3", amount=5_000))
+    await handle.signal(TopUpWorkflow.payment_notified, paid_notice(request, "t-3", amount=5_000))
     view = await handle.result()
     assert view.state == "needs_review"
     assert "5000" in (view.reason or "") and "50000" in (view.reason or "")
@@ -315,7 +317,7 @@ async def test_an_unread_notice_is_rechecked_at_once_and_held_for_review(
             )
         )
     await handle.signal(
-        TopUp.payment_unreadable,
+        TopUpWorkflow.payment_unreadable,
         UnreadNotice("t-unread", request.topup_id, None, "status_pay '0' is not in the table"),
     )
     view = await handle.result()

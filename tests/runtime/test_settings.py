@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from payments.provider import PayStatus
-from runtime.settings import ConfigError, PaymentProvider, load_settings
+from payments.provider import PayStatus, ProviderName
+from runtime.settings import ConfigError, load_settings
 
 
 @pytest.mark.parametrize(
@@ -49,7 +49,7 @@ def test_odengi_needs_its_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
         load_settings()
     monkeypatch.setenv("ODENGI_MERCHANT_ID", "m1")
     monkeypatch.setenv("ODENGI_PASSWORD", "p1")
-    assert load_settings().payment_provider is PaymentProvider.ODENGI
+    assert load_settings().payment_provider is ProviderName.ODENGI
 
 
 def test_the_odengi_contract_defaults_to_todays_reading_and_takes_another(
