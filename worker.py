@@ -8,10 +8,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.worker import Worker
 
 from activities.failures import ACTIVITY_INTERCEPTORS
 from activities.ledger import Ledger, LedgerActivities
+from activities.payments import payment_activities
 from activities.sessions import charging_activities
 from payments.config import ProviderSettings, build_provider
 from payments.provider import PaymentProvider
@@ -20,7 +22,7 @@ from runtime.schedules import ensure_schedules
 from runtime.services import Services
 from runtime.settings import Settings
 from workflows.charging import ChargingSessionWorkflow
-from workflows.reconciliation import payments_worker_parts
+from workflows.reconciliation import PAYMENT_WORKFLOWS
 
 log = structlog.get_logger(__name__)
 
@@ -37,6 +39,14 @@ def provider_from(settings: Settings) -> PaymentProvider:
             contract=settings.odengi_contract,
         )
     )
+
+
+def payments_worker_parts(
+    sessions: async_sessionmaker[AsyncSession], provider: PaymentProvider
+) -> tuple[list[type], list[Callable[..., Any]]]:
+    """Payment workflows and activities. The ledger's `credit_topup` activity, which the TopUp
+    workflow also runs, is registered with the other LedgerActivities."""
+    return list(PAYMENT_WORKFLOWS), payment_activities(sessions, provider)
 
 
 def worker_parts(

@@ -12,17 +12,14 @@ however often it is reported.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-    from activities.payments import PaymentReport, payment_activities
+    from activities.payments import PaymentReport
     from activities.topups import (
         FindTopUpInput,
         RecordPaymentInput,
@@ -32,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
         UnreadPayment,
         UnsettledPayment,
     )
-    from payments.provider import PaymentNotice, PaymentProvider, PayStatus, UnreadNotice
+    from payments.provider import PaymentNotice, PayStatus, UnreadNotice
     from workflows.topup import (
         CANCEL_REFUSED_REASON,
         RECORD_RETRY,
@@ -267,11 +264,3 @@ PAYMENT_WORKFLOWS: Sequence[type] = (
     ReconcileStaleTopUps,
     RecheckUnreadNotice,
 )
-
-
-def payments_worker_parts(
-    sessions: async_sessionmaker[AsyncSession], provider: PaymentProvider
-) -> tuple[list[type], list[Callable[..., Any]]]:
-    """Workflows and activities for worker.py. The ledger's `credit_topup` activity, which the
-    TopUp workflow also runs, is registered with the other LedgerActivities."""
-    return list(PAYMENT_WORKFLOWS), payment_activities(sessions, provider)

@@ -20,7 +20,6 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from temporalio import workflow
-from temporalio.client import WorkflowHandle
 from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError
 
@@ -513,10 +512,3 @@ class TopUpWorkflow:
             trans_id=self._trans_id,
             reason=self._reason,
         )
-
-
-async def request_invoice(handle: WorkflowHandle[TopUpWorkflow, TopUpView]) -> InvoiceInfo:
-    """The `invoice` update from a client. By name, because the SDK's typing of an async update
-    method makes mypy see a coroutine where the answer is."""
-    invoice: InvoiceInfo = await handle.execute_update(INVOICE_UPDATE, result_type=InvoiceInfo)
-    return invoice

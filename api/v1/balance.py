@@ -34,6 +34,7 @@ from api.deps import ApiContext, Context
 from api.errors import ApiError
 from api.idempotency import IdempotencyKey
 from api.openapi import AUTHENTICATED, IDEMPOTENT, errors
+from api.v1.topup_client import request_invoice
 from db.models import LedgerAccount, LedgerEntry
 from domain.identifiers import BIGINT_MAX, new_id, topup_id_for_key
 from domain.ledger import AccountKind, Operation, postings_for
@@ -43,7 +44,6 @@ from workflows.topup import (
     TopUpInput,
     TopUpView,
     TopUpWorkflow,
-    request_invoice,
     topup_workflow_id,
 )
 

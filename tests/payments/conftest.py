@@ -26,7 +26,7 @@ from payments.odengi import OdengiClient
 from payments.provider import PaymentNotice, PayStatus, ProviderName
 from tests.payments.fake_odengi import API_URL, MERCHANT_ID, PASSWORD, FakeOdengi
 from tests.replay.recording import write_fixture
-from workflows.reconciliation import payments_worker_parts
+from worker import payments_worker_parts
 from workflows.topup import TopUpInput, TopUpView, TopUpWorkflow, topup_workflow_id
 
 

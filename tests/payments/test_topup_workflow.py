@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy.dialects.postgresql import insert
 from temporalio.client import WorkflowUpdateFailedError
 
+from api.v1.topup_client import request_invoice
 from db.models import Client as ClientRow
 from db.models import ProviderTransaction
 from db.models import TopUp as TopUpRow
@@ -24,7 +25,7 @@ from workflows.reconciliation import (
     ReconcileStaleTopUps,
     SweepInput,
 )
-from workflows.topup import TopUpWorkflow, request_invoice
+from workflows.topup import TopUpWorkflow
 
 
 async def test_paid_webhook_credits_the_amount(harness: Harness) -> None:
