@@ -232,7 +232,9 @@ def _shown(points: Sequence[MeterPoint], problems: set[int]) -> tuple[MeterPoint
     """All readings when few; else start, stop and two either side of each problem."""
     if len(points) <= MAX_READINGS_SHOWN:
         return tuple(points)
-    keep = {0, len(points) - 1}
+    last = len(points) - 1
+    keep: set[int] = set()
     for index in sorted(problems):
-        keep.update(range(max(index - 2, 0), min(index + 3, len(points))))
-    return tuple(points[index] for index in sorted(keep)[:MAX_READINGS_SHOWN])
+        keep.update(range(max(index - 2, 1), min(index + 3, last)))
+    middle = sorted(keep)[: MAX_READINGS_SHOWN - 2]
+    return (points[0], *(points[index] for index in middle), points[last])

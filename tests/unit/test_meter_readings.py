@@ -154,3 +154,15 @@ def test_a_plausible_monotone_meter_is_billed_exactly(
     found = assess(at(0, start), points, stop, DC)
     assert found.verdict is Verdict.PLAUSIBLE
     assert found.billable_wh == register - start
+
+
+def test_a_long_session_shows_start_stop_and_the_readings_around_the_problem() -> None:
+    samples = [at(60 * n, 100 * n) for n in range(1, 200)]
+    samples[100] = at(6060, 900_000_000)  # a jump that stays: every later step counts on
+    samples[101:] = [at(60 * n, 900_000_000 + 100 * n) for n in range(102, 200)]
+    found = assess(at(0, 0), samples, at(60 * 200, 900_000_000 + 20_000), DC)
+    assert found.verdict is Verdict.REVIEW
+    shown = found.readings
+    assert shown[0] == at(0, 0) and shown[-1].register_wh == 900_020_000
+    assert at(6060, 900_000_000) in shown
+    assert len(shown) <= 40
