@@ -9,7 +9,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from domain.meter_readings import DEFAULT_MAX_POWER_W, MeterPoint
 from domain.sessions import SessionState
-from tests.charging.fakes import T0, harness, signal_started, wait_for
+from tests.charging.fakes import T0, harness, keep_history, signal_started, wait_for
 from workflows.charging_state import SessionView
 from workflows.signals import TransactionStarted, TransactionStopped
 
@@ -34,6 +34,7 @@ async def settle(
     stop: TransactionStopped,
     samples: list[MeterPoint] | None = None,
     amount_tyiyn: int = 10_000,
+    history: str | None = None,
     **world: object,
 ) -> tuple[SessionView, list[tuple[str, str, int]], list[str]]:
     async with harness(env, samples=samples or [], **world) as h:
@@ -44,6 +45,8 @@ async def settle(
         await wait_for(handle, "charging")
         await handle.signal("transaction_stopped", stop)
         result = await handle.result()
+        if history is not None:
+            await keep_history(handle, history)
         return result, h.world.moved(), [r.state for r in h.world.records]
 
 
@@ -54,7 +57,9 @@ def captured(moved: list[tuple[str, str, int]]) -> int:
 async def test_an_absurd_meter_stop_captures_nothing_and_needs_review(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
-    result, moved, records = await settle(time_skipping_env, 0, stop_at(1, 999_999_999, 0))
+    result, moved, records = await settle(
+        time_skipping_env, 0, stop_at(1, 999_999_999, 0), history="meter_review"
+    )
     assert result.state == SessionState.NEEDS_REVIEW
     assert result.meter_note == "implausible_step"
     assert (result.energy_wh, result.cost_tyiyn, result.refunded_tyiyn) == (0, 0, 10_000)
@@ -86,7 +91,9 @@ async def test_a_register_reset_is_rebuilt_from_the_samples_before_it(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
     samples = [point(600, 1_500), point(1200, 2_000), point(1800, 100)]
-    result, moved, _ = await settle(time_skipping_env, 1_000, stop_at(2400, 500, 1_000), samples)
+    result, moved, _ = await settle(
+        time_skipping_env, 1_000, stop_at(2400, 500, 1_000), samples, history="meter_reset"
+    )
     assert result.state == SessionState.COMPLETED
     assert result.meter_note == "register_reset"
     assert result.energy_wh == 1_000 + 400
