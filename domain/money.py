@@ -35,3 +35,12 @@ def parse_som(text: str) -> int:
         raise InvalidAmount(f"not a som amount: {text!r}")
     tyiyn = (match.group("tyiyn") or "0").ljust(2, "0")
     return int(match.group("som")) * TYIYN_PER_SOM + int(tyiyn)
+
+
+def check_amount(amount_tyiyn: int, low: int, high: int) -> None:
+    """An amount a driver asked for must lie within the configured bounds."""
+    if not low <= amount_tyiyn <= high:
+        raise InvalidAmount(
+            f"amount_tyiyn must be between {low} and {high} "
+            f"({format_som(low)}-{format_som(high)} {CURRENCY})"
+        )

@@ -38,7 +38,7 @@ from api.v1.topup_client import request_invoice
 from db.models import LedgerAccount, LedgerEntry
 from domain.identifiers import BIGINT_MAX, new_id, topup_id_for_key
 from domain.ledger import AccountKind, Operation, postings_for
-from domain.money import CURRENCY, format_som
+from domain.money import CURRENCY, check_amount, format_som
 from workflows.topup import (
     CLIENT_ID,
     TopUpInput,
@@ -146,22 +146,15 @@ def topup_id_for(client_id: str, key: str | None) -> str:
     return topup_id_for_key(client_id, key) if key else new_id()
 
 
-def check_amount(context: ApiContext, amount_tyiyn: int) -> None:
-    low, high = context.config.topup_min_tyiyn, context.config.topup_max_tyiyn
-    if not low <= amount_tyiyn <= high:
-        raise ApiError(
-            422,
-            "invalid_amount",
-            f"amount_tyiyn must be between {low} and {high} ({format_som(low)}-"
-            f"{format_som(high)} {CURRENCY})",
-        )
+def check_topup_amount(context: ApiContext, amount_tyiyn: int) -> None:
+    check_amount(amount_tyiyn, context.config.topup_min_tyiyn, context.config.topup_max_tyiyn)
 
 
 async def start_topup(
     context: ApiContext, client_id: str, amount_tyiyn: int, method: str, key: str | None
 ) -> StartedTopUp:
     """Start (or find) the TopUp workflow and wait until its invoice exists."""
-    check_amount(context, amount_tyiyn)
+    check_topup_amount(context, amount_tyiyn)
     topup_id = topup_id_for(client_id, key)
     request = TopUpInput(
         topup_id=topup_id,

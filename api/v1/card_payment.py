@@ -44,7 +44,7 @@ from api.openapi import IDEMPOTENT, errors
 from api.v1.balance import (
     INVOICE_WAIT_S,
     TEMPORAL_TROUBLE,
-    check_amount,
+    check_topup_amount,
     temporal_errors,
     topup_id_for,
 )
@@ -133,7 +133,7 @@ async def pay_by_card(
         )
     except InvalidCard as exc:
         raise ApiError(422, exc.code, exc.message) from None
-    check_amount(context, body.amount_tyiyn)
+    check_topup_amount(context, body.amount_tyiyn)
     topup_id = topup_id_for(client_id, key)
     charge = await _seal(context, card, topup_id)
     request = TopUpInput(

@@ -34,7 +34,7 @@ from db.models import ChargingSessionRecord, MeterValue, OcppTransaction
 from domain import meter_readings
 from domain.identifiers import is_session_id, new_id, session_id_for_key
 from domain.meter_readings import MeterPoint
-from domain.money import CURRENCY, format_som
+from domain.money import CURRENCY, check_amount, format_som
 from domain.sessions import (
     FINAL_STATES,
     START_REJECTIONS,
@@ -188,20 +188,11 @@ class ChargingService:
 
     # ---- start / stop --------------------------------------------------------------------
 
-    def check_amount(self, amount_tyiyn: int) -> None:
-        low, high = self._context.config.charge_min_tyiyn, self._context.config.charge_max_tyiyn
-        if not low <= amount_tyiyn <= high:
-            raise ApiError(
-                422,
-                "invalid_amount",
-                f"amount_tyiyn must be between {low} and {high} "
-                f"({format_som(low)}-{format_som(high)} {CURRENCY})",
-            )
-
     async def start(
         self, client_id: str, body: StartCharging, idempotency_key: str | None
     ) -> ChargingSession:
-        self.check_amount(body.amount_tyiyn)
+        config = self._context.config
+        check_amount(body.amount_tyiyn, config.charge_min_tyiyn, config.charge_max_tyiyn)
         session_id = session_id_for_key(client_id, idempotency_key) if idempotency_key else new_id()
         request = ChargingRequest(
             session_id=session_id,

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from domain.errors import InvalidAmount
-from domain.money import ensure_tyiyn, format_som, parse_som
+from domain.money import check_amount, ensure_tyiyn, format_som, parse_som
 from domain.tariff import Tariff, energy_cost_tyiyn
 
 
@@ -64,3 +64,12 @@ def test_som_display_form() -> None:
     assert parse_som("12.5") == 1250
     with pytest.raises(InvalidAmount):
         parse_som("1.234")
+
+
+def test_amounts_outside_the_configured_bounds_are_refused_with_both_bounds_named():
+    check_amount(1_000, 1_000, 5_000)
+    check_amount(5_000, 1_000, 5_000)
+    with pytest.raises(InvalidAmount, match=r"between 1000 and 5000 \(10\.00-50\.00 KGS\)"):
+        check_amount(999, 1_000, 5_000)
+    with pytest.raises(InvalidAmount):
+        check_amount(5_001, 1_000, 5_000)
