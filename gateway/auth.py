@@ -86,7 +86,8 @@ class ChargerKeys:
 
 
 def verify_legacy(key: str, stored: str) -> bool:
-    """True when `key` matches a legacy `scrypt$n$r$p$salt$hash`; ~8 ms of CPU."""
+    """True when `key` matches a legacy `scrypt$n$r$p$salt$hash`: deliberately slow
+    (milliseconds of CPU, see docs/benchmarks.md), which is why the caller bounds its queue."""
     parts = stored.split("$")
     if len(parts) != 6 or parts[0] != LEGACY_SCHEME:
         return False
