@@ -8,7 +8,6 @@ does not hold.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -52,11 +51,6 @@ class RemoteStartNote:
 
 
 _SENT_STARTS_KEPT = 10_000
-# Pooled connections the admission path (charger auth reads, connect/boot/status/disconnect
-# bookkeeping) may hold at once, of the engine's 10 + 10. A reconnect storm of thousands
-# otherwise took all of them (QueuePool exhausted, upgrades failing after its 30 s timeout)
-# and starved StartTransaction / StopTransaction / MeterValues, which keep the rest.
-ADMISSION_CONNECTIONS = 4
 _RESERVE_IDS = text(
     "SELECT nextval(pg_get_serial_sequence('ocpp_transactions', 'id')) "
     "FROM generate_series(1, :count)"
@@ -121,16 +115,11 @@ class GatewayStore:
     ~59 % of the gateway's CPU, and 7-9 % of the MeterValues loop.
     """
 
-    def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        admission_connections: int = ADMISSION_CONNECTIONS,
-    ) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         engine = sessions.kw.get("bind")
         if not isinstance(engine, AsyncEngine):
             raise TypeError("the session factory must be bound to an AsyncEngine")
         self._engine = engine
-        self._admission = asyncio.Semaphore(admission_connections)
         # The RemoteStarts this gateway sent lately, so a StartTransaction that answers one
         # while the database is down still knows its energy limit.
         self._sent_starts: LRUCache[str, RemoteStartNote] = LRUCache(_SENT_STARTS_KEPT)
@@ -148,7 +137,7 @@ class GatewayStore:
 
     async def stations_auth(self, station_ids: Sequence[str]) -> dict[str, StationAuth]:
         """station_auth for many ids in one query; unknown ids are absent from the result."""
-        async with self._admission, self._engine.connect() as connection:
+        async with self._engine.connect() as connection:
             rows = await connection.execute(
                 select(Station.id, Station.password_hash, Station.registration_status).where(
                     Station.id.in_(station_ids)
@@ -181,7 +170,7 @@ class GatewayStore:
             },
             key=("station_id",),
         )
-        async with self._admission, self._engine.begin() as connection:
+        async with self._engine.begin() as connection:
             await connection.execute(statement)
             await connection.execute(
                 update(Station).where(Station.id == station_id).values(last_seen_at=connected_at)
@@ -268,7 +257,7 @@ class GatewayStore:
         firmware_version: str | None,
         at: datetime,
     ) -> None:
-        async with self._admission, self._engine.begin() as connection:
+        async with self._engine.begin() as connection:
             await connection.execute(
                 update(Station)
                 .where(Station.id == station_id)
@@ -285,7 +274,7 @@ class GatewayStore:
         self, station_id: str, connector_id: int, status: str, error_code: str, at: datetime
     ) -> None:
         """Persist a connector status (connector 0, the whole station, is only published)."""
-        async with self._admission, self._engine.begin() as connection:
+        async with self._engine.begin() as connection:
             if connector_id >= 1:
                 statement = _upsert(
                     Connector,
