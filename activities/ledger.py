@@ -22,7 +22,8 @@ from temporalio.exceptions import ApplicationError
 
 from activities.metrics import LEDGER_OPERATIONS
 from activities.refusals import refusal
-from db.models import Client, LedgerAccount, LedgerEntry, LedgerPosting
+from db.clients import ensure_client
+from db.models import LedgerAccount, LedgerEntry, LedgerPosting
 from domain.errors import DomainError, InsufficientFunds, OpKeyConflict
 from domain.ledger import AccountKind, AccountRef, Operation, Posting, postings_for
 
@@ -73,7 +74,7 @@ class Ledger:
             if existing is not None:
                 LEDGER_OPERATIONS.labels(operation.value, "replayed").inc()
                 return existing
-            await _ensure_client(session, movement.client_id)
+            await ensure_client(session, movement.client_id)
             accounts = await _lock_accounts(session, [p.account for p in postings])
             # Re-check under the locks: a concurrent twin may have committed meanwhile.
             existing = await self._existing(session, operation, movement)
@@ -159,10 +160,6 @@ class Ledger:
             available_tyiyn=by_kind.get(AccountKind.AVAILABLE.value, 0),
             held_tyiyn=by_kind.get(AccountKind.HELD.value, 0),
         )
-
-
-async def _ensure_client(session: AsyncSession, client_id: str) -> None:
-    await session.execute(insert(Client).values(id=client_id).on_conflict_do_nothing())
 
 
 async def _lock_accounts(

@@ -21,7 +21,8 @@ from temporalio.exceptions import ApplicationError
 
 from activities.card_charges import CardChargeActivities
 from activities.topups import TopUpRecords
-from db.models import Client, TopUp
+from db.clients import ensure_client
+from db.models import TopUp
 from db.payment_audit import write_payment_audit
 from payments.provider import (
     Invoice,
@@ -125,9 +126,7 @@ class PaymentActivities:
 
     async def _open_topup(self, request: CreateInvoiceInput) -> TopUp:
         async with self._sessions() as session, session.begin():
-            await session.execute(
-                insert(Client).values(id=request.client_id).on_conflict_do_nothing()
-            )
+            await ensure_client(session, request.client_id)
             await session.execute(
                 insert(TopUp)
                 .values(

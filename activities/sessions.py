@@ -28,7 +28,8 @@ from activities.stations import (
     StationDirectory,
 )
 from activities.transactions import TransactionActivities
-from db.models import ChargingSessionRecord, Client
+from db.clients import ensure_client
+from db.models import ChargingSessionRecord
 from domain.errors import DomainError
 from domain.sessions import (
     FINAL_STATES,
@@ -149,7 +150,7 @@ class SessionStore:
             raise ConnectorUnavailable(f"the connector is {status}")
         if status not in STARTABLE_STATUSES:
             raise ConnectorBusy(f"the connector is {status}")
-        await session.execute(insert(Client).values(id=request.client_id).on_conflict_do_nothing())
+        await ensure_client(session, request.client_id)
         await session.execute(
             insert(ChargingSessionRecord)
             .values(
@@ -201,9 +202,7 @@ class SessionStore:
             .returning(ChargingSessionRecord.id)
         )
         async with self._sessions() as session, session.begin():
-            await session.execute(
-                insert(Client).values(id=record.client_id).on_conflict_do_nothing()
-            )
+            await ensure_client(session, record.client_id)
             written = (await session.execute(statement)).first() is not None
         if written and record.state in _FINAL:  # the row just became final: once per session
             SESSIONS_FINISHED.labels(record.state).inc()

@@ -12,7 +12,6 @@ import structlog
 from cachetools import LRUCache
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.asgi_types import Scope, header
@@ -20,7 +19,7 @@ from api.client_scope import client_scope
 from api.deps import ApiConfig, ApiContext
 from api.errors import ApiError
 from api.jwks import JWKS_PATH, JwksCache, JwksUnavailable
-from db.models import Client
+from db.clients import ensure_client
 
 log = structlog.get_logger(__name__)
 
@@ -181,14 +180,9 @@ class ClientRegistry:
     async def ensure(self, client: AuthenticatedClient) -> None:
         if self._seen.get(client.client_id):  # a hit also keeps the id among the recent
             return
-        statement = (
-            pg_insert(Client)
-            .values(id=client.client_id, email=client.email)
-            .on_conflict_do_nothing(index_elements=[Client.id])
-        )
         # In the client's own scope: a request can only ever create its own client row.
         async with client_scope(self._sessions, client.client_id) as session:
-            await session.execute(statement)
+            await ensure_client(session, client.client_id, client.email)
         self._seen[client.client_id] = True
 
 

@@ -8,7 +8,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from activities.ledger import Ledger, LedgerMovement
-from db.models import Client, Connector, Location, Station
+from db.clients import ensure_client
+from db.models import Connector, Location, Station
 from domain.ledger import Operation
 from gateway.auth import ChargerKeys
 
@@ -60,7 +61,7 @@ async def seed_demo_data(sessions: async_sessionmaker[AsyncSession], keys: Charg
                     ]
                 )
             )
-        await session.execute(insert(Client).values(id=DEMO_CLIENT_ID).on_conflict_do_nothing())
+        await ensure_client(session, DEMO_CLIENT_ID)
     await Ledger(sessions).apply(
         Operation.CREDIT_TOPUP,
         LedgerMovement(
