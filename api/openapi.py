@@ -31,8 +31,8 @@ _DESCRIPTIONS = {
     401: "Missing or invalid bearer token (or, for the webhook, a bad signature)",
     402: "Insufficient funds, or the card was declined",
     404: "Not found (someone else's object looks exactly like a missing one)",
-    409: "Conflict: busy connector, station offline, a request with this Idempotency-Key "
-    "still in progress",
+    409: "Conflict: busy connector, station offline, an RFID card already linked (to this "
+    "or another account), a request with this Idempotency-Key still in progress",
     413: "Request body too large",
     422: "Invalid input: a field's type, pattern, length or range, an amount outside the "
     "configured limits, an Idempotency-Key reused for another request",

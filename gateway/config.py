@@ -45,6 +45,9 @@ class GatewayConfig:
     # A charger that sent no Heartbeat (nor BootNotification) for this long is asked for one
     # with TriggerMessage: OCPP-J lets ping/pong replace Heartbeats, not the daily clock sync.
     clock_sync_interval_s: float = 86_400.0
+    # Authorize accepts an RFID card only when its owner has at least this much available
+    # (tyiyn; 5,000 = 50 som), so a card does not start a session its balance cannot pay for.
+    card_min_balance_tyiyn: int = 5_000
 
     def __post_init__(self) -> None:
         if not self.instance_id:
@@ -63,6 +66,8 @@ class GatewayConfig:
             raise ValueError("timeouts must be positive")
         if min(self.relay_poll_s, self.relay_retry_first_s, self.clock_sync_interval_s) <= 0:
             raise ValueError("relay and clock sync intervals must be positive")
+        if self.card_min_balance_tyiyn < 0:
+            raise ValueError("card_min_balance_tyiyn must not be negative")
         if self.relay_retry_max_s < self.relay_retry_first_s or self.relay_batch < 1:
             raise ValueError("relay_retry_max_s must be >= relay_retry_first_s, batch >= 1")
 

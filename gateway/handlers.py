@@ -19,7 +19,7 @@ from ocpp.v16.enums import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway import metering, metrics, without_database
+from gateway import cards, metering, metrics, without_database
 from gateway.backlog import database_unavailable, once_more_if_stale
 from gateway.charge_point import ChargePoint, Send, StationDisconnected, on, spawn
 from gateway.context import GatewayContext
@@ -117,9 +117,13 @@ class StationHandler(ChargePoint):
 
     @on(Action.authorize)
     async def on_authorize(self, *, id_tag: str) -> call_result.Authorize:
-        # Only idTags that a RemoteStart of a paid session handed out are good here.
-        known = await self._ctx.store.has_remote_start(self.station_id, id_tag)
-        status = AuthorizationStatus.accepted if known else AuthorizationStatus.invalid
+        # A paid session's RemoteStart tag, or a linked RFID card with enough balance.
+        status = await cards.authorize(
+            self._ctx.store.engine,
+            self.station_id,
+            id_tag,
+            self._ctx.config.card_min_balance_tyiyn,
+        )
         return call_result.Authorize(id_tag_info=IdTagInfo(status=status))
 
     @on(Action.start_transaction)
@@ -197,6 +201,7 @@ class StationHandler(ChargePoint):
                 transaction_id=row.id,
                 id_tag=id_tag,
             )
+            await self._close_refused(row.id)
         self._cache().remember(row.id, tx)
         if accepted:
             log.info(
@@ -342,6 +347,15 @@ class StationHandler(ChargePoint):
     async def on_firmware_status(self, *, status: str) -> call_result.FirmwareStatusNotification:
         log.info("firmware status", station_id=self.station_id, status=status)
         return call_result.FirmwareStatusNotification()
+
+    async def _close_refused(self, transaction_id: int) -> None:
+        try:
+            await self._ctx.store.close_refused(transaction_id)
+        except Exception as exc:
+            if not database_unavailable(exc):
+                raise
+            # The charger is answered Invalid all the same; the row stays open, as before.
+            log.warning("refused transaction left open", transaction_id=transaction_id)
 
     # --- clock sync ------------------------------------------------------------------
 

@@ -15,7 +15,18 @@ from datetime import datetime
 from typing import Any
 
 from cachetools import LRUCache
-from sqlalchemy import String, and_, bindparam, delete, func, insert, select, text, update
+from sqlalchemy import (
+    String,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, TIMESTAMP, Insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
@@ -106,6 +117,12 @@ async def _notify(connection: AsyncConnection, payload: str) -> None:
     await connection.execute(select(func.pg_notify(STATUS_CHANNEL, payload)))
 
 
+# What a refused StartTransaction's row is closed with (not an OCPP reason: the charger did
+# not stop it, EvPower closed it). A StopTransaction the charger sends for it later still
+# records what the charger reports, once, for reconciliation.
+REFUSED_STOP_REASON = "Refused"
+
+
 class GatewayStore:
     """Repository for the gateway; each method is one short transaction.
 
@@ -123,6 +140,11 @@ class GatewayStore:
         # The RemoteStarts this gateway sent lately, so a StartTransaction that answers one
         # while the database is down still knows its energy limit.
         self._sent_starts: LRUCache[str, RemoteStartNote] = LRUCache(_SENT_STARTS_KEPT)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """For the few read-only queries kept in their own modules (gateway/cards.py)."""
+        return self._engine
 
     async def station_auth(self, station_id: str) -> StationAuth | None:
         async with self._engine.connect() as connection:
@@ -348,15 +370,6 @@ class GatewayStore:
         async with self._engine.begin() as connection:
             await connection.execute(statement)
 
-    async def has_remote_start(self, station_id: str, id_tag: str) -> bool:
-        async with self._engine.connect() as connection:
-            found = await connection.scalar(
-                select(OcppRemoteStart.id_tag).where(
-                    OcppRemoteStart.id_tag == id_tag, OcppRemoteStart.station_id == station_id
-                )
-            )
-        return found is not None
-
     async def start_transaction(
         self,
         station_id: str,
@@ -427,6 +440,21 @@ class GatewayStore:
         async with self._engine.connect() as connection:
             found = await connection.scalar(query)
         return found is not None
+
+    async def close_refused(self, transaction_id: int) -> None:
+        """A transaction the charger was told `Invalid` for delivers nothing: closed at once
+        (no energy, stop reason `Refused`) instead of staying open for good. A stop that
+        already came first is kept."""
+        async with self._engine.begin() as connection:
+            await connection.execute(
+                update(OcppTransaction)
+                .where(OcppTransaction.id == transaction_id, OcppTransaction.stopped_at.is_(None))
+                .values(
+                    meter_stop_wh=OcppTransaction.meter_start_wh,
+                    stopped_at=OcppTransaction.started_at,
+                    stop_reason=REFUSED_STOP_REASON,
+                )
+            )
 
     async def link_session(self, transaction_id: int, session_id: str) -> None:
         """Mark the transaction as belonging to a live session workflow."""
@@ -502,7 +530,8 @@ class GatewayStore:
     ) -> tuple[TransactionRow | None, bool]:
         """Close the transaction once; returns the row as stored and whether this call closed it.
 
-        A retried or late StopTransaction leaves the first stop in place. `then` runs in the
+        A retried or late StopTransaction leaves the first stop in place (a row closed only
+        because its start was refused takes the charger's own stop once). `then` runs in the
         same database transaction with the stored row (the relay's event is written with it).
         """
         async with self._engine.begin() as connection:
@@ -512,7 +541,10 @@ class GatewayStore:
                     .where(
                         OcppTransaction.id == transaction_id,
                         OcppTransaction.station_id == station_id,
-                        OcppTransaction.stopped_at.is_(None),
+                        or_(
+                            OcppTransaction.stopped_at.is_(None),
+                            OcppTransaction.stop_reason == REFUSED_STOP_REASON,
+                        ),
                     )
                     .values(meter_stop_wh=meter_stop_wh, stopped_at=stopped_at, stop_reason=reason)
                     .returning(OcppTransaction.id)

@@ -108,6 +108,7 @@ def gateway_config(settings: Settings) -> GatewayConfig:
         auth_workers=settings.ocpp_auth_workers,
         command_timeout_s=settings.ocpp_command_timeout_s,
         signal_timeout_s=settings.ocpp_signal_timeout_s,
+        card_min_balance_tyiyn=settings.card_min_balance_tyiyn,
     )
 
 

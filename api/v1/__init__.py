@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.v1 import balance, card_payment, charging, locations, payment, stations
+from api.v1 import balance, card_payment, cards, charging, locations, payment, stations
 
 ROUTERS: list[APIRouter] = []
 ROUTERS.append(stations.router)
@@ -13,3 +13,4 @@ ROUTERS.append(balance.router)
 ROUTERS.append(payment.router)
 ROUTERS.append(card_payment.router)
 ROUTERS.append(charging.router)
+ROUTERS.append(cards.router)

@@ -1,6 +1,7 @@
 """All tables, imported here so `Base.metadata` knows every one of them."""
 
 from db.models.base import Base
+from db.models.cards import RfidCard
 from db.models.clients import Client
 from db.models.idempotency import IdempotencyKey
 from db.models.ledger import LedgerAccount, LedgerEntry, LedgerPosting
@@ -40,6 +41,7 @@ __all__ = [
     "OcppTransactionEvent",
     "PaymentAudit",
     "ProviderTransaction",
+    "RfidCard",
     "SimulatedInvoice",
     "Station",
     "StationConnection",
