@@ -6,7 +6,7 @@ form, upper case without spaces, and a tag a charger presents is upper-cased bef
 looked up among cards.
 
 Session ids, which RemoteStart hands to chargers as idTags, are lower-case base32
-(`domain.identifiers.new_session_id`). A stored card tag is upper case, so the two never
+(`domain.identifiers.new_id`). A stored card tag is upper case, so the two never
 compare equal byte for byte, and Authorize checks a RemoteStart's exact tag before any card:
 on the charger a session was started at, its own tag is always the session's. (Only a session
 id made of digits alone would equal its upper-case form: 16 characters from the six digits

@@ -93,18 +93,26 @@ async def list_cards(client: CurrentClient, db: ClientDb) -> CardList:
     return CardList(items=[_view(card) for card in cards])
 
 
+# The id as digits (a string path parameter with a pattern, like the other ids in paths);
+# beyond the BIGINT range it names no card.
+CardId = Annotated[
+    str, Path(pattern=r"^[0-9]{1,19}$", max_length=19, description="a card's `id`, in digits")
+]
+
+
 @router.delete("/{card_id}", status_code=204, responses={**AUTHENTICATED, **errors(404)})
-async def block_card(
-    card_id: Annotated[int, Path(ge=1, le=BIGINT_MAX)], client: CurrentClient, db: ClientDb
-) -> Response:
+async def block_card(card_id: CardId, client: CurrentClient, db: ClientDb) -> Response:
     """Block the card at once (the next Authorize answers `Blocked`); the row is kept, and
     blocking a blocked card again changes nothing."""
-    found = await db.scalar(
-        update(RfidCard)
-        .where(RfidCard.id == card_id, RfidCard.client_id == client.client_id)
-        .values(blocked_at=func.coalesce(RfidCard.blocked_at, func.now()))
-        .returning(RfidCard.id)
-    )
+    number = int(card_id)
+    found = None
+    if 0 < number <= BIGINT_MAX:
+        found = await db.scalar(
+            update(RfidCard)
+            .where(RfidCard.id == number, RfidCard.client_id == client.client_id)
+            .values(blocked_at=func.coalesce(RfidCard.blocked_at, func.now()))
+            .returning(RfidCard.id)
+        )
     if found is None:
         raise ApiError(404, "card_not_found", "no such card")
     return Response(status_code=204)

@@ -19,7 +19,9 @@ async def test_a_card_is_linked_normalised_listed_and_blocked(
     client: httpx.AsyncClient, tokens: Tokens, sessions
 ) -> None:
     auth = bearer(tokens.hs256())
-    linked = await client.post(CARDS, json={"id_tag": " 04 a1 b2 c3 ", "label": "blue"}, headers=auth)
+    linked = await client.post(
+        CARDS, json={"id_tag": " 04 a1 b2 c3 ", "label": "blue"}, headers=auth
+    )
     assert linked.status_code == 201, linked.text
     card = linked.json()
     assert card["id_tag"] == "04A1B2C3" and card["label"] == "blue" and card["status"] == "active"

@@ -54,9 +54,7 @@ async def authorize(connected, id_tag: str) -> str:
     return str(answer.id_tag_info["status"])
 
 
-async def test_authorize_answers_each_card_from_the_database(
-    start_gateway, add_station, sessions
-):
+async def test_authorize_answers_each_card_from_the_database(start_gateway, add_station, sessions):
     running = await start_gateway(card_min_balance_tyiyn=5_000)
     await add_station("EVP-C01")
     await add_card(sessions, "04A1B2C3D4", available_tyiyn=5_000)

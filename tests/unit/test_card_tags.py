@@ -6,7 +6,7 @@ import pytest
 from ocpp.v16.enums import AuthorizationStatus
 
 from domain.cards import card_lookup_tag, normalise_id_tag
-from domain.identifiers import new_session_id
+from domain.identifiers import new_id
 from gateway.cards import TagStanding, verdict
 
 
@@ -31,7 +31,7 @@ def test_what_is_no_ocpp_idtag_has_no_stored_form(printed: str) -> None:
 
 def test_a_session_id_is_never_a_stored_card_tag() -> None:
     for _ in range(1_000):
-        session_id = new_session_id()
+        session_id = new_id()
         if not session_id.isdigit():  # all digits: ~2e-12 per session (domain/cards.py)
             assert normalise_id_tag(session_id) != session_id
 
