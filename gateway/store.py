@@ -370,6 +370,15 @@ class GatewayStore:
         async with self._engine.begin() as connection:
             await connection.execute(statement)
 
+    async def has_remote_start(self, station_id: str, id_tag: str) -> bool:
+        async with self._engine.connect() as connection:
+            found = await connection.scalar(
+                select(OcppRemoteStart.id_tag).where(
+                    OcppRemoteStart.id_tag == id_tag, OcppRemoteStart.station_id == station_id
+                )
+            )
+        return found is not None
+
     async def start_transaction(
         self,
         station_id: str,
