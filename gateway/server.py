@@ -24,6 +24,7 @@ from gateway.context import GatewayContext
 from gateway.contract import gateway_task_queue
 from gateway.event_store import EventStore
 from gateway.events import PendingEvent
+from gateway.follow import tell_sessions
 from gateway.handlers import StationHandler
 from gateway.liveness import WIRE_LIVENESS, Liveness
 from gateway.meter_writer import MeterWriter
@@ -125,6 +126,7 @@ class OcppGateway:
         self._worker: Worker | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._accepting = False
+        self._telling: set[asyncio.Task[None]] = set()
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -288,6 +290,18 @@ class OcppGateway:
             connection.connected_at,
             connection.remote_address,
         )
+        # In the background: the charger's boot must not wait for Temporal.
+        telling = asyncio.create_task(
+            tell_sessions(
+                self._store,
+                self._ctx.signals,
+                connection.station_id,
+                self.task_queue,
+                connection.connected_at,
+            )
+        )
+        self._telling.add(telling)
+        telling.add_done_callback(self._telling.discard)
 
     async def _detach(self, connection: StationHandler) -> None:
         self.registry.remove(connection)

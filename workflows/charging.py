@@ -108,7 +108,8 @@ class ChargingSessionWorkflow(SessionHandlers):
             await commands.discard_session(request.session_id)
             self._reject(exc.cause)
             return False
-        self._commands.gateway_queue = opened.gateway_queue
+        if self._commands.connections == 0:  # else a signal already named a newer holder
+            self._commands.gateway_queue = opened.gateway_queue
         self._view = replace(
             self._view,
             price_tyiyn_per_kwh=opened.price_tyiyn_per_kwh,
@@ -249,7 +250,10 @@ class ChargingSessionWorkflow(SessionHandlers):
                     await self._stop_from_record(final=True)
                 return
             if await self._wait_for_stop(
-                min(pause, left), "charger unreachable: StopTransaction?", or_idle=True
+                min(pause, left),
+                "charger unreachable: StopTransaction?",
+                or_idle=True,
+                or_connected=self._commands.connections,
             ):
                 return
             if self._idle is not None and workflow.patched(SETTLE_FROM_RECORD):
@@ -307,12 +311,23 @@ class ChargingSessionWorkflow(SessionHandlers):
         return self._stopped is not None
 
     async def _wait_for_stop(
-        self, within: timedelta, summary: str, *, or_idle: bool = False
+        self,
+        within: timedelta,
+        summary: str,
+        *,
+        or_idle: bool = False,
+        or_connected: int | None = None,
     ) -> bool:
-        """True when the StopTransaction came; with `or_idle`, an idle report also ends it."""
+        """True when the StopTransaction came. With `or_idle`, an idle report also ends the
+        wait; with `or_connected` (the count of station_connected signals seen), the charger
+        reconnecting does: the RemoteStop is sent again at once, not after the pause."""
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
-                lambda: self._stopped is not None or (or_idle and self._idle is not None),
+                lambda: (
+                    self._stopped is not None
+                    or (or_idle and self._idle is not None)
+                    or (or_connected is not None and self._commands.connections != or_connected)
+                ),
                 timeout=max(within, _MIN_TIMER),
                 timeout_summary=summary,
             )

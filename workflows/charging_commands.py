@@ -3,14 +3,21 @@ find the station's current gateway again when the one they were sent to is dead 
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError, TimeoutType
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    TimeoutError,
+    TimeoutType,
+)
 
 with workflow.unsafe.imports_passed_through():
     from activities.ledger import LedgerMovement, LedgerResult
@@ -219,6 +226,11 @@ async def locate_station(request: LocateStation) -> StationLocation:
     return location
 
 
+# Commands wait for the charger to reconnect (a `station_connected` signal from the gateway
+# that holds it now) instead of polling on a timer; histories from before replay the old way.
+FOLLOW_THE_CHARGER = "commands-follow-charger"
+
+
 @dataclass
 class GatewayCommands:
     """Sends commands to the gateway holding the station, re-locating it when needed."""
@@ -227,6 +239,14 @@ class GatewayCommands:
     connector_id: int
     settings: ChargingSettings
     gateway_queue: str | None
+    connections: int = 0  # station_connected signals received: each names the holder now
+    _dead: bool = False  # the last attempt found nobody serving its queue
+
+    def station_connected(self, gateway_queue: str) -> None:
+        """The charger (re)connected to `gateway_queue`: the next command goes there, and a
+        command waiting for the charger is sent at once."""
+        self.gateway_queue = gateway_queue
+        self.connections += 1
 
     async def remote_start(self, id_tag: str, energy_limit_wh: int) -> CommandOutcome:
         request = RemoteStartRequest(self.station_id, self.connector_id, id_tag, energy_limit_wh)
@@ -235,7 +255,7 @@ class GatewayCommands:
         )
 
     async def remote_stop(self, transaction_id: int, *, patient: bool = True) -> CommandOutcome:
-        """With `patient`, a station connected nowhere is looked for again for a while."""
+        """With `patient`, a station connected nowhere is waited for a while."""
         request = RemoteStopRequest(self.station_id, transaction_id)
         return await self._send(
             REMOTE_STOP, request, f"RemoteStop transaction {transaction_id}", patient=patient
@@ -247,52 +267,164 @@ class GatewayCommands:
         deadline = workflow.now() + timedelta(
             seconds=self.settings.command_patience_s if patient else 0
         )
-        pause_s = 2
-        relocate = self.gateway_queue is None
-        dead_gateways = 0
+        # The first attempt is the same in every version: the patch marker (and the search
+        # attribute upsert that comes with it) is paid only when a command is not delivered.
+        if self.gateway_queue is None:
+            await self._relocate()
+        failed_queue = self.gateway_queue
+        self._dead = False
+        if failed_queue is not None:
+            outcome = await self._attempt(name, request, summary)
+            if outcome is not None:
+                return outcome
+        if workflow.patched(FOLLOW_THE_CHARGER):
+            return await self._follow(name, request, summary, deadline, failed_queue)
+        return await self._send_polling(name, request, summary, deadline, dead=self._dead)
+
+    async def _follow(
+        self,
+        name: str,
+        request: object,
+        summary: str,
+        deadline: datetime,
+        failed_queue: str | None,
+    ) -> CommandOutcome:
+        """After a send that did not reach the charger (a dead gateway's queue, a charger
+        between connections): look where it is now and send there if it moved, else wait for
+        it to connect anywhere (`station_connected`) and send again at once."""
+        looked_last = False
+        relocate = True
         while True:
+            seen = self.connections
             if relocate:
-                location = await locate_station(LocateStation(self.station_id, self.connector_id))
-                self.gateway_queue = location.gateway_queue
-            if self.gateway_queue is not None:
-                try:
-                    # Only `status` matters here; a plain mapping keeps the workflow's
-                    # decoding independent of how the gateway types the charger's payload.
-                    result: dict[str, Any] = await workflow.execute_activity(
-                        name,
-                        request,
-                        result_type=dict,
-                        task_queue=self.gateway_queue,
-                        schedule_to_start_timeout=timedelta(
-                            seconds=self.settings.command_schedule_timeout_s
-                        ),
-                        start_to_close_timeout=timedelta(seconds=self.settings.command_timeout_s),
-                        retry_policy=ONCE,
-                        summary=summary,
-                    )
-                except ActivityError as exc:
-                    if _schedule_to_start_timeout(exc):
-                        # Nobody took the command: that gateway is dead and the charger has
-                        # not seen it. Find the station again and resend at once.
-                        dead_gateways += 1
-                        if dead_gateways >= self.settings.command_attempts:
-                            return CommandOutcome.UNREACHABLE
-                        relocate = True
-                        continue
-                    if _error_type(exc) in _REFUSALS:
-                        return CommandOutcome.REJECTED
-                    if _error_type(exc) != STATION_NOT_CONNECTED:
-                        return CommandOutcome.UNCERTAIN
-                else:
-                    if result.get("status") == "Accepted":
-                        return CommandOutcome.ACCEPTED
-                    return CommandOutcome.REJECTED
-            # The station is between connections (a blip, a gateway being redeployed): a
-            # durable pause, then look where it is now.
-            if workflow.now() + timedelta(seconds=pause_s) > deadline:
-                return CommandOutcome.UNREACHABLE
-            await workflow.sleep(
-                timedelta(seconds=pause_s), summary="station not connected; looking again"
-            )
-            pause_s = min(pause_s + 1, 5)
+                await self._relocate()
+                relocate = False
+                if self.gateway_queue not in (None, failed_queue) or self.connections != seen:
+                    failed_queue = self.gateway_queue
+                    seen = self.connections
+                    outcome = await self._attempt(name, request, summary)
+                    if outcome is not None:
+                        return outcome
+                    relocate = True
+                    continue
+            left = deadline - workflow.now()
+            if left <= timedelta(0):
+                if looked_last:
+                    return CommandOutcome.UNREACHABLE
+                # A reconnect whose signal was lost (Temporal down at that moment): one look.
+                looked_last = relocate = True
+                continue
+            try:
+                await workflow.wait_condition(
+                    lambda seen=seen: self.connections != seen,  # type: ignore[misc]
+                    timeout=left,
+                    timeout_summary="station not connected: waiting for it to reconnect",
+                )
+            except builtins.TimeoutError:  # the timer's, not temporalio's activity timeout
+                looked_last = relocate = True
+                continue
+            # It connected: send there at once.
+            failed_queue = self.gateway_queue
+            if failed_queue is not None:
+                outcome = await self._attempt(name, request, summary)
+                if outcome is not None:
+                    return outcome
             relocate = True
+
+    async def _relocate(self) -> None:
+        before = self.connections
+        location = await locate_station(LocateStation(self.station_id, self.connector_id))
+        if self.connections == before:  # else a signal named a newer holder meanwhile
+            self.gateway_queue = location.gateway_queue
+
+    async def _attempt(self, name: str, request: object, summary: str) -> CommandOutcome | None:
+        """One send to the current queue; None when the charger never saw it. A station that
+        reconnects elsewhere meanwhile ends the wait at once (the command is withdrawn from
+        the old queue, where nobody would take it)."""
+        queue = self.gateway_queue
+        assert queue is not None
+        seen = self.connections
+        # Only `status` matters here; a plain mapping keeps the workflow's decoding
+        # independent of how the gateway types the charger's payload.
+        handle = workflow.start_activity(
+            name,
+            request,
+            result_type=dict,
+            task_queue=queue,
+            schedule_to_start_timeout=timedelta(seconds=self.settings.command_schedule_timeout_s),
+            start_to_close_timeout=timedelta(seconds=self.settings.command_timeout_s),
+            retry_policy=ONCE,
+            summary=summary,
+        )
+        await workflow.wait_condition(
+            lambda: handle.done() or (self.connections != seen and self.gateway_queue != queue)
+        )
+        if not handle.done():
+            handle.cancel()
+        try:
+            result: dict[str, Any] = await handle
+        except ActivityError as exc:
+            if _schedule_to_start_timeout(exc):
+                self._dead = True
+                return None
+            if _error_type(exc) == STATION_NOT_CONNECTED:
+                return None
+            if isinstance(exc.cause, CancelledError):
+                return None  # withdrawn: the charger is on another gateway now
+            if _error_type(exc) in _REFUSALS:
+                return CommandOutcome.REJECTED
+            return CommandOutcome.UNCERTAIN
+        if result.get("status") == "Accepted":
+            return CommandOutcome.ACCEPTED
+        return CommandOutcome.REJECTED
+
+    async def _send_polling(
+        self, name: str, request: object, summary: str, deadline: datetime, *, dead: bool
+    ) -> CommandOutcome:
+        """Before FOLLOW_THE_CHARGER, after a first send that did not reach the charger:
+        durable pauses and lookups, as those histories recorded them; kept for replay."""
+        pause_s = 2
+        relocate = dead
+        dead_gateways = 1 if dead else 0
+        while True:
+            if not relocate:
+                # The station is between connections: a durable pause, then look again.
+                if workflow.now() + timedelta(seconds=pause_s) > deadline:
+                    return CommandOutcome.UNREACHABLE
+                await workflow.sleep(
+                    timedelta(seconds=pause_s), summary="station not connected; looking again"
+                )
+                pause_s = min(pause_s + 1, 5)
+            relocate = False
+            location = await locate_station(LocateStation(self.station_id, self.connector_id))
+            self.gateway_queue = location.gateway_queue
+            if self.gateway_queue is None:
+                continue
+            try:
+                result: dict[str, Any] = await workflow.execute_activity(
+                    name,
+                    request,
+                    result_type=dict,
+                    task_queue=self.gateway_queue,
+                    schedule_to_start_timeout=timedelta(
+                        seconds=self.settings.command_schedule_timeout_s
+                    ),
+                    start_to_close_timeout=timedelta(seconds=self.settings.command_timeout_s),
+                    retry_policy=ONCE,
+                    summary=summary,
+                )
+            except ActivityError as exc:
+                if _schedule_to_start_timeout(exc):
+                    dead_gateways += 1
+                    if dead_gateways >= self.settings.command_attempts:
+                        return CommandOutcome.UNREACHABLE
+                    relocate = True
+                    continue
+                if _error_type(exc) in _REFUSALS:
+                    return CommandOutcome.REJECTED
+                if _error_type(exc) != STATION_NOT_CONNECTED:
+                    return CommandOutcome.UNCERTAIN
+                continue
+            if result.get("status") == "Accepted":
+                return CommandOutcome.ACCEPTED
+            return CommandOutcome.REJECTED

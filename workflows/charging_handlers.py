@@ -31,11 +31,13 @@ with workflow.unsafe.imports_passed_through():
         METER_SAMPLE,
         START_ACCEPTED,
         START_REFUSED,
+        STATION_CONNECTED,
         TRANSACTION_STARTED,
         TRANSACTION_STOPPED,
         ConnectorIdle,
         EnergyLimitReached,
         MeterSample,
+        StationConnected,
         TransactionStarted,
         TransactionStopped,
     )
@@ -134,6 +136,11 @@ class SessionHandlers:
             return
         if self._stopped is None and self._idle is None:
             self._idle = idle
+
+    @workflow.signal(name=STATION_CONNECTED)
+    def station_connected(self, connected: StationConnected) -> None:
+        if connected.station_id == self._request.station_id:
+            self._commands.station_connected(connected.gateway_queue)
 
     # ---- API -> workflow -----------------------------------------------------------------
 

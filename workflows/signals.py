@@ -17,6 +17,7 @@ METER_SAMPLE = "meter_sample"
 TRANSACTION_STOPPED = "transaction_stopped"
 ENERGY_LIMIT_REACHED = "energy_limit_reached"
 CONNECTOR_IDLE = "connector_idle"
+STATION_CONNECTED = "station_connected"
 
 # Answers of the transaction_started update: OCPP idTagInfo statuses.
 START_ACCEPTED = "Accepted"
@@ -74,3 +75,13 @@ class ConnectorIdle:
     transaction_id: int
     status: str  # the OCPP ChargePointStatus it reported
     reported_at: datetime
+
+
+@dataclass(frozen=True)
+class StationConnected:
+    """The session's charger (re)connected: commands go to `gateway_queue` now, and a command
+    waiting for the charger is sent at once."""
+
+    station_id: str
+    gateway_queue: str
+    connected_at: datetime

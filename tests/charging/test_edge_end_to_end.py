@@ -10,19 +10,30 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
-from activities.ledger import LedgerMovement
+from activities.ledger import Ledger, LedgerActivities, LedgerMovement
+from activities.sessions import charging_activities
+from api.app import create_app
+from api.deps import ApiConfig, ApiContext
 from api.dev_tokens import issue_dev_token
 from db.models import Connector, OcppTransaction
 from domain.ledger import Operation
 from domain.tariff import energy_cost_tyiyn
+from gateway.config import GatewayConfig
 from gateway.relay import TransactionRelay
+from gateway.server import OcppGateway
+from runtime.asgi import OcppDispatcher
 from simulator import SimulatedStation, StationConfig
 from tests.charging.test_end_to_end import (
     INITIAL,
+    KEY_PEPPER,
     PASSWORD,
     PRICE,
     SECRET,
@@ -32,7 +43,7 @@ from tests.charging.test_end_to_end import (
     timeline,
 )
 from workflows.charging import ChargingSessionWorkflow
-from workflows.signals import TRANSACTION_STOPPED, charging_workflow_id
+from workflows.signals import STATION_CONNECTED, TRANSACTION_STOPPED, charging_workflow_id
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -128,3 +139,155 @@ async def test_a_rejected_remote_stop_settles_on_the_stop_transaction_the_gatewa
     order = ["update:stop", "remote_stop", "recorded_transaction", "capture", "release"]
     assert all(step in remaining for step in order), steps
     assert ("RemoteStopTransaction", {"transaction_id": tx.transaction_id}) in station.received
+
+
+class SwappableGateway:
+    """One address for the chargers whichever gateway process serves it (a restart)."""
+
+    def __init__(self, gateway: OcppGateway) -> None:
+        self.gateway = gateway
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.gateway(scope, receive, send)
+
+
+def gateway_for(
+    sessions: async_sessionmaker[AsyncSession], temporal: Client, name: str
+) -> OcppGateway:
+    return OcppGateway(
+        sessions,
+        temporal,
+        GatewayConfig(
+            instance_id=f"{name}-{uuid.uuid4().hex[:8]}",
+            key_pepper=KEY_PEPPER,
+            heartbeat_interval_s=60,
+            command_timeout_s=10.0,
+        ),
+    )
+
+
+async def test_a_stop_asked_while_the_gateway_is_down_follows_the_charger_when_it_reconnects(
+    sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment
+) -> None:
+    temporal = temporal_env.client
+    client_id = str(uuid.uuid4())
+    station_id = f"EDGE-{uuid.uuid4().hex[:6]}"
+    await add_station(sessions, station_id)
+    task_queue = f"edge-{uuid.uuid4().hex[:8]}"
+    ledger = Ledger(sessions)
+    money = LedgerActivities(ledger)
+    await ledger.apply(
+        Operation.CREDIT_TOPUP,
+        LedgerMovement(f"topup:{client_id}", client_id, INITIAL, provider="TEST"),
+    )
+    first = gateway_for(sessions, temporal, "first")
+    second = gateway_for(sessions, temporal, "second")
+    holder = SwappableGateway(first)
+    api = create_app(
+        ApiContext(sessions, temporal, ApiConfig(jwt_secret=SECRET, task_queue=task_queue))
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(
+            OcppDispatcher(api, holder),
+            host="127.0.0.1",
+            port=0,
+            ws="websockets-sansio",
+            ws_per_message_deflate=False,
+            lifespan="off",
+            log_level="warning",
+        )
+    )
+    async with Worker(
+        temporal,
+        task_queue=task_queue,
+        workflows=[ChargingSessionWorkflow],
+        activities=[*charging_activities(sessions), money.reserve, money.capture, money.release],
+    ):
+        await first.start()
+        serving = asyncio.create_task(server.serve())
+        try:
+            while not server.started:  # noqa: ASYNC110 (uvicorn offers no event for it)
+                await asyncio.sleep(0.01)
+            port = server.servers[0].sockets[0].getsockname()[1]
+            station = SimulatedStation(
+                StationConfig(
+                    station_id=station_id,
+                    url=f"ws://127.0.0.1:{port}/ocpp",
+                    password=PASSWORD,
+                    meter_interval_s=0.2,
+                    energy_per_sample_wh=100,
+                    meter_start_wh=3_000_000,
+                    reconnect_delay_s=0.2,
+                )
+            )
+            base = f"http://127.0.0.1:{port}"
+            async with station, httpx.AsyncClient(base_url=base, timeout=30) as http:
+
+                async def connector_available() -> bool:
+                    async with sessions() as session:
+                        row = await session.get(Connector, (station_id, 1))
+                        return row is not None and row.status == "Available"
+
+                await eventually(connector_available, "the charger reported its connector")
+                auth = {"Authorization": f"Bearer {issue_dev_token(SECRET, client_id)}"}
+                started = await http.post(
+                    "/api/v1/charging/start",
+                    json={"station_id": station_id, "connector_id": 1, "amount_tyiyn": 10_000},
+                    headers={**auth, "Idempotency-Key": "edge-down-start"},
+                )
+                assert started.status_code == 201, started.text
+                session_id = started.json()["session_id"]
+
+                async def charging() -> bool:
+                    tx = station.active_transaction(1)
+                    return tx is not None and tx.started and tx.energy_wh >= 300
+
+                await eventually(charging, "the car is charging")
+                await first.stop()  # the gateway goes down: the charger keeps charging
+                stopped = await http.post(
+                    "/api/v1/charging/stop",
+                    json={"session_id": session_id},
+                    headers={**auth, "Idempotency-Key": "edge-down-stop"},
+                )
+                assert stopped.status_code == 202, stopped.text
+                assert station.active_transaction(1) is not None  # nobody could tell it
+                await second.start()  # the gateway is back (a new process, a new queue)
+                holder.gateway = second
+                handle = temporal.get_workflow_handle_for(
+                    ChargingSessionWorkflow.run, charging_workflow_id(session_id)
+                )
+                result = await asyncio.wait_for(handle.result(), 90)  # a safety net only
+            history = await handle.fetch_history()
+            balance = await ledger.balance(client_id)
+        finally:
+            await second.stop()
+            server.should_exit = True
+            await serving
+
+    assert station.active_transaction(1) is None  # stopped by the RemoteStop that followed it
+    assert (result.state, result.stop_reason) == ("completed", "user")
+    cost = energy_cost_tyiyn(result.energy_wh, PRICE)
+    assert result.cost_tyiyn == cost and (balance.available_tyiyn, balance.held_tyiyn) == (
+        INITIAL - cost,
+        0,
+    )
+    # The order of things: the stop went to the dead gateway's queue, the reconnect told the
+    # session where the charger is, and the RemoteStop went there with no timer waited out.
+    events = history.events
+    steps: list[tuple[str, str]] = []
+    for event in events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            attributes = event.activity_task_scheduled_event_attributes
+            steps.append((attributes.activity_type.name, attributes.task_queue.name))
+        elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+            name = event.workflow_execution_signaled_event_attributes.signal_name
+            steps.append((name, ""))
+        elif event.event_type == EventType.EVENT_TYPE_TIMER_FIRED:
+            steps.append(("timer fired", ""))
+    stops = [i for i, step in enumerate(steps) if step[0] == "remote_stop"]
+    assert steps[stops[0]][1] == first.task_queue, steps
+    assert steps[stops[-1]][1] == second.task_queue, steps
+    connected = steps.index((STATION_CONNECTED, ""))
+    assert stops[0] < connected < stops[-1], steps
+    assert ("timer fired", "") not in steps[connected : stops[-1]], steps
+    assert steps.index((TRANSACTION_STOPPED, "")) > stops[-1], steps

@@ -8,12 +8,14 @@ import asyncio
 from datetime import timedelta
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from gateway.contract import STATION_NOT_CONNECTED
 from tests.charging.fakes import (
+    T0,
     command,
     harness,
     keep_history,
@@ -32,8 +34,10 @@ from workflows.charging_state import (
 )
 from workflows.signals import (
     METER_SAMPLE,
+    STATION_CONNECTED,
     TRANSACTION_STOPPED,
     MeterSample,
+    StationConnected,
     TransactionStarted,
     charging_workflow_id,
 )
@@ -162,17 +166,88 @@ async def test_a_start_transaction_after_the_session_gave_up_gets_invalid(
     assert [s.transaction_id for s in h.world.stops] == [7]  # told to stop, too
 
 
-async def test_a_brief_disconnect_delays_the_start_instead_of_failing_it(
+async def test_a_brief_disconnect_delays_the_start_until_the_charger_reconnects(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
-    async with harness(time_skipping_env, not_connected_times=3) as h:
+    async with harness(time_skipping_env, not_connected_times=1) as h:
         handle, _ = await h.start(h.request())
-        await time_skipping_env.sleep(timedelta(seconds=20))
+        for _ in range(500):  # sent, not there, looked up again (still there): then it waits
+            if h.world.not_connected_times == 0 and h.world.located:
+                break
+            await asyncio.sleep(0.02)
+        assert (await view_of(handle)).state == "pending"
+        # The charger is back: its gateway tells the session, which sends at once.
+        await handle.signal(STATION_CONNECTED, StationConnected("ST-1", h.world.gateway_queue, T0))
         await wait_for(handle, "starting")
         await handle.terminate("test over")
 
     assert len(h.world.starts) == 1  # delivered once the station was back
-    assert len(h.world.located) >= 3  # looked for it again after each pause
+
+
+async def test_a_stop_waiting_for_an_unreachable_charger_is_resent_when_it_reconnects(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    async with harness(time_skipping_env) as h:
+        handle, _ = await h.start(h.request())
+        await wait_for(handle, "starting")
+        await signal_started(handle, started())
+        await wait_for(handle, "charging")
+        h.world.offline = True
+        h.world.remote_stop_error = STATION_NOT_CONNECTED
+        await handle.execute_update(ChargingSessionWorkflow.stop, StopCommand("client-a"))
+        # The first send gave up; the session waits between retries. (Not a whole number of
+        # minutes: the test server mishandles a signal landing exactly as a timer fires.)
+        await time_skipping_env.sleep(timedelta(minutes=2, seconds=30))
+        assert (await view_of(handle)).state == "stopping"
+        h.world.offline = False
+        h.world.remote_stop_error = None
+        h.world.stop_on_remote_stop = stopped(2_000)
+        other_gateway = h.world.gateway_queue
+        await handle.signal(STATION_CONNECTED, StationConnected("ST-1", other_gateway, T0))
+        result = await handle.result()
+        await keep_history(handle, "stop_follows_reconnect")
+
+    assert (result.state, result.energy_wh, result.cost_tyiyn) == ("completed", 2_000, 3_000)
+    assert [s.transaction_id for s in h.world.stops] == [7]
+    # The RemoteStop follows the reconnect: no retry timer is waited out in between.
+    events = (await handle.fetch_history()).events
+    kinds = [event.event_type for event in events]
+    signalled = next(
+        i
+        for i, event in enumerate(events)
+        if event.workflow_execution_signaled_event_attributes.signal_name == STATION_CONNECTED
+    )
+    resent = kinds.index(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED, signalled)
+    between = kinds[signalled:resent]
+    assert EventType.EVENT_TYPE_TIMER_FIRED not in between
+
+
+async def test_a_command_on_a_dead_gateways_queue_is_withdrawn_when_the_charger_reconnects(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    # open_session names a gateway that died (nobody serves its queue); the charger
+    # reconnects to the live one, whose signal moves the RemoteStart there at once.
+    async with harness(time_skipping_env, first_queue="gateway-dead") as h:
+        handle, _ = await h.start(h.request())
+        await asyncio.sleep(0.2)
+        assert h.world.starts == []
+        await handle.signal(STATION_CONNECTED, StationConnected("ST-1", h.world.gateway_queue, T0))
+        await wait_for(handle, "starting")
+        history = await handle.fetch_history()
+        await handle.terminate("test over")
+
+    assert len(h.world.starts) == 1
+    scheduled = [
+        event.activity_task_scheduled_event_attributes.task_queue.name
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and event.activity_task_scheduled_event_attributes.activity_type.name == "remote_start"
+    ]
+    assert scheduled == ["gateway-dead", h.world.gateway_queue]
+    timed_out = [
+        e for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT
+    ]
+    assert timed_out == []  # withdrawn on the reconnect, not after the 10 s timeout
 
 
 async def test_a_settlement_the_ledger_refuses_ends_needs_review_and_frees_the_session(

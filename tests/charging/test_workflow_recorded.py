@@ -199,7 +199,7 @@ async def test_an_idle_report_while_waiting_for_an_unreachable_charger_settles_i
         h.world.offline = True
         h.world.remote_stop_error = STATION_NOT_CONNECTED
         await handle.execute_update(ChargingSessionWorkflow.stop, StopCommand("client-a"))
-        await time_skipping_env.sleep(timedelta(minutes=5))
+        await time_skipping_env.sleep(timedelta(minutes=5, seconds=30))  # between timers
         assert (await view_of(handle)).state == "stopping"
         await handle.signal(CONNECTOR_IDLE, ConnectorIdle(7, "Finishing", T0))
         result = await handle.result()
