@@ -223,11 +223,13 @@ async def test_a_stop_waiting_for_an_unreachable_charger_is_resent_when_it_recon
 
 
 async def test_a_command_on_a_dead_gateways_queue_is_withdrawn_when_the_charger_reconnects(
-    time_skipping_env: WorkflowEnvironment,
+    temporal_env: WorkflowEnvironment,
 ) -> None:
+    # On the dev server: the time-skipping test server stops skipping time for good after
+    # an activity task is withdrawn before any worker took it.
     # open_session names a gateway that died (nobody serves its queue); the charger
     # reconnects to the live one, whose signal moves the RemoteStart there at once.
-    async with harness(time_skipping_env, first_queue="gateway-dead") as h:
+    async with harness(temporal_env, first_queue="gateway-dead") as h:
         handle, _ = await h.start(h.request())
         await asyncio.sleep(0.2)
         assert h.world.starts == []
