@@ -69,9 +69,21 @@ TEMPORAL_TROUBLE = frozenset(
 )
 
 
+# Outages the status alone does not show (found by the chaos suite): the SDK's connection
+# breaking mid-call ("transport error", status UNKNOWN) and an update no worker is there to
+# take ("no poller seen for task queue recently, worker may be down").
+TEMPORAL_TROUBLE_MESSAGES = ("transport error", "no poller seen")
+
+
+def temporal_rpc_trouble(exc: RPCError) -> bool:
+    return exc.status in TEMPORAL_TROUBLE or any(
+        part in str(exc) for part in TEMPORAL_TROUBLE_MESSAGES
+    )
+
+
 def temporal_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, RPCError):
-        return exc.status in TEMPORAL_TROUBLE
+        return temporal_rpc_trouble(exc)
     return isinstance(exc, WorkflowUpdateRPCTimeoutOrCancelledError)
 
 

@@ -31,7 +31,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.auth import CurrentClient
 from api.client_db import ClientDb
 from api.deps import ApiContext, Context
-from api.errors import ApiError
+from api.errors import ApiError, temporal_rpc_trouble
 from api.idempotency import IdempotencyKey
 from api.openapi import AUTHENTICATED, IDEMPOTENT, errors
 from api.v1.topup_client import request_invoice
@@ -124,7 +124,7 @@ def temporal_errors() -> Iterator[None]:
     try:
         yield
     except (RPCError, WorkflowFailureError) as exc:
-        if isinstance(exc, RPCError) and exc.status not in TEMPORAL_TROUBLE:
+        if isinstance(exc, RPCError) and not temporal_rpc_trouble(exc):
             raise
         log.warning("temporal unavailable", error=type(exc).__name__, detail=str(exc)[:200])
         raise ApiError(

@@ -6,7 +6,7 @@ import pytest
 from temporalio.client import WorkflowFailureError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.errors import ApiError
+from api.errors import ApiError, outage_response
 from api.v1.balance import temporal_errors
 
 
@@ -16,8 +16,15 @@ from api.v1.balance import temporal_errors
         RPCError("tcp connect error", RPCStatusCode.UNAVAILABLE, b""),
         RPCError("deadline exceeded", RPCStatusCode.DEADLINE_EXCEEDED, b""),
         WorkflowFailureError(cause=RuntimeError("the workflow failed")),
+        # Seen by the chaos suite as 500s on topup-qr (Temporal killed; worker killed).
+        RPCError("transport error", RPCStatusCode.UNKNOWN, b""),
+        RPCError(
+            "no poller seen for task queue recently, worker may be down",
+            RPCStatusCode.FAILED_PRECONDITION,
+            b"",
+        ),
     ],
-    ids=["unavailable", "deadline", "workflow_failure"],
+    ids=["unavailable", "deadline", "workflow_failure", "transport", "no_poller"],
 )
 def test_temporal_trouble_is_503_temporal_unavailable(error: Exception) -> None:
     with pytest.raises(ApiError) as raised, temporal_errors():
@@ -30,3 +37,22 @@ def test_other_rpc_errors_are_not_hidden() -> None:
     bug = RPCError("bad request", RPCStatusCode.INVALID_ARGUMENT, b"")
     with pytest.raises(RPCError), temporal_errors():
         raise bug
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        RPCError("transport error", RPCStatusCode.UNKNOWN, b""),
+        RPCError(
+            "no poller seen for task queue recently, worker may be down",
+            RPCStatusCode.FAILED_PRECONDITION,
+            b"",
+        ),
+    ],
+    ids=["transport", "no_poller"],
+)
+def test_an_outage_escaping_a_handler_is_503_not_500(error: RPCError) -> None:
+    """What the chaos suite saw: these reached the catch-all and answered 500."""
+    answer = outage_response(error)
+    assert answer is not None and answer.status_code == 503
+    assert answer.headers["Retry-After"] == "5"
