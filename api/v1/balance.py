@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Query
@@ -28,6 +28,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.payments import InvoiceInfo
 from api.auth import CurrentClient
 from api.client_db import ClientDb
 from api.deps import ApiContext, Context
@@ -216,24 +217,34 @@ async def _wait_for_invoice(handle: WorkflowHandle[TopUpWorkflow, TopUpView]) ->
     return view
 
 
+async def _open_invoice(
+    context: ApiContext, client_id: str, body: TopUpRequest, method: str, key: str | None
+) -> tuple[InvoiceInfo, dict[str, Any]]:
+    """Both top-up endpoints: the invoice, and the answer fields they share."""
+    started = await start_topup(context, client_id, body.amount_tyiyn, method, key)
+    invoice = started.view.invoice
+    assert invoice is not None
+    return invoice, {
+        "topup_id": invoice.topup_id,
+        "invoice_id": invoice.invoice_id,
+        "amount_tyiyn": started.amount_tyiyn,
+        "amount": format_som(started.amount_tyiyn),
+        "currency": CURRENCY,
+        "expires_at": invoice.expires_at,
+    }
+
+
 @router.post("/topup-qr", status_code=201, responses={**IDEMPOTENT, **errors(502, 504)})
 async def topup_qr(
     body: TopUpRequest, client: CurrentClient, context: Context, key: IdempotencyKey
 ) -> QrTopUp:
     """An O!Dengi QR invoice; the balance grows when the provider confirms the payment."""
-    started = await start_topup(context, client.client_id, body.amount_tyiyn, "qr", key)
-    invoice = started.view.invoice
-    assert invoice is not None
+    invoice, common = await _open_invoice(context, client.client_id, body, "qr", key)
     return QrTopUp(
-        topup_id=invoice.topup_id,
-        invoice_id=invoice.invoice_id,
-        amount_tyiyn=started.amount_tyiyn,
-        amount=format_som(started.amount_tyiyn),
-        currency=CURRENCY,
+        **common,
         qr_url=invoice.qr_url,
         qr_image_url=invoice.qr_image_url,
         app_link=invoice.app_link,
-        expires_at=invoice.expires_at,
     )
 
 
@@ -242,18 +253,8 @@ async def topup_card(
     body: TopUpRequest, client: CurrentClient, context: Context, key: IdempotencyKey
 ) -> CardTopUp:
     """The same top-up paid on the provider's own card page (`payment_url`)."""
-    started = await start_topup(context, client.client_id, body.amount_tyiyn, "card", key)
-    invoice = started.view.invoice
-    assert invoice is not None
-    return CardTopUp(
-        topup_id=invoice.topup_id,
-        invoice_id=invoice.invoice_id,
-        amount_tyiyn=started.amount_tyiyn,
-        amount=format_som(started.amount_tyiyn),
-        currency=CURRENCY,
-        payment_url=invoice.site_pay,
-        expires_at=invoice.expires_at,
-    )
+    invoice, common = await _open_invoice(context, client.client_id, body, "card", key)
+    return CardTopUp(**common, payment_url=invoice.site_pay)
 
 
 @router.get("/current", responses=AUTHENTICATED)
