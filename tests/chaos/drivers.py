@@ -163,7 +163,10 @@ class StationDriver:
 
     async def run(self) -> None:
         while self.counter[0] < self.target:
-            await self.one_session()
+            try:
+                await self.one_session()
+            except TimeoutError as exc:  # the API never answered: shown, and the run goes on
+                self.http.stats[f"no answer within the driver's patience: {_route(str(exc))}"] += 1
 
     async def state(self, record: SessionRecord) -> str | None:
         assert record.session_id is not None
@@ -299,13 +302,18 @@ class TopUpDriver:
 
     async def run(self, record: TopUpRecord, delay_s: float) -> None:
         await asyncio.sleep(delay_s)
-        response = await self.http.call(
-            "POST",
-            "/api/v1/balance/topup-qr",
-            client_id=record.client_id,
-            key=f"chaos-topup-{record.number}-{record.client_id[:8]}",
-            body={"amount_tyiyn": record.amount_tyiyn},
-        )
+        try:
+            response = await self.http.call(
+                "POST",
+                "/api/v1/balance/topup-qr",
+                client_id=record.client_id,
+                key=f"chaos-topup-{record.number}-{record.client_id[:8]}",
+                body={"amount_tyiyn": record.amount_tyiyn},
+            )
+        except TimeoutError:
+            # Shown in the table; the checks still read every top-up the system has.
+            self.http.stats["topup-qr: no answer within the driver's patience"] += 1
+            return
         record.create_status = response.status_code
         if response.status_code != 201:
             return
@@ -322,7 +330,10 @@ class TopUpDriver:
             left = expires.timestamp() - time.time()
             await asyncio.sleep(max(0.0, left + self.rng.uniform(-1.0, 3.0)))
         pays = 2 if record.plan == "pay twice at once" else 1
-        await asyncio.gather(*(self.pay(record) for _ in range(pays)))
+        try:
+            await asyncio.gather(*(self.pay(record) for _ in range(pays)))
+        except TimeoutError:
+            self.http.stats["pay: no answer within the driver's patience"] += 1
 
     async def pay(self, record: TopUpRecord) -> None:
         response = await self.http.call(
