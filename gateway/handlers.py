@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from ocpp.exceptions import OCPPError
+from ocpp.exceptions import InternalError, OCPPError
 from ocpp.v16 import call, call_result
 from ocpp.v16.datatypes import IdTagInfo
 from ocpp.v16.enums import (
@@ -306,6 +306,17 @@ class StationHandler(ChargePoint):
                 return call_result.StopTransaction(id_tag_info=id_tag_info)
             # The stop is stored; only the sampled data was lost to the outage.
             log.warning("StopTransaction data not stored", station_id=self.station_id)
+        if row is None and len(self._ctx.backlog) > 0:
+            # Just after an outage the transaction's own row may still wait in the backlog
+            # (started while the database was down): acking now would lose this stop. The
+            # charger retries it; by then the held writes are in.
+            log.warning(
+                "stop for a transaction not stored yet; the charger retries",
+                station_id=self.station_id,
+                transaction_id=transaction_id,
+                held_writes=len(self._ctx.backlog),
+            )
+            raise InternalError(details={"cause": "transaction store catching up; retry"})
         if self._transactions is not None:
             self._transactions.forget(transaction_id)
         if row is None:
