@@ -7,7 +7,7 @@ import builtins
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -145,85 +145,52 @@ async def find_open_transaction(view: SessionView) -> int | None:
 
 async def recorded_transaction(station_id: str, transaction_id: int) -> RecordedTransaction:
     """What the gateway stored for the transaction: its stop, else its newest meter value."""
-    recorded: RecordedTransaction = await workflow.execute_activity(
+    return await _database_activity(
         RECORDED_TRANSACTION,
         RecordedTransactionRequest(station_id, transaction_id),
-        result_type=RecordedTransaction,
-        start_to_close_timeout=DB_TIMEOUT,
-        retry_policy=PERSISTENT,
-        summary=f"what the gateway recorded for transaction {transaction_id}",
+        f"what the gateway recorded for transaction {transaction_id}",
+        RecordedTransaction,
     )
-    return recorded
 
 
 async def assess_meter_readings(request: MeterReadingsRequest) -> MeterAssessment:
     """The meter check of what the session is about to bill (domain.meter_readings)."""
-    assessed: MeterAssessment = await workflow.execute_activity(
+    return await _database_activity(
         ASSESS_METER_READINGS,
         request,
-        result_type=MeterAssessment,
-        start_to_close_timeout=DB_TIMEOUT,
-        retry_policy=PERSISTENT,
-        summary=f"check the meter readings of transaction {request.transaction_id}",
+        f"check the meter readings of transaction {request.transaction_id}",
+        MeterAssessment,
     )
-    return assessed
 
 
 async def open_session(request: OpenSession) -> OpenedSession:
-    opened: OpenedSession = await workflow.execute_activity(
+    return await _database_activity(
         OPEN_SESSION,
         request,
-        result_type=OpenedSession,
-        start_to_close_timeout=DB_TIMEOUT,
-        retry_policy=PERSISTENT,
-        summary=f"check {request.station_id}/{request.connector_id} and claim it",
+        f"check {request.station_id}/{request.connector_id} and claim it",
+        OpenedSession,
     )
-    return opened
 
 
 async def discard_session(session_id: str) -> None:
-    await workflow.execute_activity(
-        DISCARD_SESSION,
-        session_id,
-        start_to_close_timeout=DB_TIMEOUT,
-        retry_policy=PERSISTENT,
-        summary="drop the claim of a refused start",
-    )
+    await _database_activity(DISCARD_SESSION, session_id, "drop the claim of a refused start", None)
 
 
 async def record_session(record: SessionRecord) -> None:
-    await workflow.execute_activity(
-        RECORD_SESSION,
-        record,
-        start_to_close_timeout=DB_TIMEOUT,
-        retry_policy=PERSISTENT,
-        summary=f"record {record.state}",
-    )
+    await _database_activity(RECORD_SESSION, record, f"record {record.state}", None)
 
 
 async def move_money(operation: str, movement: LedgerMovement) -> LedgerResult:
     """`reserve`, `capture` or `release` through the ledger, keyed by the movement's op_key."""
-    result: LedgerResult = await workflow.execute_activity(
-        operation,
-        movement,
-        result_type=LedgerResult,
-        start_to_close_timeout=DB_TIMEOUT,
-        retry_policy=PERSISTENT,
-        summary=f"{operation} {movement.amount_tyiyn} tyiyn",
+    return await _database_activity(
+        operation, movement, f"{operation} {movement.amount_tyiyn} tyiyn", LedgerResult
     )
-    return result
 
 
 async def locate_station(request: LocateStation) -> StationLocation:
-    location: StationLocation = await workflow.execute_activity(
-        LOCATE_STATION,
-        request,
-        result_type=StationLocation,
-        start_to_close_timeout=DB_TIMEOUT,
-        retry_policy=PERSISTENT,
-        summary="which gateway holds the station",
+    return await _database_activity(
+        LOCATE_STATION, request, "which gateway holds the station", StationLocation
     )
-    return location
 
 
 # Commands wait for the charger to reconnect (a `station_connected` signal from the gateway
@@ -428,3 +395,19 @@ class GatewayCommands:
             if result.get("status") == "Accepted":
                 return CommandOutcome.ACCEPTED
             return CommandOutcome.REJECTED
+
+
+T = TypeVar("T")
+
+
+async def _database_activity(name: str, arg: Any, summary: str, result_type: type[T] | None) -> T:
+    """One activity against the database: retried until it answers (PERSISTENT)."""
+    result: T = await workflow.execute_activity(
+        name,
+        arg,
+        result_type=result_type,
+        start_to_close_timeout=DB_TIMEOUT,
+        retry_policy=PERSISTENT,
+        summary=summary,
+    )
+    return result
