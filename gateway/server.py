@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,7 +12,7 @@ import structlog
 from ocpp.v16 import call
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import Interceptor, Worker
 
 from gateway import denial_log
 from gateway.auth import ChargerKeys
@@ -81,8 +81,13 @@ class OcppGateway:
         sessions: async_sessionmaker[AsyncSession],
         temporal: Client,
         config: GatewayConfig,
+        *,
+        activity_interceptors: Sequence[Interceptor] = (),
     ) -> None:
         self.config = config
+        # The composition root passes the failure classifier (activities/failures.py), so a
+        # command activity that can never pass is not retried for ever here either.
+        self._activity_interceptors = activity_interceptors
         self.task_queue = gateway_task_queue(config.instance_id)
         self._temporal = temporal
         self._store = GatewayStore(sessions)
@@ -136,7 +141,10 @@ class OcppGateway:
         await self._offline_ids.top_up()
         self._meters.start()
         self._worker = Worker(
-            self._temporal, task_queue=self.task_queue, activities=self._commands.activities()
+            self._temporal,
+            task_queue=self.task_queue,
+            activities=self._commands.activities(),
+            interceptors=self._activity_interceptors,
         )
         self._tasks = [
             asyncio.create_task(self._worker.run(), name="gateway-worker"),

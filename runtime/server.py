@@ -14,6 +14,7 @@ import structlog
 import uvicorn
 from fastapi import FastAPI
 
+from activities.failures import ACTIVITY_INTERCEPTORS
 from api import health, metrics
 from api.app import create_app
 from api.deps import ApiConfig, ApiContext
@@ -150,7 +151,10 @@ async def run_roles(
         tasks.append(asyncio.create_task(run_worker(services, stop), name="worker"))
     if Role.GATEWAY in roles:
         gateway = OcppGateway(
-            services.sessions, services.temporal, gateway_config(services.settings)
+            services.sessions,
+            services.temporal,
+            gateway_config(services.settings),
+            activity_interceptors=ACTIVITY_INTERCEPTORS,
         )
         await gateway.start()
     # Every process serves HTTP: the api its REST, a gateway or a worker alone `/health`
