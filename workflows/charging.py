@@ -68,12 +68,22 @@ class ChargingSessionWorkflow(SessionHandlers):
         self._limit = None
         self._idle = None
         self._gave_up = False
+        self._settled = False  # the ledger settlement (capture/release) is done
         self._late_transactions = list(carried.late_transactions) if carried else []
 
     # ---- run ---------------------------------------------------------------------------
 
     @workflow.run
     async def run(self, request: ChargingRequest) -> SessionView:
+        try:
+            return await self._run(request)
+        except ActivityError as failure:
+            if not self._admitted:
+                raise  # nothing reserved: the money is untouched
+            await self._end_for_review(failure)
+            return await self._finish()
+
+    async def _run(self, request: ChargingRequest) -> SessionView:
         if request.carried is None:
             if not await self._admit():
                 return await self._finish()
@@ -437,6 +447,7 @@ class ChargingSessionWorkflow(SessionHandlers):
         self._gave_up = True  # settling: a StartTransaction from now on is refused
         try:
             refund = await commands.settle(self._view, cost_tyiyn)
+            self._settled = True
         except ActivityError as exc:
             # The ledger refused for good (a manual intervention changed the accounts). The
             # workflow must still end and free the connector; an operator settles by hand.
@@ -455,6 +466,36 @@ class ChargingSessionWorkflow(SessionHandlers):
         await self._persist_state(state)
         for transaction_id in self._late_transactions:
             await self._commands.remote_stop(transaction_id, patient=False)
+
+    async def _end_for_review(self, failure: ActivityError) -> None:
+        """A step failed for good after the reservation (a non-retryable failure, see
+        activities/failures.py): free what is still held and hand the session to an operator,
+        so no reservation stays held behind a failed workflow."""
+        reason = (
+            f"{failure.activity_type or 'activity'} failed for good: {failure.cause or failure}"
+        )
+        workflow.logger.error(
+            "session step failed for good; session needs review",
+            extra={
+                "session_id": self._view.session_id,
+                "station_id": self._view.station_id,
+                "workflow_id": workflow.info().workflow_id,
+                "error": reason,
+            },
+        )
+        self._gave_up = True
+        if not self._settled:
+            with contextlib.suppress(ActivityError):  # a ledger refusal is for the operator too
+                refund = await commands.settle(self._view, 0)
+                self._settled = True
+                self._view = replace(self._view, cost_tyiyn=0, refunded_tyiyn=refund)
+        self._set_state(SessionState.NEEDS_REVIEW)
+        workflow.upsert_search_attributes(
+            [SESSION_STATE.value_set(SessionState.NEEDS_REVIEW.value)]
+        )
+        workflow.set_current_details(f"needs review: {reason}"[:500])
+        with contextlib.suppress(ActivityError):  # the row may be what cannot be written
+            await commands.record_session(session_record(self._view))
 
     async def _finish(self) -> SessionView:
         await workflow.wait_condition(workflow.all_handlers_finished)

@@ -86,6 +86,8 @@ class FakeWorld:
     remote_stop_error: str | None = None  # ApplicationError type remote_stop raises
     remote_stop_status: str = "Accepted"  # the charger's answer to RemoteStop
     capture_error: str | None = None  # non-retryable ApplicationError type capture raises
+    # record_session fails for good (DataRejected) when it records a session in this state.
+    record_fails_in_state: str | None = None
     located_queue: str | None = None  # what locate_station answers; default gateway_queue
     offline: bool = False  # locate_station finds the station connected nowhere
     open_transaction_id: int | None = None  # what locate_station finds for an idTag
@@ -137,6 +139,10 @@ class FakeWorld:
 
     @activity.defn(name=RECORD_SESSION)
     async def record_session(self, record: SessionRecord) -> None:
+        if record.state == self.record_fails_in_state:
+            raise ApplicationError(
+                "the database refused the data", type="DataRejected", non_retryable=True
+            )
         self.records.append(record)
 
     @activity.defn(name=DISCARD_SESSION)

@@ -267,6 +267,25 @@ async def test_a_settlement_the_ledger_refuses_ends_needs_review_and_frees_the_s
     assert h.world.records[-1].state == "needs_review"  # the row no longer blocks the connector
 
 
+async def test_a_permanent_failure_while_charging_releases_the_reservation_for_review(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """issue 12: a non-retryable failure after the reservation never leaves money held."""
+    async with harness(time_skipping_env, record_fails_in_state="charging") as h:
+        handle, _ = await h.start(h.request())
+        await wait_for(handle, "starting")
+        await signal_started(handle, started())
+        result = await handle.result()
+        final = (await handle.describe()).typed_search_attributes
+
+    assert result.state == "needs_review"
+    assert final[SESSION_STATE] == "needs_review"
+    assert [(op, movement.amount_tyiyn) for op, movement in h.world.ledger] == [
+        ("reserve", 10_000),
+        ("release", 10_000),
+    ]
+
+
 async def test_a_refused_start_is_rejected_in_visibility_not_pending(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
