@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import structlog
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
@@ -293,49 +293,52 @@ class TopUpRecords:
 
     @activity.defn(name="unsettled_payments")
     async def unsettled_payments(self, request: StaleTopUpsInput) -> list[UnsettledPayment]:
-        """Reported payments neither credited nor in review, least recently looked at first
-        (and touched now, so one that keeps failing does not hold the others back)."""
-        now = datetime.now(UTC)
-        async with self._sessions() as session, session.begin():
-            rows = list(
-                await session.scalars(
-                    select(ProviderTransaction)
-                    .where(
-                        ProviderTransaction.credited_entry_id.is_(None),
-                        ProviderTransaction.status.not_in((REVIEW, UNREAD)),
-                        ProviderTransaction.created_at
-                        < now - timedelta(seconds=request.older_than_s),
-                    )
-                    .order_by(ProviderTransaction.updated_at, ProviderTransaction.trans_id)
-                    .limit(request.limit)
-                    .with_for_update(skip_locked=True)
-                )
+        """Reported payments neither credited nor in review."""
+        rows = await self._take_page(
+            request,
+            ProviderTransaction.credited_entry_id.is_(None),
+            ProviderTransaction.status.not_in((REVIEW, UNREAD)),
+        )
+        return [
+            UnsettledPayment(
+                provider=row.provider,
+                trans_id=row.trans_id,
+                topup_id=row.topup_id,
+                invoice_id=row.invoice_id,
+                amount_tyiyn=row.amount_tyiyn,
+                currency=row.currency,
             )
-            for row in rows:
-                row.updated_at = now
-            return [
-                UnsettledPayment(
-                    provider=row.provider,
-                    trans_id=row.trans_id,
-                    topup_id=row.topup_id,
-                    invoice_id=row.invoice_id,
-                    amount_tyiyn=row.amount_tyiyn,
-                    currency=row.currency,
-                )
-                for row in rows
-            ]
+            for row in rows
+        ]
 
     @activity.defn(name="unread_notices")
     async def unread_notices(self, request: StaleTopUpsInput) -> list[UnreadPayment]:
-        """Unread notices older than the page's age, least recently looked at first (touched
-        now, so one that stays unreadable does not hold the others back)."""
+        """Signed notices kept unread."""
+        rows = await self._take_page(request, ProviderTransaction.status == UNREAD)
+        return [
+            UnreadPayment(
+                provider=row.provider,
+                trans_id=row.trans_id,
+                topup_id=row.topup_id,
+                invoice_id=row.invoice_id,
+                reason=row.review_reason or "unreadable notice",
+            )
+            for row in rows
+        ]
+
+    async def _take_page(
+        self, request: StaleTopUpsInput, *conditions: ColumnElement[bool]
+    ) -> list[ProviderTransaction]:
+        """Provider transactions matching `conditions` and older than the page's age, least
+        recently looked at first, touched now: one that keeps failing does not hold the others
+        back, and a concurrent sweep skips the rows this one holds."""
         now = datetime.now(UTC)
         async with self._sessions() as session, session.begin():
             rows = list(
                 await session.scalars(
                     select(ProviderTransaction)
                     .where(
-                        ProviderTransaction.status == UNREAD,
+                        *conditions,
                         ProviderTransaction.created_at
                         < now - timedelta(seconds=request.older_than_s),
                     )
@@ -346,16 +349,7 @@ class TopUpRecords:
             )
             for row in rows:
                 row.updated_at = now
-            return [
-                UnreadPayment(
-                    provider=row.provider,
-                    trans_id=row.trans_id,
-                    topup_id=row.topup_id,
-                    invoice_id=row.invoice_id,
-                    reason=row.review_reason or "unreadable notice",
-                )
-                for row in rows
-            ]
+            return rows
 
     @activity.defn(name="hold_for_review")
     async def hold_for_review(self, request: HoldForReviewInput) -> int:
