@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from api.asgi_types import ASGIApp, Message, Receive, Scope, Send, header
+from api.asgi_types import ASGIApp, Message, Receive, Scope, Send, header, read_body, replay_body
 from api.auth import client_from_scope
 from api.client_scope import client_scope
 from api.errors import ApiError, error_response
@@ -318,33 +318,6 @@ class _Capture:
             return self.status_code, json.loads(b"".join(self.chunks) or b"null")
         except ValueError:
             return None
-
-
-async def read_body(receive: Receive) -> bytes:
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunks.append(bytes(message.get("body", b"")))
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
-
-
-def replay_body(body: bytes, receive: Receive) -> Receive:
-    """Hands the already-read body to the app once, then the server's own messages
-    (a later disconnect)."""
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if sent:
-            return await receive()
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return replay
 
 
 async def _shielded(operation: Any) -> None:

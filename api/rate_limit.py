@@ -14,10 +14,9 @@ from limits import RateLimitItem, parse
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
-from api.asgi_types import ASGIApp, Receive, Scope, Send, header
+from api.asgi_types import ASGIApp, Receive, Scope, Send, header, read_body, replay_body
 from api.auth import client_from_scope
 from api.errors import error_response
-from api.idempotency import read_body, replay_body
 
 log = structlog.get_logger(__name__)
 

@@ -6,7 +6,17 @@ import structlog
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
-from api.asgi_types import ASGIApp, Message, Receive, Scope, Send, header
+from api.asgi_types import (
+    ASGIApp,
+    BodyTooLarge,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    header,
+    read_body,
+    replay_body,
+)
 from api.errors import error_response, outage_response
 
 log = structlog.get_logger(__name__)
@@ -79,10 +89,6 @@ def _is_https(scope: Scope) -> bool:
     return scope.get("scheme") == "https" or (forwarded or "").lower() == "https"
 
 
-class _BodyTooLarge(Exception):
-    pass
-
-
 # Deeper JSON than this is no request of ours: refused before anyone parses or hashes it
 # (json.loads and every recursive walk over the result raise RecursionError far deeper).
 MAX_JSON_DEPTH = 32
@@ -141,8 +147,8 @@ class BodySizeLimitMiddleware:
             return
         if scope["method"] in BODY_METHODS:
             try:
-                body = await self._read(receive)
-            except _BodyTooLarge:
+                body = await read_body(receive, self._max)
+            except BodyTooLarge:
                 await self._reject(scope, receive, send)
                 return
             if _looks_like_json(scope, body) and json_too_deep(body):
@@ -151,45 +157,15 @@ class BodySizeLimitMiddleware:
                 )
                 await response(scope, receive, send)
                 return
-            await self._app(scope, _replay(body, receive), send)
+            await self._app(scope, replay_body(body, receive), send)
             return
         await self._app(scope, receive, send)
-
-    async def _read(self, receive: Receive) -> bytes:
-        chunks: list[bytes] = []
-        received = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                break
-            chunk = bytes(message.get("body", b""))
-            received += len(chunk)
-            if received > self._max:
-                raise _BodyTooLarge
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        return b"".join(chunks)
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = error_response(
             413, "payload_too_large", f"request body exceeds {self._max} bytes"
         )
         await response(scope, receive, send)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """The already-read body once, then the server's own messages (a later disconnect)."""
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if sent:
-            return await receive()
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return replay
 
 
 def install_cors(app: FastAPI, origins: tuple[str, ...]) -> None:
