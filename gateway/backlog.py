@@ -12,19 +12,12 @@ from typing import TypeVar
 import sqlalchemy.exc
 import structlog
 
+from db.outage import database_unavailable
+
 log = structlog.get_logger("gateway.backlog")
 
 Write = Callable[[], Awaitable[object]]
 T = TypeVar("T")
-
-
-def database_unavailable(exc: BaseException) -> bool:
-    """The database could not be reached or dropped the connection (not a data error)."""
-    if isinstance(exc, sqlalchemy.exc.DBAPIError):
-        return exc.connection_invalidated or isinstance(
-            exc, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError
-        )
-    return isinstance(exc, OSError | TimeoutError | sqlalchemy.exc.TimeoutError)
 
 
 async def once_more_if_stale(work: Callable[[], Awaitable[T]]) -> T:

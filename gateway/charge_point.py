@@ -28,6 +28,7 @@ from ocpp.exceptions import (
 )
 from ocpp.v16 import call_result
 
+from db.outage import log_failure
 from gateway import framing, metrics, schemas
 
 log = structlog.get_logger("gateway")
@@ -179,9 +180,9 @@ class ChargePoint:
             self._drop_deferred()
             await self._send_text(framing.error_frame(frame.unique_id, error))
             return
-        except Exception:
+        except Exception as exc:
             metrics.count_message("in", action, "InternalError")
-            log.exception("handler failed", station_id=self.station_id, action=action)
+            log_failure(log, "handler failed", exc, station_id=self.station_id, action=action)
             internal = InternalError(details={"cause": "the central system failed to handle it"})
             self._drop_deferred()
             await self._send_text(framing.error_frame(frame.unique_id, internal))

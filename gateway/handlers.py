@@ -19,8 +19,9 @@ from ocpp.v16.enums import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from db.outage import database_unavailable
 from gateway import cards, metering, metrics, without_database
-from gateway.backlog import database_unavailable, once_more_if_stale
+from gateway.backlog import once_more_if_stale
 from gateway.charge_point import ChargePoint, Send, StationDisconnected, on, spawn
 from gateway.context import GatewayContext
 from gateway.energy_watch import EnergyWatch

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
+from db.outage import log_failure
 from gateway.config import GatewayConfig
 from gateway.registry import ConnectionRegistry
 from gateway.store import GatewayStore
@@ -61,8 +62,10 @@ class Liveness:
         for step in steps:
             try:
                 await step()
-            except Exception:
-                log.exception("liveness step failed", step=getattr(step, "__name__", "upkeep"))
+            except Exception as exc:
+                log_failure(
+                    log, "liveness step failed", exc, step=getattr(step, "__name__", "upkeep")
+                )
 
     async def flush_last_seen(self) -> None:
         since, self._flushed_at = self._flushed_at, time.time()

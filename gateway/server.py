@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.worker import Interceptor, Worker
 
+from db.outage import log_failure
 from gateway import denial_log
 from gateway.auth import ChargerKeys
 from gateway.backlog import DatabaseBacklog
@@ -183,7 +184,14 @@ class OcppGateway:
         await self._meters.stop()
         with contextlib.suppress(Exception):
             await self._backlog.flush()
-        await self._store.clear_queue(self.task_queue, datetime.now(UTC))
+        try:
+            await self._store.clear_queue(self.task_queue, datetime.now(UTC))
+        except Exception as exc:
+            # Stopping during a database outage: the other gateways' stale sweep clears
+            # the rows (their last_seen stops moving); the rest of the shutdown must run.
+            log_failure(log, "could not clear registry rows", exc, task_queue=self.task_queue)
+        if self._backlog:
+            log.warning("gateway stopped with unwritten rows", writes=len(self._backlog))
         self._auth.close()
         log.info("gateway stopped", task_queue=self.task_queue, closed=len(connections))
 
@@ -326,9 +334,11 @@ class OcppGateway:
                 datetime.fromtimestamp(connection.heard_at(), UTC),
                 at=datetime.now(UTC),
             )
-        except Exception:
+        except Exception as exc:
             # The liveness sweep of whichever gateway sees the row next clears it.
-            log.exception("could not clear connection row", station_id=connection.station_id)
+            log_failure(
+                log, "could not clear connection row", exc, station_id=connection.station_id
+            )
 
     async def _reject(
         self,

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 import uvloop
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -23,6 +24,13 @@ from runtime.embedded import (
     EmbeddedPostgres,
     temporal_binary,
     temporal_test_server_binary,
+)
+from runtime.logging import console_renderer
+
+# structlog's defaults, but plain tracebacks: rendering every frame's locals with rich during
+# an outage test starves the event loop the test is measuring.
+structlog.configure(
+    processors=[*structlog.get_config()["processors"][:-1], console_renderer(colors=False)]
 )
 
 

@@ -15,6 +15,7 @@ from simulator import FaultPlan
 from tests.edge.world import (
     INITIAL,
     PRICE,
+    TIMEOUT_S,
     add_station,
     fund,
     running_stack,
@@ -52,13 +53,13 @@ async def test_a_messy_ping_only_charger_is_billed_exactly(
         await fund(stack, client_id)
         async with stack.station(station_id, faults, ping_interval_s=None) as station:
             session_id = await start_session(stack, station_id, client_id)
-            tx = await station.wait_for_transaction(timeout_s=30)
+            tx = await station.wait_for_transaction(timeout_s=TIMEOUT_S)
             # Long past 2 x the heartbeat interval without a single Heartbeat.
-            await station.wait_for_energy(tx, 1_500, timeout_s=30)
+            await station.wait_for_energy(tx, 1_500, timeout_s=TIMEOUT_S)
             assert station.connect_count == 1
 
             await station.stop_local_transaction(reason="EVDisconnected")
-            await station.wait_for_stop(tx, timeout_s=30)
+            await station.wait_for_stop(tx, timeout_s=TIMEOUT_S)
             result = await session_result(temporal_env.client, session_id)
             reconnects = station.connect_count - 1
         balance = await stack.ledger.balance(client_id)

@@ -19,11 +19,13 @@ from simulator import FaultPlan
 from tests.edge.world import (
     INITIAL,
     PRICE,
+    TIMEOUT_S,
     add_station,
     eventually,
     fund,
     killable_postgres,
     killable_temporal,
+    remote_start_handled,
     running_stack,
     session_result,
     session_view,
@@ -46,12 +48,12 @@ async def test_stop_during_a_database_outage_reaches_the_workflow(
             await fund(stack, client_id)
             async with stack.station(station_id) as station:
                 session_id = await start_session(stack, station_id, client_id)
-                tx = await station.wait_for_transaction(timeout_s=30)
-                await station.wait_for_energy(tx, 500, timeout_s=30)
+                tx = await station.wait_for_transaction(timeout_s=TIMEOUT_S)
+                await station.wait_for_energy(tx, 500, timeout_s=TIMEOUT_S)
 
                 await asyncio.to_thread(postgres.stop)
                 during = tx.energy_wh + 300
-                await station.wait_for_energy(tx, during, timeout_s=30)
+                await station.wait_for_energy(tx, during, timeout_s=TIMEOUT_S)
 
                 async def sample_reached_the_workflow() -> bool:
                     view = await session_view(temporal_env.client, session_id)
@@ -60,7 +62,7 @@ async def test_stop_during_a_database_outage_reaches_the_workflow(
                 # MeterValues while the database is down reach the session through Temporal.
                 await eventually(sample_reached_the_workflow, "a sample taken during the outage")
                 await station.stop_local_transaction(reason="EVDisconnected")
-                await station.wait_for_stop(tx, timeout_s=30)  # acked: Temporal took it
+                await station.wait_for_stop(tx, timeout_s=TIMEOUT_S)  # acked: Temporal took it
                 assert station.transaction_message_failures == 0
 
                 await asyncio.to_thread(postgres.start)
@@ -99,8 +101,8 @@ async def test_with_both_down_the_charger_gets_an_error_and_its_retry_succeeds(
             )
             async with charger as station:
                 session_id = await start_session(stack, station_id, client_id)
-                tx = await station.wait_for_transaction(timeout_s=30)
-                await station.wait_for_energy(tx, 500, timeout_s=30)
+                tx = await station.wait_for_transaction(timeout_s=TIMEOUT_S)
+                await station.wait_for_energy(tx, 500, timeout_s=TIMEOUT_S)
 
                 temporal.kill()
                 await asyncio.to_thread(postgres.stop)
@@ -113,7 +115,7 @@ async def test_with_both_down_the_charger_gets_an_error_and_its_retry_succeeds(
                 assert not tx.stop_acknowledged
 
                 await asyncio.to_thread(postgres.start)  # Temporal is still down
-                await station.wait_for_stop(tx, timeout_s=30)
+                await station.wait_for_stop(tx, timeout_s=TIMEOUT_S)
                 assert station.given_up_messages == []
                 assert tx.transaction_id is not None
                 assert await stored_stop(sessions, tx.transaction_id) == tx.meter_stop_wh
@@ -143,18 +145,15 @@ async def test_start_and_stop_during_a_database_outage_settle_exactly(
             async with stack.station(station_id, faults) as station:
                 session_id = await start_session(stack, station_id, client_id)
 
-                async def remote_start_arrived() -> bool:
-                    return any(action == "RemoteStartTransaction" for action, _ in station.received)
-
-                await eventually(remote_start_arrived, "RemoteStart reached the charger")
+                await remote_start_handled(station)
 
                 await asyncio.to_thread(postgres.stop)
                 tx = await station.start_local_transaction(1, session_id)
-                await station.wait_for_transaction(timeout_s=30)
+                await station.wait_for_transaction(timeout_s=TIMEOUT_S)
                 assert tx.id_tag_status == "Accepted"  # the session's own verdict
-                await station.wait_for_energy(tx, 300, timeout_s=30)
+                await station.wait_for_energy(tx, 300, timeout_s=TIMEOUT_S)
                 await station.stop_local_transaction(reason="Local")
-                await station.wait_for_stop(tx, timeout_s=30)
+                await station.wait_for_stop(tx, timeout_s=TIMEOUT_S)
                 assert station.transaction_message_failures == 0
 
                 await asyncio.to_thread(postgres.start)

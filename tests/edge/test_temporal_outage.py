@@ -17,11 +17,13 @@ from tests.edge.world import (
     AMOUNT,
     INITIAL,
     PRICE,
+    TIMEOUT_S,
     add_station,
     eventually,
     fund,
     killable_temporal,
     relay_found_temporal_down,
+    remote_start_handled,
     running_stack,
     session_result,
     start_session,
@@ -43,12 +45,12 @@ async def test_stop_during_a_temporal_outage_is_acked_and_settles_after_it(
             await fund(stack, client_id)
             async with stack.station(station_id) as station:
                 session_id = await start_session(stack, station_id, client_id)
-                tx = await station.wait_for_transaction(timeout_s=30)
-                await station.wait_for_energy(tx, 500, timeout_s=30)
+                tx = await station.wait_for_transaction(timeout_s=TIMEOUT_S)
+                await station.wait_for_energy(tx, 500, timeout_s=TIMEOUT_S)
 
                 temporal.kill()
                 await station.stop_local_transaction(reason="EVDisconnected")
-                await station.wait_for_stop(tx, timeout_s=30)  # acked while Temporal is down
+                await station.wait_for_stop(tx, timeout_s=TIMEOUT_S)  # acked while Temporal is down
                 assert station.transaction_message_failures == 0
                 assert tx.transaction_id is not None
                 assert await stored_stop(sessions, tx.transaction_id) == tx.meter_stop_wh
@@ -88,19 +90,16 @@ async def test_start_during_a_temporal_outage_is_answered_from_the_stored_remote
             async with stack.station(station_id, faults) as station:
                 session_id = await start_session(stack, station_id, client_id)
 
-                async def remote_start_arrived() -> bool:
-                    return any(action == "RemoteStartTransaction" for action, _ in station.received)
-
-                await eventually(remote_start_arrived, "RemoteStart reached the charger")
+                await remote_start_handled(station)
                 temporal.kill()
                 tx = await station.start_local_transaction(1, session_id)
-                await station.wait_for_transaction(timeout_s=30)
+                await station.wait_for_transaction(timeout_s=TIMEOUT_S)
                 assert tx.id_tag_status == "Accepted"  # from the stored RemoteStart
-                await station.wait_for_energy(tx, 300, timeout_s=30)
+                await station.wait_for_energy(tx, 300, timeout_s=TIMEOUT_S)
 
                 await temporal.start()
                 await station.stop_local_transaction(reason="Local")
-                await station.wait_for_stop(tx, timeout_s=30)
+                await station.wait_for_stop(tx, timeout_s=TIMEOUT_S)
                 result = await session_result(client, session_id)
             balance = await stack.ledger.balance(client_id)
 

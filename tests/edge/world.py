@@ -47,6 +47,9 @@ KEY_PEPPER = b"edge-outage-pepper-0123456789abcdef"
 PRICE = 1_500
 INITIAL = 50_000
 AMOUNT = 10_000
+# A safety net for waits on the charger, not a timing assertion: CI runs these beside
+# the rest of the suite on two cores, where an outage's recovery can take a while.
+TIMEOUT_S = 120
 
 
 class KillableTemporal:
@@ -208,7 +211,7 @@ async def add_station(sessions: async_sessionmaker[AsyncSession], station_id: st
         session.add(Connector(station_id=station_id, connector_id=1))
 
 
-async def eventually(check: Any, what: str, attempts: int = 3_000) -> None:
+async def eventually(check: Any, what: str, attempts: int = 6_000) -> None:
     """Poll a condition (bounded by attempts, not by a clock assertion)."""
     for _ in range(attempts):
         try:
@@ -218,6 +221,18 @@ async def eventually(check: Any, what: str, attempts: int = 3_000) -> None:
             pass
         await asyncio.sleep(0.02)
     raise AssertionError(f"never happened: {what}")
+
+
+async def remote_start_handled(station: SimulatedStation, connector_id: int = 1) -> None:
+    """RemoteStart reached the charger and its after-hook ran: with `skip_start_transaction`
+    the connector is free again for a start at the charger itself. (The message is recorded
+    when it arrives, before the answer is sent and before the hook runs.)"""
+
+    async def handled() -> bool:
+        arrived = any(action == "RemoteStartTransaction" for action, _ in station.received)
+        return arrived and station.connector(connector_id).free
+
+    await eventually(handled, "RemoteStart reached the charger")
 
 
 async def fund(stack: Stack, client_id: str) -> None:
