@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.v1 import balance, card_payment, cards, charging, locations, payment, stations
+from api.v1 import (
+    balance,
+    card_payment,
+    cards,
+    charging,
+    locations,
+    payment,
+    receipts,
+    stations,
+)
 
 ROUTERS: list[APIRouter] = []
 ROUTERS.append(stations.router)
@@ -14,3 +23,4 @@ ROUTERS.append(payment.router)
 ROUTERS.append(card_payment.router)
 ROUTERS.append(charging.router)
 ROUTERS.append(cards.router)
+ROUTERS.append(receipts.router)

@@ -102,3 +102,15 @@ async def test_an_authenticated_post_with_a_bad_idempotency_key_is_still_400(
         400,
         "invalid_idempotency_key",
     )
+
+
+async def test_the_receipt_documents_its_json_model_and_its_html_page(
+    document: dict[str, Any],
+) -> None:
+    receipt = operation(document, "get", "/api/v1/charging/{session_id}/receipt")["responses"]
+    assert {"200", "401", "404", "409"} <= set(receipt)
+    content = receipt["200"]["content"]
+    assert content["application/json"]["schema"] == {"$ref": "#/components/schemas/ChargingReceipt"}
+    assert content["text/html"]["schema"] == {"type": "string"}
+    fields = document["components"]["schemas"]["ChargingReceipt"]["properties"]
+    assert {"cost_tyiyn", "refunded_tyiyn", "ledger_entries", "energy_kwh"} <= set(fields)
