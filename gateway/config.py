@@ -38,6 +38,9 @@ class GatewayConfig:
     relay_retry_first_s: float = 0.5
     relay_retry_max_s: float = 30.0
     relay_batch: int = 50
+    # A delivery that fails for good (a row that cannot be decoded, a call Temporal refuses)
+    # is tried this many times with the backoff above, then dead-lettered (docs/operations.md).
+    relay_dead_letter_after: int = 5
     # Writes held in memory while PostgreSQL is down (their messages reached Temporal).
     backlog_max_writes: int = 10_000
     # Transaction ids reserved for StartTransactions that arrive while PostgreSQL is down.
@@ -70,6 +73,8 @@ class GatewayConfig:
             raise ValueError("card_min_balance_tyiyn must not be negative")
         if self.relay_retry_max_s < self.relay_retry_first_s or self.relay_batch < 1:
             raise ValueError("relay_retry_max_s must be >= relay_retry_first_s, batch >= 1")
+        if self.relay_dead_letter_after < 1:
+            raise ValueError("relay_dead_letter_after must be at least 1")
 
     @property
     def relay_lease_s(self) -> float:

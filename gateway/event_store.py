@@ -1,9 +1,11 @@
 """The relay's table: transaction events written before the charger is answered, claimed by
-one gateway at a time with a lease, deleted once Temporal accepted them."""
+one gateway at a time with a lease, deleted once Temporal accepted them, dead-lettered (kept,
+never claimed again) when their delivery failed for good."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -13,25 +15,26 @@ from db.models import OcppTransactionEvent
 from gateway.events import METER, NewEvent, PendingEvent
 
 # Due events whose transaction has no older pending event: a stop never overtakes its
-# start. The lease (due_at pushed ahead) keeps other gateways off a row while one delivers
-# it; a gateway that dies mid-delivery leaves the row due again when the lease ends.
+# start. A dead-lettered event is neither claimed nor holds back the ones after it. The
+# lease (due_at pushed ahead) keeps other gateways off a row while one delivers it; a
+# gateway that dies mid-delivery leaves the row due again when the lease ends.
 _CLAIM = text(
     """
     UPDATE ocpp_transaction_events AS e
     SET due_at = now() + make_interval(secs => :lease_s), attempts = e.attempts + 1
     WHERE e.id IN (
         SELECT c.id FROM ocpp_transaction_events AS c
-        WHERE c.due_at <= now()
+        WHERE c.due_at <= now() AND c.dead_at IS NULL
           AND NOT EXISTS (
               SELECT 1 FROM ocpp_transaction_events AS o
-              WHERE o.transaction_id = c.transaction_id AND o.id < c.id
+              WHERE o.transaction_id = c.transaction_id AND o.id < c.id AND o.dead_at IS NULL
           )
         ORDER BY c.id
         LIMIT :limit
         FOR UPDATE SKIP LOCKED
     )
     RETURNING e.id, e.transaction_id, e.station_id, e.session_id, e.kind, e.payload,
-              e.answered, e.attempts
+              e.answered, e.attempts, e.failures
     """
 )
 
@@ -115,7 +118,47 @@ class EventStore:
                 )
             )
 
-    async def pending(self) -> int:
+    async def failed(self, event: PendingEvent, delay: timedelta, error: str) -> None:
+        """A permanent failure short of the bound: counted, due again after `delay`."""
+        async with self._engine.begin() as connection:
+            await connection.execute(
+                update(OcppTransactionEvent)
+                .where(OcppTransactionEvent.id == event.id)
+                .values(
+                    due_at=func.now() + delay,
+                    last_error=error[:300],
+                    failures=OcppTransactionEvent.failures + 1,
+                )
+            )
+
+    async def dead_letter(self, event: PendingEvent, error: str) -> None:
+        """Failed for good: kept with its error for an operator, never claimed again."""
+        async with self._engine.begin() as connection:
+            await connection.execute(
+                update(OcppTransactionEvent)
+                .where(OcppTransactionEvent.id == event.id)
+                .values(
+                    dead_at=func.now(),
+                    last_error=error[:300],
+                    failures=OcppTransactionEvent.failures + 1,
+                )
+            )
+
+    async def counts(self) -> EventCounts:
+        """What waits in the table, for the gateway's metrics."""
+        pending = OcppTransactionEvent.dead_at.is_(None)
+        query = select(
+            func.count().filter(pending),
+            func.count().filter(~pending),
+            func.min(OcppTransactionEvent.created_at).filter(pending),
+        )
         async with self._engine.connect() as connection:
-            count = await connection.scalar(select(func.count()).select_from(OcppTransactionEvent))
-        return int(count or 0)
+            waiting, dead, oldest = (await connection.execute(query)).one()
+        return EventCounts(int(waiting), int(dead), oldest)
+
+
+@dataclass(frozen=True, slots=True)
+class EventCounts:
+    pending: int  # not delivered yet (due, leased or backing off)
+    dead_lettered: int
+    oldest_pending_at: datetime | None  # created_at of the oldest pending event

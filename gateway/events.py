@@ -38,7 +38,8 @@ class PendingEvent:
     kind: str
     payload: dict[str, Any]
     answered: str | None
-    attempts: int
+    attempts: int  # claims so far, this one included
+    failures: int = 0  # permanent failures before this claim
 
 
 def started_of(row: TransactionRow) -> TransactionStarted:

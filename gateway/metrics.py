@@ -22,6 +22,22 @@ SIGNALS = Counter(
     "Signals sent to session workflows, by signal and outcome (accepted / no_workflow / failed).",
     ["signal", "outcome"],
 )
+RELAY_DEAD_LETTERED = Counter(
+    "evpower_ocpp_relay_dead_lettered_total",
+    "Transaction events this gateway's relay gave up on (failed for good), by event kind.",
+    ["kind"],
+)
+RELAY_EVENTS = Gauge(
+    "evpower_ocpp_relay_events",
+    "Rows of ocpp_transaction_events by state (pending: not delivered yet; dead_lettered: "
+    "given up, waiting for an operator), as this gateway last counted the shared table.",
+    ["state"],
+)
+RELAY_OLDEST_PENDING = Gauge(
+    "evpower_ocpp_relay_oldest_pending_seconds",
+    "Age of the oldest transaction event still pending delivery (0 when none): grows while "
+    "the relay is stuck.",
+)
 
 _children: dict[tuple[str, str, str], Counter] = {}
 

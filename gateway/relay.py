@@ -5,6 +5,11 @@ Every gateway runs one. It is woken when this gateway writes an event and when T
 back after an outage (its own probe, with backoff); it also looks every `relay_poll_s` for
 rows that another gateway wrote or left behind when it died. Deliveries are idempotent in
 effect: the workflow ignores a start, stop or sample it already has.
+
+Failures are classified (gateway/relay_failures.py): Temporal or the database unreachable is
+waited out for as long as it takes; a failure for good is tried `relay_dead_letter_after`
+times and then dead-lettered, so it neither loops for ever nor holds back the transaction's
+later events.
 """
 
 from __future__ import annotations
@@ -12,8 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import time
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import structlog
 
@@ -21,8 +27,9 @@ from gateway import metrics
 from gateway.config import GatewayConfig
 from gateway.event_store import EventStore
 from gateway.events import METER, STARTED, STOPPED, PendingEvent, decode
+from gateway.relay_failures import Failure, classify, describe
 from gateway.store import GatewayStore
-from gateway.workflow_signals import SignalFailed, WorkflowSignals
+from gateway.workflow_signals import WorkflowSignals
 from workflows.signals import (
     METER_SAMPLE,
     START_ACCEPTED,
@@ -60,6 +67,7 @@ class TransactionRelay:
         self._config = config
         self._on_start_refused = on_start_refused
         self._wakeup = asyncio.Event()
+        self._counted_at: float | None = None
 
     def wake(self) -> None:
         """An event was written (or Temporal answered again): look now."""
@@ -70,6 +78,7 @@ class TransactionRelay:
         while True:
             try:
                 outcome = await self.deliver_due()
+                await self._count_if_due()
             except Exception as exc:
                 # The database is down (or failed): events wait in it, so wait for it.
                 log.warning("relay pass failed", error=repr(exc))
@@ -109,17 +118,43 @@ class TransactionRelay:
     async def _attempt(self, event: PendingEvent) -> _Outcome:
         try:
             await self._deliver(event)
-        except SignalFailed as exc:
-            if exc.unavailable:
-                return _Outcome.TEMPORAL_DOWN
-            await self._later(event, str(exc))
-            return _Outcome.RETRY
         except Exception as exc:
-            log.exception("relay delivery failed", event_id=event.id, kind=event.kind)
-            await self._later(event, repr(exc))
+            failure = classify(exc)
+            if failure is Failure.TEMPORAL_DOWN:
+                return _Outcome.TEMPORAL_DOWN
+            error = describe(exc)
+            if failure is Failure.TRANSIENT:
+                log.warning("relay delivery failed; retried", event_id=event.id, error=error)
+                await self._later(event, error)
+            elif event.failures + 1 >= self._config.relay_dead_letter_after:
+                await self._dead_letter(event, error)
+            else:
+                log.warning(
+                    "relay delivery refused; tried again before it is given up",
+                    event_id=event.id,
+                    kind=event.kind,
+                    failures=event.failures + 1,
+                    error=error,
+                )
+                await self._events.failed(event, self._backoff(event), error)
             return _Outcome.RETRY
         await self._events.delivered(event)
         return _Outcome.DELIVERED
+
+    async def _dead_letter(self, event: PendingEvent, error: str) -> None:
+        await self._events.dead_letter(event, error)
+        metrics.RELAY_DEAD_LETTERED.labels(event.kind).inc()
+        # One line an operator acts on (docs/operations.md, *Dead-lettered charger events*).
+        log.error(
+            "transaction event dead-lettered",
+            event_id=event.id,
+            station_id=event.station_id,
+            transaction_id=event.transaction_id,
+            session_id=event.session_id,
+            kind=event.kind,
+            attempts=event.attempts,
+            error=error,
+        )
 
     async def _deliver(self, event: PendingEvent) -> None:
         argument = decode(event)
@@ -155,14 +190,32 @@ class TransactionRelay:
         )
 
     async def _later(self, event: PendingEvent, error: str) -> None:
+        await self._events.retry_later([event.id], self._backoff(event), error)
+
+    def _backoff(self, event: PendingEvent) -> timedelta:
         first, most = self._config.relay_retry_first_s, self._config.relay_retry_max_s
-        delay = min(most, first * 2 ** min(event.attempts, 20))
-        await self._events.retry_later([event.id], timedelta(seconds=delay), error)
+        return timedelta(seconds=min(most, first * 2 ** min(event.attempts, 20)))
+
+    async def _count_if_due(self) -> None:
+        """Refresh the pending / dead-lettered gauges, at most once per poll interval."""
+        now = time.monotonic()
+        if self._counted_at is not None and now - self._counted_at < self._config.relay_poll_s:
+            return
+        self._counted_at = now
+        counts = await self._events.counts()
+        metrics.RELAY_EVENTS.labels("pending").set(counts.pending)
+        metrics.RELAY_EVENTS.labels("dead_lettered").set(counts.dead_lettered)
+        oldest = counts.oldest_pending_at
+        age = 0.0 if oldest is None else (datetime.now(UTC) - oldest).total_seconds()
+        metrics.RELAY_OLDEST_PENDING.set(max(0.0, age))
 
     async def _await_temporal(self) -> None:
         pause = self._config.relay_retry_first_s
         log.warning("Temporal unreachable; relay waits for it")
         while not await self._signals.probe():
+            # The gauges matter most now: the pending count and the oldest's age grow.
+            with contextlib.suppress(Exception):
+                await self._count_if_due()
             await self._sleep(pause)
             pause = min(pause * 2, self._config.relay_retry_max_s)
         log.info("Temporal reachable again; relaying")

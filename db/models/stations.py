@@ -152,8 +152,9 @@ class OcppRemoteStart(Base):
 class OcppTransactionEvent(Base):
     """A charger's transaction message (start, stop, latest meter sample) that its session
     workflow has not taken yet: written before the charger is answered, deleted once Temporal
-    accepted it. The gateway's relay (gateway/relay.py) delivers these in id order per
-    transaction, so a stop never overtakes its start."""
+    accepted it, kept dead-lettered when it failed for good. The gateway's relay
+    (gateway/relay.py) delivers these in id order per transaction, so a stop never overtakes
+    its start."""
 
     __tablename__ = "ocpp_transaction_events"
     __table_args__ = (
@@ -176,4 +177,9 @@ class OcppTransactionEvent(Base):
         DateTime(timezone=True), server_default=func.now(), nullable=False
     )
     last_error: Mapped[str | None] = mapped_column(String(300))
+    # Permanent failures so far (a row that cannot be decoded, a call Temporal refuses);
+    # past the relay's bound the row is dead-lettered (`dead_at`): kept for an operator, no
+    # longer claimed, no longer holding back its transaction's later events.
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    dead_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = created_at_column()
