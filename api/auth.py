@@ -20,6 +20,7 @@ from api.deps import ApiConfig, ApiContext
 from api.errors import ApiError
 from api.jwks import JWKS_PATH, JwksCache, JwksUnavailable
 from db.clients import ensure_client
+from domain.operators import OperatorRole, operator_role
 
 log = structlog.get_logger(__name__)
 
@@ -34,11 +35,13 @@ VERIFIED_CAPACITY = 4_096
 
 @dataclass(frozen=True)
 class AuthenticatedClient:
-    """Who is calling: `client_id` is the Supabase user id (`sub`)."""
+    """Who is calling: `client_id` is the Supabase user id (`sub`); `operator` is the
+    operator role the token carries (OPERATOR_ROLE_CLAIM), None for a driver."""
 
     client_id: str
     role: str
     email: str | None
+    operator: OperatorRole | None = None
 
 
 class AuthError(ApiError):
@@ -63,11 +66,13 @@ class Authenticator:
         jwt_secret: str | None,
         audience: str,
         jwks: JwksCache | None = None,
+        operator_role_claim: str = "app_metadata.role",
     ) -> None:
         base = supabase_url.rstrip("/") if supabase_url else None
         self._issuer = f"{base}/auth/v1" if base else None
         self._secret = jwt_secret or None
         self._audience = audience
+        self._operator_role_claim = operator_role_claim
         self._verified: LRUCache[str, tuple[AuthenticatedClient, float]] = LRUCache(
             VERIFIED_CAPACITY
         )
@@ -79,6 +84,7 @@ class Authenticator:
             supabase_url=config.supabase_url,
             jwt_secret=config.jwt_secret,
             audience=config.jwt_audience,
+            operator_role_claim=config.operator_role_claim,
         )
 
     async def verify(self, token: str) -> AuthenticatedClient:
@@ -158,6 +164,7 @@ class Authenticator:
             client_id=sub.lower(),
             role=role,
             email=email if isinstance(email, str) and email else None,
+            operator=operator_role(claims, self._operator_role_claim),
         )
 
 

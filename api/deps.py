@@ -32,10 +32,12 @@ class ApiConfig:
     supabase_url: str | None = None
     jwt_secret: str | None = None
     jwt_audience: str = "authenticated"
+    operator_role_claim: str = "app_metadata.role"
     rate_limit_storage_uri: str = "memory://"
     rate_limit_money: str = "10/minute"
     rate_limit_default: str = "60/minute"
     rate_limit_webhook: str = "30/minute"
+    rate_limit_ops: str = "120/minute"
     task_queue: str = "evpower"
     topup_min_tyiyn: int = 1_000
     topup_max_tyiyn: int = 5_000_000

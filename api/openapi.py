@@ -30,6 +30,7 @@ _DESCRIPTIONS = {
     400: "Malformed request (unreadable body, JSON nested too deep, bad Idempotency-Key)",
     401: "Missing or invalid bearer token (or, for the webhook, a bad signature)",
     402: "Insufficient funds, or the card was declined",
+    403: "The token is valid but its role may not do this (operations API: operator or admin)",
     404: "Not found (someone else's object looks exactly like a missing one)",
     409: "Conflict: busy connector, station offline, an RFID card already linked (to this "
     "or another account), a request with this Idempotency-Key still in progress",

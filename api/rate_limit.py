@@ -17,6 +17,7 @@ from limits.storage import storage_from_string
 from api.asgi_types import ASGIApp, Receive, Scope, Send, header, read_body, replay_body
 from api.auth import client_from_scope
 from api.errors import error_response
+from api.ops_audit import is_ops_path
 
 log = structlog.get_logger(__name__)
 
@@ -37,6 +38,7 @@ class RateLimits:
     default: str = "60/minute"  # reads and everything else
     webhook: str = "30/minute"  # per payment (order id)
     webhook_sender: str = "600/minute"  # per sending address
+    ops: str = "120/minute"  # every request under /api/v1/ops/, per operator
 
     def classes(self) -> RouteClasses:
         return RouteClasses(
@@ -46,6 +48,7 @@ class RateLimits:
             ),
             webhook=RouteClass("payment_webhook", parse(self.webhook)),
             webhook_sender=RouteClass("payment_webhook_sender", parse(self.webhook_sender)),
+            ops=RouteClass("ops", parse(self.ops)),
         )
 
 
@@ -55,6 +58,7 @@ class RouteClasses:
     money: tuple[tuple[str, RouteClass], ...]
     webhook: RouteClass
     webhook_sender: RouteClass
+    ops: RouteClass
 
     def for_request(self, method: str, path: str) -> RouteClass:
         """The webhook by its path; money-moving POSTs by prefix (each prefix its own budget);
@@ -62,6 +66,10 @@ class RouteClasses:
         balance stays within it."""
         if path == WEBHOOK_PATH:
             return self.webhook
+        if is_ops_path(path):
+            # Operators get their own budget: a fleet dashboard polling does not eat into the
+            # operator's own app budget, nor an app's into an incident response.
+            return self.ops
         if method == "POST":
             for prefix, cls in self.money:
                 if path == prefix or path.startswith(prefix.rstrip("/") + "/"):

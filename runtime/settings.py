@@ -11,6 +11,7 @@ from limits import parse
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from domain.operators import check_claim_path
 from payments.contract import (
     DEFAULT_DATE_LIFE_FORMAT,
     DEFAULT_DATE_LIFE_TZ,
@@ -66,6 +67,9 @@ class Settings(BaseSettings):
     supabase_url: str | None = None
     supabase_jwt_secret: str | None = None
     supabase_jwt_audience: str = "authenticated"
+    # Where an operator's role sits in the token's claims, as a dotted path: Supabase keeps
+    # what only the project may set in `app_metadata` (users cannot edit it).
+    operator_role_claim: str = "app_metadata.role"
 
     payment_provider: ProviderName = ProviderName.SIMULATED
     odengi_merchant_id: str | None = None
@@ -92,6 +96,7 @@ class Settings(BaseSettings):
     rate_limit_money: str = "10/minute"
     rate_limit_default: str = "60/minute"
     rate_limit_webhook: str = "30/minute"
+    rate_limit_ops: str = "120/minute"  # per operator, every route under /api/v1/ops/
     # Proxies (comma-separated IPs/CIDRs, or *) whose X-Forwarded-For/-Proto uvicorn trusts,
     # so rate limits and logs see the real client behind Traefik, not the proxy.
     forwarded_allow_ips: str = "127.0.0.1"
@@ -196,7 +201,14 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: str | None) -> str | None:
         return value or None
 
-    @field_validator("rate_limit_money", "rate_limit_default", "rate_limit_webhook")
+    @field_validator("operator_role_claim")
+    @classmethod
+    def _claim_path(cls, value: str) -> str:
+        return check_claim_path(value)
+
+    @field_validator(
+        "rate_limit_money", "rate_limit_default", "rate_limit_webhook", "rate_limit_ops"
+    )
     @classmethod
     def _rate_limit(cls, value: str) -> str:
         try:

@@ -10,6 +10,7 @@ from api.v1 import (
     cards,
     charging,
     locations,
+    ops,
     payment,
     receipts,
     stations,
@@ -24,3 +25,4 @@ ROUTERS.append(card_payment.router)
 ROUTERS.append(charging.router)
 ROUTERS.append(cards.router)
 ROUTERS.append(receipts.router)
+ROUTERS.append(ops.router)

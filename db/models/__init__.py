@@ -5,6 +5,7 @@ from db.models.cards import RfidCard
 from db.models.clients import Client
 from db.models.idempotency import IdempotencyKey
 from db.models.ledger import LedgerAccount, LedgerEntry, LedgerPosting
+from db.models.operators import OperatorAudit
 from db.models.payments import (
     CardCharge,
     PaymentAudit,
@@ -39,6 +40,7 @@ __all__ = [
     "OcppRemoteStart",
     "OcppTransaction",
     "OcppTransactionEvent",
+    "OperatorAudit",
     "PaymentAudit",
     "ProviderTransaction",
     "RfidCard",

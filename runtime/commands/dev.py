@@ -23,6 +23,9 @@ from runtime.server import Role
 from runtime.services import Services
 from runtime.settings import DEV_JWT_SECRET, Settings, load_settings
 
+# The developer's operator identity in `evpower dev` (not a client: no balance, no clients row).
+DEMO_OPERATOR_ID = "0d3e0000-0000-4000-8000-0000000000a1"
+
 # Defaults that make a fresh machine usable; an environment variable still wins.
 DEV_DEFAULTS: dict[str, Any] = {
     "log_format": "pretty",
@@ -80,6 +83,16 @@ def banner(settings: Settings) -> str:
         settings.supabase_url,
         ttl=timedelta(days=30),
     )
+    # An admin (all of the operations API) for the developer at this terminal only: like the
+    # demo token, it exists where dev tokens do, signed with the dev secret.
+    ops_token = issue_dev_token(
+        settings.supabase_jwt_secret or DEV_JWT_SECRET,
+        DEMO_OPERATOR_ID,
+        settings.supabase_url,
+        ttl=timedelta(days=1),
+        operator_role="admin",
+        operator_role_claim=settings.operator_role_claim,
+    )
     temporal_ui = (
         f"http://127.0.0.1:{settings.temporal_ui_port}"
         if settings.temporal_address is None
@@ -99,6 +112,9 @@ def banner(settings: Settings) -> str:
             "  Demo token     export EVPOWER_TOKEN=" + token,
             f'  Try            curl -H "Authorization: Bearer $EVPOWER_TOKEN" '
             f"{base}/api/v1/balance/current",
+            "  Operator token export EVPOWER_OPS_TOKEN=" + ops_token,
+            f'  Fleet          curl -H "Authorization: Bearer $EVPOWER_OPS_TOKEN" '
+            f"{base}/api/v1/ops/stations",
             "",
         ]
     )

@@ -1,0 +1,18 @@
+"""`/ops`: the operations API. Every route in it requires an operator (the router's own
+dependency, so a new route cannot forget it) and is audited by api/ops_audit.py."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from api.openapi import errors
+from api.v1.ops import me
+from api.v1.ops.access import current_operator
+
+router = APIRouter(
+    prefix="/ops",
+    tags=["operations"],
+    dependencies=[Depends(current_operator)],
+    responses=errors(401, 403),
+)
+router.include_router(me.router)
