@@ -41,6 +41,10 @@ class GatewayConfig:
     # A delivery that fails for good (a row that cannot be decoded, a call Temporal refuses)
     # is tried this many times with the backoff above, then dead-lettered (docs/operations.md).
     relay_dead_letter_after: int = 5
+    # A StopTransaction for a transaction not recorded yet (its start held in a gateway's
+    # memory during a database outage) is kept as an orphan stop and matched once the row
+    # appears; if it has not appeared after this long, the orphan is dead-lettered.
+    relay_orphan_wait_s: float = 3_600.0
     # Writes held in memory while PostgreSQL is down (their messages reached Temporal).
     backlog_max_writes: int = 10_000
     # Transaction ids reserved for StartTransactions that arrive while PostgreSQL is down.

@@ -12,7 +12,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from db.models import OcppTransactionEvent
-from gateway.events import METER, NewEvent, PendingEvent
+from gateway.events import METER, NewEvent, PendingEvent, stopped_event
+from gateway.store import TransactionRow
 
 # Due events whose transaction has no older pending event: a stop never overtakes its
 # start. A dead-lettered event is neither claimed nor holds back the ones after it. The
@@ -27,14 +28,15 @@ _CLAIM = text(
         WHERE c.due_at <= now() AND c.dead_at IS NULL
           AND NOT EXISTS (
               SELECT 1 FROM ocpp_transaction_events AS o
-              WHERE o.transaction_id = c.transaction_id AND o.id < c.id AND o.dead_at IS NULL
+              WHERE o.station_id = c.station_id AND o.transaction_id = c.transaction_id
+                AND o.id < c.id AND o.dead_at IS NULL
           )
         ORDER BY c.id
         LIMIT :limit
         FOR UPDATE SKIP LOCKED
     )
     RETURNING e.id, e.transaction_id, e.station_id, e.session_id, e.kind, e.payload,
-              e.answered, e.attempts, e.failures
+              e.answered, e.attempts, e.failures, e.created_at
     """
 )
 
@@ -54,7 +56,7 @@ async def insert_event(connection: AsyncConnection, event: NewEvent) -> None:
     if event.kind == METER:
         excluded = statement.excluded
         statement = statement.on_conflict_do_update(
-            constraint="uq_ocpp_transaction_events_tx_kind",
+            constraint="uq_ocpp_transaction_events_station_tx_kind",
             set_={"payload": excluded.payload},
             where=(
                 OcppTransactionEvent.payload["energy_wh"].as_integer()
@@ -63,9 +65,19 @@ async def insert_event(connection: AsyncConnection, event: NewEvent) -> None:
         )
     else:
         statement = statement.on_conflict_do_nothing(
-            constraint="uq_ocpp_transaction_events_tx_kind"
+            constraint="uq_ocpp_transaction_events_station_tx_kind"
         )
     await connection.execute(statement)
+
+
+async def adopt_orphan(connection: AsyncConnection, orphan_id: int, row: TransactionRow) -> None:
+    """The orphan stop's transaction is recorded and now closed: its stop goes to the session
+    as any stop does (a `stopped` event), in the same database transaction that drops the
+    orphan, so the stop is neither lost nor sent twice in a crash between the two."""
+    await insert_event(connection, stopped_event(row))
+    await connection.execute(
+        delete(OcppTransactionEvent).where(OcppTransactionEvent.id == orphan_id)
+    )
 
 
 class EventStore:

@@ -17,6 +17,9 @@ from workflows.signals import MeterSample, TransactionStarted, TransactionStoppe
 STARTED = "started"
 STOPPED = "stopped"
 METER = "meter"
+# A StopTransaction whose transaction the database does not hold (yet): its start waited in
+# a gateway's memory during a database outage. Matched by the relay once the row appears.
+ORPHAN_STOP = "orphan_stop"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +43,7 @@ class PendingEvent:
     answered: str | None
     attempts: int  # claims so far, this one included
     failures: int = 0  # permanent failures before this claim
+    created_at: datetime | None = None
 
 
 def started_of(row: TransactionRow) -> TransactionStarted:
@@ -112,6 +116,43 @@ def meter_event(station_id: str, session_id: str, sample: MeterSample) -> NewEve
             "power_w": sample.power_w,
             "soc_percent": sample.soc_percent,
         },
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class OrphanStop:
+    """A StopTransaction as the charger sent it, for a transaction not recorded yet."""
+
+    meter_stop_wh: int
+    stopped_at: datetime
+    reason: str | None
+    id_tag: str | None
+
+
+def orphan_stop_event(station_id: str, transaction_id: int, stop: OrphanStop) -> NewEvent:
+    # The session is unknown until the transaction's row names it (its idTag).
+    return NewEvent(
+        transaction_id,
+        station_id,
+        "",
+        ORPHAN_STOP,
+        {
+            "transaction_id": transaction_id,
+            "meter_stop_wh": stop.meter_stop_wh,
+            "stopped_at": stop.stopped_at.isoformat(),
+            "reason": stop.reason,
+            "id_tag": stop.id_tag,
+        },
+    )
+
+
+def orphan_of(event: PendingEvent) -> OrphanStop:
+    data = event.payload
+    return OrphanStop(
+        meter_stop_wh=int(data["meter_stop_wh"]),
+        stopped_at=datetime.fromisoformat(data["stopped_at"]),
+        reason=data.get("reason"),
+        id_tag=data.get("id_tag"),
     )
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from ocpp.exceptions import InternalError, OCPPError
+from ocpp.exceptions import OCPPError
 from ocpp.v16 import call, call_result
 from ocpp.v16.datatypes import IdTagInfo
 from ocpp.v16.enums import (
@@ -26,7 +26,7 @@ from gateway.charge_point import ChargePoint, Send, StationDisconnected, on, spa
 from gateway.context import GatewayContext
 from gateway.energy_watch import EnergyWatch
 from gateway.event_store import insert_event
-from gateway.events import started_event, started_of, stopped_event
+from gateway.events import OrphanStop, orphan_stop_event, started_event, started_of, stopped_event
 from gateway.framing import utc_now_text
 from gateway.idle_report import report_idle, reports_idle
 from gateway.schemas import INT32 as _INT32
@@ -270,7 +270,7 @@ class StationHandler(ChargePoint):
         meter_stop = bounded("meterStop", meter_stop, 0, _INT64)
         stopped_at = moment(timestamp)
         id_tag_info = None if id_tag is None else IdTagInfo(status=AuthorizationStatus.accepted)
-        row, closed = None, False
+        row, closed, orphaned = None, False, False
         try:
             if 0 < transaction_id <= _INT32:
                 # The stop and its relay event are one database transaction: once the charger
@@ -285,6 +285,15 @@ class StationHandler(ChargePoint):
                         then=_relay_stop,
                     )
                 )
+                if row is None:
+                    # Not recorded (yet): its start may wait in a gateway's memory after a
+                    # database outage (this gateway's, or one the charger left). Kept before
+                    # the charger is answered; the relay matches it once the row appears.
+                    orphan = OrphanStop(meter_stop, stopped_at, reason, id_tag)
+                    await self._ctx.events.add(
+                        orphan_stop_event(self.station_id, transaction_id, orphan)
+                    )
+                    orphaned = True
             if transaction_data:
                 connector_id = row.connector_id if row is not None else 0
                 readings = metering.readings(transaction_data)
@@ -307,22 +316,15 @@ class StationHandler(ChargePoint):
                 return call_result.StopTransaction(id_tag_info=id_tag_info)
             # The stop is stored; only the sampled data was lost to the outage.
             log.warning("StopTransaction data not stored", station_id=self.station_id)
-        if row is None and len(self._ctx.backlog) > 0:
-            # Just after an outage the transaction's own row may still wait in the backlog
-            # (started while the database was down): acking now would lose this stop. The
-            # charger retries it; by then the held writes are in.
-            log.warning(
-                "stop for a transaction not stored yet; the charger retries",
-                station_id=self.station_id,
-                transaction_id=transaction_id,
-                held_writes=len(self._ctx.backlog),
-            )
-            raise InternalError(details={"cause": "transaction store catching up; retry"})
         if self._transactions is not None:
             self._transactions.forget(transaction_id)
         if row is None:
+            if orphaned:
+                self._ctx.relay.wake()
             log.warning(
-                "stop for unknown transaction",
+                "stop for a transaction not recorded; kept as an orphan stop"
+                if orphaned
+                else "stop for a transaction id EvPower never issues; dropped",
                 station_id=self.station_id,
                 transaction_id=transaction_id,
                 meter_stop=meter_stop,

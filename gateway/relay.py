@@ -9,7 +9,8 @@ effect: the workflow ignores a start, stop or sample it already has.
 Failures are classified (gateway/relay_failures.py): Temporal or the database unreachable is
 waited out for as long as it takes; a failure for good is tried `relay_dead_letter_after`
 times and then dead-lettered, so it neither loops for ever nor holds back the transaction's
-later events.
+later events. An orphan stop (a StopTransaction for a transaction not recorded yet) waits up
+to `relay_orphan_wait_s` for its transaction's row, then is dead-lettered too.
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway import metrics
 from gateway.config import GatewayConfig
-from gateway.event_store import EventStore
-from gateway.events import METER, STARTED, STOPPED, PendingEvent, decode
-from gateway.relay_failures import Failure, classify, describe
-from gateway.store import GatewayStore
+from gateway.event_store import EventStore, adopt_orphan
+from gateway.events import METER, ORPHAN_STOP, STARTED, STOPPED, PendingEvent, decode, orphan_of
+from gateway.relay_failures import Failure, StopNotMatched, classify, describe
+from gateway.store import GatewayStore, TransactionRow
 from gateway.workflow_signals import WorkflowSignals
 from workflows.signals import (
     METER_SAMPLE,
@@ -123,7 +125,9 @@ class TransactionRelay:
             if failure is Failure.TEMPORAL_DOWN:
                 return _Outcome.TEMPORAL_DOWN
             error = describe(exc)
-            if failure is Failure.TRANSIENT:
+            if failure is Failure.UNMATCHED:
+                await self._wait_for_transaction(event, error)
+            elif failure is Failure.TRANSIENT:
                 log.warning("relay delivery failed; retried", event_id=event.id, error=error)
                 await self._later(event, error)
             elif event.failures + 1 >= self._config.relay_dead_letter_after:
@@ -141,6 +145,15 @@ class TransactionRelay:
         await self._events.delivered(event)
         return _Outcome.DELIVERED
 
+    async def _wait_for_transaction(self, event: PendingEvent, error: str) -> None:
+        waited = 0.0
+        if event.created_at is not None:
+            waited = (datetime.now(UTC) - event.created_at).total_seconds()
+        if waited >= self._config.relay_orphan_wait_s:
+            await self._dead_letter(event, f"{error} after {waited:.0f} s")
+        else:
+            await self._later(event, error)
+
     async def _dead_letter(self, event: PendingEvent, error: str) -> None:
         await self._events.dead_letter(event, error)
         metrics.RELAY_DEAD_LETTERED.labels(event.kind).inc()
@@ -157,6 +170,9 @@ class TransactionRelay:
         )
 
     async def _deliver(self, event: PendingEvent) -> None:
+        if event.kind == ORPHAN_STOP:
+            await self._match_orphan(event)
+            return
         argument = decode(event)
         if event.kind == STARTED:
             assert isinstance(argument, TransactionStarted)
@@ -186,6 +202,36 @@ class TransactionRelay:
             station_id=event.station_id,
             transaction_id=event.transaction_id,
             session_id=event.session_id,
+            attempts=event.attempts,
+        )
+
+    async def _match_orphan(self, event: PendingEvent) -> None:
+        """Close the orphan stop's transaction once its row is there; the stop then goes to
+        the session as a `stopped` event (first stop wins, as for any StopTransaction)."""
+        stop = orphan_of(event)
+
+        async def adopt(connection: AsyncConnection, row: TransactionRow) -> None:
+            await adopt_orphan(connection, event.id, row)
+
+        row, closed = await self._store.stop_transaction(
+            event.station_id,
+            event.transaction_id,
+            meter_stop_wh=stop.meter_stop_wh,
+            stopped_at=stop.stopped_at,
+            reason=stop.reason,
+            then=adopt,
+        )
+        if row is None:
+            raise StopNotMatched(
+                f"no transaction {event.transaction_id} of {event.station_id} recorded"
+            )
+        self.wake()  # its `stopped` event is due now
+        log.info(
+            "orphan stop matched to its transaction",
+            station_id=event.station_id,
+            transaction_id=event.transaction_id,
+            session_id=row.id_tag,
+            first_stop=closed,
             attempts=event.attempts,
         )
 

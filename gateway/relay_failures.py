@@ -8,6 +8,10 @@ from db.outage import database_unavailable
 from gateway.workflow_signals import SignalFailed
 
 
+class StopNotMatched(Exception):
+    """An orphan stop's transaction is not in the database (yet)."""
+
+
 class Failure(enum.Enum):
     # Temporal unreachable or too slow: every event waits for it, the probe says when.
     TEMPORAL_DOWN = "temporal_down"
@@ -16,9 +20,14 @@ class Failure(enum.Enum):
     # Temporal refused the call (INVALID_ARGUMENT and the like), the row cannot be decoded,
     # or a bug: a few more tries in case it was misjudged, then the event is dead-lettered.
     PERMANENT = "permanent"
+    # An orphan stop whose transaction row has not appeared: waited for up to
+    # `relay_orphan_wait_s`, then dead-lettered for an operator.
+    UNMATCHED = "unmatched"
 
 
 def classify(exc: BaseException) -> Failure:
+    if isinstance(exc, StopNotMatched):
+        return Failure.UNMATCHED
     if isinstance(exc, SignalFailed):
         return Failure.TEMPORAL_DOWN if exc.unavailable else Failure.PERMANENT
     if database_unavailable(exc):
@@ -28,5 +37,6 @@ def classify(exc: BaseException) -> Failure:
 
 def describe(exc: BaseException) -> str:
     """The error as it is stored in `last_error` and logged: type and message, one line."""
-    text = str(exc) if isinstance(exc, SignalFailed) else f"{type(exc).__name__}: {exc}"
+    plain = isinstance(exc, SignalFailed | StopNotMatched)
+    text = str(exc) if plain else f"{type(exc).__name__}: {exc}"
     return " ".join(text.split())

@@ -159,16 +159,23 @@ class OcppTransactionEvent(Base):
     __tablename__ = "ocpp_transaction_events"
     __table_args__ = (
         # One pending event of each kind per transaction: a retried message adds nothing,
-        # and the meter sample row always holds the newest sample.
-        UniqueConstraint("transaction_id", "kind", name="uq_ocpp_transaction_events_tx_kind"),
+        # and the meter sample row always holds the newest sample. The station is part of
+        # the key because an orphan stop names a charger's id that we may not have issued.
+        UniqueConstraint(
+            "station_id",
+            "transaction_id",
+            "kind",
+            name="uq_ocpp_transaction_events_station_tx_kind",
+        ),
         Index("ix_ocpp_transaction_events_due_at", "due_at"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     transaction_id: Mapped[int] = mapped_column(Integer)
     station_id: Mapped[str] = mapped_column(String(64))
-    session_id: Mapped[str] = mapped_column(String(20))  # the idTag: names the workflow
-    kind: Mapped[str] = mapped_column(String(16))  # started | stopped | meter
+    # The idTag: names the workflow ('' for an orphan stop until its transaction is found).
+    session_id: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[str] = mapped_column(String(16))  # started | stopped | meter | orphan_stop
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
     # For `started`: the idTagInfo status the charger was given without the workflow.
     answered: Mapped[str | None] = mapped_column(String(16))

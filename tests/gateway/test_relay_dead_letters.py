@@ -30,7 +30,7 @@ from workflows.signals import TRANSACTION_STARTED, TRANSACTION_STOPPED
 pytestmark = pytest.mark.integration
 
 
-class _RefusingTemporal:
+class RefusingTemporal:
     """Temporal answering every StartTransaction update with an error of its own (or, with
     `unavailable`, not answering at all); signals go through."""
 
@@ -50,19 +50,22 @@ class _RefusingTemporal:
         return True
 
 
-def _relay(sessions: Any, temporal: _RefusingTemporal, *, dead_after: int) -> TransactionRelay:
+def relay_with(
+    sessions: Any, temporal: RefusingTemporal, *, dead_after: int = 5, **overrides: Any
+) -> TransactionRelay:
     config = GatewayConfig(
         instance_id="dead-letter-test",
         key_pepper=KEY_PEPPER,
         relay_retry_first_s=0.001,
         relay_retry_max_s=0.001,
         relay_dead_letter_after=dead_after,
+        **overrides,
     )
     signals = cast(WorkflowSignals, temporal)
     return TransactionRelay(EventStore(sessions), GatewayStore(sessions), signals, config)
 
 
-async def _rows(sessions: Any, transaction_id: int) -> list[Any]:
+async def rows_of(sessions: Any, transaction_id: int) -> list[Any]:
     async with sessions() as session:
         result = await session.execute(
             select(
@@ -77,7 +80,7 @@ async def _rows(sessions: Any, transaction_id: int) -> list[Any]:
         return list(result.all())
 
 
-async def _due_now(sessions: Any) -> None:
+async def due_now(sessions: Any) -> None:
     """Skip the backoff (a few milliseconds here) without waiting on a clock."""
     async with sessions.begin() as session:
         await session.execute(
@@ -86,38 +89,38 @@ async def _due_now(sessions: Any) -> None:
 
 
 async def test_a_refused_start_is_dead_lettered_and_its_stop_goes_on(sessions) -> None:
-    temporal = _RefusingTemporal(unavailable=False)
-    relay = _relay(sessions, temporal, dead_after=2)
+    temporal = RefusingTemporal(unavailable=False)
+    relay = relay_with(sessions, temporal, dead_after=2)
     events = EventStore(sessions)
     await events.add(event(STARTED, "refused-start", 61))
     await events.add(event(STOPPED, "refused-start", 61))
 
     await relay.deliver_due()  # first refusal: tried again later
-    [start, _stop] = await _rows(sessions, 61)
+    [start, _stop] = await rows_of(sessions, 61)
     assert start.failures == 1 and start.dead_at is None
     assert temporal.sent == []  # the stop waits behind its start
 
-    await _due_now(sessions)
+    await due_now(sessions)
     await relay.deliver_due()  # second refusal: given up
-    [start, _stop] = await _rows(sessions, 61)
+    [start, _stop] = await rows_of(sessions, 61)
     assert start.dead_at is not None and "INVALID_ARGUMENT" in start.last_error
 
     await relay.deliver_due()
     assert temporal.sent == [("refused-start", TRANSACTION_STOPPED)]
-    [start] = await _rows(sessions, 61)  # the stop is delivered; the dead start is kept
+    [start] = await rows_of(sessions, 61)  # the stop is delivered; the dead start is kept
     assert start.kind == STARTED and start.dead_at is not None
     counts = await events.counts()
     assert (counts.pending, counts.dead_lettered) == (0, 1)
 
 
 async def test_an_event_waiting_for_temporal_is_never_dead_lettered(sessions) -> None:
-    temporal = _RefusingTemporal(unavailable=True)
-    relay = _relay(sessions, temporal, dead_after=1)
+    temporal = RefusingTemporal(unavailable=True)
+    relay = relay_with(sessions, temporal, dead_after=1)
     await EventStore(sessions).add(event(STARTED, "temporal-down", 62))
     for _ in range(4):
         await relay.deliver_due()
-        await _due_now(sessions)
-    [start] = await _rows(sessions, 62)
+        await due_now(sessions)
+    [start] = await rows_of(sessions, 62)
     assert start.dead_at is None and start.failures == 0
     assert (await EventStore(sessions).counts()).pending == 1
 
@@ -144,7 +147,7 @@ async def test_an_undecodable_row_does_not_block_its_transaction(
     received = await signals_when(sink, lambda got: TRANSACTION_STOPPED in names(got))
 
     assert TRANSACTION_STARTED not in names(received)
-    [start] = await _rows(sessions, 63)
+    [start] = await rows_of(sessions, 63)
     assert start.dead_at is not None and start.failures == 3
     assert start.last_error.startswith("KeyError")
     dead_after = REGISTRY.get_sample_value(
