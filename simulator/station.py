@@ -326,15 +326,22 @@ class SimulatedStation(Charging):
         if self._ws is None:
             coro.close()
             return
-        task = asyncio.create_task(self._quietly(coro))
+        task = self._run_quietly(coro)
         self._connection_tasks.add(task)
         task.add_done_callback(self._connection_tasks.discard)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run station work (a reset, say) that outlives one connection."""
-        task = asyncio.create_task(self._quietly(coro))
+        task = self._run_quietly(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    def _run_quietly(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[None]:
+        task = asyncio.create_task(self._quietly(coro))
+        # A task cancelled before its first step (the connection closed at once) never
+        # awaits `coro`; closing it then keeps Python from warning it was never awaited.
+        task.add_done_callback(lambda _: coro.close())
+        return task
 
     async def _quietly(self, coro: Awaitable[Any]) -> None:
         try:
