@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from api.openapi import errors
-from api.v1.ops import me
+from api.v1.ops import fleet, me
 from api.v1.ops.access import current_operator
 
 router = APIRouter(
@@ -16,3 +16,4 @@ router = APIRouter(
     responses=errors(401, 403),
 )
 router.include_router(me.router)
+router.include_router(fleet.router)
