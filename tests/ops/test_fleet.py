@@ -118,7 +118,7 @@ async def test_the_fleet_filters(ops_http: httpx.AsyncClient, tokens: Tokens, se
     await _fleet(sessions)
     headers = caller_headers(tokens, "admin")
 
-    async def ids(**params: object) -> list[str]:
+    async def ids(**params: str | int) -> list[str]:
         response = await ops_http.get(FLEET, params=params, headers=headers)
         assert response.status_code == 200, response.text
         return [item["id"] for item in response.json()["items"]]
