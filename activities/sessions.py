@@ -34,6 +34,7 @@ from domain.errors import DomainError
 from domain.sessions import (
     FINAL_STATES,
     LIVE_STATES,
+    SESSION_PROGRESS_CHANNEL,
     AlreadyCharging,
     ConnectorBusy,
     ConnectorNotFound,
@@ -204,6 +205,11 @@ class SessionStore:
         async with self._sessions() as session, session.begin():
             await ensure_client(session, record.client_id)
             written = (await session.execute(statement)).first() is not None
+            if written:
+                # Live session streams re-read the session (api/session_feed.py).
+                await session.execute(
+                    select(func.pg_notify(SESSION_PROGRESS_CHANNEL, record.session_id))
+                )
         if written and record.state in _FINAL:  # the row just became final: once per session
             SESSIONS_FINISHED.labels(record.state).inc()
         log.info(

@@ -1,5 +1,5 @@
-"""Connector status changes for the locations stream: one PostgreSQL LISTEN per process,
-fanned out to every websocket subscriber of that process."""
+"""Connector status changes for the locations stream: one PostgreSQL LISTEN per process
+(api.pg_listener), fanned out to every websocket subscriber of that process."""
 
 from __future__ import annotations
 
@@ -9,16 +9,15 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import asyncpg
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api.pg_listener import ListeningFeed
 
 log = structlog.get_logger(__name__)
 
 CHANNEL = "station_status"
 SUBSCRIBER_QUEUE_SIZE = 256
-READY_TIMEOUT_S = 10.0
-MAX_BACKOFF_S = 10.0
 # Sent instead of the updates a slow subscriber could not keep up with: it should re-read
 # the full picture rather than silently miss a status.
 RESYNC: dict[str, Any] = {"type": "resync"}
@@ -76,42 +75,27 @@ def _failed(task: asyncio.Task[Snapshot]) -> bool:
     return task.done() and (task.cancelled() or task.exception() is not None)
 
 
-class StatusFeed:
-    """LISTENs while anyone is subscribed; reconnects with backoff if the connection drops or
-    anything else goes wrong, so the feed never dies while it has subscribers."""
+class StatusFeed(ListeningFeed):
+    """LISTENs while anyone is subscribed (api.pg_listener); every status change goes to every
+    subscriber of this process, and a `resync` after a reconnect."""
 
     def __init__(
         self, engine: AsyncEngine, channel: str = CHANNEL, snapshot: SnapshotLoader | None = None
     ) -> None:
-        self._engine = engine
-        self._channel = channel
+        super().__init__(engine, channel)
         self._snapshot = SharedSnapshot(snapshot) if snapshot is not None else None
         self._subscribers: set[Subscription] = set()
-        self._task: asyncio.Task[None] | None = None
-        self._ready = asyncio.Event()
-        self._lock = asyncio.Lock()
 
     @contextlib.asynccontextmanager
     async def subscribe(self) -> AsyncIterator[Subscription]:
         """Yields once LISTEN is active, so nothing sent after this point is missed."""
         subscription = Subscription()
-        async with self._lock:
-            self._subscribers.add(subscription)
-            if self._task is None or self._task.done():
-                self._ready.clear()
-                self._task = asyncio.create_task(self._listen(), name="status-feed")
+        self._subscribers.add(subscription)
         try:
-            async with asyncio.timeout(READY_TIMEOUT_S):
-                await self._ready.wait()
-            yield subscription
+            async with self._listening():
+                yield subscription
         finally:
-            async with self._lock:
-                self._subscribers.discard(subscription)
-                if not self._subscribers and self._task is not None:
-                    task, self._task = self._task, None
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+            self._subscribers.discard(subscription)
 
     @property
     def subscriber_count(self) -> int:
@@ -123,54 +107,10 @@ class StatusFeed:
             raise RuntimeError("this status feed was created without a snapshot loader")
         return await self._snapshot.get(subscription)
 
-    async def _listen(self) -> None:
-        backoff = 0.5
-        # Only subscribers that were already listening can have missed something.
-        listened = False
-        while True:
-            connection: asyncpg.Connection | None = None
-            try:
-                connection = await self._connect()
-                lost = asyncio.Event()
-                connection.add_termination_listener(_setter(lost))
-                await connection.add_listener(self._channel, self._on_notify)
-                self._ready.set()
-                if listened:
-                    # Whatever was notified while we were away is lost to us.
-                    self._broadcast(RESYNC)
-                listened = True
-                backoff = 0.5
-                await lost.wait()
-                log.warning("status feed connection lost; reconnecting", channel=self._channel)
-            except Exception as exc:
-                # Not only OSError/PostgresError: asyncpg raises InterfaceError (and others)
-                # on a connection in a bad state; any of them ending this task would leave
-                # subscribers waiting forever on a feed that no longer listens.
-                log.warning(
-                    "status feed cannot listen",
-                    channel=self._channel,
-                    error=str(exc),
-                    error_type=type(exc).__name__,
-                )
-            finally:
-                self._ready.clear()
-                if connection is not None and not connection.is_closed():
-                    # The connection is ours alone; closing it ends the LISTEN with it.
-                    try:
-                        await connection.close(timeout=2)
-                    except Exception:
-                        connection.terminate()
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, MAX_BACKOFF_S)
+    def _on_gap(self) -> None:
+        self._broadcast(RESYNC)
 
-    async def _connect(self) -> asyncpg.Connection:
-        # A dedicated connection, not one from the pool: a LISTEN must not leak into a
-        # pooled connection that other requests reuse.
-        args, kwargs = self._engine.dialect.create_connect_args(self._engine.url)
-        connection: asyncpg.Connection = await asyncpg.connect(*args, **kwargs)
-        return connection
-
-    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+    def _on_payload(self, payload: str) -> None:
         try:
             event = json.loads(payload)
         except ValueError:
@@ -184,10 +124,3 @@ class StatusFeed:
     def _broadcast(self, message: dict[str, Any]) -> None:
         for subscription in tuple(self._subscribers):
             subscription.offer(message)
-
-
-def _setter(event: asyncio.Event) -> Any:
-    def on_terminated(_conn: object) -> None:
-        event.set()
-
-    return on_terminated

@@ -16,6 +16,7 @@ from typing import Any
 
 from cachetools import LRUCache
 from sqlalchemy import (
+    Integer,
     String,
     and_,
     bindparam,
@@ -42,7 +43,7 @@ from db.models import (
     Station,
     StationConnection,
 )
-from domain.sessions import FINAL_STATES
+from domain.sessions import FINAL_STATES, SESSION_PROGRESS_CHANNEL
 from gateway.framing import utc_text
 
 STATUS_CHANNEL = "station_status"
@@ -107,6 +108,14 @@ _TOUCH = text(
     bindparam("ids", type_=ARRAY(String)),
     bindparam("seen", type_=ARRAY(TIMESTAMP(timezone=True))),
 )
+
+
+# Each session a batch of samples moved, once (PostgreSQL folds repeats within a transaction):
+# the api's live session streams re-read it (api/session_feed.py).
+_SESSION_PROGRESS = text(
+    "SELECT pg_notify(:channel, t.session_id) FROM ocpp_transactions AS t "
+    "WHERE t.id = ANY(:ids) AND t.session_id IS NOT NULL"
+).bindparams(bindparam("ids", type_=ARRAY(Integer)))
 
 
 def _notice(event: str, station_id: str, at: datetime, **fields: Any) -> str:
@@ -588,8 +597,16 @@ class GatewayStore:
         """Many samples (from many stations) in one transaction: the meter writer's batch."""
         if not rows:
             return
+        transaction_ids = sorted(
+            {int(row["transaction_id"]) for row in rows if row.get("transaction_id") is not None}
+        )
         async with self._engine.begin() as connection:
             await connection.execute(insert(MeterValue), list(rows))
+            if transaction_ids:
+                await connection.execute(
+                    _SESSION_PROGRESS,
+                    {"channel": SESSION_PROGRESS_CHANNEL, "ids": transaction_ids},
+                )
 
 
 def _upsert(model: type[Base], values: dict[str, Any], *, key: tuple[str, ...]) -> Insert:

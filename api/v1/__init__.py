@@ -13,6 +13,7 @@ from api.v1 import (
     ops,
     payment,
     receipts,
+    session_stream,
     stations,
 )
 
@@ -26,3 +27,4 @@ ROUTERS.append(charging.router)
 ROUTERS.append(cards.router)
 ROUTERS.append(receipts.router)
 ROUTERS.append(ops.router)
+ROUTERS.append(session_stream.router)

@@ -76,3 +76,18 @@ class ChargingSession(BaseModel):
 class ChargingSessionPage(BaseModel):
     items: list[ChargingSession]
     next_cursor: str | None  # pass as `cursor` for the next (older) page
+
+
+class SessionProgress(ChargingSession):
+    """One message of `WS /charging/{session_id}/stream`: the session as `GET` shows it, the
+    newest power the charger reported, and what is left of the reservation. `type` is
+    `session` while it runs and `final` for the settled session, the last message."""
+
+    type: str
+    power_w: int | None  # None: no power reported (yet), or the session is over
+    remaining_tyiyn: int  # reserved minus the cost so far; 0 once settled
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def remaining(self) -> str:
+        return format_som(self.remaining_tyiyn)

@@ -1,0 +1,211 @@
+"""The live session stream end to end: the simulator charges over a real websocket, the gateway
+stores its samples, and two clients on two api apps (each its own LISTEN, one database) follow
+the session to its settlement; strangers are refused with a policy-violation close."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.testing import WorkflowEnvironment
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from activities.ledger import LedgerMovement
+from api.app import create_app
+from api.deps import ApiConfig, ApiContext
+from api.dev_tokens import issue_dev_token
+from db.models import Connector, LedgerEntry
+from domain.ledger import Operation
+from simulator import SimulatedStation, StationConfig
+from tests.charging.test_end_to_end import (
+    PASSWORD,
+    SECRET,
+    add_station,
+    eventually,
+    running_stack,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+POLICY_VIOLATION = 1008
+
+
+@asynccontextmanager
+async def second_api(
+    sessions: async_sessionmaker[AsyncSession], context: ApiContext
+) -> AsyncIterator[str]:
+    """Another api process's app (its own session feed and LISTEN) on its own port."""
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(ApiContext(sessions, context.temporal, context.config)),
+            host="127.0.0.1",
+            port=0,
+            ws="websockets-sansio",
+            lifespan="off",
+            log_level="warning",
+        )
+    )
+    serving = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if serving.done():
+                serving.result()
+            await asyncio.sleep(0.01)
+        yield f"ws://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await serving
+
+
+async def follow(connection: ClientConnection) -> list[dict[str, Any]]:
+    """Every message until the server closes the stream."""
+    messages: list[dict[str, Any]] = []
+    with pytest.raises(ConnectionClosed):
+        while True:
+            messages.append(json.loads(await connection.recv()))
+    return messages
+
+
+async def refusal(
+    url: str, first_message: str | None = None, **kwargs: Any
+) -> tuple[int | None, str | None]:
+    async with connect(url, **kwargs) as connection:
+        if first_message is not None:
+            await connection.send(first_message)
+        with pytest.raises(ConnectionClosed):
+            await connection.recv()
+        assert connection.close_code is not None
+        return connection.close_code, connection.close_reason
+
+
+async def test_two_clients_on_two_api_apps_follow_a_session_to_its_settlement(
+    sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment
+) -> None:
+    owner, stranger = str(uuid.uuid4()), str(uuid.uuid4())
+    station_id = f"LIVE-{uuid.uuid4().hex[:6]}"
+    await add_station(sessions, station_id)
+    async with running_stack(sessions, temporal_env.client) as stack:
+        await stack.ledger.apply(
+            Operation.CREDIT_TOPUP,
+            LedgerMovement(f"topup:{owner}", owner, 50_000, provider="TEST"),
+        )
+        context = ApiContext(
+            sessions, temporal_env.client, ApiConfig(jwt_secret=SECRET, task_queue="unused")
+        )
+        station = SimulatedStation(
+            StationConfig(
+                station_id=station_id,
+                url=f"ws://127.0.0.1:{stack.port}/ocpp",
+                password=PASSWORD,
+                meter_interval_s=0.3,
+                energy_per_sample_wh=400,
+                meter_start_wh=2_000_000,
+            )
+        )
+        token = issue_dev_token(SECRET, owner)
+        headers = {"Authorization": f"Bearer {token}"}
+        async with (
+            station,
+            second_api(sessions, context) as other_api,
+            httpx.AsyncClient(base_url=stack.base_url, timeout=30) as http,
+        ):
+            await eventually(lambda: _connector_ready(sessions, station_id), "the charger is in")
+            started = await http.post(
+                "/api/v1/charging/start",
+                json={"station_id": station_id, "connector_id": 1, "amount_tyiyn": 10_000},
+                headers={**headers, "Idempotency-Key": f"live-{uuid.uuid4()}"},
+            )
+            assert started.status_code == 201, started.text
+            session_id = started.json()["session_id"]
+            path = f"/api/v1/charging/{session_id}/stream"
+
+            # Browser style on one app (token as a subprotocol), first message on the other.
+            by_protocol = await connect(
+                f"ws://127.0.0.1:{stack.port}{path}",
+                subprotocols=["evpower.v1", f"bearer.{token}"],  # type: ignore[list-item]
+            )
+            assert by_protocol.subprotocol == "evpower.v1"  # the token is never echoed
+            by_message = await connect(f"{other_api}{path}")
+            await by_message.send(json.dumps({"token": token}))
+            following = [
+                asyncio.create_task(follow(by_protocol)),
+                asyncio.create_task(follow(by_message)),
+            ]
+
+            async def charged_a_while() -> bool:
+                live = await http.get(f"/api/v1/charging/{session_id}", headers=headers)
+                return bool(live.json()["energy_wh"] >= 2_000)
+
+            await eventually(charged_a_while, "the car took 2 kWh")
+            # Strangers, while the session runs: no token, a bad one, an expired one, another
+            # client's; each is closed with 1008 and says why.
+            url = f"ws://127.0.0.1:{stack.port}{path}"
+            assert await refusal(url, first_message=json.dumps({"token": "x.y.z"})) == (
+                POLICY_VIOLATION,
+                "invalid_token",
+            )
+            expired = issue_dev_token(SECRET, owner, ttl=timedelta(minutes=-5))
+            assert await refusal(
+                url, additional_headers={"Authorization": f"Bearer {expired}"}
+            ) == (POLICY_VIOLATION, "token_expired")
+            assert await refusal(
+                f"{other_api}{path}",
+                subprotocols=["evpower.v1", f"bearer.{issue_dev_token(SECRET, stranger)}"],
+            ) == (POLICY_VIOLATION, "session_not_found")
+            assert await refusal(url, first_message="not json") == (
+                POLICY_VIOLATION,
+                "invalid_token",
+            )
+
+            stopped = await http.post(
+                "/api/v1/charging/stop",
+                json={"session_id": session_id},
+                headers={**headers, "Idempotency-Key": f"live-stop-{uuid.uuid4()}"},
+            )
+            assert stopped.status_code == 202, stopped.text
+            streams = await asyncio.wait_for(asyncio.gather(*following), timeout=120)
+            close_codes = [by_protocol.close_code, by_message.close_code]
+
+        async with sessions() as session:
+            ledger = {
+                entry.operation: entry.amount_tyiyn
+                for entry in await session.scalars(
+                    select(LedgerEntry).where(LedgerEntry.reference == session_id)
+                )
+            }
+
+    assert close_codes == [1000, 1000]
+    for messages in streams:
+        live = [m for m in messages if m["type"] == "session"]
+        charging = [m for m in live if m["state"] == "charging"]
+        energies = [m["energy_wh"] for m in charging]
+        # Samples arrived as they were stored: several readings, never going back.
+        assert len(set(energies)) >= 3, energies
+        assert energies == sorted(energies)
+        assert any(m["power_w"] == 22_000 for m in charging)
+        assert all(m["remaining_tyiyn"] == 10_000 - m["cost_tyiyn"] for m in charging)
+        final = messages[-1]
+        assert [m["type"] for m in messages].count("final") == 1
+        assert (final["type"], final["state"]) == ("final", "completed")
+        assert final["stop_reason"] == "user"
+        assert final["cost_tyiyn"] == ledger["capture"]
+        assert final["refunded_tyiyn"] == ledger["release"] == 10_000 - ledger["capture"]
+        assert (final["remaining_tyiyn"], final["power_w"]) == (0, None)
+        assert final["energy_wh"] >= energies[-1]
+
+
+async def _connector_ready(sessions: async_sessionmaker[AsyncSession], station_id: str) -> bool:
+    async with sessions() as session:
+        row = await session.get(Connector, (station_id, 1))
+        return row is not None and row.status == "Available"
