@@ -30,10 +30,9 @@ from api.client_scope import client_scope
 from api.deps import ApiContext
 from api.errors import ApiError
 from api.v1.charging_schemas import ChargingSession, ChargingSessionPage, StartCharging
-from db.models import ChargingSessionRecord, MeterValue, OcppTransaction
-from domain import meter_readings
+from api.v1.live_energy import delivered_wh
+from db.models import ChargingSessionRecord
 from domain.identifiers import is_session_id, new_id, session_id_for_key
-from domain.meter_readings import MeterPoint
 from domain.money import CURRENCY, check_amount, format_som
 from domain.sessions import (
     FINAL_STATES,
@@ -116,7 +115,7 @@ def _from_view(
     )
 
 
-def _from_record(record: ChargingSessionRecord) -> ChargingSession:
+def from_record(record: ChargingSessionRecord) -> ChargingSession:
     price = record.price_tyiyn_per_kwh
     return ChargingSession(
         session_id=record.id,
@@ -256,7 +255,7 @@ class ChargingService:
         """A retry of a start whose workflow has already closed: answer what it became."""
         found = await self.record(client_id, session_id)
         if found is not None:
-            return _from_record(found)
+            return from_record(found)
         try:
             view = await self._handle(session_id).result()
         except WorkflowFailureError:
@@ -287,7 +286,7 @@ class ChargingService:
             found = await self.record(client_id, session_id)
             if found is None:
                 raise _not_found(session_id) from None
-            return _from_record(found)
+            return from_record(found)
         except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
             raise _unavailable() from None
         log.info("charging stop requested", session_id=session_id, state=view.state)
@@ -298,13 +297,13 @@ class ChargingService:
     async def get(self, client_id: str, session_id: str) -> ChargingSession:
         found = await self.record(client_id, session_id)
         if found is not None and found.state in _FINAL:
-            return _from_record(found)
+            return from_record(found)
         try:
             view = await self._handle(session_id).query(ChargingSessionWorkflow.state)
         except (RPCError, WorkflowQueryFailedError):
             if found is None:
                 raise _not_found(session_id) from None
-            return _from_record(found)  # the workflow is unreachable: the last recorded state
+            return from_record(found)  # the workflow is unreachable: the last recorded state
         if view.client_id != client_id or view.rejection is not None:
             raise _not_found(session_id)
         return await self._live(client_id, view, found)
@@ -340,7 +339,7 @@ class ChargingService:
         rows = rows[:limit]
         next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if more else None
         return ChargingSessionPage(
-            items=[_from_record(row) for row in rows], next_cursor=next_cursor
+            items=[from_record(row) for row in rows], next_cursor=next_cursor
         )
 
     async def record(self, client_id: str, session_id: str) -> ChargingSessionRecord | None:
@@ -356,39 +355,8 @@ class ChargingService:
     async def _delivered_wh(
         self, client_id: str, transaction_id: int, max_power_w: int
     ) -> int | None:
-        """Energy since StartTransaction that the stored readings can stand for, by the rule
-        settlement bills with (domain.meter_readings): a glitch sample shows as neither energy
-        nor cost, a register reset does not hide what was delivered before it."""
         async with self._client_session(client_id) as session:
-            start = (
-                await session.execute(
-                    select(OcppTransaction.started_at, OcppTransaction.meter_start_wh).where(
-                        OcppTransaction.id == transaction_id
-                    )
-                )
-            ).first()
-            if start is None:
-                return None
-            rows = (
-                await session.execute(
-                    select(MeterValue.measured_at, MeterValue.energy_wh)
-                    .where(
-                        MeterValue.transaction_id == transaction_id,
-                        MeterValue.energy_wh.is_not(None),
-                    )
-                    .order_by(MeterValue.measured_at, MeterValue.id)
-                )
-            ).all()
-        points = [MeterPoint(at, wh) for at, wh in rows if wh is not None]
-        if not points:
-            return None
-        found = meter_readings.assess(
-            MeterPoint(start.started_at, start.meter_start_wh),
-            points[:-1],
-            points[-1],
-            max_power_w or meter_readings.UNKNOWN_TYPE_MAX_POWER_W,
-        )
-        return found.billable_wh
+            return await delivered_wh(session, transaction_id, max_power_w)
 
     @asynccontextmanager
     async def _client_session(self, client_id: str) -> AsyncIterator[AsyncSession]:

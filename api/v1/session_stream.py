@@ -1,9 +1,9 @@
 """`WS /charging/{session_id}/stream`: a session as it changes, for its owner.
 
 Woken by the session feed (a meter sample stored by any gateway, a session row written by the
-worker: PostgreSQL NOTIFY, so every api process hears it), the stream re-reads the session the
-way `GET /charging/{session_id}` does and sends it when it differs from what was last sent. A
-slow refresh covers the states the workflow keeps to itself (`starting`, `stopping`)."""
+worker: PostgreSQL NOTIFY, so every api process hears it), the stream re-reads the session from
+the database (api/v1/session_progress.py) and sends it when it differs from what was last sent.
+A slow refresh is the safety net for a notification that never came."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ log = structlog.get_logger(__name__)
 
 router = APIRouter(tags=["charging"])
 
-# Without any notification, the session is re-read this often (its unpersisted states).
+# Without any notification, the session is re-read this often (a database read, no Temporal).
 REFRESH_S = 10.0
 NORMAL_CLOSURE = 1000
 
