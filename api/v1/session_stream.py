@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import structlog
@@ -35,19 +37,24 @@ router = APIRouter(tags=["charging"])
 # Without any notification, the session is re-read this often (a database read, no Temporal).
 REFRESH_S = 10.0
 NORMAL_CLOSURE = 1000
+# Streams one client may hold open on one api process: each re-reads the database on every
+# sample, so a client opening hundreds would multiply that load.
+MAX_STREAMS_PER_CLIENT = 5
 
 
 @router.websocket("/charging/{session_id}/stream")
 async def session_stream(websocket: WebSocket, session_id: str) -> None:
     """Messages are `SessionProgress` (`type` `session`, then one `final`, then close 1000).
     Refused with close 1008 and the error code as reason (`missing_token`, `invalid_token`,
-    `token_expired`, ..., `session_not_found`); 1013 when a dependency is unavailable."""
+    `token_expired`, ..., `session_not_found`, `too_many_streams`); 1013 when a dependency
+    is unavailable."""
     await websocket.accept(subprotocol=chosen_subprotocol(websocket))
     try:
         client = await authenticate(websocket)
         if not is_session_id(session_id):
             raise Refusal(POLICY_VIOLATION, "session_not_found")
-        await _follow(websocket, client.client_id, session_id)
+        with _counted(websocket.app, client.client_id):
+            await _follow(websocket, client.client_id, session_id)
     except Refusal as refusal:
         await _close(websocket, refusal.code, refusal.reason)
     except WebSocketDisconnect:
@@ -59,6 +66,22 @@ async def session_stream(websocket: WebSocket, session_id: str) -> None:
         # A database or Temporal outage while reading: the client may reconnect later.
         log.warning("session stream failed", session_id=session_id, error_type=type(exc).__name__)
         await _close(websocket, TRY_AGAIN_LATER, "temporarily_unavailable")
+
+
+@contextlib.contextmanager
+def _counted(app: Any, client_id: str) -> Iterator[None]:
+    streams: Counter[str] | None = getattr(app.state, "session_streams", None)
+    if streams is None:
+        streams = app.state.session_streams = Counter()
+    if streams[client_id] >= MAX_STREAMS_PER_CLIENT:
+        raise Refusal(POLICY_VIOLATION, "too_many_streams")
+    streams[client_id] += 1
+    try:
+        yield
+    finally:
+        streams[client_id] -= 1
+        if streams[client_id] <= 0:
+            del streams[client_id]
 
 
 async def _follow(websocket: WebSocket, client_id: str, session_id: str) -> None:

@@ -25,6 +25,7 @@ from activities.ledger import LedgerMovement
 from api.app import create_app
 from api.deps import ApiConfig, ApiContext
 from api.dev_tokens import issue_dev_token
+from api.v1.session_stream import MAX_STREAMS_PER_CLIENT
 from db.models import Connector, LedgerEntry
 from domain.ledger import Operation
 from simulator import SimulatedStation, StationConfig
@@ -167,6 +168,17 @@ async def test_two_clients_on_two_api_apps_follow_a_session_to_its_settlement(
                 POLICY_VIOLATION,
                 "invalid_token",
             )
+            # The owner too, beyond its streams per api process.
+            bearer = ["evpower.v1", f"bearer.{token}"]
+            extra = [
+                await connect(url, subprotocols=bearer)  # type: ignore[arg-type]
+                for _ in range(MAX_STREAMS_PER_CLIENT - 1)
+            ]
+            for connection in extra:
+                await connection.recv()  # its first message: it is counted
+            assert await refusal(url, subprotocols=bearer) == (POLICY_VIOLATION, "too_many_streams")
+            for connection in extra:
+                await connection.close()
 
             stopped = await http.post(
                 "/api/v1/charging/stop",
