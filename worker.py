@@ -15,6 +15,7 @@ from activities.failures import ACTIVITY_INTERCEPTORS
 from activities.ledger import Ledger, LedgerActivities
 from activities.payments import payment_activities
 from activities.sessions import charging_activities
+from activities.station_commands import StationCommandActivities
 from payments.config import ProviderSettings, build_provider
 from payments.provider import PaymentProvider
 from runtime.provider_secret import provider_password
@@ -23,6 +24,7 @@ from runtime.services import Services
 from runtime.settings import Settings
 from workflows.charging import ChargingSessionWorkflow
 from workflows.reconciliation import PAYMENT_WORKFLOWS
+from workflows.station_command import StationCommandWorkflow
 
 log = structlog.get_logger(__name__)
 
@@ -55,13 +57,14 @@ def worker_parts(
     """Every workflow class and activity callable this worker serves."""
     ledger = LedgerActivities(Ledger(services.sessions))
     payment_workflows, payment_activities = payments_worker_parts(services.sessions, provider)
-    workflows: list[type] = [ChargingSessionWorkflow, *payment_workflows]
+    workflows: list[type] = [ChargingSessionWorkflow, StationCommandWorkflow, *payment_workflows]
     activities: list[Callable[..., Any]] = [
         ledger.credit_topup,
         ledger.reserve,
         ledger.capture,
         ledger.release,
         *charging_activities(services.sessions),
+        *StationCommandActivities(services.sessions).activities(),
         *payment_activities,
     ]
     return workflows, activities

@@ -38,6 +38,7 @@ class ApiConfig:
     rate_limit_default: str = "60/minute"
     rate_limit_webhook: str = "30/minute"
     rate_limit_ops: str = "120/minute"
+    ops_command_wait_s: float = 15.0
     task_queue: str = "evpower"
     topup_min_tyiyn: int = 1_000
     topup_max_tyiyn: int = 5_000_000

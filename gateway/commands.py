@@ -17,6 +17,8 @@ from gateway.charge_point import StationDisconnected
 from gateway.contract import (
     CHANGE_AVAILABILITY,
     CHANGE_CONFIGURATION,
+    CLEAR_CACHE,
+    DATA_TRANSFER,
     GET_CONFIGURATION,
     INVALID_COMMAND,
     REMOTE_START,
@@ -66,6 +68,8 @@ class ChargerCommandActivities:
             self.get_configuration,
             self.change_configuration,
             self.trigger_message,
+            self.clear_cache,
+            self.data_transfer,
         ]
 
     @activity.defn(name=REMOTE_START)
@@ -116,6 +120,14 @@ class ChargerCommandActivities:
     @activity.defn(name=TRIGGER_MESSAGE)
     async def trigger_message(self, command: StationCommand) -> CommandResult:
         return await self._generic(command, call.TriggerMessage)
+
+    @activity.defn(name=CLEAR_CACHE)
+    async def clear_cache(self, command: StationCommand) -> CommandResult:
+        return await self._generic(command, call.ClearCache)
+
+    @activity.defn(name=DATA_TRANSFER)
+    async def data_transfer(self, command: StationCommand) -> CommandResult:
+        return await self._generic(command, call.DataTransfer)
 
     async def _generic(
         self, command: StationCommand, kind: type[Any], params: dict[str, Any] | None = None

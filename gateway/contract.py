@@ -18,6 +18,8 @@ UNLOCK_CONNECTOR = "unlock_connector"
 GET_CONFIGURATION = "get_configuration"
 CHANGE_CONFIGURATION = "change_configuration"
 TRIGGER_MESSAGE = "trigger_message"
+CLEAR_CACHE = "clear_cache"
+DATA_TRANSFER = "data_transfer"
 
 STATION_NOT_CONNECTED = "StationNotConnected"
 STATION_TIMEOUT = "StationTimeout"

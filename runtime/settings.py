@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     rate_limit_default: str = "60/minute"
     rate_limit_webhook: str = "30/minute"
     rate_limit_ops: str = "120/minute"  # per operator, every route under /api/v1/ops/
+    # How long POST /api/v1/ops/stations/{id}/commands/... waits for the charger's answer
+    # before it answers 202 with the workflow id to poll.
+    ops_command_wait_s: float = Field(default=15.0, gt=0, le=120)
     # Proxies (comma-separated IPs/CIDRs, or *) whose X-Forwarded-For/-Proto uvicorn trusts,
     # so rate limits and logs see the real client behind Traefik, not the proxy.
     forwarded_allow_ips: str = "127.0.0.1"

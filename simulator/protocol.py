@@ -229,6 +229,12 @@ class ChargePointProtocol(ChargePoint):  # type: ignore[misc]  # ocpp ships no t
         if requested_message in TRIGGERABLE:
             self._station.send_triggered(requested_message, connector_id)
 
+    @on(Action.clear_cache)
+    def on_clear_cache(self) -> call_result.ClearCache:
+        # The simulator keeps no authorization cache: there is nothing to clear, so it is done.
+        self._record("ClearCache")
+        return call_result.ClearCache(status="Accepted")
+
     @on(Action.data_transfer)
     def on_data_transfer(self, vendor_id: str, **extra: Any) -> call_result.DataTransfer:
         self._record("DataTransfer", vendor_id=vendor_id, **extra)

@@ -1,0 +1,143 @@
+"""The operations API on the real stack: PostgreSQL, the Temporal dev server, the gateway and
+the API on one uvicorn port, a worker serving StationCommand, and the simulator connecting over
+a real websocket."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.failures import ACTIVITY_INTERCEPTORS
+from activities.station_commands import StationCommandActivities
+from api.app import create_app
+from api.deps import ApiConfig, ApiContext
+from api.dev_tokens import issue_dev_token
+from db.models import Connector, Station
+from gateway.auth import ChargerKeys
+from gateway.config import GatewayConfig
+from gateway.server import OcppGateway
+from runtime.asgi import OcppDispatcher
+from simulator import SimulatedStation, StationConfig
+from workflows.station_command import StationCommandWorkflow
+
+SECRET = "ops-commands-secret-0123456789abcdef-xyz"
+PASSWORD = "ops charger password"
+KEY_PEPPER = b"ops-commands-pepper-0123456789abcdef"
+
+
+@dataclass
+class OpsStack:
+    port: int
+    temporal: Client
+    sessions: async_sessionmaker[AsyncSession]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def station(self, station_id: str, connectors: int = 2) -> SimulatedStation:
+        return SimulatedStation(
+            StationConfig(
+                station_id=station_id,
+                url=f"ws://127.0.0.1:{self.port}/ocpp",
+                password=PASSWORD,
+                connectors=connectors,
+                reconnect_delay_s=0.2,
+            )
+        )
+
+
+def headers(caller: str, *, key: str | None = None) -> dict[str, str]:
+    """none, client, operator or admin; with an Idempotency-Key when given."""
+    found: dict[str, str] = {} if key is None else {"Idempotency-Key": key}
+    if caller == "none":
+        return found
+    role = None if caller == "client" else caller
+    token = issue_dev_token(SECRET, str(uuid.uuid4()), operator_role=role)
+    return {**found, "Authorization": f"Bearer {token}"}
+
+
+async def add_station(
+    sessions: async_sessionmaker[AsyncSession], station_id: str, connectors: int = 2
+) -> None:
+    async with sessions() as session, session.begin():
+        session.add(
+            Station(
+                id=station_id,
+                name=station_id,
+                price_tyiyn_per_kwh=1_500,
+                password_hash=ChargerKeys(KEY_PEPPER).hash(PASSWORD),
+            )
+        )
+        await session.flush()
+        for number in range(1, connectors + 1):
+            session.add(Connector(station_id=station_id, connector_id=number))
+
+
+@asynccontextmanager
+async def ops_stack(
+    sessions: async_sessionmaker[AsyncSession], temporal: Client, **api: Any
+) -> AsyncIterator[OpsStack]:
+    task_queue = f"ops-{uuid.uuid4().hex[:8]}"
+    gateway = OcppGateway(
+        sessions,
+        temporal,
+        GatewayConfig(
+            instance_id=f"ops-{uuid.uuid4().hex[:8]}",
+            key_pepper=KEY_PEPPER,
+            heartbeat_interval_s=60,
+            command_timeout_s=10.0,
+        ),
+    )
+    app = create_app(
+        ApiContext(sessions, temporal, ApiConfig(jwt_secret=SECRET, task_queue=task_queue, **api))
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(
+            OcppDispatcher(app, gateway),
+            host="127.0.0.1",
+            port=0,
+            ws="websockets-sansio",
+            ws_per_message_deflate=False,
+            lifespan="off",
+            log_level="warning",
+        )
+    )
+    async with Worker(
+        temporal,
+        task_queue=task_queue,
+        workflows=[StationCommandWorkflow],
+        activities=StationCommandActivities(sessions).activities(),
+        interceptors=ACTIVITY_INTERCEPTORS,
+    ):
+        await gateway.start()
+        serving = asyncio.create_task(server.serve())
+        try:
+            while not server.started:
+                if serving.done():
+                    serving.result()
+                await asyncio.sleep(0.01)
+            port = server.servers[0].sockets[0].getsockname()[1]
+            yield OpsStack(port, temporal, sessions)
+        finally:
+            await gateway.stop()
+            server.should_exit = True
+            await serving
+
+
+async def eventually(check: Any, what: str) -> None:
+    """Poll a condition (bounded by attempts, not by a clock assertion)."""
+    for _ in range(1_000):
+        if await check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"never happened: {what}")
