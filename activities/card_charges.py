@@ -19,6 +19,7 @@ from temporalio import activity
 
 from db.models import CardCharge
 from db.payment_audit import write_payment_audit
+from domain.contracts.topups import CardOutcome
 from payments.card_vault import SealBroken, unseal
 from payments.provider import H2HNotConfigured, PaymentProvider, ProviderError
 
@@ -33,12 +34,6 @@ class ChargeCardInput:
     invoice_id: str
     ref: str  # which sealed card (the request that reached the workflow first)
     key: str  # opens it; useless once the row is gone
-
-
-@dataclass(frozen=True)
-class CardOutcome:
-    status: str  # accepted | declined | unknown | already_submitted
-    message: str
 
 
 class CardChargeActivities:

@@ -24,6 +24,7 @@ from activities.topups import TopUpRecords
 from db.clients import ensure_client
 from db.models import TopUp
 from db.payment_audit import write_payment_audit
+from domain.contracts.topups import InvoiceInfo
 from payments.provider import (
     Invoice,
     InvoiceRequest,
@@ -48,17 +49,6 @@ class CreateInvoiceInput:
     amount_tyiyn: int
     currency: str
     description: str
-    expires_at: datetime
-
-
-@dataclass(frozen=True)
-class InvoiceInfo:
-    topup_id: str
-    invoice_id: str
-    qr_image_url: str | None
-    qr_url: str | None
-    app_link: str | None
-    site_pay: str | None
     expires_at: datetime
 
 

@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
+from domain.contracts.task_queues import DEFAULT_TASK_QUEUE
 from payments.contract import DEFAULT_CONTRACT, OdengiContract
 
 
@@ -39,7 +40,7 @@ class ApiConfig:
     rate_limit_webhook: str = "30/minute"
     rate_limit_ops: str = "120/minute"
     ops_command_wait_s: float = 15.0
-    task_queue: str = "evpower"
+    task_queue: str = DEFAULT_TASK_QUEUE
     topup_min_tyiyn: int = 1_000
     topup_max_tyiyn: int = 5_000_000
     charge_min_tyiyn: int = 1_000

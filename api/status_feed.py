@@ -13,10 +13,10 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.pg_listener import ListeningFeed
+from domain.contracts.notify_channels import STATION_STATUS
 
 log = structlog.get_logger(__name__)
 
-CHANNEL = "station_status"
 SUBSCRIBER_QUEUE_SIZE = 256
 # Sent instead of the updates a slow subscriber could not keep up with: it should re-read
 # the full picture rather than silently miss a status.
@@ -80,7 +80,10 @@ class StatusFeed(ListeningFeed):
     subscriber of this process, and a `resync` after a reconnect."""
 
     def __init__(
-        self, engine: AsyncEngine, channel: str = CHANNEL, snapshot: SnapshotLoader | None = None
+        self,
+        engine: AsyncEngine,
+        channel: str = STATION_STATUS,
+        snapshot: SnapshotLoader | None = None,
     ) -> None:
         super().__init__(engine, channel)
         self._snapshot = SharedSnapshot(snapshot) if snapshot is not None else None

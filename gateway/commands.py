@@ -12,9 +12,7 @@ from ocpp.v16 import call
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from gateway import framing, schemas
-from gateway.charge_point import StationDisconnected
-from gateway.contract import (
+from domain.contracts.station_commands import (
     CHANGE_AVAILABILITY,
     CHANGE_CONFIGURATION,
     CLEAR_CACHE,
@@ -34,6 +32,8 @@ from gateway.contract import (
     RemoteStopRequest,
     StationCommand,
 )
+from gateway import framing, schemas
+from gateway.charge_point import StationDisconnected
 from gateway.handlers import StationHandler
 from gateway.registry import ConnectionRegistry
 from gateway.store import GatewayStore

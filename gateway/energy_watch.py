@@ -11,6 +11,12 @@ import structlog
 from ocpp.exceptions import InternalError, OCPPError
 from ocpp.v16 import call
 
+from domain.contracts.session_signals import (
+    ENERGY_LIMIT_REACHED,
+    METER_SAMPLE,
+    EnergyLimitReached,
+    MeterSample,
+)
 from gateway import metering, metrics
 from gateway.charge_point import StationDisconnected
 from gateway.context import GatewayContext
@@ -18,7 +24,6 @@ from gateway.events import meter_event
 from gateway.meter_guard import count_reading
 from gateway.transactions import RunningTx
 from gateway.workflow_signals import SignalFailed
-from workflows.signals import ENERGY_LIMIT_REACHED, METER_SAMPLE, EnergyLimitReached, MeterSample
 
 log = structlog.get_logger("gateway")
 

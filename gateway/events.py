@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from domain.contracts.session_signals import MeterSample, TransactionStarted, TransactionStopped
 from gateway.store import TransactionRow
-from workflows.signals import MeterSample, TransactionStarted, TransactionStopped
 
 STARTED = "started"
 STOPPED = "stopped"

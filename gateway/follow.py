@@ -8,9 +8,9 @@ from datetime import datetime
 
 import structlog
 
+from domain.contracts.session_signals import STATION_CONNECTED, StationConnected
 from gateway.store import GatewayStore
 from gateway.workflow_signals import SignalFailed, WorkflowSignals
-from workflows.signals import STATION_CONNECTED, StationConnected
 
 log = structlog.get_logger("gateway.follow")
 

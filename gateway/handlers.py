@@ -20,6 +20,9 @@ from ocpp.v16.enums import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.outage import database_unavailable
+from domain.contracts.session_signals import (
+    TRANSACTION_STARTED,
+)
 from gateway import cards, metering, metrics, without_database
 from gateway.backlog import once_more_if_stale
 from gateway.charge_point import ChargePoint, Send, StationDisconnected, on, spawn
@@ -35,9 +38,6 @@ from gateway.schemas import bounded, moment
 from gateway.store import TransactionRow
 from gateway.transactions import RunningTx, TransactionCache
 from gateway.workflow_signals import SignalFailed
-from workflows.signals import (
-    TRANSACTION_STARTED,
-)
 
 log = structlog.get_logger("gateway")
 

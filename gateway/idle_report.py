@@ -9,9 +9,9 @@ from datetime import datetime
 
 import structlog
 
+from domain.contracts.session_signals import CONNECTOR_IDLE, ConnectorIdle
 from gateway.context import GatewayContext
 from gateway.workflow_signals import SignalFailed
-from workflows.signals import CONNECTOR_IDLE, ConnectorIdle
 
 log = structlog.get_logger("gateway.idle")
 

@@ -25,14 +25,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway import metrics
-from gateway.config import GatewayConfig
-from gateway.event_store import EventStore, adopt_orphan
-from gateway.events import METER, ORPHAN_STOP, STARTED, STOPPED, PendingEvent, decode, orphan_of
-from gateway.relay_failures import Failure, StopNotMatched, classify, describe
-from gateway.store import GatewayStore, TransactionRow
-from gateway.workflow_signals import WorkflowSignals
-from workflows.signals import (
+from domain.contracts.session_signals import (
     METER_SAMPLE,
     START_ACCEPTED,
     TRANSACTION_STARTED,
@@ -41,6 +34,13 @@ from workflows.signals import (
     TransactionStarted,
     TransactionStopped,
 )
+from gateway import metrics
+from gateway.config import GatewayConfig
+from gateway.event_store import EventStore, adopt_orphan
+from gateway.events import METER, ORPHAN_STOP, STARTED, STOPPED, PendingEvent, decode, orphan_of
+from gateway.relay_failures import Failure, StopNotMatched, classify, describe
+from gateway.store import GatewayStore, TransactionRow
+from gateway.workflow_signals import WorkflowSignals
 
 log = structlog.get_logger("gateway.relay")
 

@@ -15,6 +15,7 @@ from temporalio.client import Client
 from temporalio.worker import Interceptor, Worker
 
 from db.outage import log_failure
+from domain.contracts.task_queues import gateway_task_queue
 from gateway import denial_log
 from gateway.auth import ChargerKeys
 from gateway.backlog import DatabaseBacklog
@@ -22,7 +23,6 @@ from gateway.charger_auth import Authenticator, AuthLimits, busy_retry_after
 from gateway.commands import ChargerCommandActivities
 from gateway.config import GatewayConfig
 from gateway.context import GatewayContext
-from gateway.contract import gateway_task_queue
 from gateway.event_store import EventStore
 from gateway.events import PendingEvent
 from gateway.follow import tell_sessions

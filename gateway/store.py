@@ -43,10 +43,9 @@ from db.models import (
     Station,
     StationConnection,
 )
+from domain.contracts.notify_channels import STATION_STATUS
 from domain.sessions import FINAL_STATES, SESSION_PROGRESS_CHANNEL
 from gateway.framing import utc_text
-
-STATUS_CHANNEL = "station_status"
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +122,7 @@ def _notice(event: str, station_id: str, at: datetime, **fields: Any) -> str:
 
 
 async def _notify(connection: AsyncConnection, payload: str) -> None:
-    await connection.execute(select(func.pg_notify(STATUS_CHANNEL, payload)))
+    await connection.execute(select(func.pg_notify(STATION_STATUS, payload)))
 
 
 # What a refused StartTransaction's row is closed with (not an OCPP reason: the charger did

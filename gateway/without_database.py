@@ -13,14 +13,7 @@ from typing import Any
 import structlog
 from ocpp.exceptions import InternalError
 
-from gateway import metering, metrics
-from gateway.context import GatewayContext
-from gateway.energy_watch import EnergyWatch
-from gateway.events import started_of
-from gateway.store import TransactionRow
-from gateway.transactions import RunningTx, TransactionCache
-from gateway.workflow_signals import SignalFailed
-from workflows.signals import (
+from domain.contracts.session_signals import (
     METER_SAMPLE,
     TRANSACTION_STARTED,
     TRANSACTION_STOPPED,
@@ -28,6 +21,13 @@ from workflows.signals import (
     TransactionStarted,
     TransactionStopped,
 )
+from gateway import metering, metrics
+from gateway.context import GatewayContext
+from gateway.energy_watch import EnergyWatch
+from gateway.events import started_of
+from gateway.store import TransactionRow
+from gateway.transactions import RunningTx, TransactionCache
+from gateway.workflow_signals import SignalFailed
 
 log = structlog.get_logger("gateway")
 

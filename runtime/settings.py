@@ -11,6 +11,7 @@ from limits import parse
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from domain.contracts.task_queues import DEFAULT_TASK_QUEUE
 from domain.operators import check_claim_path
 from payments.contract import (
     DEFAULT_DATE_LIFE_FORMAT,
@@ -48,7 +49,7 @@ class Settings(BaseSettings):
     database_url: str | None = None
     temporal_address: str | None = None
     temporal_namespace: str = "default"
-    temporal_task_queue: str = "evpower"
+    temporal_task_queue: str = DEFAULT_TASK_QUEUE
     temporal_ui_port: int = Field(default=8233, ge=1, le=65535)
     # gRPC port of the embedded Temporal dev server (only when TEMPORAL_ADDRESS is unset)
     embedded_temporal_port: int = Field(default=7233, ge=1, le=65535)

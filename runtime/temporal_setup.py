@@ -27,7 +27,7 @@ from temporalio.api.workflowservice.v1 import (
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from runtime.embedded import SEARCH_ATTRIBUTES
+from domain.contracts.search_attributes import SEARCH_ATTRIBUTES
 from runtime.readiness import StartupError
 
 log = structlog.get_logger(__name__)

@@ -19,12 +19,8 @@ from temporalio.testing import WorkflowEnvironment
 from db.engine import create_engine, session_factory
 from db.migrate import upgrade_sync
 from db.models import Base
-from runtime.embedded import (
-    SEARCH_ATTRIBUTES,
-    EmbeddedPostgres,
-    temporal_binary,
-    temporal_test_server_binary,
-)
+from domain.contracts.search_attributes import SEARCH_ATTRIBUTES
+from runtime.embedded import EmbeddedPostgres, temporal_binary, temporal_test_server_binary
 from runtime.logging import console_renderer
 
 # structlog's defaults, but plain tracebacks: rendering every frame's locals with rich during

@@ -18,6 +18,8 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.transactions import MeterReadingsRequest, RecordSource
+    from domain.contracts.search_attributes import SESSION_STATE
+    from domain.contracts.session_signals import TransactionStopped
     from domain.meter_readings import Verdict
     from domain.sessions import SessionState, StopReason
     from domain.tariff import Tariff
@@ -29,14 +31,12 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.charging_handlers import SessionHandlers
     from workflows.charging_state import (
-        SESSION_STATE,
         WORKFLOW_NAME,
         CarriedSession,
         ChargingRequest,
         MeterReview,
         SessionView,
     )
-    from workflows.signals import TransactionStopped
 
 _MIN_TIMER = timedelta(seconds=1)
 # A charger that has stopped is not waited on: the session settles on what the gateway

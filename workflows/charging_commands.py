@@ -38,7 +38,7 @@ with workflow.unsafe.imports_passed_through():
         RecordedTransaction,
         RecordedTransactionRequest,
     )
-    from gateway.contract import (
+    from domain.contracts.station_commands import (
         INVALID_COMMAND,
         REMOTE_START,
         REMOTE_STOP,

@@ -9,22 +9,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from domain.sessions import FINAL_STATES, SessionState
-    from domain.tariff import Tariff
-    from workflows.charging_commands import GatewayCommands
-    from workflows.charging_state import (
-        SESSION_NOT_FOUND,
-        START_REJECTED,
-        START_REQUEST_MISMATCH,
-        STATE_QUERY,
-        ChargingRequest,
-        ChargingSettings,
-        SessionView,
-        StartCommand,
-        StopCommand,
-        current_details,
-    )
-    from workflows.signals import (
+    from domain.contracts.session_signals import (
         CONNECTOR_IDLE,
         ENERGY_LIMIT_REACHED,
         FOREIGN_TRANSACTION,
@@ -40,6 +25,21 @@ with workflow.unsafe.imports_passed_through():
         StationConnected,
         TransactionStarted,
         TransactionStopped,
+    )
+    from domain.sessions import FINAL_STATES, SessionState
+    from domain.tariff import Tariff
+    from workflows.charging_commands import GatewayCommands
+    from workflows.charging_state import (
+        SESSION_NOT_FOUND,
+        START_REJECTED,
+        START_REQUEST_MISMATCH,
+        STATE_QUERY,
+        ChargingRequest,
+        ChargingSettings,
+        SessionView,
+        StartCommand,
+        StopCommand,
+        current_details,
     )
 
 BEFORE_STOP = frozenset({SessionState.PENDING, SessionState.STARTING, SessionState.CHARGING})

@@ -5,20 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
+from domain.contracts.search_attributes import CLIENT_ID, SESSION_STATE, STATION_ID
+from domain.contracts.session_signals import TransactionStarted
 from domain.meter_readings import MeterPoint
 from domain.sessions import SessionState
-from workflows.signals import TransactionStarted
 
 WORKFLOW_NAME = "ChargingSession"
 START_UPDATE = "start"
 STOP_UPDATE = "stop"
 STATE_QUERY = "state"
-
-STATION_ID = SearchAttributeKey.for_keyword("StationId")
-CLIENT_ID = SearchAttributeKey.for_keyword("ClientId")
-SESSION_STATE = SearchAttributeKey.for_keyword("SessionState")
 
 # ApplicationError types the updates fail with; the API maps them (domain.sessions).
 START_REJECTED = "StartRejected"

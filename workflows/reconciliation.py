@@ -29,12 +29,12 @@ with workflow.unsafe.imports_passed_through():
         UnreadPayment,
         UnsettledPayment,
     )
+    from domain.contracts.topups import TopUpState
     from payments.provider import PaymentNotice, PayStatus, UnreadNotice
     from workflows.topup import (
         CANCEL_REFUSED_REASON,
         RECORD_RETRY,
         RECORD_TIMEOUT,
-        TopUpState,
         TopUpWorkflow,
         cancel_invoice,
         check_payment,
@@ -44,10 +44,6 @@ with workflow.unsafe.imports_passed_through():
         report_of,
         settle_payment,
     )
-
-
-def reconciliation_workflow_id(trans_id: str) -> str:
-    return f"reconcile-{trans_id}"
 
 
 @dataclass(frozen=True)
@@ -230,10 +226,6 @@ class ReconcileStaleTopUps:
             return TopUpState.NEEDS_REVIEW
         await finish(topup, TopUpState.EXPIRED, reason="reconciliation: invoice not paid")
         return TopUpState.EXPIRED
-
-
-def recheck_workflow_id(trans_id: str) -> str:
-    return f"recheck-{trans_id}"
 
 
 @dataclass(frozen=True)

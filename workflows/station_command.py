@@ -25,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
         CommandTarget,
         CommandTargetQuery,
     )
-    from gateway.contract import (
+    from domain.contracts.station_commands import (
         INVALID_COMMAND,
         STATION_CALL_ERROR,
         STATION_NOT_CONNECTED,

@@ -17,21 +17,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.card_charges import CHARGE_CARD, CardOutcome, ChargeCardInput
+    from activities.card_charges import CHARGE_CARD, ChargeCardInput
     from activities.ledger import LedgerActivities, LedgerMovement
     from activities.payments import (
         PROVIDER_REJECTED,
         CheckPaymentInput,
         CheckPaymentResult,
         CreateInvoiceInput,
-        InvoiceInfo,
         PaymentActivities,
         PaymentReport,
     )
@@ -42,74 +40,20 @@ with workflow.unsafe.imports_passed_through():
         TopUpRecords,
         TopUpRef,
     )
+    from domain.contracts.topups import (
+        CARD_UPDATE,
+        INVOICE_UPDATE,
+        PAYMENT_NOTIFIED,
+        PAYMENT_UNREADABLE,
+        STATE_QUERY,
+        CardCharge,
+        CardOutcome,
+        InvoiceInfo,
+        TopUpInput,
+        TopUpState,
+        TopUpView,
+    )
     from payments.provider import PaymentNotice, PayStatus, UnreadNotice
-
-CLIENT_ID = SearchAttributeKey.for_keyword("ClientId")
-PAYMENT_NOTIFIED = "payment_notified"
-PAYMENT_UNREADABLE = "payment_unreadable"
-INVOICE_UPDATE = "invoice"
-CARD_UPDATE = "pay_card"
-
-INVOICE_LIFE_S = 300
-# The webhook is the main path; the poll is the fallback for a lost webhook, and each one
-# costs two Temporal actions (timer + activity).
-POLL_INTERVAL_S = 60
-
-
-def topup_workflow_id(topup_id: str) -> str:
-    return f"topup-{topup_id}"
-
-
-class TopUpState(StrEnum):
-    CREATING = "creating"
-    AWAITING_PAYMENT = "awaiting_payment"
-    PAID = "paid"
-    EXPIRED = "expired"
-    NEEDS_REVIEW = "needs_review"
-    FAILED = "failed"  # the provider never created the invoice
-    UNRESOLVED = "unresolved"  # the provider could not say; the hourly reconciliation will
-
-
-FINAL_STATES = frozenset(
-    {TopUpState.PAID, TopUpState.EXPIRED, TopUpState.NEEDS_REVIEW, TopUpState.FAILED}
-)
-
-
-@dataclass(frozen=True)
-class TopUpInput:
-    topup_id: str
-    client_id: str
-    amount_tyiyn: int
-    method: str  # qr | card | h2h
-    provider: str
-    currency: str = "KGS"
-    description: str = "EvPower balance top-up"
-    life_s: int = INVOICE_LIFE_S
-    poll_interval_s: int = POLL_INTERVAL_S
-
-
-@dataclass(frozen=True)
-class CardCharge:
-    """The `pay_card` update: which sealed card to charge and the key that opens it."""
-
-    ref: str
-    key: str
-
-
-@dataclass(frozen=True)
-class TopUpView:
-    """Query `state` and the workflow's result."""
-
-    topup_id: str
-    client_id: str
-    state: str
-    amount_tyiyn: int
-    currency: str
-    method: str
-    invoice: InvoiceInfo | None
-    trans_id: str | None
-    reason: str | None
-
 
 # Provider calls: retried with backoff while the provider times out or answers 5xx.
 PROVIDER_RETRY = RetryPolicy(
@@ -498,7 +442,7 @@ class TopUpWorkflow:
         assert self._card is not None
         return self._card
 
-    @workflow.query(name="state")
+    @workflow.query(name=STATE_QUERY)
     def state(self) -> TopUpView:
         request = self._input
         return TopUpView(

@@ -28,7 +28,6 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.payments import InvoiceInfo
 from api.auth import CurrentClient
 from api.client_db import ClientDb
 from api.deps import ApiContext, Context
@@ -37,16 +36,12 @@ from api.idempotency import IdempotencyKey
 from api.openapi import AUTHENTICATED, IDEMPOTENT, errors
 from api.v1.topup_client import request_invoice
 from db.models import LedgerAccount, LedgerEntry
+from domain.contracts.search_attributes import CLIENT_ID
+from domain.contracts.topups import InvoiceInfo, TopUpInput, TopUpView, topup_workflow_id
 from domain.identifiers import BIGINT_MAX, new_id, topup_id_for_key
 from domain.ledger import AccountKind, Operation, postings_for
 from domain.money import CURRENCY, check_amount, format_som
-from workflows.topup import (
-    CLIENT_ID,
-    TopUpInput,
-    TopUpView,
-    TopUpWorkflow,
-    topup_workflow_id,
-)
+from workflows.topup import TopUpWorkflow
 
 log = structlog.get_logger(__name__)
 

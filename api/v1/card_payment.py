@@ -35,7 +35,6 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from activities.card_charges import CardOutcome
 from api.auth import CurrentClient
 from api.deps import ApiContext, Context
 from api.errors import ApiError
@@ -50,18 +49,19 @@ from api.v1.balance import (
 )
 from api.v1.payment import provider_settings
 from db.models import CardCharge as SealedCard
+from domain.contracts.search_attributes import CLIENT_ID
+from domain.contracts.topups import (
+    CARD_UPDATE,
+    CardCharge,
+    CardOutcome,
+    TopUpInput,
+    TopUpView,
+    topup_workflow_id,
+)
 from domain.money import CURRENCY, format_som
 from payments.card_vault import seal
 from payments.cards import CardDetails, InvalidCard, validate_card
-from workflows.topup import (
-    CARD_UPDATE,
-    CLIENT_ID,
-    CardCharge,
-    TopUpInput,
-    TopUpView,
-    TopUpWorkflow,
-    topup_workflow_id,
-)
+from workflows.topup import TopUpWorkflow
 
 log = structlog.get_logger(__name__)
 

@@ -32,6 +32,7 @@ from api.errors import ApiError
 from api.v1.charging_schemas import ChargingSession, ChargingSessionPage, StartCharging
 from api.v1.live_energy import delivered_wh
 from db.models import ChargingSessionRecord
+from domain.contracts.session_signals import charging_workflow_id
 from domain.identifiers import is_session_id, new_id, session_id_for_key
 from domain.money import CURRENCY, check_amount, format_som
 from domain.sessions import (
@@ -51,7 +52,6 @@ from workflows.charging_state import (
     StopCommand,
     initial_search_attributes,
 )
-from workflows.signals import charging_workflow_id
 
 log = structlog.get_logger(__name__)
 

@@ -33,6 +33,8 @@ from api.rate_limit import rejection_audit_allowed
 from api.v1.payment_unread import keep_unread_notice
 from db.models import ProviderTransaction, TopUp
 from db.payment_audit import write_payment_audit
+from domain.contracts.search_attributes import CLIENT_ID
+from domain.contracts.topups import reconciliation_workflow_id, topup_workflow_id
 from domain.identifiers import TopUpId
 from domain.money import format_som
 from payments.config import ProviderSettings
@@ -43,12 +45,8 @@ from payments.provider import (
     UnreadNotice,
 )
 from payments.webhook import InvalidNotice, untrusted_reason, verify_and_parse
-from workflows.reconciliation import (
-    PaymentReconciliation,
-    ReconcileInput,
-    reconciliation_workflow_id,
-)
-from workflows.topup import CLIENT_ID, TopUpWorkflow, topup_workflow_id
+from workflows.reconciliation import PaymentReconciliation, ReconcileInput
+from workflows.topup import TopUpWorkflow
 
 log = structlog.get_logger(__name__)
 

@@ -23,11 +23,12 @@ from api.errors import ApiError
 from db.models import TopUp
 from db.payment_audit import write_payment_audit
 from db.unread_notices import record_unread_notice
+from domain.contracts.topups import recheck_workflow_id, topup_workflow_id
 from payments.odengi import as_tyiyn
 from payments.provider import UnreadNotice
 from payments.webhook import raw_body
-from workflows.reconciliation import RecheckInput, RecheckUnreadNotice, recheck_workflow_id
-from workflows.topup import TopUpWorkflow, topup_workflow_id
+from workflows.reconciliation import RecheckInput, RecheckUnreadNotice
+from workflows.topup import TopUpWorkflow
 
 log = structlog.get_logger(__name__)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from temporalio.client import WorkflowHandle
 
-from activities.payments import InvoiceInfo
-from workflows.topup import INVOICE_UPDATE, TopUpView, TopUpWorkflow
+from domain.contracts.topups import INVOICE_UPDATE, InvoiceInfo, TopUpView
+from workflows.topup import TopUpWorkflow
 
 
 async def request_invoice(handle: WorkflowHandle[TopUpWorkflow, TopUpView]) -> InvoiceInfo:

@@ -17,11 +17,11 @@ from typing import Any
 import httpx
 
 from api.dev_tokens import issue_dev_token
+from domain.contracts.topups import FINAL_STATES as TOPUP_FINAL_STATES
 from domain.sessions import FINAL_STATES
 from simulator import FaultPlan, SimulatedStation
 from simulator.state import Transaction
 from tests.topology.topology import JWT_SECRET
-from workflows.topup import FINAL_STATES as TOPUP_FINAL_STATES
 
 FINAL_SESSION_STATES = frozenset(str(state) for state in FINAL_STATES)
 FINAL_TOPUP_STATES = frozenset(str(state) for state in TOPUP_FINAL_STATES)

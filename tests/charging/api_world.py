@@ -31,16 +31,20 @@ from db.models import (
     Station,
     StationConnection,
 )
-from domain.ledger import Operation
-from gateway.contract import (
+from domain.contracts.session_signals import (
+    TRANSACTION_STOPPED,
+    TransactionStopped,
+    charging_workflow_id,
+)
+from domain.contracts.station_commands import (
     REMOTE_START,
     REMOTE_STOP,
     CommandResult,
     RemoteStartRequest,
     RemoteStopRequest,
 )
+from domain.ledger import Operation
 from workflows.charging import ChargingSessionWorkflow
-from workflows.signals import TRANSACTION_STOPPED, TransactionStopped, charging_workflow_id
 
 SECRET = "charging-api-tests-secret-0123456789abcdef"
 PRICE = 1_500

@@ -40,8 +40,15 @@ from activities.transactions import (
     RecordSource,
 )
 from domain import meter_readings
-from domain.meter_readings import MeterPoint
-from gateway.contract import (
+from domain.contracts.search_attributes import SEARCH_ATTRIBUTES
+from domain.contracts.session_signals import (
+    TRANSACTION_STARTED,
+    TRANSACTION_STOPPED,
+    TransactionStarted,
+    TransactionStopped,
+    charging_workflow_id,
+)
+from domain.contracts.station_commands import (
     REMOTE_START,
     REMOTE_STOP,
     STATION_NOT_CONNECTED,
@@ -49,7 +56,7 @@ from gateway.contract import (
     RemoteStartRequest,
     RemoteStopRequest,
 )
-from runtime.embedded import SEARCH_ATTRIBUTES
+from domain.meter_readings import MeterPoint
 from tests.replay.recording import write_fixture
 from workflows.charging import ChargingSessionWorkflow
 from workflows.charging_state import (
@@ -58,13 +65,6 @@ from workflows.charging_state import (
     ChargingSettings,
     SessionView,
     StartCommand,
-)
-from workflows.signals import (
-    TRANSACTION_STARTED,
-    TRANSACTION_STOPPED,
-    TransactionStarted,
-    TransactionStopped,
-    charging_workflow_id,
 )
 
 PRICE = 1_500  # tyiyn per kWh

@@ -15,11 +15,15 @@ from temporalio.testing import WorkflowEnvironment
 from api.deps import ApiConfig, ApiContext
 from api.v1.charging_schemas import StartCharging
 from api.v1.charging_service import ChargingService
+from domain.contracts.session_signals import (
+    TRANSACTION_STARTED,
+    TransactionStarted,
+    TransactionStopped,
+)
 from domain.errors import InsufficientFunds
 from domain.sessions import FINAL_STATES
 from tests.charging.api_world import ApiWorld, api_world
 from workflows.charging import ChargingSessionWorkflow
-from workflows.signals import TRANSACTION_STARTED, TransactionStarted, TransactionStopped
 
 pytestmark = pytest.mark.integration
 

@@ -24,6 +24,11 @@ from api.app import create_app
 from api.deps import ApiConfig, ApiContext
 from api.dev_tokens import issue_dev_token
 from db.models import Connector, OcppTransaction
+from domain.contracts.session_signals import (
+    STATION_CONNECTED,
+    TRANSACTION_STOPPED,
+    charging_workflow_id,
+)
 from domain.ledger import Operation
 from domain.tariff import energy_cost_tyiyn
 from gateway.config import GatewayConfig
@@ -43,7 +48,6 @@ from tests.charging.test_end_to_end import (
     timeline,
 )
 from workflows.charging import ChargingSessionWorkflow
-from workflows.signals import STATION_CONNECTED, TRANSACTION_STOPPED, charging_workflow_id
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -25,6 +25,7 @@ from api.app import create_app
 from api.deps import ApiConfig, ApiContext
 from api.dev_tokens import issue_dev_token
 from db.models import Connector, Station
+from domain.contracts.session_signals import charging_workflow_id
 from domain.ledger import Operation
 from domain.tariff import energy_cost_tyiyn
 from gateway.auth import ChargerKeys
@@ -33,7 +34,6 @@ from gateway.server import OcppGateway
 from runtime.asgi import OcppDispatcher
 from simulator import SimulatedStation, StationConfig
 from workflows.charging import ChargingSessionWorkflow
-from workflows.signals import charging_workflow_id
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -18,6 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.ledger import LedgerMovement
 from api.dev_tokens import issue_dev_token
 from db.models import Connector, MeterValue
+from domain.contracts.session_signals import charging_workflow_id
 from domain.ledger import Operation
 from domain.tariff import energy_cost_tyiyn
 from simulator import SimulatedStation, StationConfig, charging
@@ -34,7 +35,6 @@ from tests.charging.test_end_to_end import (
 )
 from tests.ledger.invariants import assert_ledger_invariants
 from workflows.charging import ChargingSessionWorkflow
-from workflows.signals import charging_workflow_id
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

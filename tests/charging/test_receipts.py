@@ -14,10 +14,14 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.v1.receipt_page import RECEIPT_PAGE_CSP
 from db.models import LedgerEntry, Location, Station
+from domain.contracts.session_signals import (
+    TRANSACTION_STARTED,
+    TransactionStarted,
+    TransactionStopped,
+)
 from domain.sessions import FINAL_STATES
 from tests.charging.api_world import ApiWorld, api_world
 from workflows.charging import ChargingSessionWorkflow
-from workflows.signals import TRANSACTION_STARTED, TransactionStarted, TransactionStopped
 
 pytestmark = pytest.mark.integration
 

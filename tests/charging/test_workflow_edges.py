@@ -13,7 +13,17 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from gateway.contract import STATION_NOT_CONNECTED
+from domain.contracts.search_attributes import SESSION_STATE
+from domain.contracts.session_signals import (
+    METER_SAMPLE,
+    STATION_CONNECTED,
+    TRANSACTION_STOPPED,
+    MeterSample,
+    StationConnected,
+    TransactionStarted,
+    charging_workflow_id,
+)
+from domain.contracts.station_commands import STATION_NOT_CONNECTED
 from tests.charging.fakes import (
     T0,
     command,
@@ -26,21 +36,7 @@ from tests.charging.fakes import (
     wait_for,
 )
 from workflows.charging import ChargingSessionWorkflow
-from workflows.charging_state import (
-    SESSION_STATE,
-    ChargingSettings,
-    StopCommand,
-    initial_search_attributes,
-)
-from workflows.signals import (
-    METER_SAMPLE,
-    STATION_CONNECTED,
-    TRANSACTION_STOPPED,
-    MeterSample,
-    StationConnected,
-    TransactionStarted,
-    charging_workflow_id,
-)
+from workflows.charging_state import ChargingSettings, StopCommand, initial_search_attributes
 
 
 async def test_a_user_stop_while_the_charger_is_offline_waits_and_bills_the_late_stop(

@@ -11,6 +11,8 @@ from temporalio.client import WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.testing import WorkflowEnvironment
 
+from domain.contracts.search_attributes import SESSION_STATE, STATION_ID
+from domain.contracts.session_signals import METER_SAMPLE, MeterSample, charging_workflow_id
 from tests.charging.fakes import (
     command,
     harness,
@@ -23,14 +25,7 @@ from tests.charging.fakes import (
 )
 from tests.temporal_costs import billed_actions
 from workflows.charging import ChargingSessionWorkflow
-from workflows.charging_state import (
-    SESSION_STATE,
-    STATION_ID,
-    ChargingSettings,
-    StopCommand,
-    initial_search_attributes,
-)
-from workflows.signals import METER_SAMPLE, MeterSample, charging_workflow_id
+from workflows.charging_state import ChargingSettings, StopCommand, initial_search_attributes
 
 
 def gateway_throttle(samples_s: list[int], interval_s: int = 300) -> list[int]:

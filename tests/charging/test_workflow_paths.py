@@ -11,8 +11,15 @@ from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateStage
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
+from domain.contracts.session_signals import (
+    ENERGY_LIMIT_REACHED,
+    METER_SAMPLE,
+    TRANSACTION_STOPPED,
+    EnergyLimitReached,
+    MeterSample,
+)
+from domain.contracts.station_commands import STATION_NOT_CONNECTED
 from domain.sessions import SessionState, StopReason
-from gateway.contract import STATION_NOT_CONNECTED
 from tests.charging.fakes import (
     command,
     harness,
@@ -25,13 +32,6 @@ from tests.charging.fakes import (
 )
 from workflows.charging import ChargingSessionWorkflow
 from workflows.charging_state import ChargingSettings, StopCommand
-from workflows.signals import (
-    ENERGY_LIMIT_REACHED,
-    METER_SAMPLE,
-    TRANSACTION_STOPPED,
-    EnergyLimitReached,
-    MeterSample,
-)
 
 
 async def test_charger_stop_settles_exactly_the_confirmed_energy(

@@ -10,7 +10,8 @@ from datetime import timedelta
 from temporalio.testing import WorkflowEnvironment
 
 from activities.transactions import RecordedTransaction, RecordSource
-from gateway.contract import STATION_NOT_CONNECTED
+from domain.contracts.session_signals import CONNECTOR_IDLE, TRANSACTION_STOPPED, ConnectorIdle
+from domain.contracts.station_commands import STATION_NOT_CONNECTED
 from tests.charging.fakes import (
     T0,
     harness,
@@ -23,7 +24,6 @@ from tests.charging.fakes import (
 )
 from workflows.charging import ChargingSessionWorkflow
 from workflows.charging_state import StopCommand
-from workflows.signals import CONNECTOR_IDLE, TRANSACTION_STOPPED, ConnectorIdle
 
 METER_START = 100_000
 

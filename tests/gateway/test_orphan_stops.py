@@ -15,13 +15,13 @@ from ocpp.v16 import call
 from sqlalchemy import func, select
 
 from db.models import OcppTransaction, OcppTransactionEvent
+from domain.contracts.session_signals import TRANSACTION_STOPPED
 from gateway.event_store import EventStore
 from gateway.events import ORPHAN_STOP, OrphanStop, orphan_stop_event
 from gateway.store import GatewayStore, TransactionRow
 from tests.gateway.conftest import charger_session
 from tests.gateway.test_relay_dead_letters import RefusingTemporal, due_now, relay_with, rows_of
 from tests.gateway.test_sessions import names, signals_when, start_sink
-from workflows.signals import TRANSACTION_STOPPED
 
 pytestmark = pytest.mark.integration
 

@@ -13,17 +13,17 @@ from sqlalchemy import func, select
 from temporalio.worker import Worker
 
 from db.models import OcppTransactionEvent
-from gateway.event_store import EventStore
-from gateway.events import METER, STARTED, STOPPED, NewEvent
-from tests.gateway.conftest import charger_session
-from tests.gateway.test_sessions import names, signals_when, start_sink
-from tests.gateway.workflows import StartRefuser
-from workflows.signals import (
+from domain.contracts.session_signals import (
     METER_SAMPLE,
     TRANSACTION_STARTED,
     TRANSACTION_STOPPED,
     charging_workflow_id,
 )
+from gateway.event_store import EventStore
+from gateway.events import METER, STARTED, STOPPED, NewEvent
+from tests.gateway.conftest import charger_session
+from tests.gateway.test_sessions import names, signals_when, start_sink
+from tests.gateway.workflows import StartRefuser
 
 pytestmark = pytest.mark.integration
 

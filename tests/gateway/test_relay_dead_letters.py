@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 from temporalio.service import RPCError, RPCStatusCode
 
 from db.models import OcppTransactionEvent
+from domain.contracts.session_signals import TRANSACTION_STARTED, TRANSACTION_STOPPED
 from gateway.config import GatewayConfig
 from gateway.event_store import EventStore
 from gateway.events import STARTED, STOPPED
@@ -25,7 +26,6 @@ from gateway.workflow_signals import SignalFailed, WorkflowSignals, _failed
 from tests.gateway.conftest import KEY_PEPPER
 from tests.gateway.test_relay import event
 from tests.gateway.test_sessions import names, signals_when, start_sink
-from workflows.signals import TRANSACTION_STARTED, TRANSACTION_STOPPED
 
 pytestmark = pytest.mark.integration
 

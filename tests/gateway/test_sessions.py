@@ -13,7 +13,14 @@ from sqlalchemy import func, select
 from temporalio.worker import Worker
 
 from db.models import MeterValue, OcppTransaction
-from gateway.contract import (
+from domain.contracts.session_signals import (
+    ENERGY_LIMIT_REACHED,
+    METER_SAMPLE,
+    TRANSACTION_STARTED,
+    TRANSACTION_STOPPED,
+    charging_workflow_id,
+)
+from domain.contracts.station_commands import (
     REMOTE_START,
     REMOTE_STOP,
     STATION_NOT_CONNECTED,
@@ -28,13 +35,6 @@ from tests.gateway.workflows import (
     CommandProbe,
     SignalSink,
     StartRefuser,
-)
-from workflows.signals import (
-    ENERGY_LIMIT_REACHED,
-    METER_SAMPLE,
-    TRANSACTION_STARTED,
-    TRANSACTION_STOPPED,
-    charging_workflow_id,
 )
 
 pytestmark = pytest.mark.integration

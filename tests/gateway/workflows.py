@@ -11,8 +11,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from gateway.contract import CommandResult
-    from workflows.signals import (
+    from domain.contracts.session_signals import (
         ENERGY_LIMIT_REACHED,
         METER_SAMPLE,
         START_ACCEPTED,
@@ -20,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
         TRANSACTION_STARTED,
         TRANSACTION_STOPPED,
     )
+    from domain.contracts.station_commands import CommandResult
 
 
 @workflow.defn

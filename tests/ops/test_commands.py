@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
 from db.models import ChargingSessionRecord, Client, Connector, OperatorAudit
+from domain.contracts.search_attributes import STATION_ID
 from tests.ops.stack import add_station, eventually, headers, ops_stack
-from workflows.charging_state import STATION_ID
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -22,12 +22,13 @@ from activities.ledger import Ledger, LedgerActivities
 from db.models import Client as ClientRow
 from db.models import LedgerEntry, PaymentAudit
 from db.models import TopUp as TopUpRow
+from domain.contracts.topups import TopUpInput, TopUpView, topup_workflow_id
 from payments.odengi import OdengiClient
 from payments.provider import PaymentNotice, PayStatus, ProviderName
 from tests.payments.fake_odengi import API_URL, MERCHANT_ID, PASSWORD, FakeOdengi
 from tests.replay.recording import write_fixture
 from worker import payments_worker_parts
-from workflows.topup import TopUpInput, TopUpView, TopUpWorkflow, topup_workflow_id
+from workflows.topup import TopUpWorkflow
 
 
 @dataclass

@@ -18,10 +18,11 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.v1 import balance as balance_api
 from db.models import LedgerEntry, PaymentAudit, TopUp
+from domain.contracts.topups import reconciliation_workflow_id
 from runtime.commands import pay as pay_command
 from runtime.embedded import free_port
 from tests.payments.live import LiveSystem, live_system
-from workflows.reconciliation import PaymentReconciliation, reconciliation_workflow_id
+from workflows.reconciliation import PaymentReconciliation
 
 pytestmark = pytest.mark.integration
 

@@ -17,13 +17,14 @@ from activities.ledger import Ledger, LedgerActivities
 from activities.topups import FinishTopUpInput, TopUpRecords
 from api.v1.topup_client import request_invoice
 from db.models import PaymentAudit, ProviderTransaction
+from domain.contracts.topups import TopUpInput, topup_workflow_id
 from payments.odengi import OdengiClient
 from payments.provider import ProviderName
 from tests.payments.conftest import Harness, keep_history, paid_notice
 from tests.payments.fake_odengi import API_URL, MERCHANT_ID, PASSWORD
 from tests.temporal_costs import billed_actions
 from worker import payments_worker_parts
-from workflows.topup import TopUpInput, TopUpWorkflow, topup_workflow_id
+from workflows.topup import TopUpWorkflow
 
 
 async def transactions(harness: Harness, trans_ids: Sequence[str]) -> dict[str, tuple[str, bool]]:

@@ -17,11 +17,11 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.v1.payment import provider_settings
 from db.models import LedgerEntry, PaymentAudit, ProviderTransaction
+from domain.contracts.topups import recheck_workflow_id, topup_workflow_id
 from payments.config import build_provider
 from payments.signing import webhook_hash
 from tests.payments.live import LiveSystem, live_system
-from workflows.reconciliation import RecheckUnreadNotice, recheck_workflow_id
-from workflows.topup import topup_workflow_id
+from workflows.reconciliation import RecheckUnreadNotice
 
 pytestmark = pytest.mark.integration
 

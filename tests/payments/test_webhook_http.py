@@ -24,11 +24,12 @@ from api.v1.payment import provider_settings
 from db.models import Client as ClientRow
 from db.models import LedgerEntry, PaymentAudit, ProviderTransaction
 from db.models import TopUp as TopUpRow
+from domain.contracts.topups import reconciliation_workflow_id
 from payments.provider import PayStatus
 from payments.webhook import signed_notice_fields
 from tests.payments.live import LiveSystem, live_system
 from tests.payments.outage import CuttableProxy
-from workflows.reconciliation import PaymentReconciliation, reconciliation_workflow_id
+from workflows.reconciliation import PaymentReconciliation
 
 pytestmark = pytest.mark.integration
 

@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.service import TLSConfig
 from temporalio.testing import WorkflowEnvironment
 
+from domain.contracts.search_attributes import SEARCH_ATTRIBUTES
 from runtime import readiness
-from runtime.embedded import SEARCH_ATTRIBUTES
 from runtime.readiness import StartupError, check_schema, with_backoff
 from runtime.settings import ConfigError, load_settings
 from runtime.temporal_client import tls_config

@@ -18,8 +18,8 @@ from temporalio.testing import WorkflowEnvironment
 from api.deps import ApiContext
 from api.v1.card_payment import H2HRequest, pay_by_card
 from db.models import CardCharge, LedgerEntry, PaymentAudit
+from domain.contracts.topups import topup_workflow_id
 from tests.payments.live import LiveSystem, live_system
-from workflows.topup import topup_workflow_id
 
 pytestmark = pytest.mark.integration
 

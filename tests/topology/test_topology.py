@@ -18,14 +18,14 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from api.dev_tokens import issue_dev_token
+from domain.contracts.search_attributes import SEARCH_ATTRIBUTES
+from domain.contracts.session_signals import charging_workflow_id
 from domain.tariff import energy_cost_tyiyn
 from gateway.charger_auth import AuthLimits
-from runtime.embedded import SEARCH_ATTRIBUTES
 from tests.topology import world
 from tests.topology.processes import wait_until
 from tests.topology.topology import JWT_SECRET, NAMESPACE, Topology, external_servers
 from workflows.charging import ChargingSessionWorkflow
-from workflows.signals import charging_workflow_id
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]
 

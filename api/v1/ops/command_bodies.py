@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.contract import (
+from domain.contracts.station_commands import (
     CHANGE_AVAILABILITY,
     CHANGE_CONFIGURATION,
     CLEAR_CACHE,

@@ -24,7 +24,7 @@ from api.errors import ApiError
 from api.ops_audit import audit_note
 from api.v1.ops.access import Operator
 from api.v1.ops.command_bodies import COMMANDS, ChangeAvailabilityBody, CommandBody
-from workflows.charging_state import STATION_ID
+from domain.contracts.search_attributes import STATION_ID
 from workflows.station_command import (
     Outcome,
     StationCommandRequest,

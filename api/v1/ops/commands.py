@@ -28,8 +28,8 @@ from api.v1.ops.command_runner import (
     workflow_request,
 )
 from db.models import Station
+from domain.contracts.search_attributes import STATION_ID
 from domain.identifiers import StationId
-from workflows.charging_state import STATION_ID
 from workflows.station_command import StationCommandWorkflow, station_command_workflow_id
 
 router = APIRouter()

@@ -1,4 +1,4 @@
-"""The signal contract between the OCPP gateway and the ChargingSession workflow.
+"""What the OCPP gateway tells a ChargingSession workflow: signal/update names and payloads.
 
 The gateway sends these to workflow `charging-{id_tag}` (the idTag of a RemoteStart is the
 session id). Every message is safe to receive twice: the workflow keys them by transaction.

@@ -1,8 +1,9 @@
-"""Command activities a gateway serves on its own task queue `gateway-{instance_id}`.
+"""Command activities a gateway serves on its own task queue (`task_queues.gateway_task_queue`).
 
-Workflows schedule these by name on the queue that `station_connections` names for the
-station. A station that is not connected, or does not answer in time, raises a
-non-retryable ApplicationError of type `StationNotConnected` / `StationTimeout`.
+The ChargingSession workflow (worker) schedules these by name on the queue that
+`station_connections` names for the station; the gateway serves them. A station that is not
+connected, or does not answer in time, raises a non-retryable ApplicationError of type
+`StationNotConnected` / `StationTimeout`.
 """
 
 from __future__ import annotations
@@ -23,10 +24,6 @@ DATA_TRANSFER = "data_transfer"
 
 STATION_NOT_CONNECTED = "StationNotConnected"
 STATION_TIMEOUT = "StationTimeout"
-
-
-def gateway_task_queue(instance_id: str) -> str:
-    return f"gateway-{instance_id}"
 
 
 @dataclass(frozen=True)

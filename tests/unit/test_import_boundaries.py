@@ -1,0 +1,68 @@
+"""The package boundaries of docs/architecture.md, read from the source's import statements.
+
+`gateway` and `workflows` run in different processes and agree only through
+`domain.contracts`; an import between them (or from `domain` into the rest) is a regression.
+`runtime/` and `worker.py` are composition roots and may import anything.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Which project packages each package may import (itself included).
+ALLOWED = {
+    "domain": {"domain"},
+    "db": {"db", "domain"},
+    "payments": {"payments", "domain"},
+    "simulator": {"simulator", "domain"},
+    "gateway": {"gateway", "domain", "db"},
+    "activities": {"activities", "domain", "db", "payments"},
+    # Activity names and dataclasses of the worker's own activities, run in the same process.
+    "workflows": {"workflows", "domain", "activities", "payments"},
+    # Workflow classes for typed handles; everything else crosses through domain.contracts.
+    "api": {"api", "domain", "db", "payments", "workflows"},
+}
+PROJECT = {*ALLOWED, "runtime", "worker"}
+
+
+def imported_packages(path: Path) -> Iterator[tuple[int, str]]:
+    """(line, top-level project package) of every absolute import in the file, nested included."""
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            modules = [node.module]
+        elif isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        else:
+            continue
+        for module in modules:
+            top = module.partition(".")[0]
+            if top in PROJECT:
+                yield node.lineno, top
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED))
+def test_package_imports_only_what_it_may(package: str) -> None:
+    files = sorted((ROOT / package).rglob("*.py"))
+    assert files, f"no sources under {package}/"
+    crossings = [
+        f"{path.relative_to(ROOT)}:{line} imports {top}"
+        for path in files
+        for line, top in imported_packages(path)
+        if top not in ALLOWED[package]
+    ]
+    assert crossings == []
+
+
+def test_the_rule_catches_a_crossing(tmp_path: Path) -> None:
+    module = tmp_path / "relay.py"
+    module.write_text(
+        "from domain.contracts import session_signals\n"
+        "def f():\n    from workflows.charging import ChargingSessionWorkflow\n"
+    )
+    assert [top for _, top in imported_packages(module)] == ["domain", "workflows"]
