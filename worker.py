@@ -16,31 +16,16 @@ from activities.ledger import Ledger, LedgerActivities
 from activities.payments import payment_activities
 from activities.sessions import charging_activities
 from activities.station_commands import StationCommandActivities
-from payments.config import ProviderSettings, build_provider
+from payments.config import build_provider
 from payments.provider import PaymentProvider
-from runtime.provider_secret import provider_password
+from runtime.provider_secret import provider_settings
 from runtime.schedules import ensure_schedules
 from runtime.services import Services
-from runtime.settings import Settings
 from workflows.charging import ChargingSessionWorkflow
 from workflows.reconciliation import PAYMENT_WORKFLOWS
 from workflows.station_command import StationCommandWorkflow
 
 log = structlog.get_logger(__name__)
-
-
-def provider_from(settings: Settings) -> PaymentProvider:
-    return build_provider(
-        ProviderSettings(
-            provider=settings.payment_provider,
-            public_base_url=settings.public_base_url,
-            merchant_id=settings.odengi_merchant_id,
-            password=provider_password(settings),
-            api_url=settings.odengi_api_url,
-            h2h_url=settings.odengi_h2h_url,
-            contract=settings.odengi_contract,
-        )
-    )
 
 
 def payments_worker_parts(
@@ -84,7 +69,7 @@ def build_worker(services: Services, provider: PaymentProvider) -> Worker:
 
 async def run_worker(services: Services, stop: asyncio.Event) -> None:
     """Run until `stop` is set; in-flight activities finish or are retried elsewhere."""
-    provider = provider_from(services.settings)
+    provider = build_provider(provider_settings(services.settings))
     try:
         worker = build_worker(services, provider)
         await ensure_schedules(services.temporal, services.settings.temporal_task_queue)

@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
 from domain.contracts.task_queues import DEFAULT_TASK_QUEUE
-from payments.contract import DEFAULT_CONTRACT, OdengiContract
+from payments.config import ProviderSettings
+from payments.provider import ProviderName
 
 
 @dataclass(frozen=True)
@@ -23,9 +24,14 @@ class ApiContext:
     config: ApiConfig
 
 
+# The default for tests and tools: the simulated provider on the default port.
+SIMULATED_PROVIDER = ProviderSettings(ProviderName.SIMULATED, "http://127.0.0.1:9210")
+
+
 @dataclass(frozen=True)
 class ApiConfig:
-    """The settings the API reads (runtime maps them from Settings)."""
+    """The settings the API reads (runtime maps them from Settings; the payment provider is
+    the one `ProviderSettings` every process is given)."""
 
     enable_swagger: bool = False
     cors_origins: tuple[str, ...] = ()
@@ -45,13 +51,7 @@ class ApiConfig:
     topup_max_tyiyn: int = 5_000_000
     charge_min_tyiyn: int = 1_000
     charge_max_tyiyn: int = 1_000_000
-    payment_provider: str = "SIMULATED"
-    public_base_url: str = "http://127.0.0.1:9210"
-    odengi_merchant_id: str | None = None
-    odengi_password: str | None = None
-    odengi_api_url: str = ""
-    odengi_h2h_url: str | None = None
-    odengi_contract: OdengiContract = DEFAULT_CONTRACT
+    provider: ProviderSettings = SIMULATED_PROVIDER
 
 
 def get_context(request: Request) -> ApiContext:

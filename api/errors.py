@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import sqlalchemy.exc
 import structlog
 from fastapi import FastAPI, Request
@@ -87,6 +90,41 @@ def temporal_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, WorkflowUpdateRPCTimeoutOrCancelledError)
 
 
+TEMPORAL_UNAVAILABLE = "temporal_unavailable"
+DATABASE_UNAVAILABLE = "database_unavailable"
+TEMPORAL_UNREACHABLE_MESSAGE = "the session service is unreachable; retry"
+
+
+def unavailable(code: str, message: str) -> ApiError:
+    """A 503 with the standard body; Retry-After says when to come back."""
+    return ApiError(503, code, message, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
+def temporal_error(
+    exc: BaseException, message: str = TEMPORAL_UNREACHABLE_MESSAGE
+) -> ApiError | None:
+    """The one mapping of a failed Temporal call to an HTTP answer, for endpoints that handle
+    their Temporal calls themselves: Temporal unreachable or overloaded is 503
+    `temporal_unavailable` with Retry-After (`message` says what to do next). None for anything
+    else (NOT_FOUND, a refusal, a bug): the endpoint decides, or lets it surface."""
+    if isinstance(exc, RPCError) and temporal_rpc_trouble(exc):
+        log.warning("temporal unavailable", status=exc.status.name, detail=exc.message[:200])
+        return unavailable(TEMPORAL_UNAVAILABLE, message)
+    return None
+
+
+@contextmanager
+def temporal_calls(message: str = TEMPORAL_UNREACHABLE_MESSAGE) -> Iterator[None]:
+    """`temporal_error` around a block of Temporal calls; other errors pass unchanged."""
+    try:
+        yield
+    except RPCError as exc:
+        error = temporal_error(exc, message)
+        if error is None:
+            raise
+        raise error from None
+
+
 def outage_response(exc: BaseException) -> JSONResponse | None:
     """The one mapping of a dependency outage, wherever it surfaces (route, dependency,
     middleware): 503 with the standard body and Retry-After. None for anything else."""
@@ -95,10 +133,10 @@ def outage_response(exc: BaseException) -> JSONResponse | None:
         if cause is None:
             return None
         if database_unavailable(cause):
-            code, message = "database_unavailable", "the database is unavailable; retry"
+            code, message = DATABASE_UNAVAILABLE, "the database is unavailable; retry"
             break
         if temporal_unavailable(cause):
-            code, message = "temporal_unavailable", "the session service is unreachable; retry"
+            code, message = TEMPORAL_UNAVAILABLE, TEMPORAL_UNREACHABLE_MESSAGE
             break
         cause = cause.__cause__
     else:

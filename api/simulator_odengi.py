@@ -19,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from api.deps import ApiContext, Context
 from api.errors import ApiError
 from api.page_policy import page_policy, source_hash
-from api.v1.payment import provider_settings
 from db.models import SimulatedInvoice
 from payments.config import SIMULATOR_PREFIX
 from payments.provider import PayStatus, ProviderName
@@ -100,7 +99,7 @@ class PgInvoiceStore:
 
 def simulator(context: Context) -> SimulatedOdengi:
     """404 unless PAYMENT_PROVIDER=SIMULATED: with the real provider these routes do not exist."""
-    settings = provider_settings(context.config)
+    settings = context.config.provider
     if settings.provider is not ProviderName.SIMULATED:
         raise ApiError(404, "not_found", "the payment simulator is off")
     return SimulatedOdengi(
@@ -204,5 +203,5 @@ async def pay(
 
 def install_simulator(app: FastAPI, context: ApiContext) -> None:
     """Mount the routes when PAYMENT_PROVIDER=SIMULATED (call from the app factory)."""
-    if provider_settings(context.config).provider is ProviderName.SIMULATED:
+    if context.config.provider.provider is ProviderName.SIMULATED:
         app.include_router(router)

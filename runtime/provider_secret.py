@@ -12,10 +12,24 @@ import os
 import secrets
 from pathlib import Path
 
+from payments.config import ProviderSettings
 from payments.provider import ProviderName
 from runtime.settings import Settings
 
 SECRET_FILE = "simulator-odengi.secret"  # noqa: S105 - a file name, not a secret
+
+
+def provider_settings(settings: Settings) -> ProviderSettings:
+    """The payment provider as every process is told it (api, worker): one builder."""
+    return ProviderSettings(
+        provider=settings.payment_provider,
+        public_base_url=settings.public_base_url,
+        merchant_id=settings.odengi_merchant_id,
+        password=provider_password(settings),
+        api_url=settings.odengi_api_url,
+        h2h_url=settings.odengi_h2h_url,
+        contract=settings.odengi_contract,
+    )
 
 
 def provider_password(settings: Settings) -> str | None:

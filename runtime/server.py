@@ -23,7 +23,7 @@ from gateway.config import GatewayConfig
 from gateway.server import OcppGateway
 from runtime.asgi import ASGIApp, OcppDispatcher
 from runtime.key_pepper import key_pepper
-from runtime.provider_secret import provider_password
+from runtime.provider_secret import provider_settings
 from runtime.services import Services
 from runtime.settings import Settings
 from runtime.websocket import LivenessWebSocketProtocol
@@ -65,13 +65,7 @@ def api_config(settings: Settings) -> ApiConfig:
         topup_max_tyiyn=settings.topup_max_tyiyn,
         charge_min_tyiyn=settings.charge_min_tyiyn,
         charge_max_tyiyn=settings.charge_max_tyiyn,
-        payment_provider=settings.payment_provider.value,
-        public_base_url=settings.public_base_url,
-        odengi_merchant_id=settings.odengi_merchant_id,
-        odengi_password=provider_password(settings),
-        odengi_api_url=settings.odengi_api_url,
-        odengi_h2h_url=settings.odengi_h2h_url,
-        odengi_contract=settings.odengi_contract,
+        provider=provider_settings(settings),
     )
 
 

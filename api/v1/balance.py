@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -14,7 +12,6 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, StrictInt
 from sqlalchemy import select
 from temporalio.client import (
-    WorkflowFailureError,
     WorkflowHandle,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
@@ -31,7 +28,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.auth import CurrentClient
 from api.client_db import ClientDb
 from api.deps import ApiContext, Context
-from api.errors import ApiError, temporal_rpc_trouble
+from api.errors import ApiError, temporal_calls
 from api.idempotency import IdempotencyKey
 from api.openapi import AUTHENTICATED, IDEMPOTENT, errors
 from api.v1.topup_client import request_invoice
@@ -102,33 +99,8 @@ class HistoryPage(BaseModel):
     next_before_id: int | None  # pass as `before_id` for the next (older) page
 
 
-# Temporal is down or overloaded (the client has already retried): worth a retry later.
-TEMPORAL_TROUBLE = frozenset(
-    {
-        RPCStatusCode.UNAVAILABLE,
-        RPCStatusCode.DEADLINE_EXCEEDED,
-        RPCStatusCode.RESOURCE_EXHAUSTED,
-        RPCStatusCode.CANCELLED,
-    }
-)
-
-
-@contextmanager
-def temporal_errors() -> Iterator[None]:
-    """Temporal trouble becomes 503 `temporal_unavailable` with the standard error body; a
-    retry with the same Idempotency-Key reaches the same top-up."""
-    try:
-        yield
-    except (RPCError, WorkflowFailureError) as exc:
-        if isinstance(exc, RPCError) and not temporal_rpc_trouble(exc):
-            raise
-        log.warning("temporal unavailable", error=type(exc).__name__, detail=str(exc)[:200])
-        raise ApiError(
-            503,
-            "temporal_unavailable",
-            "top-ups are unavailable for a moment; retry with the same Idempotency-Key",
-            headers={"Retry-After": "5"},
-        ) from None
+# What a client of the top-up endpoints is told while Temporal is unreachable.
+TOPUP_UNAVAILABLE = "top-ups are unavailable for a moment; retry with the same Idempotency-Key"
 
 
 @dataclass(frozen=True)
@@ -157,13 +129,13 @@ async def start_topup(
         client_id=client_id,
         amount_tyiyn=amount_tyiyn,
         method=method,
-        provider=context.config.payment_provider,
+        provider=context.config.provider.provider.value,
         description=f"EvPower: {format_som(amount_tyiyn)} {CURRENCY}",
     )
     workflow_id = topup_workflow_id(topup_id)
     handle: WorkflowHandle[TopUpWorkflow, TopUpView]
     try:
-        with temporal_errors():
+        with temporal_calls(TOPUP_UNAVAILABLE):
             handle = await context.temporal.start_workflow(
                 TopUpWorkflow.run,
                 request,
@@ -179,7 +151,7 @@ async def start_topup(
             )
     except WorkflowAlreadyStartedError:
         handle = context.temporal.get_workflow_handle_for(TopUpWorkflow.run, workflow_id)
-    with temporal_errors():
+    with temporal_calls(TOPUP_UNAVAILABLE):
         view = await _wait_for_invoice(handle)
     if view.client_id and view.client_id != client_id:  # cannot happen: ids derive from client
         raise ApiError(409, "conflict", "this top-up belongs to another client")

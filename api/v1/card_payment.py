@@ -37,17 +37,15 @@ from temporalio.service import RPCError
 
 from api.auth import CurrentClient
 from api.deps import ApiContext, Context
-from api.errors import ApiError
+from api.errors import TEMPORAL_TROUBLE, ApiError, temporal_calls
 from api.idempotency import IdempotencyKey
 from api.openapi import IDEMPOTENT, errors
 from api.v1.balance import (
     INVOICE_WAIT_S,
-    TEMPORAL_TROUBLE,
+    TOPUP_UNAVAILABLE,
     check_topup_amount,
-    temporal_errors,
     topup_id_for,
 )
-from api.v1.payment import provider_settings
 from db.models import CardCharge as SealedCard
 from domain.contracts.search_attributes import CLIENT_ID
 from domain.contracts.topups import (
@@ -114,7 +112,7 @@ async def h2h_create(
 async def pay_by_card(
     context: ApiContext, client_id: str, body: H2HRequest, key: str | None
 ) -> H2HResult:
-    settings = provider_settings(context.config)
+    settings = context.config.provider
     if settings.effective_h2h_url is None:
         raise ApiError(
             501,
@@ -141,7 +139,7 @@ async def pay_by_card(
         client_id=client_id,
         amount_tyiyn=body.amount_tyiyn,
         method="h2h",
-        provider=context.config.payment_provider,
+        provider=context.config.provider.provider.value,
         description=f"EvPower: {format_som(body.amount_tyiyn)} {CURRENCY}",
     )
 
@@ -159,7 +157,7 @@ async def pay_by_card(
 
     handle: WorkflowHandle[TopUpWorkflow, TopUpView]
     try:
-        with temporal_errors():
+        with temporal_calls(TOPUP_UNAVAILABLE):
             async with asyncio.timeout(INVOICE_WAIT_S):
                 outcome, handle = await _update_with_start(context, operation, charge)
     except WorkflowAlreadyStartedError:
@@ -179,7 +177,7 @@ async def pay_by_card(
         raise ApiError(
             504, "provider_timeout", "the payment provider is slow; retry with the same key"
         ) from None
-    with temporal_errors():
+    with temporal_calls(TOPUP_UNAVAILABLE):
         view = await handle.query(TopUpWorkflow.state)
     log.info("card top-up", topup_id=topup_id, outcome=outcome.status)
     return _answer(view, card, outcome)

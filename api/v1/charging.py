@@ -42,7 +42,7 @@ async def start_charging(
         return await ChargingService(context).start(client.client_id, body, key)
     except StartUnanswered as exc:
         error = {"code": exc.code, "message": exc.message, "session_id": exc.session_id}
-        return JSONResponse({"error": error}, status_code=exc.status)
+        return JSONResponse({"error": error}, status_code=exc.status, headers=exc.headers)
 
 
 @router.post("/stop", status_code=202, responses={**IDEMPOTENT, **errors(404)})

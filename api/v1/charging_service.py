@@ -28,7 +28,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.client_scope import client_scope
 from api.deps import ApiContext
-from api.errors import ApiError
+from api.errors import ApiError, temporal_calls, temporal_error, unavailable
 from api.v1.charging_schemas import ChargingSession, ChargingSessionPage, StartCharging
 from api.v1.live_energy import delivered_wh
 from db.models import ChargingSessionRecord
@@ -58,6 +58,10 @@ log = structlog.get_logger(__name__)
 # How long a request waits for the workflow's answer before telling the caller to retry
 # (with the same Idempotency-Key the retry reaches the same workflow).
 UPDATE_WAIT_S = 20.0
+START_UNANSWERED = (
+    "the session service did not answer; read or stop error.session_id, or retry with an "
+    "Idempotency-Key"
+)
 _FINAL = [state.value for state in FINAL_STATES]
 _METERED = {SessionState.CHARGING.value, SessionState.STOPPING.value}
 
@@ -66,21 +70,19 @@ class StartUnanswered(ApiError):
     """A start that got no clear answer. The session may exist: its id goes into the error
     body so a client without an Idempotency-Key can still read or stop it."""
 
-    def __init__(self, session_id: str, code: str, message: str) -> None:
-        super().__init__(503, code, message)
+    def __init__(self, session_id: str, error: ApiError) -> None:
+        super().__init__(error.status, error.code, error.message, error.headers)
         self.session_id = session_id
 
 
-def _unavailable() -> ApiError:
-    return ApiError(503, "temporarily_unavailable", "the session service did not answer; retry")
-
-
-def _temporal_unavailable() -> ApiError:
-    return ApiError(503, "temporal_unavailable", "the session service is unreachable; retry")
+def _no_answer(message: str = "the session service did not answer; retry") -> ApiError:
+    """Temporal took the update but the session did not answer within UPDATE_WAIT_S (a worker
+    or the charger's gateway slow or gone): the same 503 as an outage, its own code."""
+    return unavailable("temporarily_unavailable", message)
 
 
 def _start_failed() -> ApiError:
-    return ApiError(503, "start_failed", "the session could not be started; retry later")
+    return unavailable("start_failed", "the session could not be started; retry later")
 
 
 def _not_found(session_id: str) -> SessionNotFound:
@@ -140,7 +142,7 @@ def _refusal(exc: WorkflowUpdateFailedError) -> Exception:
     """The workflow's refusal as a domain error (api/errors maps it to its status)."""
     cause = exc.cause
     if not isinstance(cause, ApplicationError):
-        return _unavailable()
+        return _no_answer()
     if cause.type == SESSION_NOT_FOUND:
         return SessionNotFound("no such charging session")
     if cause.type == START_REQUEST_MISMATCH:
@@ -231,17 +233,12 @@ class ChargingService:
             return await self._finished_start(client_id, session_id)
         except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
             # asyncio.timeout cancels the update call, which the SDK reports as its own error.
-            raise StartUnanswered(
-                session_id,
-                "temporarily_unavailable",
-                "the session service did not answer in time; read or stop session_id, or "
-                "retry with an Idempotency-Key",
-            ) from None
+            raise StartUnanswered(session_id, _no_answer(START_UNANSWERED)) from None
         except RPCError as exc:
-            log.warning("temporal unreachable", session_id=session_id, error=exc.message)
-            raise StartUnanswered(
-                session_id, "temporal_unavailable", "the session service is unreachable; retry"
-            ) from None
+            error = temporal_error(exc, START_UNANSWERED)
+            if error is None:
+                raise
+            raise StartUnanswered(session_id, error) from None
         log.info(
             "charging session started",
             session_id=session_id,
@@ -257,13 +254,12 @@ class ChargingService:
         if found is not None:
             return from_record(found)
         try:
-            view = await self._handle(session_id).result()
+            with temporal_calls():
+                view = await self._handle(session_id).result()
         except WorkflowFailureError:
             # Terminated or failed before it recorded anything: no session came of it.
             log.error("charging workflow failed", session_id=session_id)
             raise _start_failed() from None
-        except RPCError:
-            raise _temporal_unavailable() from None
         if view.rejection is not None and view.rejection in START_REJECTIONS:
             raise START_REJECTIONS[view.rejection](view.rejection_message or "start refused")
         if view.rejection is not None:
@@ -272,23 +268,23 @@ class ChargingService:
 
     async def stop(self, client_id: str, session_id: str) -> ChargingSession:
         try:
-            async with asyncio.timeout(UPDATE_WAIT_S):
-                view = await self._handle(session_id).execute_update(
-                    ChargingSessionWorkflow.stop, StopCommand(client_id)
-                )
+            with temporal_calls():
+                async with asyncio.timeout(UPDATE_WAIT_S):
+                    view = await self._handle(session_id).execute_update(
+                        ChargingSessionWorkflow.stop, StopCommand(client_id)
+                    )
         except WorkflowUpdateFailedError as exc:
             raise _refusal(exc) from None
         except RPCError as exc:
             if exc.status is not RPCStatusCode.NOT_FOUND:
-                log.warning("temporal unreachable", session_id=session_id, error=exc.message)
-                raise _temporal_unavailable() from None
+                raise
             # No running workflow: never existed, or finished already.
             found = await self.record(client_id, session_id)
             if found is None:
                 raise _not_found(session_id) from None
             return from_record(found)
         except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
-            raise _unavailable() from None
+            raise _no_answer() from None
         log.info("charging stop requested", session_id=session_id, state=view.state)
         return await self._live(client_id, view)
 

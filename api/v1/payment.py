@@ -27,7 +27,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.auth import CurrentClient
 from api.client_db import ClientDb
 from api.deps import ApiConfig, Context, DbSession
-from api.errors import ApiError
+from api.errors import TEMPORAL_UNAVAILABLE, ApiError, unavailable
 from api.openapi import AUTHENTICATED, errors
 from api.rate_limit import rejection_audit_allowed
 from api.v1.payment_unread import keep_unread_notice
@@ -54,18 +54,6 @@ router = APIRouter(prefix="/payment", tags=["payment"])
 
 # O!Dengi waits 5 s for our answer; leave room for the network.
 WEBHOOK_BUDGET_S = 4.0
-
-
-def provider_settings(config: ApiConfig) -> ProviderSettings:
-    return ProviderSettings(
-        provider=ProviderName(config.payment_provider),
-        public_base_url=config.public_base_url,
-        merchant_id=config.odengi_merchant_id,
-        password=config.odengi_password,
-        api_url=config.odengi_api_url,
-        h2h_url=config.odengi_h2h_url,
-        contract=config.odengi_contract,
-    )
 
 
 async def audit(
@@ -122,7 +110,7 @@ async def route_notice(
     with contextlib.suppress(WorkflowAlreadyStartedError):
         await temporal.start_workflow(
             PaymentReconciliation.run,
-            ReconcileInput(provider=config.payment_provider, notice=notice),
+            ReconcileInput(provider=config.provider.provider.value, notice=notice),
             id=reconciliation_workflow_id(notice.trans_id),
             task_queue=config.task_queue,
             # Replays while it runs join it; once it succeeded the payment is settled.
@@ -169,7 +157,7 @@ async def record_receipt(
 async def webhook(request: Request, context: Context, db: DbSession) -> dict[str, str]:
     """O!Dengi's result_url. A bad hash is refused (401) and audited; a good one is never
     dropped: it is recorded, then reaches the top-up's workflow or a reconciliation workflow."""
-    settings = provider_settings(context.config)
+    settings = context.config.provider
     provider = settings.provider.value
     fields = await _webhook_fields(request)
     try:
@@ -235,7 +223,7 @@ async def webhook(request: Request, context: Context, db: DbSession) -> dict[str
         # Recorded, so not lost (the hourly sweep settles it); a 5xx also makes the provider
         # retry, which usually reaches the workflow sooner.
         log.error("webhook not routed", trans_id=notice.trans_id, error=type(exc).__name__)
-        raise ApiError(503, "unavailable", "payment accepted later; please retry") from None
+        raise unavailable(TEMPORAL_UNAVAILABLE, "payment accepted later; please retry") from None
     log.info("webhook routed", trans_id=notice.trans_id, order_id=notice.order_id, to=routed)
     return {"status": "ok", "routed": routed}
 

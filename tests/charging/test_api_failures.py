@@ -61,6 +61,7 @@ async def test_a_start_without_key_that_times_out_names_its_session(
     assert answer.status_code == 503
     error = answer.json()["error"]
     assert error["code"] == "temporarily_unavailable"
+    assert answer.headers["Retry-After"] == "5"  # a start without an answer, like any 503
     handle = world.temporal.get_workflow_handle(charging_workflow_id(error["session_id"]))
     assert (await handle.describe()).id == charging_workflow_id(error["session_id"])
     await handle.terminate("test over")
@@ -100,6 +101,7 @@ async def test_temporal_unreachable_is_503_for_start_and_stop(world: ApiWorld) -
     assert (start.status_code, start.json()["error"]["code"]) == (503, "temporal_unavailable")
     assert "session_id" in start.json()["error"]
     assert (stop.status_code, stop.json()["error"]["code"]) == (503, "temporal_unavailable")
+    assert start.headers["Retry-After"] == stop.headers["Retry-After"] == "5"
 
 
 async def test_a_start_that_failed_answers_the_same_on_a_retry(

@@ -24,8 +24,8 @@ from api.app import create_app
 from api.deps import ApiConfig, ApiContext
 from api.dev_tokens import issue_dev_token
 from api.simulator_odengi import PgInvoiceStore, install_simulator
-from api.v1.payment import provider_settings
-from payments.config import build_provider
+from payments.config import ProviderSettings, build_provider
+from payments.provider import ProviderName
 from payments.simulator import SimulatedOdengi
 from runtime.embedded import free_port
 from workflows.reconciliation import PAYMENT_WORKFLOWS
@@ -75,16 +75,21 @@ class LiveSystem:
 
 @asynccontextmanager
 async def live_system(
-    temporal: Client, sessions: async_sessionmaker[AsyncSession], **overrides: Any
+    temporal: Client,
+    sessions: async_sessionmaker[AsyncSession],
+    provider: dict[str, Any] | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[LiveSystem]:
+    """`provider` changes fields of the payment provider's settings (simulated by default),
+    `overrides` those of the ApiConfig."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
+    settings = replace(ProviderSettings(ProviderName.SIMULATED, base_url), **(provider or {}))
     config = replace(
         ApiConfig(
             jwt_secret=JWT_SECRET,
-            public_base_url=base_url,
             task_queue=f"payments-{uuid.uuid4().hex}",
-            payment_provider="SIMULATED",
+            provider=settings,
         ),
         **overrides,
     )
@@ -99,8 +104,7 @@ async def live_system(
         if serving.done():
             serving.result()
         await asyncio.sleep(0.01)
-    settings = provider_settings(config)
-    provider = build_provider(settings)
+    payment_provider = build_provider(config.provider)
     simulator = SimulatedOdengi(
         PgInvoiceStore(sessions),
         merchant_id=settings.effective_merchant_id,
@@ -113,7 +117,7 @@ async def live_system(
         interceptors=ACTIVITY_INTERCEPTORS,
         workflows=list(PAYMENT_WORKFLOWS),
         activities=[
-            *payment_activities(sessions, provider),
+            *payment_activities(sessions, payment_provider),
             LedgerActivities(Ledger(sessions)).credit_topup,
         ],
     )
@@ -123,4 +127,4 @@ async def live_system(
     finally:
         server.should_exit = True
         await serving
-        await provider.aclose()
+        await payment_provider.aclose()

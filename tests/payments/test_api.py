@@ -19,6 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 from api.v1 import balance as balance_api
 from db.models import LedgerEntry, PaymentAudit, TopUp
 from domain.contracts.topups import reconciliation_workflow_id
+from payments.provider import ProviderName
 from runtime.commands import pay as pay_command
 from runtime.embedded import free_port
 from tests.payments.live import LiveSystem, live_system
@@ -246,10 +247,12 @@ async def test_h2h_with_odengi_and_no_h2h_url_is_501(
     async with live_system(
         temporal_env.client,
         sessions,
-        payment_provider="ODENGI",
-        odengi_merchant_id="123",
-        odengi_password="pw",
-        odengi_api_url="http://127.0.0.1:9/unused",
+        provider={
+            "provider": ProviderName.ODENGI,
+            "merchant_id": "123",
+            "password": "pw",
+            "api_url": "http://127.0.0.1:9/unused",
+        },
     ) as odengi:
         response = await odengi.http.post(
             "/api/v1/payment/h2h-create",
@@ -271,7 +274,9 @@ async def test_an_unreachable_provider_gets_a_clear_gateway_error(
     """Regression: the update's cancelled long poll used to surface as a 500."""
     monkeypatch.setattr(balance_api, "INVOICE_WAIT_S", 2.0)
     nobody_listens = f"http://127.0.0.1:{free_port()}"
-    async with live_system(temporal_env.client, sessions, public_base_url=nobody_listens) as live:
+    async with live_system(
+        temporal_env.client, sessions, provider={"public_base_url": nobody_listens}
+    ) as live:
         response = await live.http.post(
             "/api/v1/balance/topup-qr",
             json={"amount_tyiyn": 10_000},

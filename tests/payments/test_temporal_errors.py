@@ -1,13 +1,12 @@
-"""Temporal trouble on the start endpoints is a 503 with the standard body, never a 500."""
+"""Temporal trouble where an endpoint calls Temporal is a 503 with the standard body, never a
+500: one mapping (api.errors.temporal_calls / temporal_error) for every endpoint."""
 
 from __future__ import annotations
 
 import pytest
-from temporalio.client import WorkflowFailureError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.errors import ApiError, outage_response
-from api.v1.balance import temporal_errors
+from api.errors import ApiError, outage_response, temporal_calls
 
 
 @pytest.mark.parametrize(
@@ -15,7 +14,6 @@ from api.v1.balance import temporal_errors
     [
         RPCError("tcp connect error", RPCStatusCode.UNAVAILABLE, b""),
         RPCError("deadline exceeded", RPCStatusCode.DEADLINE_EXCEEDED, b""),
-        WorkflowFailureError(cause=RuntimeError("the workflow failed")),
         # Seen by the chaos suite as 500s on topup-qr (Temporal killed; worker killed).
         RPCError("transport error", RPCStatusCode.UNKNOWN, b""),
         RPCError(
@@ -24,10 +22,10 @@ from api.v1.balance import temporal_errors
             b"",
         ),
     ],
-    ids=["unavailable", "deadline", "workflow_failure", "transport", "no_poller"],
+    ids=["unavailable", "deadline", "transport", "no_poller"],
 )
 def test_temporal_trouble_is_503_temporal_unavailable(error: Exception) -> None:
-    with pytest.raises(ApiError) as raised, temporal_errors():
+    with pytest.raises(ApiError) as raised, temporal_calls():
         raise error
     assert (raised.value.status, raised.value.code) == (503, "temporal_unavailable")
     assert raised.value.headers == {"Retry-After": "5"}
@@ -35,7 +33,7 @@ def test_temporal_trouble_is_503_temporal_unavailable(error: Exception) -> None:
 
 def test_other_rpc_errors_are_not_hidden() -> None:
     bug = RPCError("bad request", RPCStatusCode.INVALID_ARGUMENT, b"")
-    with pytest.raises(RPCError), temporal_errors():
+    with pytest.raises(RPCError), temporal_calls():
         raise bug
 
 

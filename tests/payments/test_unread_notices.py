@@ -15,7 +15,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
-from api.v1.payment import provider_settings
 from db.models import LedgerEntry, PaymentAudit, ProviderTransaction
 from domain.contracts.topups import recheck_workflow_id, topup_workflow_id
 from payments.config import build_provider
@@ -35,9 +34,9 @@ async def live(
 
 
 def signed(live: LiveSystem, **fields: str) -> dict[str, str]:
-    body = {"site_id": provider_settings(live.config).effective_merchant_id, "test": "1"}
+    body = {"site_id": live.config.provider.effective_merchant_id, "test": "1"}
     body.update(fields)
-    body["hash"] = webhook_hash(body, provider_settings(live.config).effective_password)
+    body["hash"] = webhook_hash(body, live.config.provider.effective_password)
     return body
 
 
@@ -82,7 +81,7 @@ async def test_a_signed_notice_with_an_unknown_status_code_ends_in_review(
     the code. The top-up ends in review (not `expired`), the notice is kept whole."""
     client_id = str(uuid.uuid4())
     created = await live.topup_qr(client_id, 12_000)
-    provider = build_provider(provider_settings(live.config))
+    provider = build_provider(live.config.provider)
     try:
         await provider.cancel_invoice(created["invoice_id"])  # the provider's side of "-2"
     finally:

@@ -20,12 +20,11 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
 from api.deps import ApiContext
-from api.v1.payment import provider_settings
 from db.models import Client as ClientRow
 from db.models import LedgerEntry, PaymentAudit, ProviderTransaction
 from db.models import TopUp as TopUpRow
 from domain.contracts.topups import reconciliation_workflow_id
-from payments.provider import PayStatus
+from payments.provider import PayStatus, ProviderName
 from payments.webhook import signed_notice_fields
 from tests.payments.live import LiveSystem, live_system
 from tests.payments.outage import CuttableProxy
@@ -113,7 +112,7 @@ async def test_two_payments_for_one_order_credit_once_and_keep_the_other(
         site_id=first["site_id"],
         mktime=first["mktime"],
         test=True,
-        password=provider_settings(live.config).effective_password,
+        password=live.config.provider.effective_password,
     )
     answers = await asyncio.gather(
         live.http.post("/api/v1/payment/webhook", json=first),
@@ -166,10 +165,12 @@ async def test_with_odengi_only_live_payments_to_this_site_are_credited(
     async with live_system(
         temporal_env.client,
         sessions,
-        payment_provider="ODENGI",
-        odengi_merchant_id="123",
-        odengi_password="pw",
-        odengi_api_url="http://127.0.0.1:9/unused",  # a live endpoint: test payments refused
+        provider={
+            "provider": ProviderName.ODENGI,
+            "merchant_id": "123",
+            "password": "pw",
+            "api_url": "http://127.0.0.1:9/unused",
+        },  # a live endpoint: test payments refused
     ) as odengi:
         topup_id = f"scr-{uuid.uuid4().hex[:10]}"
         await add_topup(sessions, topup_id)

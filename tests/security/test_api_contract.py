@@ -26,8 +26,8 @@ from activities.sessions import charging_activities
 from api.app import create_app
 from api.deps import ApiConfig, ApiContext
 from api.dev_tokens import issue_dev_token
-from api.v1.payment import provider_settings
-from payments.config import build_provider
+from payments.config import ProviderSettings, build_provider
+from payments.provider import ProviderName
 from runtime.embedded import free_port
 from workflows.charging import ChargingSessionWorkflow
 from workflows.reconciliation import PAYMENT_WORKFLOWS
@@ -50,9 +50,8 @@ async def served(
     config = ApiConfig(
         enable_swagger=True,
         jwt_secret=SECRET,
-        public_base_url=base_url,
         task_queue=f"contract-{uuid.uuid4().hex[:8]}",
-        payment_provider="SIMULATED",
+        provider=ProviderSettings(ProviderName.SIMULATED, base_url),
         rate_limit_money=UNLIMITED,
         rate_limit_default=UNLIMITED,
         rate_limit_webhook=UNLIMITED,
@@ -67,7 +66,7 @@ async def served(
         if serving.done():
             serving.result()
         await asyncio.sleep(0.01)
-    provider = build_provider(provider_settings(config))
+    provider = build_provider(config.provider)
     ledger = LedgerActivities(Ledger(sessions))
     worker = Worker(
         temporal_env.client,

@@ -19,7 +19,6 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.rate_limit import RateLimiter
 from api.security import MAX_JSON_DEPTH
-from api.v1.payment import provider_settings
 from db.models import PaymentAudit
 from domain.identifiers import session_id_for_key
 from payments.provider import PayStatus
@@ -146,7 +145,7 @@ async def test_forged_webhooks_from_one_sender_are_audited_in_bounded_volume(
 
 
 def signed(world: ApiWorld, **changes: Any) -> dict[str, str]:
-    password = provider_settings(world_config(world)).effective_password
+    password = world_config(world).provider.effective_password
     values: dict[str, Any] = {
         "trans_id": "9001",
         "invoice_id": "inv-1",

@@ -20,8 +20,9 @@ from temporalio.testing import WorkflowEnvironment
 from api.app import create_app
 from api.deps import ApiConfig, ApiContext
 from api.simulator_odengi import PgInvoiceStore
-from payments.config import SIMULATED_PASSWORD
+from payments.config import SIMULATED_PASSWORD, ProviderSettings
 from payments.odengi import API_VERSION
+from payments.provider import ProviderName
 from payments.signing import signed_request_body
 from payments.simulator import SimulatedOdengi
 from runtime.provider_secret import SECRET_FILE, provider_password, simulator_secret
@@ -71,7 +72,10 @@ def test_the_simulator_key_is_random_per_data_dir_and_owner_only(tmp_path: Path)
 async def test_simulator_routes_do_not_exist_with_the_real_provider(
     sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment
 ) -> None:
-    config = ApiConfig(payment_provider="ODENGI", odengi_merchant_id="m1", odengi_password="p" * 16)
+    odengi = ProviderSettings(
+        ProviderName.ODENGI, "http://127.0.0.1:9210", merchant_id="m1", password="p" * 16
+    )
+    config = ApiConfig(provider=odengi)
     app = create_app(ApiContext(sessions, temporal_env.client, config))
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://evpower.test"
