@@ -30,11 +30,11 @@ from activities.stations import (
 from activities.transactions import TransactionActivities
 from db.clients import ensure_client
 from db.models import ChargingSessionRecord
+from domain.contracts.notify_channels import SESSION_PROGRESS
 from domain.errors import DomainError
 from domain.sessions import (
     FINAL_STATES,
     LIVE_STATES,
-    SESSION_PROGRESS_CHANNEL,
     AlreadyCharging,
     ConnectorBusy,
     ConnectorNotFound,
@@ -207,9 +207,7 @@ class SessionStore:
             written = (await session.execute(statement)).first() is not None
             if written:
                 # Live session streams re-read the session (api/session_feed.py).
-                await session.execute(
-                    select(func.pg_notify(SESSION_PROGRESS_CHANNEL, record.session_id))
-                )
+                await session.execute(select(func.pg_notify(SESSION_PROGRESS, record.session_id)))
         if written and record.state in _FINAL:  # the row just became final: once per session
             SESSIONS_FINISHED.labels(record.state).inc()
         log.info(

@@ -1,5 +1,5 @@
 """Which sessions may have changed, for the live session streams: one PostgreSQL LISTEN per
-process on SESSION_PROGRESS_CHANNEL (api.pg_listener), each notification (a session id) waking
+process on the `charging_session` channel (api.pg_listener), each notification (a session id) waking
 only the streams of that session."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.deps import ApiContext
 from api.pg_listener import ListeningFeed
-from domain.sessions import SESSION_PROGRESS_CHANNEL
+from domain.contracts.notify_channels import SESSION_PROGRESS
 
 
 class SessionWatch:
@@ -32,7 +32,7 @@ class SessionWatch:
 
 
 class SessionFeed(ListeningFeed):
-    def __init__(self, engine: AsyncEngine, channel: str = SESSION_PROGRESS_CHANNEL) -> None:
+    def __init__(self, engine: AsyncEngine, channel: str = SESSION_PROGRESS) -> None:
         super().__init__(engine, channel)
         self._watches: dict[str, set[SessionWatch]] = {}
 

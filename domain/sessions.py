@@ -42,11 +42,6 @@ LIVE_STATES = frozenset(
 )
 
 
-# NOTIFY channel: the payload is a session id whose live view (state, energy, cost) may have
-# changed: a meter sample stored by the gateway, a session row written by the worker.
-SESSION_PROGRESS_CHANNEL = "charging_session"
-
-
 class StopReason(StrEnum):
     USER = "user"
     CHARGER = "charger"

@@ -43,8 +43,8 @@ from db.models import (
     Station,
     StationConnection,
 )
-from domain.contracts.notify_channels import STATION_STATUS
-from domain.sessions import FINAL_STATES, SESSION_PROGRESS_CHANNEL
+from domain.contracts.notify_channels import SESSION_PROGRESS, STATION_STATUS
+from domain.sessions import FINAL_STATES
 from gateway.framing import utc_text
 
 
@@ -604,7 +604,7 @@ class GatewayStore:
             if transaction_ids:
                 await connection.execute(
                     _SESSION_PROGRESS,
-                    {"channel": SESSION_PROGRESS_CHANNEL, "ids": transaction_ids},
+                    {"channel": SESSION_PROGRESS, "ids": transaction_ids},
                 )
 
 
