@@ -18,7 +18,12 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.station_commands import STATION_COMMAND_TARGET, CommandTarget, CommandTargetQuery
-from gateway.contract import RESET, STATION_CALL_ERROR, STATION_TIMEOUT, StationCommand
+from domain.contracts.station_commands import (
+    RESET,
+    STATION_CALL_ERROR,
+    STATION_TIMEOUT,
+    StationCommand,
+)
 from tests.replay.recording import write_fixture
 from workflows.station_command import (
     ATTEMPTS,
