@@ -13,12 +13,8 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from domain.contracts.session_signals import (
-    START_ACCEPTED,
-    TRANSACTION_STARTED,
-    TransactionStarted,
-    charging_workflow_id,
-)
+from domain.contracts.charging import charging_workflow_id
+from domain.contracts.session_signals import START_ACCEPTED, TRANSACTION_STARTED, TransactionStarted
 
 
 class SignalFailed(Exception):

@@ -18,6 +18,13 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.transactions import MeterReadingsRequest, RecordSource
+    from domain.contracts.charging import (
+        WORKFLOW_NAME,
+        CarriedSession,
+        ChargingRequest,
+        MeterReview,
+        SessionView,
+    )
     from domain.contracts.search_attributes import SESSION_STATE
     from domain.contracts.session_signals import TransactionStopped
     from domain.meter_readings import Verdict
@@ -30,13 +37,6 @@ with workflow.unsafe.imports_passed_through():
         session_record,
     )
     from workflows.charging_handlers import SessionHandlers
-    from workflows.charging_state import (
-        WORKFLOW_NAME,
-        CarriedSession,
-        ChargingRequest,
-        MeterReview,
-        SessionView,
-    )
 
 _MIN_TIMER = timedelta(seconds=1)
 # A charger that has stopped is not waited on: the session settles on what the gateway

@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         RecordedTransaction,
         RecordedTransactionRequest,
     )
+    from domain.contracts.charging import ChargingRequest, ChargingSettings, SessionView
     from domain.contracts.station_commands import (
         INVALID_COMMAND,
         REMOTE_START,
@@ -47,7 +48,6 @@ with workflow.unsafe.imports_passed_through():
         RemoteStartRequest,
         RemoteStopRequest,
     )
-    from workflows.charging_state import ChargingRequest, ChargingSettings, SessionView
 
 # Database and ledger work is idempotent and must eventually happen: retry without a limit.
 PERSISTENT = RetryPolicy(

@@ -9,6 +9,17 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from domain.contracts.charging import (
+        SESSION_NOT_FOUND,
+        START_REJECTED,
+        START_REQUEST_MISMATCH,
+        STATE_QUERY,
+        ChargingRequest,
+        ChargingSettings,
+        SessionView,
+        StartCommand,
+        StopCommand,
+    )
     from domain.contracts.session_signals import (
         CONNECTOR_IDLE,
         ENERGY_LIMIT_REACHED,
@@ -29,18 +40,27 @@ with workflow.unsafe.imports_passed_through():
     from domain.sessions import FINAL_STATES, SessionState
     from domain.tariff import Tariff
     from workflows.charging_commands import GatewayCommands
-    from workflows.charging_state import (
-        SESSION_NOT_FOUND,
-        START_REJECTED,
-        START_REQUEST_MISMATCH,
-        STATE_QUERY,
-        ChargingRequest,
-        ChargingSettings,
-        SessionView,
-        StartCommand,
-        StopCommand,
-        current_details,
+
+
+def current_details(view: SessionView) -> str:
+    """What the Temporal UI shows for a session (a review adds what the operator needs)."""
+    details = (
+        f"**{view.state}** at {view.station_id}/{view.connector_id}: "
+        f"{view.energy_wh} Wh, {view.cost_tyiyn} of {view.reserved_tyiyn} tyiyn "
+        f"(price {view.price_tyiyn_per_kwh}/kWh, limit {view.energy_limit_wh} Wh)"
     )
+    review = view.meter_review
+    if review is not None:
+        readings = ", ".join(f"{p.at.isoformat()} {p.register_wh} Wh" for p in review.readings)
+        details += (
+            f"\n\n**meter review: {review.reason}**: claimed {review.claimed_wh} Wh, billed "
+            f"{review.billed_wh} Wh, limit {review.limit_wh} Wh at {review.max_power_w} W, "
+            f"{review.at_stake_tyiyn} tyiyn at stake. Readings: {readings}"
+        )
+    elif view.meter_note is not None:
+        details += f"\n\nmeter: {view.meter_note}"
+    return details
+
 
 BEFORE_STOP = frozenset({SessionState.PENDING, SessionState.STARTING, SessionState.CHARGING})
 

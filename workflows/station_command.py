@@ -10,9 +10,7 @@ its queue) is the one case that re-locates and sends again, a bounded number of 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import timedelta
-from enum import StrEnum
 from typing import Any
 
 from temporalio import workflow
@@ -25,6 +23,12 @@ with workflow.unsafe.imports_passed_through():
         CommandTarget,
         CommandTargetQuery,
     )
+    from domain.contracts.operator_commands import (
+        WORKFLOW_NAME,
+        Outcome,
+        StationCommandRequest,
+        StationCommandResult,
+    )
     from domain.contracts.station_commands import (
         INVALID_COMMAND,
         STATION_CALL_ERROR,
@@ -33,7 +37,6 @@ with workflow.unsafe.imports_passed_through():
         StationCommand,
     )
 
-WORKFLOW_NAME = "StationCommand"
 # Dead gateways tolerated before the charger counts as unreachable.
 ATTEMPTS = 2
 # A live gateway takes a command from its queue at once; waiting longer only delays the
@@ -49,42 +52,6 @@ LOOKUP_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=5), maximum_attempts=5
 )
 ONCE = RetryPolicy(maximum_attempts=1)
-
-
-def station_command_workflow_id(station_id: str, command: str, request_id: str) -> str:
-    return f"station-command-{station_id}-{command}-{request_id}"
-
-
-class Outcome(StrEnum):
-    ANSWERED = "answered"  # the charger answered (its status says yes or no)
-    UNKNOWN_STATION = "unknown_station"
-    OFFLINE = "offline"  # no gateway holds the charger (or none took the command)
-    BUSY = "busy"  # a live session is on the connector and the operator did not force
-    NO_ANSWER = "no_answer"  # sent, but the charger did not answer in time
-    CALL_ERROR = "call_error"  # the charger answered with an OCPP CallError
-    INVALID = "invalid"  # the parameters are not a valid OCPP payload
-
-
-@dataclass(frozen=True)
-class StationCommandRequest:
-    station_id: str
-    command: str  # the gateway's activity name: reset, unlock_connector, ...
-    params: dict[str, str | int | None]
-    operator: str  # the token's subject
-    reason: str
-    # ChangeAvailability to Inoperative: the connector (0: the whole station) whose live
-    # sessions refuse the command unless `force`.
-    guard_connector_id: int | None = None
-    force: bool = False
-
-
-@dataclass(frozen=True)
-class StationCommandResult:
-    outcome: str  # an Outcome
-    status: str | None = None  # the charger's status (Accepted, Rejected, Unlocked, ...)
-    response: dict[str, Any] = field(default_factory=dict)  # the charger's answer, OCPP JSON
-    message: str = ""
-    live_sessions: list[str] = field(default_factory=list)
 
 
 @workflow.defn(name=WORKFLOW_NAME)

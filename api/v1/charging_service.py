@@ -32,7 +32,16 @@ from api.errors import ApiError, temporal_calls, temporal_error, unavailable
 from api.v1.charging_schemas import ChargingSession, ChargingSessionPage, StartCharging
 from api.v1.live_energy import delivered_wh
 from db.models import ChargingSessionRecord
-from domain.contracts.session_signals import charging_workflow_id
+from domain.contracts.charging import (
+    SESSION_NOT_FOUND,
+    START_REJECTED,
+    START_REQUEST_MISMATCH,
+    ChargingRequest,
+    SessionView,
+    StopCommand,
+    charging_workflow_id,
+    initial_search_attributes,
+)
 from domain.identifiers import is_session_id, new_id, session_id_for_key
 from domain.money import CURRENCY, check_amount, format_som
 from domain.sessions import (
@@ -43,15 +52,6 @@ from domain.sessions import (
 )
 from domain.tariff import Tariff
 from workflows.charging import ChargingSessionWorkflow
-from workflows.charging_state import (
-    SESSION_NOT_FOUND,
-    START_REJECTED,
-    START_REQUEST_MISMATCH,
-    ChargingRequest,
-    SessionView,
-    StopCommand,
-    initial_search_attributes,
-)
 
 log = structlog.get_logger(__name__)
 

@@ -27,10 +27,6 @@ START_REFUSED = "Invalid"
 FOREIGN_TRANSACTION = "ForeignTransaction"
 
 
-def charging_workflow_id(session_id: str) -> str:
-    return f"charging-{session_id}"
-
-
 @dataclass(frozen=True)
 class TransactionStarted:
     transaction_id: int

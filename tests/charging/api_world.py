@@ -31,11 +31,8 @@ from db.models import (
     Station,
     StationConnection,
 )
-from domain.contracts.session_signals import (
-    TRANSACTION_STOPPED,
-    TransactionStopped,
-    charging_workflow_id,
-)
+from domain.contracts.charging import charging_workflow_id
+from domain.contracts.session_signals import TRANSACTION_STOPPED, TransactionStopped
 from domain.contracts.station_commands import (
     REMOTE_START,
     REMOTE_STOP,

@@ -40,13 +40,20 @@ from activities.transactions import (
     RecordSource,
 )
 from domain import meter_readings
+from domain.contracts.charging import (
+    STATE_QUERY,
+    ChargingRequest,
+    ChargingSettings,
+    SessionView,
+    StartCommand,
+    charging_workflow_id,
+)
 from domain.contracts.search_attributes import SEARCH_ATTRIBUTES
 from domain.contracts.session_signals import (
     TRANSACTION_STARTED,
     TRANSACTION_STOPPED,
     TransactionStarted,
     TransactionStopped,
-    charging_workflow_id,
 )
 from domain.contracts.station_commands import (
     REMOTE_START,
@@ -59,13 +66,6 @@ from domain.contracts.station_commands import (
 from domain.meter_readings import MeterPoint
 from tests.replay.recording import write_fixture
 from workflows.charging import ChargingSessionWorkflow
-from workflows.charging_state import (
-    STATE_QUERY,
-    ChargingRequest,
-    ChargingSettings,
-    SessionView,
-    StartCommand,
-)
 
 PRICE = 1_500  # tyiyn per kWh
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)

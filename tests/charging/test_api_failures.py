@@ -21,7 +21,7 @@ from api.deps import ApiConfig, ApiContext
 from api.v1 import charging_service
 from api.v1.charging_schemas import StartCharging
 from api.v1.charging_service import ChargingService
-from domain.contracts.session_signals import charging_workflow_id
+from domain.contracts.charging import charging_workflow_id
 from runtime.embedded import temporal_binary
 from tests.charging.api_world import SECRET, ApiWorld, api_world
 from tests.charging.fakes import FakeWorld, register_search_attributes

@@ -24,11 +24,8 @@ from api.app import create_app
 from api.deps import ApiConfig, ApiContext
 from api.dev_tokens import issue_dev_token
 from db.models import Connector, OcppTransaction
-from domain.contracts.session_signals import (
-    STATION_CONNECTED,
-    TRANSACTION_STOPPED,
-    charging_workflow_id,
-)
+from domain.contracts.charging import charging_workflow_id
+from domain.contracts.session_signals import STATION_CONNECTED, TRANSACTION_STOPPED
 from domain.ledger import Operation
 from domain.tariff import energy_cost_tyiyn
 from gateway.config import GatewayConfig

@@ -18,7 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.ledger import LedgerMovement
 from api.dev_tokens import issue_dev_token
 from db.models import Connector, MeterValue
-from domain.contracts.session_signals import charging_workflow_id
+from domain.contracts.charging import charging_workflow_id
 from domain.ledger import Operation
 from domain.tariff import energy_cost_tyiyn
 from simulator import SimulatedStation, StationConfig, charging

@@ -13,6 +13,12 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
+from domain.contracts.charging import (
+    ChargingSettings,
+    StopCommand,
+    charging_workflow_id,
+    initial_search_attributes,
+)
 from domain.contracts.search_attributes import SESSION_STATE
 from domain.contracts.session_signals import (
     METER_SAMPLE,
@@ -21,7 +27,6 @@ from domain.contracts.session_signals import (
     MeterSample,
     StationConnected,
     TransactionStarted,
-    charging_workflow_id,
 )
 from domain.contracts.station_commands import STATION_NOT_CONNECTED
 from tests.charging.fakes import (
@@ -36,7 +41,6 @@ from tests.charging.fakes import (
     wait_for,
 )
 from workflows.charging import ChargingSessionWorkflow
-from workflows.charging_state import ChargingSettings, StopCommand, initial_search_attributes
 
 
 async def test_a_user_stop_while_the_charger_is_offline_waits_and_bills_the_late_stop(

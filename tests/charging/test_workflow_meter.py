@@ -7,11 +7,11 @@ from datetime import timedelta
 
 from temporalio.testing import WorkflowEnvironment
 
+from domain.contracts.charging import SessionView
 from domain.contracts.session_signals import TransactionStarted, TransactionStopped
 from domain.meter_readings import DEFAULT_MAX_POWER_W, MeterPoint
 from domain.sessions import SessionState
 from tests.charging.fakes import T0, harness, keep_history, signal_started, wait_for
-from workflows.charging_state import SessionView
 
 
 def stop_at(seconds: int, meter_stop_wh: int, meter_start_wh: int) -> TransactionStopped:

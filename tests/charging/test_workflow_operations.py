@@ -11,8 +11,14 @@ from temporalio.client import WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.testing import WorkflowEnvironment
 
+from domain.contracts.charging import (
+    ChargingSettings,
+    StopCommand,
+    charging_workflow_id,
+    initial_search_attributes,
+)
 from domain.contracts.search_attributes import SESSION_STATE, STATION_ID
-from domain.contracts.session_signals import METER_SAMPLE, MeterSample, charging_workflow_id
+from domain.contracts.session_signals import METER_SAMPLE, MeterSample
 from tests.charging.fakes import (
     command,
     harness,
@@ -25,7 +31,6 @@ from tests.charging.fakes import (
 )
 from tests.temporal_costs import billed_actions
 from workflows.charging import ChargingSessionWorkflow
-from workflows.charging_state import ChargingSettings, StopCommand, initial_search_attributes
 
 
 def gateway_throttle(samples_s: list[int], interval_s: int = 300) -> list[int]:

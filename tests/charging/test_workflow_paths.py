@@ -11,6 +11,7 @@ from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateStage
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
+from domain.contracts.charging import ChargingSettings, StopCommand
 from domain.contracts.session_signals import (
     ENERGY_LIMIT_REACHED,
     METER_SAMPLE,
@@ -31,7 +32,6 @@ from tests.charging.fakes import (
     wait_for,
 )
 from workflows.charging import ChargingSessionWorkflow
-from workflows.charging_state import ChargingSettings, StopCommand
 
 
 async def test_charger_stop_settles_exactly_the_confirmed_energy(

@@ -10,6 +10,7 @@ from datetime import timedelta
 from temporalio.testing import WorkflowEnvironment
 
 from activities.transactions import RecordedTransaction, RecordSource
+from domain.contracts.charging import StopCommand
 from domain.contracts.session_signals import CONNECTOR_IDLE, TRANSACTION_STOPPED, ConnectorIdle
 from domain.contracts.station_commands import STATION_NOT_CONNECTED
 from tests.charging.fakes import (
@@ -23,7 +24,6 @@ from tests.charging.fakes import (
     wait_for,
 )
 from workflows.charging import ChargingSessionWorkflow
-from workflows.charging_state import StopCommand
 
 METER_START = 100_000
 

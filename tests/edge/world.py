@@ -29,7 +29,7 @@ from api.dev_tokens import issue_dev_token
 from db.engine import create_engine
 from db.migrate import upgrade_sync
 from db.models import Connector, OcppTransaction, OcppTransactionEvent, Station
-from domain.contracts.session_signals import charging_workflow_id
+from domain.contracts.charging import SessionView, charging_workflow_id
 from domain.ledger import Operation
 from gateway.auth import ChargerKeys
 from gateway.config import GatewayConfig
@@ -39,7 +39,6 @@ from runtime.embedded import EmbeddedPostgres, EmbeddedTemporal, free_port
 from runtime.websocket import LivenessWebSocketProtocol
 from simulator import FaultPlan, SimulatedStation, StationConfig
 from workflows.charging import ChargingSessionWorkflow
-from workflows.charging_state import SessionView
 
 SECRET = "edge-outage-secret-0123456789abcdef-xyz"
 PASSWORD = "edge charger password"

@@ -13,12 +13,8 @@ from sqlalchemy import func, select
 from temporalio.worker import Worker
 
 from db.models import OcppTransactionEvent
-from domain.contracts.session_signals import (
-    METER_SAMPLE,
-    TRANSACTION_STARTED,
-    TRANSACTION_STOPPED,
-    charging_workflow_id,
-)
+from domain.contracts.charging import charging_workflow_id
+from domain.contracts.session_signals import METER_SAMPLE, TRANSACTION_STARTED, TRANSACTION_STOPPED
 from gateway.event_store import EventStore
 from gateway.events import METER, STARTED, STOPPED, NewEvent
 from tests.gateway.conftest import charger_session

@@ -13,12 +13,12 @@ from sqlalchemy import func, select
 from temporalio.worker import Worker
 
 from db.models import MeterValue, OcppTransaction
+from domain.contracts.charging import charging_workflow_id
 from domain.contracts.session_signals import (
     ENERGY_LIMIT_REACHED,
     METER_SAMPLE,
     TRANSACTION_STARTED,
     TRANSACTION_STOPPED,
-    charging_workflow_id,
 )
 from domain.contracts.station_commands import (
     REMOTE_START,

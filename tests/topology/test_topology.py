@@ -18,8 +18,8 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from api.dev_tokens import issue_dev_token
+from domain.contracts.charging import charging_workflow_id
 from domain.contracts.search_attributes import SEARCH_ATTRIBUTES
-from domain.contracts.session_signals import charging_workflow_id
 from domain.tariff import energy_cost_tyiyn
 from gateway.charger_auth import AuthLimits
 from tests.topology import world

@@ -24,13 +24,9 @@ from api.errors import ApiError
 from api.ops_audit import audit_note
 from api.v1.ops.access import Operator
 from api.v1.ops.command_bodies import COMMANDS, ChangeAvailabilityBody, CommandBody
+from domain.contracts.operator_commands import Outcome, StationCommandRequest, StationCommandResult
 from domain.contracts.search_attributes import STATION_ID
-from workflows.station_command import (
-    Outcome,
-    StationCommandRequest,
-    StationCommandResult,
-    StationCommandWorkflow,
-)
+from workflows.station_command import StationCommandWorkflow
 
 Handle = WorkflowHandle[StationCommandWorkflow, StationCommandResult]
 

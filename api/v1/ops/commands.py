@@ -28,9 +28,10 @@ from api.v1.ops.command_runner import (
     workflow_request,
 )
 from db.models import Station
+from domain.contracts.operator_commands import station_command_workflow_id
 from domain.contracts.search_attributes import STATION_ID
 from domain.identifiers import StationId
-from workflows.station_command import StationCommandWorkflow, station_command_workflow_id
+from workflows.station_command import StationCommandWorkflow
 
 router = APIRouter()
 

@@ -1,4 +1,6 @@
-"""The ChargingSession workflow's contract: names, inputs, settings and its public state."""
+"""The ChargingSession workflow's contract with whoever starts, stops and reads it (the API):
+its workflow id and type, update/query names and the errors they fail with, its input and
+settings, and its public state. What the gateway tells it is in `session_signals`."""
 
 from __future__ import annotations
 
@@ -21,6 +23,11 @@ STATE_QUERY = "state"
 START_REJECTED = "StartRejected"
 SESSION_NOT_FOUND = "SessionNotFound"
 START_REQUEST_MISMATCH = "StartRequestMismatch"
+
+
+def charging_workflow_id(session_id: str) -> str:
+    """The session id is the RemoteStart idTag, so a StartTransaction names its workflow."""
+    return f"charging-{session_id}"
 
 
 @dataclass(frozen=True)
@@ -161,26 +168,6 @@ class ChargingRequest:
             state=SessionState.PENDING.value,
             reserved_tyiyn=self.amount_tyiyn,
         )
-
-
-def current_details(view: SessionView) -> str:
-    """What the Temporal UI shows for a session (a review adds what the operator needs)."""
-    details = (
-        f"**{view.state}** at {view.station_id}/{view.connector_id}: "
-        f"{view.energy_wh} Wh, {view.cost_tyiyn} of {view.reserved_tyiyn} tyiyn "
-        f"(price {view.price_tyiyn_per_kwh}/kWh, limit {view.energy_limit_wh} Wh)"
-    )
-    review = view.meter_review
-    if review is not None:
-        readings = ", ".join(f"{p.at.isoformat()} {p.register_wh} Wh" for p in review.readings)
-        details += (
-            f"\n\n**meter review: {review.reason}**: claimed {review.claimed_wh} Wh, billed "
-            f"{review.billed_wh} Wh, limit {review.limit_wh} Wh at {review.max_power_w} W, "
-            f"{review.at_stake_tyiyn} tyiyn at stake. Readings: {readings}"
-        )
-    elif view.meter_note is not None:
-        details += f"\n\nmeter: {view.meter_note}"
-    return details
 
 
 def initial_search_attributes(request: ChargingRequest) -> TypedSearchAttributes:
