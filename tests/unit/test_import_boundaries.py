@@ -59,6 +59,36 @@ def test_package_imports_only_what_it_may(package: str) -> None:
     assert crossings == []
 
 
+def workflow_classes() -> set[str]:
+    """Names of the classes under workflows/ decorated with @workflow.defn."""
+    return {
+        node.name
+        for path in (ROOT / "workflows").rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+        if isinstance(node, ast.ClassDef)
+        and any("workflow.defn" in ast.unparse(decorator) for decorator in node.decorator_list)
+    }
+
+
+# Reconciliation inputs carry the provider's own types (payments.provider), which domain/
+# cannot import: the API takes them from the workflow module.
+API_FROM_WORKFLOWS_TOO = {"ReconcileInput", "RecheckInput"}
+
+
+def test_the_api_takes_only_workflow_classes_from_workflows() -> None:
+    """Names, payloads and ids come from domain.contracts; a typed handle needs the class."""
+    allowed = workflow_classes() | API_FROM_WORKFLOWS_TOO
+    taken = [
+        f"{path.relative_to(ROOT)}:{node.lineno} {alias.name}"
+        for path in sorted((ROOT / "api").rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("workflows.")
+        for alias in node.names
+        if alias.name not in allowed
+    ]
+    assert taken == []
+
+
 def test_the_rule_catches_a_crossing(tmp_path: Path) -> None:
     module = tmp_path / "relay.py"
     module.write_text(
