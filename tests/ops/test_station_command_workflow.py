@@ -18,6 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.station_commands import STATION_COMMAND_TARGET, CommandTarget, CommandTargetQuery
+from domain.contracts.operator_commands import Outcome, StationCommandRequest, StationCommandResult
 from domain.contracts.station_commands import (
     RESET,
     STATION_CALL_ERROR,
@@ -25,14 +26,7 @@ from domain.contracts.station_commands import (
     StationCommand,
 )
 from tests.replay.recording import write_fixture
-from workflows.station_command import (
-    ATTEMPTS,
-    LOOKUP_RETRY,
-    Outcome,
-    StationCommandRequest,
-    StationCommandResult,
-    StationCommandWorkflow,
-)
+from workflows.station_command import ATTEMPTS, LOOKUP_RETRY, StationCommandWorkflow
 
 STATION = "CP-1"
 
