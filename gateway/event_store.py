@@ -4,6 +4,7 @@ never claimed again) when their delivery failed for good."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -87,8 +88,15 @@ class EventStore:
             raise TypeError("the session factory must be bound to an AsyncEngine")
         self._engine = engine
 
-    async def add(self, event: NewEvent) -> None:
+    async def add(
+        self,
+        event: NewEvent,
+        before: Callable[[AsyncConnection], Awaitable[None]] | None = None,
+    ) -> None:
+        """`before` writes in the same database transaction, ahead of the event."""
         async with self._engine.begin() as connection:
+            if before is not None:
+                await before(connection)
             await insert_event(connection, event)
 
     async def claim(self, limit: int, lease: timedelta) -> list[PendingEvent]:

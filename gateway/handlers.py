@@ -28,14 +28,13 @@ from gateway.backlog import once_more_if_stale
 from gateway.charge_point import ChargePoint, Send, StationDisconnected, on, spawn
 from gateway.context import GatewayContext
 from gateway.energy_watch import EnergyWatch
-from gateway.event_store import insert_event
-from gateway.events import OrphanStop, orphan_stop_event, started_event, started_of, stopped_event
+from gateway.events import OrphanStop, orphan_stop_event, started_event, started_of
 from gateway.framing import utc_now_text
 from gateway.idle_report import report_idle, reports_idle
 from gateway.schemas import INT32 as _INT32
 from gateway.schemas import INT64 as _INT64
 from gateway.schemas import bounded, moment
-from gateway.store import TransactionRow
+from gateway.stop_record import insert_samples, record_stop
 from gateway.transactions import RunningTx, TransactionCache
 from gateway.workflow_signals import SignalFailed
 
@@ -270,11 +269,13 @@ class StationHandler(ChargePoint):
         meter_stop = bounded("meterStop", meter_stop, 0, _INT64)
         stopped_at = moment(timestamp)
         id_tag_info = None if id_tag is None else IdTagInfo(status=AuthorizationStatus.accepted)
+        readings = metering.readings(transaction_data) if transaction_data else []
         row, closed, orphaned = None, False, False
         try:
             if 0 < transaction_id <= _INT32:
-                # The stop and its relay event are one database transaction: once the charger
-                # is answered, the stop reaches the workflow whatever happens to Temporal.
+                # The stop, its transactionData and its relay event are one database
+                # transaction: once the charger is answered, the stop reaches the workflow
+                # whatever happens to Temporal, and never before its samples are stored.
                 row, closed = await once_more_if_stale(
                     lambda: self._ctx.store.stop_transaction(
                         self.station_id,
@@ -282,40 +283,36 @@ class StationHandler(ChargePoint):
                         meter_stop_wh=meter_stop,
                         stopped_at=stopped_at,
                         reason=reason,
-                        then=_relay_stop,
+                        then=record_stop(self.station_id, transaction_id, readings),
                     )
                 )
                 if row is None:
                     # Not recorded (yet): its start may wait in a gateway's memory after a
                     # database outage (this gateway's, or one the charger left). Kept before
                     # the charger is answered; the relay matches it once the row appears.
-                    orphan = OrphanStop(meter_stop, stopped_at, reason, id_tag)
-                    await self._ctx.events.add(
-                        orphan_stop_event(self.station_id, transaction_id, orphan)
+                    await self._keep_orphan_stop(
+                        transaction_id, OrphanStop(meter_stop, stopped_at, reason, id_tag), readings
                     )
                     orphaned = True
-            if transaction_data:
-                connector_id = row.connector_id if row is not None else 0
-                readings = metering.readings(transaction_data)
-                rows = metering.rows(readings, self.station_id, connector_id, transaction_id)
-                await self._ctx.meters.write(rows)
+            elif readings:
+                # Not an id EvPower issues: the samples are kept, the stop has nowhere to go.
+                await self._ctx.meters.write(
+                    metering.rows(readings, self.station_id, 0, transaction_id)
+                )
         except Exception as exc:
             if not database_unavailable(exc):
                 raise
-            if row is None:
-                await without_database.stop_transaction(
-                    self._ctx,
-                    self.station_id,
-                    self._transactions,
-                    transaction_id=transaction_id,
-                    meter_stop=meter_stop,
-                    stopped_at=stopped_at,
-                    reason=reason,
-                    transaction_data=transaction_data,
-                )
-                return call_result.StopTransaction(id_tag_info=id_tag_info)
-            # The stop is stored; only the sampled data was lost to the outage.
-            log.warning("StopTransaction data not stored", station_id=self.station_id)
+            await without_database.stop_transaction(
+                self._ctx,
+                self.station_id,
+                self._transactions,
+                transaction_id=transaction_id,
+                meter_stop=meter_stop,
+                stopped_at=stopped_at,
+                reason=reason,
+                transaction_data=transaction_data,
+            )
+            return call_result.StopTransaction(id_tag_info=id_tag_info)
         if self._transactions is not None:
             self._transactions.forget(transaction_id)
         if row is None:
@@ -361,6 +358,18 @@ class StationHandler(ChargePoint):
     async def on_firmware_status(self, *, status: str) -> call_result.FirmwareStatusNotification:
         log.info("firmware status", station_id=self.station_id, status=status)
         return call_result.FirmwareStatusNotification()
+
+    async def _keep_orphan_stop(
+        self, transaction_id: int, stop: OrphanStop, readings: list[metering.Reading]
+    ) -> None:
+        # Its connector is unknown until the transaction's row is found: samples go on 0.
+        samples = metering.rows(readings, self.station_id, 0, transaction_id)
+
+        async def samples_first(connection: AsyncConnection) -> None:
+            await insert_samples(connection, self.station_id, samples)
+
+        event = orphan_stop_event(self.station_id, transaction_id, stop)
+        await self._ctx.events.add(event, before=samples_first)
 
     async def _close_refused(self, transaction_id: int) -> None:
         try:
@@ -413,8 +422,3 @@ class StationHandler(ChargePoint):
         if self._energy is None:
             self._energy = EnergyWatch(self._ctx, self.station_id, call=self.call, defer=self.defer)
         return self._energy
-
-
-async def _relay_stop(connection: AsyncConnection, row: TransactionRow) -> None:
-    """Written with the stop itself: the relay delivers it to the session's workflow."""
-    await insert_event(connection, stopped_event(row))
