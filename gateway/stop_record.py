@@ -8,15 +8,13 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import structlog
-from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.models import MeterValue
 from db.outage import database_unavailable
 from gateway import metering
 from gateway.event_store import insert_event
 from gateway.events import stopped_event
-from gateway.store import TransactionRow
+from gateway.store import TransactionRow, add_meter_values
 
 log = structlog.get_logger("gateway")
 
@@ -31,7 +29,7 @@ async def insert_samples(
         return
     try:
         async with connection.begin_nested():
-            await connection.execute(insert(MeterValue), list(rows))
+            await add_meter_values(connection, rows)
     except Exception as exc:
         if database_unavailable(exc):
             raise

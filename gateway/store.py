@@ -596,16 +596,23 @@ class GatewayStore:
         """Many samples (from many stations) in one transaction: the meter writer's batch."""
         if not rows:
             return
-        transaction_ids = sorted(
-            {int(row["transaction_id"]) for row in rows if row.get("transaction_id") is not None}
-        )
         async with self._engine.begin() as connection:
-            await connection.execute(insert(MeterValue), list(rows))
-            if transaction_ids:
-                await connection.execute(
-                    _SESSION_PROGRESS,
-                    {"channel": SESSION_PROGRESS, "ids": transaction_ids},
-                )
+            await add_meter_values(connection, rows)
+
+
+async def add_meter_values(connection: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert samples and NOTIFY the sessions whose transactions they belong to, within the
+    caller's database transaction (the meter writer's batch, or a StopTransaction's own)."""
+    if not rows:
+        return
+    transaction_ids = sorted(
+        {int(row["transaction_id"]) for row in rows if row.get("transaction_id") is not None}
+    )
+    await connection.execute(insert(MeterValue), list(rows))
+    if transaction_ids:
+        await connection.execute(
+            _SESSION_PROGRESS, {"channel": SESSION_PROGRESS, "ids": transaction_ids}
+        )
 
 
 def _upsert(model: type[Base], values: dict[str, Any], *, key: tuple[str, ...]) -> Insert:

@@ -13,10 +13,10 @@ from ocpp.v16 import call
 from sqlalchemy import select
 
 from db.models import MeterValue
+from domain.contracts.session_signals import TRANSACTION_STOPPED
 from gateway.meter_writer import MeterWriter
 from tests.gateway.conftest import charger_session
 from tests.gateway.test_sessions import names, signals_when, start_sink
-from workflows.signals import TRANSACTION_STOPPED
 
 pytestmark = pytest.mark.integration
 
