@@ -63,8 +63,13 @@ async def session_stream(websocket: WebSocket, session_id: str) -> None:
         log.warning("session stream: feed not ready", session_id=session_id)
         await _close(websocket, TRY_AGAIN_LATER, "temporarily_unavailable")
     except Exception as exc:
-        # A database or Temporal outage while reading: the client may reconnect later.
-        log.warning("session stream failed", session_id=session_id, error_type=type(exc).__name__)
+        # A database outage while reading: the client may reconnect later.
+        log.warning(
+            "session stream failed",
+            session_id=session_id,
+            error_type=type(exc).__name__,
+            error=str(exc)[:200],
+        )
         await _close(websocket, TRY_AGAIN_LATER, "temporarily_unavailable")
 
 
