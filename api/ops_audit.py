@@ -84,6 +84,18 @@ def masked(value: Any) -> Any:
     return value
 
 
+def storable(value: Any) -> Any:
+    """PostgreSQL keeps no NUL character in text or jsonb (a hostile body can hold `\\u0000`):
+    replaced by U+FFFD, so the row is still written and still says what was sent."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {storable(name): storable(item) for name, item in value.items()}
+    if isinstance(value, list):
+        return [storable(item) for item in value]
+    return value
+
+
 def body_summary(body: bytes) -> Any:
     if not body:
         return None
@@ -154,18 +166,20 @@ class OpsAuditMiddleware:
             summary["body"] = parsed
         summary.update(note.extra)
         row = OperatorAudit(
-            subject=caller.client_id if caller else None,
+            subject=storable(caller.client_id) if caller else None,
             role=(caller.operator.value if caller.operator else "client") if caller else None,
             method=str(scope.get("method", ""))[:8],
-            path=str(scope.get("path", ""))[:512],
-            action=(note.action or getattr(route, "name", None) or "unknown")[:64],
-            target=note.target[:128] if note.target else None,
-            reason=reason[:MAX_REASON] if reason else None,
-            request=summary,
+            path=storable(str(scope.get("path", ""))[:512]),
+            action=storable((note.action or getattr(route, "name", None) or "unknown")[:64]),
+            target=storable(note.target[:128]) if note.target else None,
+            reason=storable(reason[:MAX_REASON]) if reason else None,
+            request=storable(summary),
             outcome=outcome_of(status),
             status_code=status,
-            error_code=_error_code(response) if response is not None and status >= 400 else None,
-            result=note.result,
+            error_code=storable(_error_code(response))
+            if response is not None and status >= 400
+            else None,
+            result=storable(note.result),
         )
         try:
             async with self._sessions() as session, session.begin():

@@ -172,3 +172,19 @@ def test_secrets_never_reach_the_audit() -> None:
     }
     assert masked({"key": "HeartbeatInterval", "value": "60"})["value"] == "60"
     assert body_summary(b"not json") == {"unparsed_bytes": 8}
+
+
+async def test_a_nul_character_anywhere_in_the_request_still_leaves_its_audit_row(
+    ops_http: httpx.AsyncClient, tokens: Tokens, sessions
+) -> None:
+    """PostgreSQL stores no NUL in text or jsonb; the fuzzer sends them in paths and bodies."""
+    response = await ops_http.post(
+        "/api/v1/ops/stations/ST%00X/commands/clear_cache?x=%00",
+        content=b'{"reason": "a\\u0000b", "\\u0000": "\\u0000"}',
+        headers={**bearer(operator_token(tokens)), "Content-Type": "application/json"},
+    )
+    assert response.status_code < 500, response.text
+    rows = await audit_rows(sessions)
+    assert len(rows) == 1
+    assert rows[0].reason == "a\ufffdb"
+    assert "\x00" not in rows[0].path
