@@ -39,6 +39,17 @@ async def _notify(engine: AsyncEngine, channel: str, count: int) -> None:
             )
 
 
+async def _overflowed(subscriptions: list[Subscription], since: list[float]) -> None:
+    """Wait until the listener has overflowed every queue: the notifications reach it on its
+    own connection, possibly after `_notify`'s commit returned, and a subscriber that drained
+    meanwhile would never overflow and wait for a resync for ever."""
+    for _ in range(6_000):
+        if all(s.needs_state_since != t for s, t in zip(subscriptions, since, strict=True)):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the listener never overflowed every queue")
+
+
 async def _drain_until_resync(subscription: Subscription) -> None:
     while (await subscription.next()) != RESYNC:
         pass
@@ -84,12 +95,16 @@ async def test_a_burst_overflowing_every_subscriber_costs_one_snapshot(
     feed = StatusFeed(engine, channel="status_feed_test_burst", snapshot=load)
     async with contextlib.AsyncExitStack() as stack:
         subscribers = [await stack.enter_async_context(feed.subscribe()) for _ in range(20)]
+        since = [s.needs_state_since for s in subscribers]
         await _notify(engine, "status_feed_test_burst", SUBSCRIBER_QUEUE_SIZE + 10)
+        await _overflowed(subscribers, since)
         await asyncio.gather(*(_drain_until_resync(s) for s in subscribers))
         snapshots = await asyncio.gather(*(feed.snapshot(s) for s in subscribers))
         assert loads == 1
         assert all(snapshot == {"type": "snapshot", "load": 1} for snapshot in snapshots)
         # A later overflow needs a newer picture than the shared one.
+        since = [subscribers[0].needs_state_since]
         await _notify(engine, "status_feed_test_burst", SUBSCRIBER_QUEUE_SIZE + 10)
+        await _overflowed(subscribers[:1], since)
         await _drain_until_resync(subscribers[0])
         assert await feed.snapshot(subscribers[0]) == {"type": "snapshot", "load": 2}
