@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from api.openapi import errors
-from api.v1.ops import commands, fleet, me
+from api.v1.ops import commands, fleet, me, reports
 from api.v1.ops.access import current_operator
 
 router = APIRouter(
@@ -18,3 +18,4 @@ router = APIRouter(
 router.include_router(me.router)
 router.include_router(fleet.router)
 router.include_router(commands.router)
+router.include_router(reports.router)
