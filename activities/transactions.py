@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
@@ -46,6 +46,34 @@ class RecordedTransaction:
         return self.source != RecordSource.NOTHING
 
 
+def samples_of(
+    station_id: str,
+    transaction_id: int,
+    connector_id: int,
+    started_at: datetime,
+    stopped_at: datetime | None,
+) -> ColumnElement[bool]:
+    """The energy readings that belong to a transaction: those sent with its id, and those
+    its connector sent without one while it ran (many chargers leave transactionId out of
+    MeterValues; one connector runs one transaction at a time). Samples stamped outside the
+    transaction are not part of it."""
+    window = [MeterValue.measured_at >= started_at]
+    if stopped_at is not None:
+        window.append(MeterValue.measured_at <= stopped_at)
+    return and_(
+        MeterValue.station_id == station_id,
+        MeterValue.energy_wh.is_not(None),
+        or_(
+            MeterValue.transaction_id == transaction_id,
+            and_(
+                MeterValue.transaction_id.is_(None),
+                MeterValue.connector_id == connector_id,
+                *window,
+            ),
+        ),
+    )
+
+
 async def recorded_transaction(
     session: AsyncSession, request: RecordedTransactionRequest
 ) -> RecordedTransaction:
@@ -56,6 +84,8 @@ async def recorded_transaction(
                 OcppTransaction.meter_stop_wh,
                 OcppTransaction.stopped_at,
                 OcppTransaction.stop_reason,
+                OcppTransaction.connector_id,
+                OcppTransaction.started_at,
             ).where(
                 OcppTransaction.id == request.transaction_id,
                 OcppTransaction.station_id == request.station_id,
@@ -65,7 +95,7 @@ async def recorded_transaction(
     nothing = RecordedTransaction(request.transaction_id, RecordSource.NOTHING.value)
     if transaction is None:
         return nothing
-    meter_start, meter_stop, stopped_at, reason = transaction
+    meter_start, meter_stop, stopped_at, reason, connector_id, started_at = transaction
     if meter_stop is not None and stopped_at is not None:
         return RecordedTransaction(
             request.transaction_id,
@@ -81,9 +111,9 @@ async def recorded_transaction(
         await session.execute(
             select(MeterValue.energy_wh, MeterValue.measured_at)
             .where(
-                MeterValue.transaction_id == request.transaction_id,
-                MeterValue.station_id == request.station_id,
-                MeterValue.energy_wh.is_not(None),
+                samples_of(
+                    request.station_id, request.transaction_id, connector_id, started_at, None
+                )
             )
             .order_by(MeterValue.measured_at.desc(), MeterValue.id.desc())
             .limit(1)
@@ -135,14 +165,18 @@ async def assess_meter_readings(
             connector.max_power_w if connector is not None else None,
             connector.current_type if connector is not None else None,
         )
-    # Samples stamped outside the transaction are not part of what it billed.
     rows = (
         await session.execute(
             select(MeterValue.measured_at, MeterValue.energy_wh)
             .where(
-                MeterValue.transaction_id == request.transaction_id,
-                MeterValue.station_id == request.station_id,
-                MeterValue.energy_wh.is_not(None),
+                samples_of(
+                    request.station_id,
+                    request.transaction_id,
+                    request.connector_id,
+                    request.started_at,
+                    request.stopped_at,
+                ),
+                # Even with the transaction's id, a sample stamped outside it is not billed.
                 MeterValue.measured_at >= request.started_at,
                 MeterValue.measured_at <= request.stopped_at,
             )

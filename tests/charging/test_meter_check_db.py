@@ -89,3 +89,41 @@ async def test_the_configured_power_bounds_the_steps(
     result = await TransactionActivities(sessions).assess_meter_readings(request)
     assert result.max_power_w == 1_000
     assert result.assessment.reason is ReviewReason.IMPLAUSIBLE_STEP
+
+
+async def test_samples_without_a_transaction_id_on_its_connector_are_judged_too(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """A jump reported without transactionId is as much this transaction's as any other."""
+    async with sessions() as session, session.begin():
+        session.add(Station(id="METER-NOID", price_tyiyn_per_kwh=1_500))
+        await session.flush()
+        session.add(Connector(station_id="METER-NOID", connector_id=1, current_type="AC"))
+        transaction = OcppTransaction(
+            station_id="METER-NOID",
+            connector_id=1,
+            id_tag="metermetermeter2",
+            session_id="metermetermeter2",
+            meter_start_wh=1_000,
+            started_at=T0,
+        )
+        session.add(transaction)
+        await session.flush()
+        transaction_id = transaction.id
+        for minutes, register in ((10, 2_000), (20, 900_000), (30, 3_000)):
+            session.add(
+                MeterValue(
+                    station_id="METER-NOID",
+                    connector_id=1,
+                    transaction_id=None,
+                    measured_at=T0 + timedelta(minutes=minutes),
+                    energy_wh=register,
+                )
+            )
+    request = MeterReadingsRequest(
+        "METER-NOID", 1, transaction_id, 1_000, T0, 4_000, T0 + timedelta(minutes=40)
+    )
+    result = await TransactionActivities(sessions).assess_meter_readings(request)
+    # The 900 kWh sample came back down: a glitch, seen (so the samples were read) and ignored.
+    assert result.assessment.glitches == 1
+    assert len(result.assessment.readings) == 5  # start, three samples, stop

@@ -87,3 +87,32 @@ async def test_the_record_is_the_stop_else_the_newest_reading_else_nothing(
 
     elsewhere = await lookup(RecordedTransactionRequest("OTHER", transaction_id))
     assert elsewhere.source == "nothing"
+
+
+async def test_samples_without_a_transaction_id_count_when_they_are_the_connectors_own(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """Many chargers leave transactionId out of MeterValues: a charger that then stops
+    silently is settled on its connector's newest reading, not left `hung`."""
+    lookup = TransactionActivities(sessions).recorded_transaction
+    transaction_id = await add_transaction(sessions)
+
+    async def reading(connector: int, register: int, minutes: int) -> None:
+        async with sessions() as session, session.begin():
+            session.add(
+                MeterValue(
+                    station_id="REC-TX",
+                    connector_id=connector,
+                    transaction_id=None,
+                    measured_at=T0 + timedelta(minutes=minutes),
+                    energy_wh=register,
+                )
+            )
+
+    await reading(1, 9_000, minutes=-5)  # before the start: an earlier transaction's
+    await reading(2, 99_000, minutes=30)  # the other connector's meter
+    assert (await lookup(RecordedTransactionRequest("REC-TX", transaction_id))).source == "nothing"
+
+    await reading(1, 10_700, minutes=25)
+    found = await lookup(RecordedTransactionRequest("REC-TX", transaction_id))
+    assert (found.source, found.energy_wh, found.meter_wh) == ("meter_value", 700, 10_700)
