@@ -46,6 +46,8 @@ class ApiConfig:
     rate_limit_webhook: str = "30/minute"
     rate_limit_ops: str = "120/minute"
     ops_command_wait_s: float = 15.0
+    temporal_namespace: str = "default"
+    temporal_ui_url: str | None = None  # no trailing slash; None: sessions carry no UI link
     task_queue: str = DEFAULT_TASK_QUEUE
     topup_min_tyiyn: int = 1_000
     topup_max_tyiyn: int = 5_000_000

@@ -60,6 +60,8 @@ def api_config(settings: Settings) -> ApiConfig:
         rate_limit_webhook=settings.rate_limit_webhook,
         rate_limit_ops=settings.rate_limit_ops,
         ops_command_wait_s=settings.ops_command_wait_s,
+        temporal_namespace=settings.temporal_namespace,
+        temporal_ui_url=settings.temporal_ui_base_url,
         task_queue=settings.temporal_task_queue,
         topup_min_tyiyn=settings.topup_min_tyiyn,
         topup_max_tyiyn=settings.topup_max_tyiyn,

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     temporal_task_queue: str = DEFAULT_TASK_QUEUE
     temporal_ui_port: int = Field(default=8233, ge=1, le=65535)
+    # Where operators open the Temporal UI (the ops API links each session to it); unset:
+    # the embedded UI on 127.0.0.1:TEMPORAL_UI_PORT, or no links with an external Temporal.
+    temporal_ui_url: str | None = None
     # gRPC port of the embedded Temporal dev server (only when TEMPORAL_ADDRESS is unset)
     embedded_temporal_port: int = Field(default=7233, ge=1, le=65535)
     # TLS and auth of an external Temporal (mTLS for a self-hosted cluster or Temporal Cloud,
@@ -199,6 +202,23 @@ class Settings(BaseSettings):
         if not value.is_file():
             raise ValueError(f"no such file: {value}")
         return value
+
+    @field_validator("temporal_ui_url")
+    @classmethod
+    def _ui_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not value.startswith(("http://", "https://")) or any(c.isspace() for c in value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @property
+    def temporal_ui_base_url(self) -> str | None:
+        if self.temporal_ui_url is not None:
+            return self.temporal_ui_url
+        if self.temporal_address is None:
+            return f"http://127.0.0.1:{self.temporal_ui_port}"
+        return None
 
     @field_validator("temporal_api_key", "temporal_tls_server_name")
     @classmethod

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from api.openapi import errors
-from api.v1.ops import commands, fleet, me, reports
+from api.v1.ops import commands, fleet, me, reports, sessions
 from api.v1.ops.access import current_operator
 
 router = APIRouter(
@@ -19,3 +19,4 @@ router.include_router(me.router)
 router.include_router(fleet.router)
 router.include_router(commands.router)
 router.include_router(reports.router)
+router.include_router(sessions.router)
