@@ -263,5 +263,6 @@ def charging_activities(sessions: async_sessionmaker[AsyncSession]) -> list[Call
         store.discard_session,
         stations.locate_station,
         transactions.recorded_transaction,
+        transactions.recorded_start,
         transactions.assess_meter_readings,
     ]

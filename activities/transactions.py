@@ -14,9 +14,11 @@ from temporalio import activity
 
 from db.models import Connector, MeterValue, OcppTransaction
 from domain import meter_readings
+from domain.contracts.session_signals import REFUSED_STOP_REASON, TransactionStarted
 from domain.meter_readings import Assessment, MeterPoint
 
 RECORDED_TRANSACTION = "recorded_transaction"
+RECORDED_START = "recorded_start"
 ASSESS_METER_READINGS = "assess_meter_readings"
 
 
@@ -133,6 +135,50 @@ async def recorded_transaction(
 
 
 @dataclass(frozen=True)
+class RecordedStartRequest:
+    station_id: str
+    connector_id: int
+    session_id: str
+
+
+@dataclass(frozen=True)
+class RecordedStart:
+    transaction: TransactionStarted | None = None  # None: no start recorded
+
+
+async def recorded_start(session: AsyncSession, request: RecordedStartRequest) -> RecordedStart:
+    """The StartTransaction the gateway recorded for the session on its connector and has not
+    passed on yet: answered from the stored RemoteStart while Temporal was down, its relay
+    event still waiting. (The oldest, should a charger have started twice.)"""
+    row = (
+        await session.execute(
+            select(
+                OcppTransaction.id,
+                OcppTransaction.meter_start_wh,
+                OcppTransaction.started_at,
+            )
+            .where(
+                OcppTransaction.session_id == request.session_id,
+                OcppTransaction.station_id == request.station_id,
+                OcppTransaction.connector_id == request.connector_id,
+                # Told Invalid: it delivers nothing, and no session may take it.
+                OcppTransaction.stop_reason.is_distinct_from(REFUSED_STOP_REASON),
+            )
+            .order_by(OcppTransaction.started_at, OcppTransaction.id)
+            .limit(1)
+        )
+    ).first()
+    if row is None:
+        return RecordedStart()
+    transaction_id, meter_start, started_at = row
+    return RecordedStart(
+        TransactionStarted(
+            transaction_id, request.station_id, request.connector_id, meter_start, started_at
+        )
+    )
+
+
+@dataclass(frozen=True)
 class MeterReadingsRequest:
     """The figures a session would bill, to be checked against the stored samples."""
 
@@ -203,6 +249,11 @@ class TransactionActivities:
     ) -> RecordedTransaction:
         async with self._sessions() as session:
             return await recorded_transaction(session, request)
+
+    @activity.defn(name=RECORDED_START)
+    async def recorded_start(self, request: RecordedStartRequest) -> RecordedStart:
+        async with self._sessions() as session:
+            return await recorded_start(session, request)
 
     @activity.defn(name=ASSESS_METER_READINGS)
     async def assess_meter_readings(self, request: MeterReadingsRequest) -> MeterAssessment:

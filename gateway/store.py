@@ -44,6 +44,7 @@ from db.models import (
     StationConnection,
 )
 from domain.contracts.notify_channels import SESSION_PROGRESS, STATION_STATUS
+from domain.contracts.session_signals import REFUSED_STOP_REASON
 from domain.sessions import FINAL_STATES
 from gateway.framing import utc_text
 
@@ -123,12 +124,6 @@ def _notice(event: str, station_id: str, at: datetime, **fields: Any) -> str:
 
 async def _notify(connection: AsyncConnection, payload: str) -> None:
     await connection.execute(select(func.pg_notify(STATION_STATUS, payload)))
-
-
-# What a refused StartTransaction's row is closed with (not an OCPP reason: the charger did
-# not stop it, EvPower closed it). A StopTransaction the charger sends for it later still
-# records what the charger reports, once, for reconciliation.
-REFUSED_STOP_REASON = "Refused"
 
 
 class GatewayStore:

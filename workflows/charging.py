@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
         SessionView,
     )
     from domain.contracts.search_attributes import SESSION_STATE
-    from domain.contracts.session_signals import TransactionStopped
+    from domain.contracts.session_signals import START_ACCEPTED, TransactionStopped
     from domain.meter_readings import Verdict
     from domain.sessions import SessionState, StopReason
     from domain.tariff import Tariff
@@ -42,6 +42,10 @@ _MIN_TIMER = timedelta(seconds=1)
 # A charger that has stopped is not waited on: the session settles on what the gateway
 # recorded (histories from before it replay the old way).
 SETTLE_FROM_RECORD = "settle-from-record"
+# A start timer that fires while the gateway holds an accepted StartTransaction (answered from
+# the stored RemoteStart during a Temporal outage longer than the timer, its relay event not
+# delivered yet) adopts it instead of releasing a reservation the charger is drawing on.
+START_FROM_RECORD = "start-from-record"
 
 
 @workflow.defn(name=WORKFLOW_NAME)
@@ -178,7 +182,7 @@ class ChargingSessionWorkflow(SessionHandlers):
                 timeout_summary="waiting for StartTransaction",
             )
         except TimeoutError:
-            return False
+            return await self._adopt_recorded_start()
         if self._transaction is None:
             # The driver gave up before the car was plugged in. A StartTransaction may already
             # be on its way; give it the grace period so it can be stopped and settled.
@@ -193,6 +197,20 @@ class ChargingSessionWorkflow(SessionHandlers):
             except TimeoutError:
                 return False
         return True
+
+    async def _adopt_recorded_start(self) -> bool:
+        """The start timer fired: True when the gateway recorded a start for the session that
+        has not reached it yet, which is then taken as the charger's StartTransaction."""
+        if not workflow.patched(START_FROM_RECORD):
+            return False
+        recorded = await commands.recorded_start(self._view)
+        if recorded.transaction is None:
+            return False
+        workflow.logger.info(
+            "StartTransaction taken from the gateway's record",
+            extra={"transaction_id": recorded.transaction.transaction_id},
+        )
+        return self._take_start(recorded.transaction) == START_ACCEPTED
 
     async def _charge_until_stop(self) -> bool:
         """Wait for any reason to stop; True when the run should continue as new instead."""

@@ -32,9 +32,12 @@ with workflow.unsafe.imports_passed_through():
     from activities.stations import LOCATE_STATION, LocateStation, StationLocation
     from activities.transactions import (
         ASSESS_METER_READINGS,
+        RECORDED_START,
         RECORDED_TRANSACTION,
         MeterAssessment,
         MeterReadingsRequest,
+        RecordedStart,
+        RecordedStartRequest,
         RecordedTransaction,
         RecordedTransactionRequest,
     )
@@ -150,6 +153,16 @@ async def recorded_transaction(station_id: str, transaction_id: int) -> Recorded
         RecordedTransactionRequest(station_id, transaction_id),
         f"what the gateway recorded for transaction {transaction_id}",
         RecordedTransaction,
+    )
+
+
+async def recorded_start(view: SessionView) -> RecordedStart:
+    """The StartTransaction the gateway recorded for the session but has not passed on."""
+    return await _database_activity(
+        RECORDED_START,
+        RecordedStartRequest(view.station_id, view.connector_id, view.session_id),
+        "a StartTransaction recorded but not passed on?",
+        RecordedStart,
     )
 
 

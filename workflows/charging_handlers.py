@@ -87,6 +87,9 @@ class SessionHandlers:
     @workflow.update(name=TRANSACTION_STARTED)
     def transaction_started(self, started: TransactionStarted) -> str:
         """The charger's StartTransaction; the answer is the idTagInfo status it gets."""
+        return self._take_start(started)
+
+    def _take_start(self, started: TransactionStarted) -> str:
         current = self._transaction
         if current is not None and current.transaction_id == started.transaction_id:
             return START_ACCEPTED  # the gateway asked again (a retried StartTransaction)

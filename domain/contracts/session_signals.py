@@ -81,3 +81,9 @@ class StationConnected:
     station_id: str
     gateway_queue: str
     connected_at: datetime
+
+
+# What a refused StartTransaction's `ocpp_transactions` row is closed with (not an OCPP
+# reason: the charger did not stop it, EvPower closed it). A StopTransaction the charger
+# sends for it later still records what the charger reports, once, for reconciliation.
+REFUSED_STOP_REASON = "Refused"

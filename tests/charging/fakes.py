@@ -32,9 +32,12 @@ from activities.sessions import (
 from activities.stations import LOCATE_STATION, LocateStation, StationLocation
 from activities.transactions import (
     ASSESS_METER_READINGS,
+    RECORDED_START,
     RECORDED_TRANSACTION,
     MeterAssessment,
     MeterReadingsRequest,
+    RecordedStart,
+    RecordedStartRequest,
     RecordedTransaction,
     RecordedTransactionRequest,
     RecordSource,
@@ -95,6 +98,9 @@ class FakeWorld:
     stop_on_remote_stop: TransactionStopped | None = None
     # What recorded_transaction answers (default: nothing recorded after the start).
     recorded: RecordedTransaction | None = None
+    # What recorded_start answers (default: no StartTransaction recorded for the session).
+    recorded_start_answer: TransactionStarted | None = None
+    start_lookups: int = 0
     # The transaction's stored meter samples the meter check reads, and the connector's power.
     samples: list[MeterPoint] = field(default_factory=list)
     max_power_w: int = meter_readings.DEFAULT_MAX_POWER_W["DC"]
@@ -171,6 +177,11 @@ class FakeWorld:
             return self.recorded
         return RecordedTransaction(request.transaction_id, RecordSource.NOTHING.value)
 
+    @activity.defn(name=RECORDED_START)
+    async def recorded_start(self, request: RecordedStartRequest) -> RecordedStart:
+        self.start_lookups += 1
+        return RecordedStart(self.recorded_start_answer)
+
     async def _move(self, operation: str, movement: LedgerMovement) -> LedgerResult:
         self.ledger.append((operation, movement))
         return LedgerResult(
@@ -232,6 +243,7 @@ class FakeWorld:
             self.discard_session,
             self.locate_station,
             self.recorded_transaction,
+            self.recorded_start,
             self.assess_meter_readings,
             self.reserve,
             self.capture,

@@ -8,7 +8,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from activities.transactions import RecordedTransactionRequest, TransactionActivities
+from activities.transactions import (
+    RecordedStartRequest,
+    RecordedTransactionRequest,
+    TransactionActivities,
+)
 from db.models import MeterValue, OcppTransaction, Station
 
 pytestmark = pytest.mark.integration
@@ -116,3 +120,27 @@ async def test_samples_without_a_transaction_id_count_when_they_are_the_connecto
     await reading(1, 10_700, minutes=25)
     found = await lookup(RecordedTransactionRequest("REC-TX", transaction_id))
     assert (found.source, found.energy_wh, found.meter_wh) == ("meter_value", 700, 10_700)
+
+
+async def test_a_recorded_start_is_the_sessions_own_accepted_one(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    lookup = TransactionActivities(sessions).recorded_start
+    request = RecordedStartRequest("REC-TX", 1, "sessionsessionab")
+    assert (await lookup(request)).transaction is None  # no station, no row yet
+    transaction_id = await add_transaction(sessions)
+    found = (await lookup(request)).transaction
+    assert found is not None
+    assert (found.transaction_id, found.meter_start_wh, found.started_at) == (
+        transaction_id,
+        10_000,
+        T0,
+    )
+    assert (await lookup(RecordedStartRequest("REC-TX", 2, "sessionsessionab"))).transaction is None
+    assert (await lookup(RecordedStartRequest("REC-TX", 1, "othersessionabcd"))).transaction is None
+
+    async with sessions() as session, session.begin():
+        row = await session.get(OcppTransaction, transaction_id)
+        assert row is not None
+        row.stop_reason, row.meter_stop_wh, row.stopped_at = "Refused", 10_000, T0
+    assert (await lookup(request)).transaction is None  # told Invalid: no session takes it

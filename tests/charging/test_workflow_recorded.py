@@ -241,3 +241,30 @@ async def test_nothing_recorded_after_the_start_still_ends_hung_with_a_full_rele
         ("reserve", f"reserve:{sid}", 10_000),
         ("release", f"release:{sid}", 10_000),
     ]
+
+
+async def test_a_start_the_gateway_recorded_during_a_long_outage_is_adopted_at_the_timer(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """Temporal was down longer than the start timer while the gateway answered the charger
+    Accepted from the stored RemoteStart: when the timer fires, the recorded start is taken,
+    the session charges and bills the energy instead of releasing the reservation."""
+    async with harness(time_skipping_env, recorded_start_answer=started()) as h:
+        request = h.request()
+        handle, _ = await h.start(request)
+        await wait_for(handle, "starting")
+        await time_skipping_env.sleep(timedelta(minutes=11))  # past the start timer
+        await wait_for(handle, "charging")  # nothing was signalled: the record was taken
+        # The relay delivers the same start late: the same transaction, nothing changes.
+        assert await signal_started(handle, started()) == "Accepted"
+        await handle.signal(TRANSACTION_STOPPED, stopped(2_000))
+        result = await handle.result()
+        await keep_history(handle, "start_from_record")
+
+    sid = request.session_id
+    assert h.world.start_lookups == 1
+    assert (result.state, result.transaction_id, result.energy_wh) == ("completed", 7, 2_000)
+    assert h.world.moved()[1:] == [
+        ("capture", f"capture:{sid}", 3_000),
+        ("release", f"release:{sid}", 7_000),
+    ]
