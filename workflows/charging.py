@@ -67,6 +67,7 @@ class ChargingSessionWorkflow(SessionHandlers):
         self._admitted = carried is not None
         self._start_sent = carried is not None
         self._stop_requested = False
+        self._operator_stop: str | None = None
         self._stop_cause: StopReason | None = None
         self._stopped: TransactionStopped | None = None
         self._limit = None

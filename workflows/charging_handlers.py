@@ -76,6 +76,7 @@ class SessionHandlers:
     _admitted: bool
     _start_sent: bool  # RemoteStart is on its way: a StartTransaction may answer it
     _stop_requested: bool
+    _operator_stop: str | None  # who forced the stop and why, for the Temporal UI
     _stopped: TransactionStopped | None
     _limit: EnergyLimitReached | None
     _idle: ConnectorIdle | None  # the charger says the connector is idle: it has stopped
@@ -192,6 +193,14 @@ class SessionHandlers:
 
     @workflow.update
     async def stop(self, command: StopCommand) -> SessionView:
+        if command.operator is not None and self._operator_stop is None:
+            # Details and a log line only: no command, so histories replay unchanged.
+            self._operator_stop = f"stop forced by operator {command.operator}: {command.reason}"
+            workflow.logger.info(
+                "operator stop",
+                extra={"operator": command.operator, "reason": command.reason},
+            )
+            self._show_details()
         self._stop_requested = True
         await workflow.wait_condition(
             lambda: (
@@ -227,4 +236,7 @@ class SessionHandlers:
         self._show_details()
 
     def _show_details(self) -> None:
-        workflow.set_current_details(current_details(self._view))
+        details = current_details(self._view)
+        if self._operator_stop is not None:
+            details += f"\n\n{self._operator_stop}"
+        workflow.set_current_details(details)

@@ -266,12 +266,16 @@ class ChargingService:
             raise _start_failed()  # the first answer was the same (see _refusal)
         raise _not_found(session_id)
 
-    async def stop(self, client_id: str, session_id: str) -> ChargingSession:
+    async def stop(
+        self, client_id: str, session_id: str, command: StopCommand | None = None
+    ) -> ChargingSession:
+        """The driver's stop; an operator's forced stop is the same update with `command`
+        naming the operator and the reason (api/v1/ops/session_stop.py)."""
         try:
             with temporal_calls():
                 async with asyncio.timeout(UPDATE_WAIT_S):
                     view = await self._handle(session_id).execute_update(
-                        ChargingSessionWorkflow.stop, StopCommand(client_id)
+                        ChargingSessionWorkflow.stop, command or StopCommand(client_id)
                     )
         except WorkflowUpdateFailedError as exc:
             raise _refusal(exc) from None

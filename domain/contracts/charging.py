@@ -90,6 +90,10 @@ class StartCommand:
 @dataclass(frozen=True)
 class StopCommand:
     client_id: str  # only the session's owner may stop it
+    # An operator's forced stop (the ops API) names the session's owner too, and says who and
+    # why; a driver's stop leaves both None. Defaults keep older histories' payloads valid.
+    operator: str | None = None
+    reason: str | None = None
 
 
 @dataclass(frozen=True)

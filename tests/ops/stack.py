@@ -17,6 +17,8 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.failures import ACTIVITY_INTERCEPTORS
+from activities.ledger import Ledger, LedgerActivities
+from activities.sessions import charging_activities
 from activities.station_commands import StationCommandActivities
 from api.app import create_app
 from api.deps import ApiConfig, ApiContext
@@ -27,6 +29,7 @@ from gateway.config import GatewayConfig
 from gateway.server import OcppGateway
 from runtime.asgi import OcppDispatcher
 from simulator import SimulatedStation, StationConfig
+from workflows.charging import ChargingSessionWorkflow
 from workflows.station_command import StationCommandWorkflow
 
 SECRET = "ops-commands-secret-0123456789abcdef-xyz"
@@ -85,8 +88,14 @@ async def add_station(
 
 @asynccontextmanager
 async def ops_stack(
-    sessions: async_sessionmaker[AsyncSession], temporal: Client, **api: Any
+    sessions: async_sessionmaker[AsyncSession],
+    temporal: Client,
+    *,
+    charging: bool = False,
+    **api: Any,
 ) -> AsyncIterator[OpsStack]:
+    """With `charging`, the worker also runs ChargingSession and its activities (ledger,
+    session records), as `evpower worker` does."""
     task_queue = f"ops-{uuid.uuid4().hex[:8]}"
     gateway = OcppGateway(
         sessions,
@@ -112,11 +121,17 @@ async def ops_stack(
             log_level="warning",
         )
     )
+    workflows: list[type] = [StationCommandWorkflow]
+    activities: list[Any] = list(StationCommandActivities(sessions).activities())
+    if charging:
+        money = LedgerActivities(Ledger(sessions))
+        workflows.append(ChargingSessionWorkflow)
+        activities += [*charging_activities(sessions), money.reserve, money.capture, money.release]
     async with Worker(
         temporal,
         task_queue=task_queue,
-        workflows=[StationCommandWorkflow],
-        activities=StationCommandActivities(sessions).activities(),
+        workflows=workflows,
+        activities=activities,
         interceptors=ACTIVITY_INTERCEPTORS,
     ):
         await gateway.start()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from api.openapi import errors
-from api.v1.ops import commands, fleet, me, reports, sessions
+from api.v1.ops import commands, fleet, me, reports, session_stop, sessions
 from api.v1.ops.access import current_operator
 
 router = APIRouter(
@@ -20,3 +20,4 @@ router.include_router(fleet.router)
 router.include_router(commands.router)
 router.include_router(reports.router)
 router.include_router(sessions.router)
+router.include_router(session_stop.router)
