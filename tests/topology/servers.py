@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,9 @@ from tests.topology.processes import (
 APP_USER = "evpower"
 APP_PASSWORD = "topology-db-password"
 APP_DATABASE = "evpower"
+
+_START_ATTEMPTS = 40
+_SHARED_MEMORY_IN_USE = "pre-existing shared memory block"
 
 
 def postgres_bin_dir() -> Path:
@@ -137,32 +141,37 @@ class ExternalPostgres:
             first = True
         else:
             first = False
-        self.process = ManagedProcess(
-            "postgres",
-            as_unprivileged(
-                [
-                    str(postgres_bin_dir() / "postgres"),
-                    "-D",
-                    str(self.data),
-                    "-p",
-                    str(self.port),
-                    "-c",
-                    "listen_addresses=127.0.0.1",
-                    "-c",
-                    f"unix_socket_directories={self.socket_dir}",
-                    "-c",
-                    "fsync=off",
-                ]
-            ),
-            self.logs / "postgres.log",
-        ).start()
-        wait_until(self.accepting, "PostgreSQL accepts connections", 60, every_s=0.2)
+        # After a crash, backends the SIGKILL reached a moment late may still hold the old
+        # shared memory: PostgreSQL then refuses to start ("pre-existing shared memory block
+        # is still in use"); it is started again once they are gone.
+        for _ in range(_START_ATTEMPTS):
+            process = self._postmaster().start()
+            self.process = process
+            wait_until(
+                lambda started=process: not started.alive or self.accepting(),
+                "PostgreSQL accepts connections or exits",
+                60,
+                every_s=0.2,
+            )
+            if process.alive:
+                break
+            if _SHARED_MEMORY_IN_USE not in process.tail():
+                raise RuntimeError(f"PostgreSQL did not start:\n{process.tail()}")
+            time.sleep(0.5)
+        else:
+            raise RuntimeError("PostgreSQL's old shared memory stayed in use")
         if first:
             self.psql(
                 f"CREATE ROLE {APP_USER} LOGIN CREATEROLE PASSWORD '{APP_PASSWORD}'",
                 f"CREATE DATABASE {APP_DATABASE} OWNER {APP_USER}",
             )
         return self
+
+    def _postmaster(self) -> ManagedProcess:
+        argv = [str(postgres_bin_dir() / "postgres"), "-D", str(self.data), "-p", str(self.port)]
+        argv += ["-c", "listen_addresses=127.0.0.1"]
+        argv += ["-c", f"unix_socket_directories={self.socket_dir}", "-c", "fsync=off"]
+        return ManagedProcess("postgres", as_unprivileged(argv), self.logs / "postgres.log")
 
     def psql(self, *statements: str) -> None:
         argv = [str(postgres_bin_dir() / "psql"), "-h", str(self.socket_dir), "-p", str(self.port)]
