@@ -66,7 +66,10 @@ log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/payment", tags=["payment"])
 
 # Concurrent update-with-start calls for one workflow id may be asked to retry.
-START_ATTEMPTS = 4
+# Identical requests racing to start one workflow: Temporal dedups the start and admits at
+# most 10 updates in flight per workflow (RESOURCE_EXHAUSTED beyond): back off 0.1 s,
+# doubling, ~3 s in all, before it counts as Temporal trouble (503, retry with the key).
+START_ATTEMPTS = 6
 # A sealed card whose request never reached its workflow is dropped after this.
 SEALED_CARD_LIFE = timedelta(minutes=15)
 
@@ -207,7 +210,7 @@ async def _update_with_start(
             if exc.status not in TEMPORAL_TROUBLE:
                 raise
             log.info("card top-up start retried", attempt=attempt, detail=exc.message[:120])
-            await asyncio.sleep(0.1 * attempt)
+            await asyncio.sleep(0.1 * 2 ** (attempt - 1))
     raise AssertionError("unreachable")
 
 
