@@ -132,7 +132,7 @@ class _StationCache:
 class Authenticator:
     """Checks a charger's HTTP Basic credentials against `stations.password_hash`.
 
-    A key check is one HMAC (gateway/auth.py): cheap enough to run on the event loop for
+    A key check is one HMAC (domain/charger_keys.py): cheap enough to run on the event loop for
     every attempt, so nothing is ever skipped because others failed. Only hashes from
     before that scheme (scrypt) need a thread pool, and only until their charger's first
     successful login, when the hash is replaced.

@@ -12,7 +12,7 @@ class GatewayConfig:
     """Built by `runtime/` from settings; the gateway never reads the environment itself."""
 
     instance_id: str  # names the Temporal task queue `gateway-{instance_id}`; unique per process
-    # Server-side secret every charger key hash is keyed with (gateway/auth.py); the same
+    # Server-side secret every charger key hash is keyed with (domain/charger_keys.py); the same
     # for every gateway and `evpower stations add` of a deployment.
     key_pepper: bytes = field(repr=False)
     heartbeat_interval_s: int = 300  # answered in BootNotification

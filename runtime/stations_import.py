@@ -26,9 +26,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import Connector, Station
+from db.stations_admin import InvalidStationInput, _validate
+from domain.charger_keys import ChargerKeys, generate_key
 from domain.errors import Conflict, DomainError
-from gateway.auth import ChargerKeys, generate_key
-from runtime.stations_admin import InvalidStationInput, _validate
 
 REQUIRED_COLUMNS = ("id", "connectors", "price_tyiyn_per_kwh")
 OPTIONAL_COLUMNS = ("password",)

@@ -13,6 +13,13 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError
 
 from db.engine import create_engine, session_factory
+from db.stations_admin import (
+    NewStation,
+    StationSummary,
+    create_station,
+    list_stations,
+    set_station_key,
+)
 from domain.errors import DomainError
 from domain.money import format_som
 from gateway.auth import ChargerKeys
@@ -20,13 +27,6 @@ from runtime.cli_database import cli_database
 from runtime.key_pepper import key_pepper
 from runtime.logging import configure_logging
 from runtime.settings import Settings, get_settings
-from runtime.stations_admin import (
-    NewStation,
-    StationSummary,
-    create_station,
-    list_stations,
-    set_station_key,
-)
 from runtime.stations_import import InvalidImportFile, import_stations, parse_rows
 
 EXIT_BAD_INPUT = 2

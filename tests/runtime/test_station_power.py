@@ -7,9 +7,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from activities.stations import LocateStation, StationDirectory
 from db.models import Connector
+from db.stations_admin import InvalidStationInput, create_station
 from domain.meter_readings import DEFAULT_MAX_POWER_W
 from gateway.auth import ChargerKeys
-from runtime.stations_admin import InvalidStationInput, create_station
 
 pytestmark = pytest.mark.integration
 

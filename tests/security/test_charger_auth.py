@@ -25,12 +25,12 @@ from websockets.http11 import Response
 from websockets.typing import Subprotocol
 
 from db.models import Station
+from db.stations_admin import create_station
 from gateway.auth import SCHEME, KeyCheck, verify_legacy
 from gateway.charger_auth import Authenticator, AuthLimits
 from gateway.store import GatewayStore, StationAuth
 from runtime.key_pepper import data_dir_pepper, key_pepper
 from runtime.settings import ConfigError, load_settings
-from runtime.stations_admin import create_station
 from tests.gateway import conftest as gateway_fixtures
 from tests.gateway.conftest import KEYS, PASSWORD, basic_auth, charger_session
 

@@ -1,4 +1,6 @@
-"""Operator actions on stations: register one with its charger password, list them all."""
+"""Operator actions on stations: register one with its charger key, replace its key, list them.
+
+Shared by the CLI (`evpower stations ...`) and the operations API."""
 
 from __future__ import annotations
 
@@ -12,18 +14,22 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import Connector, Location, Station, StationConnection
+from domain.charger_keys import ChargerKeys, generate_key
 from domain.errors import Conflict, DomainError, NotFound
 from domain.tariff import Tariff
-from gateway.auth import ChargerKeys, generate_key
 
 # The id is the last path segment of the charger's websocket URL and its HTTP Basic user
 # name: URL-safe, no ':' and at most 48 characters (OCPP's chargeBoxIdentity length).
 STATION_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,47}$")
 MAX_CONNECTORS = 32
 # OCPP security profile 1/2 AuthorizationKey: 16 to 40 characters. Generated keys are
-# 24 random URL-safe characters (gateway/auth.py): 144 bits, which is what lets the gateway
+# 24 random URL-safe characters (domain/charger_keys.py): 144 bits, which is what lets the gateway
 # check them with one keyed hash instead of a slow KDF.
 PASSWORD_LENGTHS = range(16, 41)
+# registration_status of a station an operator disabled: the gateway answers its
+# BootNotification Rejected and no new session starts on it (activities/sessions.py).
+ENABLED_REGISTRATION = "accepted"
+DISABLED_REGISTRATION = "rejected"
 
 
 class InvalidStationInput(DomainError):
