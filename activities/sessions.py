@@ -133,6 +133,8 @@ class SessionStore:
             raise ConnectorNotFound(
                 f"station {request.station_id!r} has no connector {request.connector_id}"
             )
+        if not location.enabled:
+            raise ConnectorUnavailable(f"station {request.station_id!r} is disabled")
         if location.gateway_queue is None:
             raise StationOffline(f"station {request.station_id!r} is not connected")
         live_owner = await session.scalar(

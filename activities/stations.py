@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
 from db.models import Connector, OcppTransaction, Station, StationConnection
+from db.stations_admin import DISABLED_REGISTRATION
 from domain.meter_readings import max_power_w
 
 LOCATE_STATION = "locate_station"
@@ -37,6 +38,8 @@ class StationLocation:
     open_transaction_id: int | None = None
     # The connector's maximum power (configured, else its type's default); 0 when unknown.
     max_power_w: int = 0
+    # False once an operator disabled the station (registration `rejected`): no new sessions.
+    enabled: bool = True
 
 
 class StationDirectory:
@@ -68,14 +71,22 @@ class StationDirectory:
             known=True,
             gateway_queue=connection.gateway_queue if connection is not None else None,
             connector_status=connector.status if connector is not None else None,
-            price_tyiyn_per_kwh=station.price_tyiyn_per_kwh,
+            price_tyiyn_per_kwh=connector_price(station, connector),
             open_transaction_id=open_transaction_id,
             max_power_w=(
                 max_power_w(connector.max_power_w, connector.current_type)
                 if connector is not None
                 else 0
             ),
+            enabled=station.registration_status != DISABLED_REGISTRATION,
         )
+
+
+def connector_price(station: Station, connector: Connector | None) -> int:
+    """The price a session started now is billed at: the connector's own, else the station's."""
+    if connector is not None and connector.price_tyiyn_per_kwh is not None:
+        return connector.price_tyiyn_per_kwh
+    return station.price_tyiyn_per_kwh
 
 
 class StationActivities:

@@ -48,6 +48,8 @@ class ApiConfig:
     ops_command_wait_s: float = 15.0
     temporal_namespace: str = "default"
     temporal_ui_url: str | None = None  # no trailing slash; None: sessions carry no UI link
+    # OCPP_KEY_PEPPER, for stations registered through the API (None: refused with 503).
+    key_pepper: bytes | None = None
     task_queue: str = DEFAULT_TASK_QUEUE
     topup_min_tyiyn: int = 1_000
     topup_max_tyiyn: int = 5_000_000

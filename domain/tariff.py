@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from domain.errors import InvalidAmount
 
 WH_PER_KWH = 1000
+# The most an operator may set per kWh (10,000 som): a typo beyond it would bill absurdly.
+MAX_PRICE_TYIYN_PER_KWH = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,3 +48,11 @@ def key_pepper(settings: Settings) -> bytes:
     if len(pepper) < MIN_PEPPER_BYTES:
         raise ConfigError(f"OCPP_KEY_PEPPER must be at least {MIN_PEPPER_BYTES} characters")
     return pepper
+
+
+def optional_key_pepper(settings: Settings) -> bytes | None:
+    """The pepper when one is available (configured, or the embedded data dir's); None for an
+    api-only process without OCPP_KEY_PEPPER, which then cannot register stations."""
+    if settings.ocpp_key_pepper is None and not settings.embedded_database:
+        return None
+    return key_pepper(settings)

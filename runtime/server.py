@@ -22,7 +22,7 @@ from api.errors import install_error_handlers
 from gateway.config import GatewayConfig
 from gateway.server import OcppGateway
 from runtime.asgi import ASGIApp, OcppDispatcher
-from runtime.key_pepper import key_pepper
+from runtime.key_pepper import key_pepper, optional_key_pepper
 from runtime.provider_secret import provider_settings
 from runtime.services import Services
 from runtime.settings import Settings
@@ -62,6 +62,7 @@ def api_config(settings: Settings) -> ApiConfig:
         ops_command_wait_s=settings.ops_command_wait_s,
         temporal_namespace=settings.temporal_namespace,
         temporal_ui_url=settings.temporal_ui_base_url,
+        key_pepper=optional_key_pepper(settings),
         task_queue=settings.temporal_task_queue,
         topup_min_tyiyn=settings.topup_min_tyiyn,
         topup_max_tyiyn=settings.topup_max_tyiyn,

@@ -25,6 +25,8 @@ class ConnectorView(BaseModel):
     status_at: datetime | None
     # What the app needs for a "start" button: the station is online and the plug is free.
     available: bool
+    # What a session started on this connector now costs: its own price, else the station's.
+    price_tyiyn_per_kwh: int
 
 
 class StationView(BaseModel):
@@ -85,7 +87,9 @@ async def load_stations(
 
 
 async def load_locations(session: AsyncSession) -> list[LocationView]:
-    locations = (await session.scalars(select(Location).order_by(Location.id))).all()
+    locations = (
+        await session.scalars(select(Location).where(Location.enabled).order_by(Location.id))
+    ).all()
     stations = await load_stations(session, location_ids=[location.id for location in locations])
     by_location: dict[str | None, list[StationView]] = defaultdict(list)
     for station in stations:
@@ -125,6 +129,7 @@ def _station_view(
                 error_code=connector.error_code,
                 status_at=connector.status_at,
                 available=online and connector.status == AVAILABLE,
+                price_tyiyn_per_kwh=connector.price_tyiyn_per_kwh or station.price_tyiyn_per_kwh,
             )
             for connector in connectors
         ],

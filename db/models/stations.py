@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     ForeignKey,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     func,
+    true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -34,6 +36,9 @@ class Location(Base):
     city: Mapped[str] = mapped_column(String(100), default="")
     latitude: Mapped[Decimal | None] = mapped_column(Numeric(9, 6))
     longitude: Mapped[Decimal | None] = mapped_column(Numeric(9, 6))
+    # A disabled location is hidden from drivers; it can only be disabled without enabled
+    # stations (api/v1/ops/locations.py).
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     created_at: Mapped[datetime] = created_at_column()
 
 
@@ -61,6 +66,9 @@ class Connector(Base):
     __table_args__ = (
         CheckConstraint("connector_id >= 1", name="positive_id"),
         CheckConstraint("max_power_w IS NULL OR max_power_w > 0", name="positive_max_power"),
+        CheckConstraint(
+            "price_tyiyn_per_kwh IS NULL OR price_tyiyn_per_kwh > 0", name="positive_price"
+        ),
     )
 
     station_id: Mapped[str] = mapped_column(
@@ -74,6 +82,8 @@ class Connector(Base):
     # means the default of its current type (domain/meter_readings.py, docs/charging.md).
     current_type: Mapped[str | None] = mapped_column(String(2))  # AC | DC
     max_power_w: Mapped[int | None] = mapped_column(BigInteger)
+    # This connector's own price; NULL: its station's. Snapshotted into a session at its start.
+    price_tyiyn_per_kwh: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class StationConnection(Base):

@@ -56,6 +56,7 @@ async def served(
         rate_limit_default=UNLIMITED,
         rate_limit_webhook=UNLIMITED,
         rate_limit_ops=UNLIMITED,
+        key_pepper=b"contract-key-pepper-0123456789abcdef-xyz",  # stations can be registered
     )
     app = create_app(ApiContext(sessions, temporal_env.client, config))
     server = uvicorn.Server(
