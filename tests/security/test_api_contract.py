@@ -56,7 +56,10 @@ async def served(
         rate_limit_default=UNLIMITED,
         rate_limit_webhook=UNLIMITED,
         rate_limit_ops=UNLIMITED,
-        key_pepper=b"contract-key-pepper-0123456789abcdef-xyz",  # stations can be registered
+        # Stations can be registered, so commands reach real (offline, workerless) stations:
+        # answer 202 at once instead of waiting for a workflow no worker runs.
+        key_pepper=b"contract-key-pepper-0123456789abcdef-xyz",
+        ops_command_wait_s=0.1,
     )
     app = create_app(ApiContext(sessions, temporal_env.client, config))
     server = uvicorn.Server(
