@@ -45,7 +45,7 @@ from db.models import (
 )
 from domain.contracts.notify_channels import SESSION_PROGRESS, STATION_STATUS
 from domain.contracts.session_signals import REFUSED_STOP_REASON
-from domain.sessions import FINAL_STATES
+from domain.sessions import FINAL_STATES, LIVE_STATES
 from gateway.framing import utc_text
 
 
@@ -524,16 +524,33 @@ class GatewayStore:
         self, station_id: str, connector_id: int, *, before: datetime
     ) -> TransactionRow | None:
         """The connector's newest open transaction of a session, recorded before `before`
-        (an idle status sent before a StartTransaction says nothing about that transaction)."""
+        (an idle status sent before a StartTransaction says nothing about that transaction).
+        A row whose link to its session was lost (a start that reached its workflow while a
+        database outage held the link back) is the session's all the same when its idTag
+        names a live session on this connector."""
+        live_session = (
+            select(ChargingSessionRecord.id)
+            .where(
+                ChargingSessionRecord.id == OcppTransaction.id_tag,
+                ChargingSessionRecord.station_id == station_id,
+                ChargingSessionRecord.connector_id == connector_id,
+                ChargingSessionRecord.state.in_([state.value for state in LIVE_STATES]),
+            )
+            .scalar_subquery()
+        )
+        session_id = func.coalesce(OcppTransaction.session_id, live_session)
+        columns: list[Any] = [
+            session_id if column is OcppTransaction.session_id else column for column in _TX_COLUMNS
+        ]
         async with self._engine.connect() as connection:
             row = (
                 await connection.execute(
-                    select(*_TX_COLUMNS)
+                    select(*columns)
                     .where(
                         OcppTransaction.station_id == station_id,
                         OcppTransaction.connector_id == connector_id,
                         OcppTransaction.stopped_at.is_(None),
-                        OcppTransaction.session_id.is_not(None),
+                        session_id.is_not(None),
                         OcppTransaction.created_at < before,
                     )
                     .order_by(OcppTransaction.id.desc())
