@@ -50,6 +50,7 @@ class ApiConfig:
     temporal_ui_url: str | None = None  # no trailing slash; None: sessions carry no UI link
     # OCPP_KEY_PEPPER, for stations registered through the API (None: refused with 503).
     key_pepper: bytes | None = None
+    key_rotation_grace_s: int = 86_400
     task_queue: str = DEFAULT_TASK_QUEUE
     topup_min_tyiyn: int = 1_000
     topup_max_tyiyn: int = 5_000_000

@@ -7,9 +7,9 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -152,7 +152,29 @@ async def set_station_key(
         if station is None:
             raise NotFound(f"station {station_id!r} does not exist")
         station.password_hash = keys.hash(plain)
+        station.previous_password_hash = None  # replaced outright: the old key is gone now
+        station.previous_key_expires_at = None
     return plain, generated
+
+
+async def rotate_station_key(
+    sessions: async_sessionmaker[AsyncSession], keys: ChargerKeys, station_id: str, grace_s: int
+) -> tuple[str, datetime]:
+    """A new generated key for the station; the current one keeps logging in for `grace_s`
+    (until the returned time), so the charger can be reconfigured. Rotating again within the
+    grace retires the older key at once: only the key being replaced gets a grace."""
+    plain = generate_key()
+    async with sessions() as session, session.begin():
+        station = await session.get(Station, station_id, with_for_update=True)
+        if station is None:
+            raise NotFound(f"station {station_id!r} does not exist")
+        now = await session.scalar(select(func.now()))
+        assert now is not None
+        until = now + timedelta(seconds=grace_s)
+        station.previous_password_hash = station.password_hash
+        station.previous_key_expires_at = until if station.password_hash is not None else None
+        station.password_hash = keys.hash(plain)
+    return plain, until
 
 
 async def list_stations(sessions: async_sessionmaker[AsyncSession]) -> list[StationSummary]:

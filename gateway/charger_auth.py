@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import structlog
 
@@ -192,8 +193,19 @@ class Authenticator:
         if verdict is KeyCheck.MATCH:
             return Verdict(station.registration_status, "key verified")
         if verdict is KeyCheck.MISMATCH:
+            if self._previous_key_matches(key, station):
+                return Verdict(station.registration_status, "previous key verified (rotation)")
             return self._failed(station_id, remote_ip, "wrong key", throttled)
         return await self._check_legacy(station_id, key, station, remote_ip, throttled)
+
+    def _previous_key_matches(self, key: str, station: StationAuth) -> bool:
+        """The key before a rotation logs in until its grace ends, so the charger can be
+        reconfigured with ChangeConfiguration AuthorizationKey over that very connection."""
+        if station.previous_hash is None or station.previous_until is None:
+            return False
+        if station.previous_until <= datetime.now(UTC):
+            return False
+        return self._keys.check(key, station.previous_hash) is KeyCheck.MATCH
 
     def _throttled_for(self, station_id: str, remote_ip: str | None) -> int | None:
         """Seconds until neither the id nor the address is throttled; None if neither is."""

@@ -48,11 +48,21 @@ from domain.contracts.session_signals import REFUSED_STOP_REASON
 from domain.sessions import FINAL_STATES, LIVE_STATES
 from gateway.framing import utc_text
 
+_AUTH_COLUMNS = (
+    Station.password_hash,
+    Station.registration_status,
+    Station.previous_password_hash,
+    Station.previous_key_expires_at,
+)
+
 
 @dataclass(frozen=True, slots=True)
 class StationAuth:
     password_hash: str | None
     registration_status: str  # accepted | pending | rejected
+    # The key before the last rotation and until when it still logs in.
+    previous_hash: str | None = None
+    previous_until: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,23 +162,17 @@ class GatewayStore:
     async def station_auth(self, station_id: str) -> StationAuth | None:
         async with self._engine.connect() as connection:
             row = (
-                await connection.execute(
-                    select(Station.password_hash, Station.registration_status).where(
-                        Station.id == station_id
-                    )
-                )
+                await connection.execute(select(*_AUTH_COLUMNS).where(Station.id == station_id))
             ).first()
-        return None if row is None else StationAuth(row[0], row[1])
+        return None if row is None else StationAuth(*row)
 
     async def stations_auth(self, station_ids: Sequence[str]) -> dict[str, StationAuth]:
         """station_auth for many ids in one query; unknown ids are absent from the result."""
         async with self._engine.connect() as connection:
             rows = await connection.execute(
-                select(Station.id, Station.password_hash, Station.registration_status).where(
-                    Station.id.in_(station_ids)
-                )
+                select(Station.id, *_AUTH_COLUMNS).where(Station.id.in_(station_ids))
             )
-        return {row[0]: StationAuth(row[1], row[2]) for row in rows}
+        return {row[0]: StationAuth(*row[1:]) for row in rows}
 
     async def replace_password_hash(self, station_id: str, old: str, new: str) -> bool:
         """Store `new` only if the row still holds `old` (an operator may have re-keyed the

@@ -63,6 +63,7 @@ def api_config(settings: Settings) -> ApiConfig:
         temporal_namespace=settings.temporal_namespace,
         temporal_ui_url=settings.temporal_ui_base_url,
         key_pepper=optional_key_pepper(settings),
+        key_rotation_grace_s=settings.ocpp_key_rotation_grace_s,
         task_queue=settings.temporal_task_queue,
         topup_min_tyiyn=settings.topup_min_tyiyn,
         topup_max_tyiyn=settings.topup_max_tyiyn,

@@ -104,6 +104,8 @@ class Settings(BaseSettings):
     # How long POST /api/v1/ops/stations/{id}/commands/... waits for the charger's answer
     # before it answers 202 with the workflow id to poll.
     ops_command_wait_s: float = Field(default=15.0, gt=0, le=120)
+    # How long a station's key keeps logging in after a rotation (POST .../rotate-key).
+    ocpp_key_rotation_grace_s: int = Field(default=86_400, ge=0, le=30 * 86_400)
     # Proxies (comma-separated IPs/CIDRs, or *) whose X-Forwarded-For/-Proto uvicorn trusts,
     # so rate limits and logs see the real client behind Traefik, not the proxy.
     forwarded_allow_ips: str = "127.0.0.1"

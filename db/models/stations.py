@@ -51,6 +51,10 @@ class Station(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     price_tyiyn_per_kwh: Mapped[int] = mapped_column(BigInteger)
     password_hash: Mapped[str | None] = mapped_column(String(256))
+    # The key before the last rotation, still accepted until it expires (the charger's grace
+    # to be reconfigured); never a plain key.
+    previous_password_hash: Mapped[str | None] = mapped_column(String(256))
+    previous_key_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # accepted: known and allowed; pending: connected unknown while onboarding is allowed
     registration_status: Mapped[str] = mapped_column(String(16), default="accepted")
     vendor: Mapped[str | None] = mapped_column(String(64))

@@ -6,7 +6,17 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from api.openapi import errors
-from api.v1.ops import commands, fleet, locations, me, reports, session_stop, sessions, stations
+from api.v1.ops import (
+    commands,
+    fleet,
+    locations,
+    me,
+    reports,
+    session_stop,
+    sessions,
+    station_keys,
+    stations,
+)
 from api.v1.ops.access import current_operator
 
 router = APIRouter(
@@ -23,3 +33,4 @@ router.include_router(sessions.router)
 router.include_router(session_stop.router)
 router.include_router(locations.router)
 router.include_router(stations.router)
+router.include_router(station_keys.router)
