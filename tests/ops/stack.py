@@ -12,18 +12,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.failures import ACTIVITY_INTERCEPTORS
-from activities.ledger import Ledger, LedgerActivities
+from activities.ledger import Ledger, LedgerActivities, LedgerMovement
 from activities.sessions import charging_activities
 from activities.station_commands import StationCommandActivities
 from api.app import create_app
 from api.deps import ApiConfig, ApiContext
 from api.dev_tokens import issue_dev_token
 from db.models import Connector, Station
+from domain.ledger import Operation
 from gateway.auth import ChargerKeys
 from gateway.config import GatewayConfig
 from gateway.server import OcppGateway
@@ -47,7 +49,7 @@ class OpsStack:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def station(self, station_id: str, connectors: int = 2) -> SimulatedStation:
+    def station(self, station_id: str, connectors: int = 2, **config: Any) -> SimulatedStation:
         return SimulatedStation(
             StationConfig(
                 station_id=station_id,
@@ -55,8 +57,38 @@ class OpsStack:
                 password=PASSWORD,
                 connectors=connectors,
                 reconnect_delay_s=0.2,
+                **config,
             )
         )
+
+    def charging_station(self, station_id: str) -> SimulatedStation:
+        """Two connectors sampling fast: 500 Wh every 0.2 s."""
+        return self.station(station_id, meter_interval_s=0.2, energy_per_sample_wh=500)
+
+    async def connectors_available(self, station_id: str, connectors: int = 2) -> None:
+        async def available() -> bool:
+            async with self.sessions() as session:
+                rows = await session.scalars(
+                    select(Connector.status).where(Connector.station_id == station_id)
+                )
+                return list(rows) == ["Available"] * connectors
+
+        await eventually(available, "the charger reported its connectors")
+
+
+def driver_bearer(client_id: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {issue_dev_token(SECRET, client_id)}"}
+
+
+async def fund(sessions: async_sessionmaker[AsyncSession], amount: int, *client_ids: str) -> Ledger:
+    """Credit each client `amount`; the ledger, to read balances with afterwards."""
+    ledger = Ledger(sessions)
+    for client_id in client_ids:
+        await ledger.apply(
+            Operation.CREDIT_TOPUP,
+            LedgerMovement(f"topup:{client_id}", client_id, amount, provider="TEST"),
+        )
+    return ledger
 
 
 def headers(caller: str, *, key: str | None = None) -> dict[str, str]:

@@ -16,15 +16,11 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from activities.ledger import Ledger, LedgerMovement
-from api.dev_tokens import issue_dev_token
-from db.models import Connector, LedgerEntry
+from db.models import LedgerEntry
 from domain.contracts.charging import SessionView, charging_workflow_id
-from domain.ledger import Operation
-from simulator import SimulatedStation, StationConfig
 from tests.charging.test_end_to_end import car_full_after
 from tests.ops.conftest import audit_rows
-from tests.ops.stack import PASSWORD, SECRET, add_station, eventually, headers, ops_stack
+from tests.ops.stack import add_station, driver_bearer, eventually, fund, headers, ops_stack
 from workflows.charging import ChargingSessionWorkflow
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -33,10 +29,6 @@ INITIAL = 50_000
 RESERVE = 10_000
 CAR_TAKES_WH = 5_000
 REASON = "driver left the car plugged in at a full battery"
-
-
-def _bearer(client_id: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {issue_dev_token(SECRET, client_id)}"}
 
 
 async def _money(
@@ -69,36 +61,13 @@ async def test_an_operator_stop_settles_exactly_like_the_drivers_own(
     station_id = f"FS-{uuid.uuid4().hex[:6]}"
     driver, other = str(uuid.uuid4()), str(uuid.uuid4())
     await add_station(sessions, station_id)
-    ledger = Ledger(sessions)
-    for client_id in (driver, other):
-        await ledger.apply(
-            Operation.CREDIT_TOPUP,
-            LedgerMovement(f"topup:{client_id}", client_id, INITIAL, provider="TEST"),
-        )
+    ledger = await fund(sessions, INITIAL, driver, other)
     async with ops_stack(sessions, temporal_env.client, charging=True) as stack:
-        station = SimulatedStation(
-            StationConfig(
-                station_id=station_id,
-                url=f"ws://127.0.0.1:{stack.port}/ocpp",
-                password=PASSWORD,
-                connectors=2,
-                meter_interval_s=0.2,
-                energy_per_sample_wh=500,
-                reconnect_delay_s=0.2,
-            )
-        )
+        station = stack.charging_station(station_id)
         async with station, httpx.AsyncClient(base_url=stack.base_url, timeout=30) as http:
             for connector in (1, 2):
                 car_full_after(station, connector, CAR_TAKES_WH)
-
-            async def connectors_available() -> bool:
-                async with sessions() as session:
-                    rows = await session.scalars(
-                        select(Connector.status).where(Connector.station_id == station_id)
-                    )
-                    return list(rows) == ["Available", "Available"]
-
-            await eventually(connectors_available, "the charger reported its connectors")
+            await stack.connectors_available(station_id)
             session_ids = []
             for connector, client_id in ((1, driver), (2, other)):
                 started = await http.post(
@@ -108,7 +77,7 @@ async def test_an_operator_stop_settles_exactly_like_the_drivers_own(
                         "connector_id": connector,
                         "amount_tyiyn": RESERVE,
                     },
-                    headers={**_bearer(client_id), "Idempotency-Key": f"start-{connector}"},
+                    headers={**driver_bearer(client_id), "Idempotency-Key": f"start-{connector}"},
                 )
                 assert started.status_code == 201, started.text
                 session_ids.append(started.json()["session_id"])
@@ -125,7 +94,7 @@ async def test_an_operator_stop_settles_exactly_like_the_drivers_own(
             by_driver = await http.post(
                 "/api/v1/charging/stop",
                 json={"session_id": session_ids[0]},
-                headers={**_bearer(driver), "Idempotency-Key": "stop-1"},
+                headers={**driver_bearer(driver), "Idempotency-Key": "stop-1"},
             )
             assert by_driver.status_code == 202, by_driver.text
             operator = headers("operator")
@@ -133,7 +102,7 @@ async def test_an_operator_stop_settles_exactly_like_the_drivers_own(
             refused = await http.post(
                 f"/api/v1/ops/sessions/{session_ids[1]}/stop",
                 json={"reason": REASON},
-                headers=_bearer(driver),
+                headers=driver_bearer(driver),
             )
             assert refused.status_code == 403
             no_reason = await http.post(

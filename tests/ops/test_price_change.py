@@ -9,19 +9,22 @@ import uuid
 
 import httpx
 import pytest
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
-from activities.ledger import Ledger, LedgerMovement
-from api.dev_tokens import issue_dev_token
-from db.models import Connector
 from domain.contracts.charging import SessionView, charging_workflow_id
-from domain.ledger import Operation
-from simulator import SimulatedStation, StationConfig
+from simulator import SimulatedStation
 from tests.charging.test_end_to_end import car_full_after
 from tests.ops.conftest import audit_rows
-from tests.ops.stack import PASSWORD, SECRET, OpsStack, add_station, eventually, headers, ops_stack
+from tests.ops.stack import (
+    OpsStack,
+    add_station,
+    driver_bearer,
+    eventually,
+    fund,
+    headers,
+    ops_stack,
+)
 from workflows.charging import ChargingSessionWorkflow
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -32,15 +35,11 @@ CAR_TAKES_WH = 5_000
 REASON = "tariff revision for December"
 
 
-def _bearer(client_id: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {issue_dev_token(SECRET, client_id)}"}
-
-
 async def _start(http: httpx.AsyncClient, station_id: str, connector: int, client_id: str) -> str:
     started = await http.post(
         "/api/v1/charging/start",
         json={"station_id": station_id, "connector_id": connector, "amount_tyiyn": RESERVE},
-        headers={**_bearer(client_id), "Idempotency-Key": f"start-{uuid.uuid4().hex}"},
+        headers={**driver_bearer(client_id), "Idempotency-Key": f"start-{uuid.uuid4().hex}"},
     )
     assert started.status_code == 201, started.text
     session_id: str = started.json()["session_id"]
@@ -63,7 +62,7 @@ async def _charge_to_full(
     stopped = await http.post(
         "/api/v1/charging/stop",
         json={"session_id": session_id},
-        headers={**_bearer(client_id), "Idempotency-Key": f"stop-{session_id}"},
+        headers={**driver_bearer(client_id), "Idempotency-Key": f"stop-{session_id}"},
     )
     assert stopped.status_code == 202, stopped.text
     handle = stack.temporal.get_workflow_handle_for(
@@ -78,36 +77,13 @@ async def test_a_running_session_keeps_its_price_and_the_next_pays_the_new_one(
     station_id = f"PR-{uuid.uuid4().hex[:6]}"
     driver, other = str(uuid.uuid4()), str(uuid.uuid4())
     await add_station(sessions, station_id)  # 1,500 tyiyn per kWh, two connectors
-    ledger = Ledger(sessions)
-    for client_id in (driver, other):
-        await ledger.apply(
-            Operation.CREDIT_TOPUP,
-            LedgerMovement(f"topup:{client_id}", client_id, INITIAL, provider="TEST"),
-        )
+    ledger = await fund(sessions, INITIAL, driver, other)
     async with ops_stack(sessions, temporal_env.client, charging=True) as stack:
-        station = SimulatedStation(
-            StationConfig(
-                station_id=station_id,
-                url=f"ws://127.0.0.1:{stack.port}/ocpp",
-                password=PASSWORD,
-                connectors=2,
-                meter_interval_s=0.2,
-                energy_per_sample_wh=500,
-                reconnect_delay_s=0.2,
-            )
-        )
+        station = stack.charging_station(station_id)
         async with station, httpx.AsyncClient(base_url=stack.base_url, timeout=30) as http:
             plain_sample = station.connector(1).add_sample
             car_full_after(station, 1, CAR_TAKES_WH)
-
-            async def connectors_available() -> bool:
-                async with sessions() as session:
-                    rows = await session.scalars(
-                        select(Connector.status).where(Connector.station_id == station_id)
-                    )
-                    return list(rows) == ["Available", "Available"]
-
-            await eventually(connectors_available, "the charger reported its connectors")
+            await stack.connectors_available(station_id)
             first = await _start(http, station_id, 1, driver)
 
             async def charging() -> bool:
@@ -127,7 +103,7 @@ async def test_a_running_session_keeps_its_price_and_the_next_pays_the_new_one(
                 assert changed.status_code == 200, changed.text
             old = await _charge_to_full(stack, http, station, first, driver, 1)
 
-            await eventually(connectors_available, "connector 1 is free again")
+            await stack.connectors_available(station_id)
             station.connector(1).add_sample = plain_sample  # type: ignore[method-assign]
             car_full_after(station, 1, CAR_TAKES_WH)
             car_full_after(station, 2, CAR_TAKES_WH)
