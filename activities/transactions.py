@@ -158,7 +158,12 @@ async def recorded_start(session: AsyncSession, request: RecordedStartRequest) -
                 OcppTransaction.started_at,
             )
             .where(
-                OcppTransaction.session_id == request.session_id,
+                # Linked only once the relay delivers the start, so the session's own idTag
+                # (a RemoteStart's idTag is the session id) finds it before that.
+                or_(
+                    OcppTransaction.session_id == request.session_id,
+                    OcppTransaction.id_tag == request.session_id,
+                ),
                 OcppTransaction.station_id == request.station_id,
                 OcppTransaction.connector_id == request.connector_id,
                 # Told Invalid: it delivers nothing, and no session may take it.
