@@ -18,7 +18,8 @@ from domain.contracts.notify_channels import SESSION_PROGRESS
 
 class SessionWatch:
     """A flag raised whenever the session may have changed. A burst of notifications while the
-    stream is busy reading raises it once: the stream reads the newest state, never a backlog."""
+    stream is busy reading raises it once: one read then covers every sample stored since the
+    stream's last one."""
 
     def __init__(self) -> None:
         self._changed = asyncio.Event()

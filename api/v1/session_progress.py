@@ -4,9 +4,14 @@ power) and whether the charger has already reported the stop.
 
 Not from the workflow: a query is a billable Temporal action, and a stream re-reads on every
 meter sample; `GET /charging/{id}` asks the workflow once per request instead. What the row
-does not hold is the workflow's `starting` (the row says `pending` until `charging`)."""
+does not hold is the workflow's `starting` (the row says `pending` until `charging`).
+
+A stream passes the last sample it was sent and gets a message for every sample stored since
+(api.v1.live_energy bounds a backlog), so a watcher sees each reading, not only the newest."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,8 +20,8 @@ from api.client_scope import client_scope
 from api.deps import ApiContext
 from api.v1.charging_schemas import ChargingSession, SessionProgress
 from api.v1.charging_service import from_record
-from api.v1.live_energy import delivered_wh
-from db.models import ChargingSessionRecord, Connector, MeterValue, OcppTransaction
+from api.v1.live_energy import LiveSample, samples_after
+from db.models import ChargingSessionRecord, Connector, OcppTransaction
 from domain import meter_readings
 from domain.sessions import FINAL_STATES, SessionNotFound, SessionState
 from domain.tariff import Tariff
@@ -25,8 +30,17 @@ _FINAL = frozenset(state.value for state in FINAL_STATES)
 _DISPLAY_ONLY = {"review_reason", "currency", "reserved", "cost", "refunded"}
 
 
-async def session_progress(context: ApiContext, client_id: str, session_id: str) -> SessionProgress:
-    """Raises SessionNotFound for an unknown or someone else's session (row-level security)."""
+@dataclass(frozen=True, slots=True)
+class Progress:
+    messages: list[SessionProgress]  # oldest first; the last is the session as it is now
+    last_sample_id: int | None  # pass it back as `after_sample_id` for the next read
+
+
+async def session_progress(
+    context: ApiContext, client_id: str, session_id: str, after_sample_id: int | None = None
+) -> Progress:
+    """The session's messages since `after_sample_id` (None: just its current state).
+    Raises SessionNotFound for an unknown or someone else's session (row-level security)."""
     async with client_scope(context.sessions, client_id) as session:
         record = await session.scalar(
             select(ChargingSessionRecord).where(
@@ -38,10 +52,10 @@ async def session_progress(context: ApiContext, client_id: str, session_id: str)
             raise SessionNotFound(f"no charging session {session_id!r}")
         current = from_record(record)
         if record.state in _FINAL:
-            return _message(current, final=True, power_w=None)
+            return Progress([_message(current, final=True, power_w=None)], after_sample_id)
         if record.transaction_id is None:
-            return _message(current, final=False, power_w=None)
-        return await _metered(session, record, record.transaction_id, current)
+            return Progress([_message(current, final=False, power_w=None)], after_sample_id)
+        return await _metered(session, record, record.transaction_id, current, after_sample_id)
 
 
 async def _metered(
@@ -49,31 +63,39 @@ async def _metered(
     record: ChargingSessionRecord,
     transaction_id: int,
     current: ChargingSession,
-) -> SessionProgress:
+    after_sample_id: int | None,
+) -> Progress:
     connector = await session.get(Connector, (record.station_id, record.connector_id))
     max_power = meter_readings.max_power_w(
         connector.max_power_w if connector is not None else None,
         connector.current_type if connector is not None else None,
     )
-    energy = await delivered_wh(session, transaction_id, max_power)
+    samples = await samples_after(session, transaction_id, max_power, after_id=after_sample_id)
     stopped_at = await session.scalar(
         select(OcppTransaction.stopped_at).where(OcppTransaction.id == transaction_id)
     )
-    power = await session.scalar(
-        select(MeterValue.power_w)
-        .where(MeterValue.transaction_id == transaction_id, MeterValue.power_w.is_not(None))
-        .order_by(MeterValue.measured_at.desc(), MeterValue.id.desc())
-        .limit(1)
-    )
+    messages = [_sampled(record, current, sample) for sample in samples] or [
+        _message(current, final=False, power_w=None)
+    ]
+    if stopped_at is not None:
+        # The charger reported the stop; the workflow is settling it.
+        messages[-1] = messages[-1].model_copy(update={"state": SessionState.STOPPING.value})
+    seen = [sample.id for sample in samples]
+    if after_sample_id is not None:
+        seen.append(after_sample_id)
+    return Progress(messages, max(seen, default=None))
+
+
+def _sampled(
+    record: ChargingSessionRecord, current: ChargingSession, sample: LiveSample
+) -> SessionProgress:
     changes: dict[str, object] = {}
+    energy = sample.energy_wh
     if energy is not None and energy > current.energy_wh and record.price_tyiyn_per_kwh > 0:
         tariff = Tariff(record.price_tyiyn_per_kwh)
         changes["energy_wh"] = energy
         changes["cost_tyiyn"] = tariff.cost_tyiyn(energy, reserved_tyiyn=record.reserved_tyiyn)
-    if stopped_at is not None:
-        # The charger reported the stop; the workflow is settling it.
-        changes["state"] = SessionState.STOPPING.value
-    return _message(current.model_copy(update=changes), final=False, power_w=power)
+    return _message(current.model_copy(update=changes), final=False, power_w=sample.power_w)
 
 
 def _message(current: ChargingSession, *, final: bool, power_w: int | None) -> SessionProgress:

@@ -2,7 +2,8 @@
 
 Woken by the session feed (a meter sample stored by any gateway, a session row written by the
 worker: PostgreSQL NOTIFY, so every api process hears it), the stream re-reads the session from
-the database (api/v1/session_progress.py) and sends it when it differs from what was last sent.
+the database (api/v1/session_progress.py) and sends a message for every meter sample stored
+since the last one it sent (a burst of notifications is one read; none of its samples is lost).
 A slow refresh is the safety net for a notification that never came."""
 
 from __future__ import annotations
@@ -96,16 +97,21 @@ async def _follow(websocket: WebSocket, client_id: str, session_id: str) -> None
         client_gone = asyncio.create_task(_wait_for_disconnect(websocket))
         try:
             last: dict[str, Any] | None = None
+            last_sample_id: int | None = None
             while True:
                 try:
-                    progress = await session_progress(context, client_id, session_id)
+                    progress = await session_progress(
+                        context, client_id, session_id, last_sample_id
+                    )
                 except NotFound:
                     raise Refusal(POLICY_VIOLATION, "session_not_found") from None
-                message = progress.model_dump(mode="json")
-                if message != last:
-                    await websocket.send_json(message)
-                    last = message
-                if progress.type == "final":
+                last_sample_id = progress.last_sample_id
+                for update in progress.messages:
+                    message = update.model_dump(mode="json")
+                    if message != last:
+                        await websocket.send_json(message)
+                        last = message
+                if progress.messages[-1].type == "final":
                     await _close(websocket, NORMAL_CLOSURE, "settled")
                     return
                 if not await _next_change(watch, client_gone):

@@ -26,7 +26,7 @@ from api.app import create_app
 from api.deps import ApiConfig, ApiContext
 from api.dev_tokens import issue_dev_token
 from api.v1.session_stream import MAX_STREAMS_PER_CLIENT
-from db.models import Connector, LedgerEntry
+from db.models import ChargingSessionRecord, Connector, LedgerEntry, MeterValue
 from domain.ledger import Operation
 from simulator import SimulatedStation, StationConfig
 from tests.charging.test_end_to_end import (
@@ -196,6 +196,18 @@ async def test_two_clients_on_two_api_apps_follow_a_session_to_its_settlement(
                     select(LedgerEntry).where(LedgerEntry.reference == session_id)
                 )
             }
+            record = await session.get(ChargingSessionRecord, session_id)
+            assert record is not None and record.transaction_id is not None
+            stored = sorted(
+                energy - 2_000_000
+                for energy in await session.scalars(
+                    select(MeterValue.energy_wh).where(
+                        MeterValue.transaction_id == record.transaction_id,
+                        MeterValue.energy_wh.is_not(None),
+                    )
+                )
+                if energy is not None
+            )
 
     assert close_codes == [1000, 1000]
     for messages in streams:
@@ -205,6 +217,9 @@ async def test_two_clients_on_two_api_apps_follow_a_session_to_its_settlement(
         # Samples arrived as they were stored: several readings, never going back.
         assert len(set(energies)) >= 3, energies
         assert energies == sorted(energies)
+        # Every sample stored while the client watched reached it, not only the newest.
+        watched = {energy for energy in stored if energies[0] <= energy <= energies[-1]}
+        assert set(energies) - {0} == watched, (energies, stored)
         assert any(m["power_w"] == 22_000 for m in charging)
         assert all(m["remaining_tyiyn"] == 10_000 - m["cost_tyiyn"] for m in charging)
         final = messages[-1]
