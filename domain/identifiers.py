@@ -18,6 +18,7 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import Field
@@ -141,6 +142,18 @@ def _id_for_key(client_id: str, key: str) -> str:
 def session_id_for_key(client_id: str, idempotency_key: str) -> str:
     """The same client and Idempotency-Key always name the same session (and workflow)."""
     return _id_for_key(client_id, idempotency_key)
+
+
+def card_session_id(
+    station_id: str, connector_id: int, id_tag: str, meter_start_wh: int, started_at: datetime
+) -> str:
+    """The session of a card-started transaction, from the transaction's natural key (what a
+    retried StartTransaction repeats exactly), so every retry names the same session and
+    workflow. Made like every session id (16 base32 characters); the `card` prefix keeps it
+    apart from the ids made from an Idempotency-Key."""
+    moment = started_at.astimezone(UTC).isoformat()
+    key = f"card\x00{station_id}\x00{connector_id}\x00{id_tag}\x00{meter_start_wh}\x00{moment}"
+    return _b32(hashlib.sha256(key.encode()).digest())
 
 
 def topup_id_for_key(client_id: str, idempotency_key: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from domain.contracts.task_queues import DEFAULT_TASK_QUEUE
 from gateway.auth import MIN_PEPPER_BYTES
 
 
@@ -55,6 +56,12 @@ class GatewayConfig:
     # Authorize accepts an RFID card only when its owner has at least this much available
     # (tyiyn; 5,000 = 50 som), so a card does not start a session its balance cannot pay for.
     card_min_balance_tyiyn: int = 5_000
+    # A StartTransaction with an active card starts a ChargingSession that reserves this much
+    # (tyiyn; 50,000 = 500 som), capped by the owner's available balance, before the charger is
+    # answered Accepted; the energy it buys is the session's limit (docs/charging.md, *Cards*).
+    card_reserve_tyiyn: int = 50_000
+    # The worker's task queue: card-started ChargingSession workflows are started on it.
+    task_queue: str = DEFAULT_TASK_QUEUE
 
     def __post_init__(self) -> None:
         if not self.instance_id:
@@ -73,12 +80,19 @@ class GatewayConfig:
             raise ValueError("timeouts must be positive")
         if min(self.relay_poll_s, self.relay_retry_first_s, self.clock_sync_interval_s) <= 0:
             raise ValueError("relay and clock sync intervals must be positive")
-        if self.card_min_balance_tyiyn < 0:
-            raise ValueError("card_min_balance_tyiyn must not be negative")
+        self._check_cards()
         if self.relay_retry_max_s < self.relay_retry_first_s or self.relay_batch < 1:
             raise ValueError("relay_retry_max_s must be >= relay_retry_first_s, batch >= 1")
         if self.relay_dead_letter_after < 1:
             raise ValueError("relay_dead_letter_after must be at least 1")
+
+    def _check_cards(self) -> None:
+        if self.card_min_balance_tyiyn < 0:
+            raise ValueError("card_min_balance_tyiyn must not be negative")
+        if self.card_reserve_tyiyn <= 0:
+            raise ValueError("card_reserve_tyiyn must be positive")
+        if not self.task_queue:
+            raise ValueError("task_queue must not be empty")
 
     @property
     def relay_lease_s(self) -> float:

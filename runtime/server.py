@@ -111,6 +111,8 @@ def gateway_config(settings: Settings) -> GatewayConfig:
         command_timeout_s=settings.ocpp_command_timeout_s,
         signal_timeout_s=settings.ocpp_signal_timeout_s,
         card_min_balance_tyiyn=settings.card_min_balance_tyiyn,
+        card_reserve_tyiyn=settings.card_reserve_tyiyn,
+        task_queue=settings.temporal_task_queue,
     )
 
 

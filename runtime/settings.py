@@ -128,6 +128,8 @@ class Settings(BaseSettings):
     ocpp_signal_timeout_s: float = Field(default=10.0, gt=0, le=300)  # per workflow signal RPC
     # Authorize accepts an RFID card when its owner has at least this much available.
     card_min_balance_tyiyn: int = Field(default=5_000, ge=0)
+    # A card-started session reserves this much, capped by the owner's available balance.
+    card_reserve_tyiyn: int = Field(default=50_000, gt=0)
 
     topup_min_tyiyn: int = Field(default=1_000, ge=1)
     topup_max_tyiyn: int = Field(default=5_000_000, ge=1)

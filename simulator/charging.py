@@ -91,6 +91,38 @@ class Charging(ABC):
             return
         self._begin(connector, id_tag)
 
+    async def authorize(self, id_tag: str) -> str:
+        """Authorize an idTag as a card reader does: the central system's idTagInfo status
+        (`Accepted`, `Blocked`, `Invalid`, ...), or `Offline` when no connection is up."""
+        result = await self._call(call.Authorize(id_tag=id_tag))
+        if result is None:
+            return "Offline"
+        status = str(result.id_tag_info["status"])
+        log.info("%s: Authorize %s: %s", self.station_id, id_tag, status)
+        return status
+
+    async def present_card(
+        self, id_tag: str, connector_id: int = 1, *, authorize: bool = True
+    ) -> Transaction | None:
+        """A driver holds an RFID card to the reader of `connector_id`.
+
+        The card that started the connector's transaction stops it (StopTransaction, reason
+        `Local`; OCPP 1.6 compares idTags without regard to case), as a charger does when the
+        same card is presented again. Otherwise the card starts a transaction there: after an
+        Authorize answered `Accepted`, or at once with `authorize=False` (a charger that starts
+        locally and leaves the decision to StartTransaction). Returns the transaction started
+        or stopped; None when Authorize refused the card (its status is logged)."""
+        connector = self.connectors[connector_id]
+        running = connector.transaction
+        if running is not None:
+            if running.id_tag.upper() != id_tag.upper():
+                raise RuntimeError(f"connector {connector_id} is charging for another idTag")
+            self.finish_transaction(running, "Local")
+            return running
+        if authorize and await self.authorize(id_tag) != "Accepted":
+            return None
+        return await self.start_local_transaction(connector_id, id_tag)
+
     async def start_local_transaction(self, connector_id: int, id_tag: str) -> Transaction:
         """A driver starts at the charger itself (no Authorize, like a remote start)."""
         connector = self.connectors[connector_id]

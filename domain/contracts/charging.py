@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
+from domain.contracts.card_sessions import CardStart
 from domain.contracts.search_attributes import CLIENT_ID, SESSION_STATE, STATION_ID
 from domain.contracts.session_signals import TransactionStarted
 from domain.meter_readings import MeterPoint
@@ -158,6 +159,10 @@ class ChargingRequest:
     amount_tyiyn: int
     settings: ChargingSettings = field(default_factory=ChargingSettings)
     carried: CarriedSession | None = None
+    # Set when the gateway started the session for an RFID card at StartTransaction: the
+    # transaction is known from the start and no RemoteStart is sent. `amount_tyiyn` is then
+    # the most to reserve; the workflow reserves it capped by the owner's available balance.
+    card: CardStart | None = None
 
     @property
     def command(self) -> StartCommand:

@@ -37,6 +37,8 @@ class MiniCsms:
     registration: str = "Accepted"
     drop_on_next_start: bool = False  # lose the connection instead of answering once
     fail_stops: int = 0  # answer this many StopTransaction with a CallError InternalError
+    # Authorize answers per idTag (any other: Invalid).
+    tags: dict[str, str] = field(default_factory=dict)
     messages: list[Received] = field(default_factory=list)
     chargers: dict[str, CentralChargePoint] = field(default_factory=dict)
     changes: Changes = field(default_factory=Changes)
@@ -147,6 +149,11 @@ class CentralChargePoint(ChargePoint):  # type: ignore[misc]
     def on_status(self, call_unique_id: str, **payload: Any) -> call_result.StatusNotification:
         self._csms.record(self.id, "StatusNotification", call_unique_id, payload)
         return call_result.StatusNotification()
+
+    @on(Action.authorize)
+    def on_authorize(self, call_unique_id: str, id_tag: str) -> call_result.Authorize:
+        self._csms.record(self.id, "Authorize", call_unique_id, {"id_tag": id_tag})
+        return call_result.Authorize(id_tag_info={"status": self._csms.tags.get(id_tag, "Invalid")})
 
     @on(Action.start_transaction)
     def on_start(self, call_unique_id: str, **payload: Any) -> call_result.StartTransaction:
