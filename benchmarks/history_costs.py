@@ -5,8 +5,8 @@
 Reads recorded histories (the replay fixtures are real histories, recorded by the tests
 against a real Temporal test server) and prints, per history: events by type, billable
 actions (tests/temporal_costs.py's rule), and the activities, timers, signals and updates in
-order. It does not run anything: the throughput comparison against a bare skeleton is
-benchmarks/e2e.py's job (docs/benchmarks.md says what of it exists).
+order. It does not run anything: benchmarks/e2e.py runs sessions and a bare skeleton and
+reads their histories from the server with `analyse_history`.
 """
 
 from __future__ import annotations
@@ -49,12 +49,17 @@ def steps(history: WorkflowHistory) -> list[str]:
 
 def analyse(path: Path) -> dict[str, Any]:
     history = WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
+    return analyse_history(path.name, history)
+
+
+def analyse_history(name: str, history: WorkflowHistory) -> dict[str, Any]:
+    """The figures of one history (a recorded fixture, or one fetched from a server)."""
     by_type = Counter(
         EventType.Name(event.event_type).removeprefix("EVENT_TYPE_") for event in history.events
     )
     billed = billed_actions(history)
     return {
-        "history": path.name,
+        "history": name,
         "events": len(history.events),
         "events_by_type": dict(by_type.most_common()),
         "billable_actions": sum(billed.values()),

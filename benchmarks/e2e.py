@@ -1,0 +1,350 @@
+"""Sessions end to end: settled sessions/s against a bare skeleton on the same Temporal server,
+start p99 at a fixed start rate with many sessions held, and what a session costs Temporal.
+
+    .venv/bin/python -m benchmarks.e2e                    # a few minutes (see --help)
+    .venv/bin/python -m benchmarks.e2e --in-flight 100 --duration 120 --open-held 1000
+
+One run, one machine, one Temporal server: the production topology of tests/topology
+(external PostgreSQL and Temporal dev server, `evpower migrate`, `evpower serve --role all`
+for API + gateway as `evpower dev` runs them, one `evpower worker`, production settings; only
+the REST rate limits are lifted, since one load client plays every driver) plus the skeleton's
+worker (benchmarks/e2e_skeleton.py) on its own task queue. Phases, in order:
+
+1. closed loop of real sessions, `--in-flight` at once: REST start → StartTransaction →
+   `--samples` MeterValues → REST stop → StopTransaction → settled (the workflow's result);
+2. the skeleton, same in-flight count and same hold, straight on Temporal; the ratio of 1/2;
+3. open loop: `--open-rate` REST starts/s, each session held `--open-held / --open-rate` s
+   (so about `--open-held` are held at once), start latency = REST start → 201;
+4. real histories of phase 1's sessions and the skeleton's through benchmarks/history_costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+from temporalio.client import Client
+
+from benchmarks import history_costs
+from benchmarks.e2e_load import (
+    Driver,
+    SkeletonDriver,
+    Tally,
+    closed_loop,
+    latency_summary,
+    open_loop,
+)
+from benchmarks.processes import ServerProcess
+from domain.contracts.charging import charging_workflow_id
+from runtime.embedded import free_port
+from simulator import SimulatedStation
+from tests.topology import world
+from tests.topology.servers import ExternalPostgres, ExternalTemporal
+from tests.topology.topology import JWT_SECRET, NAMESPACE, Role, Topology
+
+SKELETON_QUEUE = "e2e-skeleton"
+CLIENT_FUNDS_TYIYN = 100_000_000
+LIFTED_RATE_LIMIT = "1000000/minute"
+HISTORIES = 5  # real sessions whose histories are read
+
+
+class E2ETopology(Topology):
+    """The topology's settings with the product's defaults (the topology tests shorten the
+    meter-signal interval) and rate limits lifted for one client playing every driver."""
+
+    def env(self, port: int) -> dict[str, str]:
+        env = super().env(port)
+        del env["METER_SIGNAL_INTERVAL_S"]
+        env["RATE_LIMIT_MONEY"] = LIFTED_RATE_LIMIT
+        env["RATE_LIMIT_DEFAULT"] = LIFTED_RATE_LIMIT
+        return env
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds of a process and its children (a role may run under a wrapper)."""
+    try:
+        process = psutil.Process(pid)
+        total = 0.0
+        for each in [process, *process.children(recursive=True)]:
+            times = each.cpu_times()
+            total += times.user + times.system
+        return total
+    except psutil.NoSuchProcess:
+        return 0.0
+
+
+@dataclass
+class Stack:
+    topology: E2ETopology
+    skeleton: ServerProcess
+    gateway: Role  # api + gateway, one process
+
+    def pids(self) -> dict[str, int]:
+        temporal = self.topology.temporal.process
+        assert temporal is not None
+        return {
+            "temporal": temporal.pid,
+            "api+gateway": self.gateway.process.pid,
+            "worker": self.topology["worker"].process.pid,
+            "skeleton worker": self.skeleton.pid,
+            "load client": os.getpid(),
+        }
+
+    def cpu(self) -> dict[str, float]:
+        return {name: cpu_s(pid) for name, pid in self.pids().items()}
+
+
+def start_stack(root: Path) -> Stack:
+    logs = root / "logs"
+    topology = E2ETopology(root, ExternalPostgres(logs), ExternalTemporal(logs))
+    topology.postgres.start()
+    topology.temporal.start()
+    topology.migrate()
+    gateway = topology.command("all", "serve", "--role", "all").start(wait=False)
+    topology.command("worker", "worker").start(wait=False)
+    gateway.wait_healthy()
+    topology["worker"].wait_healthy()
+    skeleton = ServerProcess(
+        "skeleton worker",
+        ["benchmarks.e2e_skeleton", "--address", topology.temporal.address,
+         "--namespace", NAMESPACE, "--task-queue", SKELETON_QUEUE],
+        logs / "skeleton.log",
+        port=free_port(),
+    )  # fmt: skip
+    skeleton.wait_ready()
+    return Stack(topology, skeleton, gateway)
+
+
+async def fleet(stack: Stack, prefix: str, count: int, meter_s: float) -> list[SimulatedStation]:
+    ids = [f"{prefix}{number:05d}" for number in range(1, count + 1)]
+    engine = world.engine_for(stack.topology.postgres.url)
+    try:
+        await world.add_stations(engine, ids)
+    finally:
+        await engine.dispose()
+    stations = [
+        world.charger(i, stack.gateway.ws_url, meter_interval_s=meter_s, reconnect_delay_s=1.0)
+        for i in ids
+    ]
+    for station in stations:
+        station.launch()
+        await asyncio.sleep(0.002)
+    await world.eventually(
+        lambda: _all_booted(stations), f"{count} chargers booted", attempts=count * 20 + 600
+    )
+    return stations
+
+
+async def _all_booted(stations: list[SimulatedStation]) -> bool:
+    return all(station.booted for station in stations)
+
+
+async def clients(stack: Stack, count: int) -> list[str]:
+    engine = world.engine_for(stack.topology.postgres.url)
+    try:
+        return [await world.fund_client(engine, CLIENT_FUNDS_TYIYN) for _ in range(count)]
+    finally:
+        await engine.dispose()
+
+
+async def measured(stack: Stack, run: Any) -> tuple[Any, dict[str, float], float]:
+    """Run a phase; returns its result, CPU seconds per process over it, and its wall time."""
+    cpu0, began = stack.cpu(), time.monotonic()
+    result = await run
+    cpu1, wall = stack.cpu(), time.monotonic() - began
+    return result, {name: cpu1[name] - cpu0[name] for name in cpu0}, wall
+
+
+async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
+    temporal = await Client.connect(stack.topology.temporal.address, namespace=NAMESPACE)
+    limits = httpx.Limits(max_connections=4 * max(args.in_flight, 50))
+    out: dict[str, Any] = {"args": vars(args), "load_average_start": os.getloadavg()[0]}
+    async with httpx.AsyncClient(timeout=60.0, limits=limits) as http:
+        driver = Driver(stack.gateway.base_url, JWT_SECRET, http, temporal, args.samples)
+        chargers = await fleet(stack, "E2E-C", args.in_flight, args.meter_interval)
+        drivers = await clients(stack, args.in_flight)
+
+        async def real(slot: int, tally: Tally) -> None:
+            await driver.session(chargers[slot], drivers[slot], tally)
+
+        warm = Tally()
+        await closed_loop(lambda slot: real(slot, warm), min(args.in_flight, 10), 1.0)
+
+        tally = Tally()
+        (start, end), cpu, wall = await measured(
+            stack, closed_loop(lambda slot: real(slot, tally), args.in_flight, args.duration)
+        )
+        out["sessions"] = phase_figures(tally, start, end, cpu, wall)
+
+        skeleton = SkeletonDriver(temporal, SKELETON_QUEUE, args.samples * args.meter_interval)
+        skel = Tally()
+        (start, end), cpu, wall = await measured(
+            stack, closed_loop(lambda _: skeleton.session(skel), args.in_flight, args.duration)
+        )
+        out["skeleton"] = phase_figures(skel, start, end, cpu, wall)
+        out["histories"] = await histories(temporal, tally, skel)
+
+        for station in chargers:  # the closed loop's chargers leave the open loop the machine
+            await station.stop()
+        out["open_loop"] = await open_phase(args, stack, driver)
+    out["load_average_end"] = os.getloadavg()[0]
+    return out
+
+
+async def open_phase(args: argparse.Namespace, stack: Stack, driver: Driver) -> dict[str, Any]:
+    hold_s = args.open_held / args.open_rate
+    count = int(args.open_held * 1.2 + args.open_rate * 30)  # held + settling + slack
+    chargers = await fleet(stack, "E2E-O", count, args.open_meter_interval)
+    drivers = await clients(stack, count)
+    free: asyncio.Queue[int] = asyncio.Queue()
+    for index in range(count):
+        free.put_nowait(index)
+    tally = Tally()
+    open_driver = Driver(driver.base_url, JWT_SECRET, driver.http, driver.temporal, 0)
+    held = {"now": 0, "max": 0}
+
+    async def one(_: int) -> None:
+        if free.empty():
+            tally.answers["no free charger"] += 1
+            return
+        index = free.get_nowait()
+        held["now"] += 1
+        held["max"] = max(held["max"], held["now"])
+        try:
+            await open_driver.session(chargers[index], drivers[index], tally, hold_s=hold_s)
+        finally:
+            held["now"] -= 1
+            free.put_nowait(index)
+
+    started, cpu, wall = await measured(
+        stack, open_loop(one, args.open_rate, args.open_duration + hold_s)
+    )
+    for station in chargers:
+        await station.stop()
+    return {
+        "rate_per_s": args.open_rate,
+        "hold_s": hold_s,
+        "started": started,
+        "max_held": held["max"],
+        "start_latency": latency_summary(tally.start_latency_s),
+        "answers": dict(tally.answers),
+        "cpu_s": cpu,
+        "wall_s": wall,
+    }
+
+
+def phase_figures(
+    tally: Tally, start: float, end: float, cpu: dict[str, float], wall: float
+) -> dict[str, Any]:
+    settled = len(tally.settled_at)
+    return {
+        "settled_in_window": tally.settled_between(start, end),
+        "settled_per_s": tally.settled_between(start, end) / (end - start),
+        "settled": settled,
+        "start_latency": latency_summary(tally.start_latency_s),
+        "answers": dict(tally.answers),
+        "cpu_s": cpu,
+        "cpu_s_per_session": {name: value / max(settled, 1) for name, value in cpu.items()},
+        "wall_s": wall,
+    }
+
+
+async def histories(temporal: Client, real: Tally, skeleton: Tally) -> list[dict[str, Any]]:
+    out = []
+    for session_id in real.session_ids[:HISTORIES]:
+        workflow_id = charging_workflow_id(session_id)
+        history = await temporal.get_workflow_handle(workflow_id).fetch_history()
+        out.append(history_costs.analyse_history(workflow_id, history))
+    for workflow_id in skeleton.session_ids[:1]:
+        history = await temporal.get_workflow_handle(workflow_id).fetch_history()
+        out.append(history_costs.analyse_history(workflow_id, history))
+    return out
+
+
+def report(out: dict[str, Any]) -> str:
+    real, skel, open_ = out["sessions"], out["skeleton"], out["open_loop"]
+    ratio = real["settled_per_s"] / skel["settled_per_s"] if skel["settled_per_s"] else 0.0
+    args = out["args"]
+
+    def cpu(phase: dict[str, Any]) -> str:
+        per = phase["cpu_s_per_session"]
+        return ", ".join(f"{name} {value * 1000:.0f}" for name, value in per.items() if value)
+
+    def latency(phase: dict[str, Any]) -> str:
+        lat = phase["start_latency"]
+        return f"p50 {lat['p50_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} ms, max {lat['max_ms']:.0f} ms"
+
+    lines = [
+        f"load average {out['load_average_start']:.1f} at the start, "
+        f"{out['load_average_end']:.1f} at the end",
+        f"closed loop, {args['in_flight']} in flight, {args['duration']:.0f} s, hold "
+        f"{args['samples']} MeterValues x {args['meter_interval']} s:",
+        f"  sessions: {real['settled_per_s']:.2f} settled/s ({real['settled']} settled; "
+        f"start {latency(real)}); {real['answers']}",
+        f"  skeleton: {skel['settled_per_s']:.2f} settled/s ({skel['settled']} settled)",
+        f"  ratio sessions / skeleton: {ratio:.2f}x (target >= 0.7x)",
+        f"  CPU ms per settled session: sessions: {cpu(real)}",
+        f"  CPU ms per settled session: skeleton: {cpu(skel)}",
+        f"open loop, {open_['rate_per_s']}/s for {args['open_duration']:.0f} s, each held "
+        f"{open_['hold_s']:.0f} s (max held at once {open_['max_held']}):",
+        f"  start {latency(open_)} over {open_['start_latency']['count']} starts "
+        f"(target p99 < 500 ms); {open_['answers']}",
+        "histories (read from the server):",
+    ]
+    shapes: dict[tuple[int, tuple[str, ...]], list[dict[str, Any]]] = {}
+    for history in out["histories"]:  # one entry per shape, with how many had it
+        shapes.setdefault((history["events"], tuple(history["steps"])), []).append(history)
+    for same in shapes.values():
+        text = history_costs.render(same[0]).replace("\n", "\n  ")
+        lines.append(f"  ({len(same)} of this shape) {text}")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--in-flight", type=int, default=100, help="closed loop sessions at once")
+    parser.add_argument("--duration", type=float, default=60.0, help="each closed loop, s")
+    parser.add_argument("--samples", type=int, default=3, help="MeterValues before the stop")
+    parser.add_argument("--meter-interval", type=float, default=1.0, help="closed loop, s")
+    parser.add_argument("--open-rate", type=float, default=5.0, help="REST starts per second")
+    parser.add_argument("--open-held", type=int, default=100, help="sessions held at once")
+    parser.add_argument("--open-duration", type=float, default=60.0, help="s of starts")
+    parser.add_argument("--open-meter-interval", type=float, default=30.0, help="open loop, s")
+    parser.add_argument("--quick", action="store_true", help="a tiny run (smoke test)")
+    parser.add_argument("--json", type=Path, help="write the raw figures here")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = parser.parse_args()
+    if args.quick:
+        args.in_flight, args.duration, args.samples = 3, 5.0, 1
+        args.open_rate, args.open_held, args.open_duration = 2.0, 2, 3.0
+        args.open_meter_interval = 1.0
+    root = Path(tempfile.mkdtemp(prefix="evp-e2e-"))
+    stack = start_stack(root)
+    try:
+        out = asyncio.run(run(args, stack))
+    finally:
+        stack.skeleton.stop()
+        stack.topology.stop()
+    print(report(out))
+    if args.json is not None:
+        args.json.write_text(json.dumps(out, indent=2, default=str))
+    if not args.keep:
+        import shutil
+
+        shutil.rmtree(root, ignore_errors=True)
+    else:
+        print(f"work directory: {root}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,198 @@
+"""What benchmarks/e2e.py drives: ChargingSession sessions through the real REST API on
+simulated chargers, and the bare skeleton (benchmarks/e2e_skeleton.py) straight on Temporal.
+
+Closed loops keep `in_flight` sessions going, each slot starting its next one as soon as its
+last one has settled; the open loop starts sessions at a fixed rate whatever the system does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from temporalio.client import Client, WithStartWorkflowOperation
+from temporalio.common import WorkflowIDConflictPolicy
+
+from api.dev_tokens import issue_dev_token
+from benchmarks.e2e_skeleton import WORKFLOW_NAME as SKELETON
+from domain.contracts.charging import SessionView, charging_workflow_id
+from simulator import SimulatedStation
+
+AMOUNT_TYIYN = 20_000  # buys 13 kWh at 1,500 tyiyn/kWh: no session reaches its limit
+POLL_S = 0.05  # how often a driver looks at its own simulated charger (in-process, no I/O)
+RETRY_S = 1.0
+
+
+@dataclass
+class Tally:
+    """What one phase saw: settled sessions with their end times, start latencies, answers."""
+
+    settled_at: list[float] = field(default_factory=list)
+    start_latency_s: list[float] = field(default_factory=list)
+    answers: Counter[str] = field(default_factory=Counter)
+    session_ids: list[str] = field(default_factory=list)
+
+    def settled_between(self, start: float, end: float) -> int:
+        return sum(1 for moment in self.settled_at if start <= moment <= end)
+
+
+@dataclass
+class Driver:
+    """One driver per client and charger: start over REST, charge, stop over REST, settled."""
+
+    base_url: str
+    jwt_secret: str
+    http: httpx.AsyncClient
+    temporal: Client
+    hold_samples: int  # MeterValues the charger sends before the driver stops
+    _tokens: dict[str, str] = field(default_factory=dict)
+
+    async def session(
+        self, station: SimulatedStation, client_id: str, tally: Tally, hold_s: float = 0.0
+    ) -> None:
+        """One session; the driver stops it after `hold_samples` MeterValues and at least
+        `hold_s` seconds of charging."""
+        headers = {"Authorization": f"Bearer {self._token(client_id)}"}
+        body = {"station_id": station.station_id, "connector_id": 1, "amount_tyiyn": AMOUNT_TYIYN}
+        key = uuid.uuid4().hex
+        while True:
+            began = time.monotonic()
+            response = await self.http.post(
+                f"{self.base_url}/api/v1/charging/start",
+                json=body,
+                headers={**headers, "Idempotency-Key": key},
+            )
+            tally.answers[f"start {response.status_code}"] += 1
+            if response.status_code == 201:
+                tally.start_latency_s.append(time.monotonic() - began)
+                break
+            # Busy connector (the last session still settling) or an overloaded system:
+            # the same key again, as the app does.
+            await asyncio.sleep(RETRY_S)
+        session_id = str(response.json()["session_id"])
+        tally.session_ids.append(session_id)
+        # The simulator offers no event to wait on; looking at it costs no I/O.
+        while True:
+            if self._charged_enough(station, session_id):
+                break
+            await asyncio.sleep(POLL_S)
+        await asyncio.sleep(hold_s)
+        while True:
+            response = await self.http.post(
+                f"{self.base_url}/api/v1/charging/stop",
+                json={"session_id": session_id},
+                headers=headers,
+            )
+            tally.answers[f"stop {response.status_code}"] += 1
+            if response.status_code == 202:
+                break
+            await asyncio.sleep(RETRY_S)
+        handle = self.temporal.get_workflow_handle(
+            charging_workflow_id(session_id), result_type=SessionView
+        )
+        view = await handle.result()
+        tally.answers[f"settled {view.state}"] += 1
+        tally.settled_at.append(time.monotonic())
+
+    def _token(self, client_id: str) -> str:
+        # One token per driver, as an app keeps its session: signing is not what is measured.
+        token = self._tokens.get(client_id)
+        if token is None:
+            token = self._tokens[client_id] = issue_dev_token(self.jwt_secret, client_id)
+        return token
+
+    def _charged_enough(self, station: SimulatedStation, session_id: str) -> bool:
+        for tx in reversed(station.transactions):
+            if tx.id_tag == session_id:
+                return tx.started and tx.samples_sent >= self.hold_samples
+        return False
+
+
+async def closed_loop(
+    one: Callable[[int], Awaitable[None]], in_flight: int, duration_s: float
+) -> tuple[float, float]:
+    """`in_flight` slots each run `one(slot)` back to back until `duration_s` has passed;
+    returns the window (monotonic start, end) in which every slot was busy."""
+    stop_at = time.monotonic() + duration_s
+
+    async def slot(index: int) -> None:
+        while time.monotonic() < stop_at:
+            await one(index)
+
+    started = time.monotonic()
+    await asyncio.gather(*(slot(index) for index in range(in_flight)))
+    return started, stop_at
+
+
+async def open_loop(
+    one: Callable[[int], Coroutine[Any, Any, None]], rate_per_s: float, duration_s: float
+) -> int:
+    """Start `one(n)` every 1/rate seconds for `duration_s`, never waiting for the earlier
+    ones; returns how many were started. Waits for all of them at the end."""
+    tasks: list[asyncio.Task[None]] = []
+    began = time.monotonic()
+    number = 0
+    while time.monotonic() - began < duration_s:
+        tasks.append(asyncio.create_task(one(number)))
+        number += 1
+        await asyncio.sleep(max(0.0, began + number / rate_per_s - time.monotonic()))
+    await asyncio.gather(*tasks)
+    return number
+
+
+@dataclass
+class SkeletonDriver:
+    """The same conversation as a session, straight to Temporal: update-with-start `start`
+    (the api), update `transaction_started` (the gateway), the same hold, update `stop`
+    (the api), signal `transaction_stopped` (the gateway), then the result."""
+
+    temporal: Client
+    task_queue: str
+    hold_s: float
+
+    async def session(self, tally: Tally) -> None:
+        workflow_id = f"skeleton-{uuid.uuid4().hex}"
+        began = time.monotonic()
+        operation: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
+            SKELETON,
+            workflow_id,
+            id=workflow_id,
+            task_queue=self.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+        await self.temporal.execute_update_with_start_workflow(
+            "start", workflow_id, start_workflow_operation=operation
+        )
+        tally.start_latency_s.append(time.monotonic() - began)
+        tally.session_ids.append(workflow_id)
+        handle = await operation.workflow_handle()
+        await handle.execute_update("transaction_started", 1)
+        await handle.signal("meter_sample", 500)  # the first sample is signalled, as in a session
+        await asyncio.sleep(self.hold_s)
+        await handle.execute_update("stop", workflow_id)
+        await handle.signal("transaction_stopped", 1_000)
+        await handle.result()
+        tally.answers["settled"] += 1
+        tally.settled_at.append(time.monotonic())
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def latency_summary(values: list[float]) -> dict[str, Any]:
+    return {
+        "count": len(values),
+        "p50_ms": percentile(values, 0.50) * 1000,
+        "p99_ms": percentile(values, 0.99) * 1000,
+        "max_ms": max(values, default=float("nan")) * 1000,
+    }
