@@ -29,27 +29,27 @@ log = structlog.get_logger(__name__)
 
 
 def payments_worker_parts(
-    sessions: async_sessionmaker[AsyncSession], provider: PaymentProvider
+    db_sessions: async_sessionmaker[AsyncSession], provider: PaymentProvider
 ) -> tuple[list[type], list[Callable[..., Any]]]:
     """Payment workflows and activities. The ledger's `credit_topup` activity, which the TopUp
     workflow also runs, is registered with the other LedgerActivities."""
-    return list(PAYMENT_WORKFLOWS), payment_activities(sessions, provider)
+    return list(PAYMENT_WORKFLOWS), payment_activities(db_sessions, provider)
 
 
 def worker_parts(
     services: Services, provider: PaymentProvider
 ) -> tuple[Sequence[type], Sequence[Callable[..., Any]]]:
     """Every workflow class and activity callable this worker serves."""
-    ledger = LedgerActivities(Ledger(services.sessions))
-    payment_workflows, payment_activities = payments_worker_parts(services.sessions, provider)
+    ledger = LedgerActivities(Ledger(services.db_sessions))
+    payment_workflows, payment_activities = payments_worker_parts(services.db_sessions, provider)
     workflows: list[type] = [ChargingSessionWorkflow, StationCommandWorkflow, *payment_workflows]
     activities: list[Callable[..., Any]] = [
         ledger.credit_topup,
         ledger.reserve,
         ledger.capture,
         ledger.release,
-        *charging_activities(services.sessions),
-        *StationCommandActivities(services.sessions).activities(),
+        *charging_activities(services.db_sessions),
+        *StationCommandActivities(services.db_sessions).activities(),
         *payment_activities,
     ]
     return workflows, activities

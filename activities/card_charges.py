@@ -38,15 +38,15 @@ class ChargeCardInput:
 
 class CardChargeActivities:
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], provider: PaymentProvider
+        self, db_sessions: async_sessionmaker[AsyncSession], provider: PaymentProvider
     ) -> None:
-        self._sessions = sessions
+        self._db_sessions = db_sessions
         self._provider = provider
 
     @activity.defn(name=CHARGE_CARD)
     async def charge_card(self, request: ChargeCardInput) -> CardOutcome:
         provider = self._provider.name.value
-        async with self._sessions() as session, session.begin():
+        async with self._db_sessions() as session, session.begin():
             sealed = await session.scalar(
                 delete(CardCharge)
                 .where(CardCharge.topup_id == request.topup_id, CardCharge.ref == request.ref)
@@ -93,7 +93,7 @@ class CardChargeActivities:
     async def _audit(
         self, event: str, topup_id: str, *, ok: bool, details: dict[str, object]
     ) -> None:
-        async with self._sessions() as session, session.begin():
+        async with self._db_sessions() as session, session.begin():
             write_payment_audit(
                 session, event, self._provider.name.value, topup_id=topup_id, ok=ok, details=details
             )

@@ -59,8 +59,8 @@ class ClientBalance:
 class Ledger:
     """Applies movements in their own transaction. Safe to call concurrently and repeatedly."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
+    def __init__(self, db_sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._db_sessions = db_sessions
 
     async def apply(self, operation: Operation, movement: LedgerMovement) -> LedgerResult:
         postings = postings_for(
@@ -69,7 +69,7 @@ class Ledger:
             amount_tyiyn=movement.amount_tyiyn,
             provider=movement.provider,
         )
-        async with self._sessions() as session, session.begin():
+        async with self._db_sessions() as session, session.begin():
             existing = await self._existing(session, operation, movement)
             if existing is not None:
                 LEDGER_OPERATIONS.labels(operation.value, "replayed").inc()
@@ -140,7 +140,7 @@ class Ledger:
 
     async def system_balance(self, account: AccountRef) -> int:
         """A system account's balance: the sum of its postings (it keeps no running total)."""
-        async with self._sessions() as session:
+        async with self._db_sessions() as session:
             total = await session.scalar(
                 select(func.coalesce(func.sum(LedgerPosting.amount_tyiyn), 0))
                 .join(LedgerAccount, LedgerAccount.id == LedgerPosting.account_id)
@@ -149,7 +149,7 @@ class Ledger:
         return int(total or 0)
 
     async def balance(self, client_id: str) -> ClientBalance:
-        async with self._sessions() as session:
+        async with self._db_sessions() as session:
             rows = await session.execute(
                 select(LedgerAccount.kind, LedgerAccount.balance_tyiyn).where(
                     LedgerAccount.client_id == client_id

@@ -109,13 +109,13 @@ class PaymentActivities:
     """Provider calls; ProviderError is retried by Temporal, ProviderRejected is final."""
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], provider: PaymentProvider
+        self, db_sessions: async_sessionmaker[AsyncSession], provider: PaymentProvider
     ) -> None:
-        self._sessions = sessions
+        self._db_sessions = db_sessions
         self._provider = provider
 
     async def _open_topup(self, request: CreateInvoiceInput) -> TopUp:
-        async with self._sessions() as session, session.begin():
+        async with self._db_sessions() as session, session.begin():
             await ensure_client(session, request.client_id)
             await session.execute(
                 insert(TopUp)
@@ -163,7 +163,7 @@ class PaymentActivities:
         return await self._store_invoice(request, invoice)
 
     async def _store_invoice(self, request: CreateInvoiceInput, invoice: Invoice) -> InvoiceInfo:
-        async with self._sessions() as session, session.begin():
+        async with self._db_sessions() as session, session.begin():
             await session.execute(
                 update(TopUp)
                 .where(TopUp.id == request.topup_id, TopUp.invoice_id.is_(None))
@@ -213,20 +213,20 @@ class PaymentActivities:
         return True
 
     async def _audit(self, event: str, topup_id: str, *, ok: bool = True, **details: Any) -> None:
-        async with self._sessions() as session, session.begin():
+        async with self._db_sessions() as session, session.begin():
             write_payment_audit(
                 session, event, self._provider.name.value, topup_id=topup_id, ok=ok, details=details
             )
 
 
 def payment_activities(
-    sessions: async_sessionmaker[AsyncSession], provider: PaymentProvider
+    db_sessions: async_sessionmaker[AsyncSession], provider: PaymentProvider
 ) -> list[Callable[..., Any]]:
     """The payment activities for worker.py. `credit_topup` comes from LedgerActivities."""
-    calls = PaymentActivities(sessions, provider)
-    records = TopUpRecords(sessions)
+    calls = PaymentActivities(db_sessions, provider)
+    records = TopUpRecords(db_sessions)
     return [
-        CardChargeActivities(sessions, provider).charge_card,
+        CardChargeActivities(db_sessions, provider).charge_card,
         calls.create_invoice,
         calls.check_payment,
         calls.cancel_invoice,

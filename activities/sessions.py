@@ -101,9 +101,11 @@ class SessionStore:
     """Reads and writes `charging_sessions`; each call is its own short transaction."""
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], directory: StationDirectory | None = None
+        self,
+        db_sessions: async_sessionmaker[AsyncSession],
+        directory: StationDirectory | None = None,
     ) -> None:
-        self._sessions = sessions
+        self._db_sessions = db_sessions
         self._directory = directory or StationDirectory()
 
     async def open(self, request: OpenSession) -> OpenedSession:
@@ -111,7 +113,7 @@ class SessionStore:
         with a `pending` row. The partial unique index on live sessions per connector makes
         the claim atomic against a concurrent start by anyone else."""
         try:
-            async with self._sessions() as session, session.begin():
+            async with self._db_sessions() as session, session.begin():
                 return await self._open(session, request)
         except IntegrityError as exc:
             if "uq_charging_sessions_live_connector" in str(exc.orig):
@@ -204,7 +206,7 @@ class SessionStore:
             )
             .returning(ChargingSessionRecord.id)
         )
-        async with self._sessions() as session, session.begin():
+        async with self._db_sessions() as session, session.begin():
             await ensure_client(session, record.client_id)
             written = (await session.execute(statement)).first() is not None
             if written:
@@ -221,7 +223,7 @@ class SessionStore:
 
     async def discard(self, session_id: str) -> None:
         """Remove the claim of a start that was refused after it was made (no money moved)."""
-        async with self._sessions() as session, session.begin():
+        async with self._db_sessions() as session, session.begin():
             await session.execute(
                 delete(ChargingSessionRecord).where(
                     ChargingSessionRecord.id == session_id,
@@ -253,12 +255,12 @@ class SessionActivities:
         await self._store.discard(session_id)
 
 
-def charging_activities(sessions: async_sessionmaker[AsyncSession]) -> list[Callable[..., Any]]:
+def charging_activities(db_sessions: async_sessionmaker[AsyncSession]) -> list[Callable[..., Any]]:
     """The activities the charging workflow needs besides the ledger's reserve/capture/release
     (which worker.py registers once for every workflow) and the gateway's commands."""
-    store = SessionActivities(SessionStore(sessions))
-    stations = StationActivities(sessions)
-    transactions = TransactionActivities(sessions)
+    store = SessionActivities(SessionStore(db_sessions))
+    stations = StationActivities(db_sessions)
+    transactions = TransactionActivities(db_sessions)
     return [
         store.open_session,
         store.record_session,

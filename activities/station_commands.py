@@ -33,15 +33,15 @@ class CommandTarget:
 
 
 class StationCommandActivities:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
+    def __init__(self, db_sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._db_sessions = db_sessions
 
     def activities(self) -> list[Callable[..., Any]]:
         return [self.station_command_target]
 
     @activity.defn(name=STATION_COMMAND_TARGET)
     async def station_command_target(self, query: CommandTargetQuery) -> CommandTarget:
-        async with self._sessions() as session:
+        async with self._db_sessions() as session:
             if await session.get(Station, query.station_id) is None:
                 return CommandTarget(query.station_id, known=False, gateway_queue=None)
             connection = await session.get(StationConnection, query.station_id)

@@ -93,12 +93,14 @@ class StationActivities:
     """`locate_station`: asked before every command, so a moved or dead gateway is noticed."""
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], directory: StationDirectory | None = None
+        self,
+        db_sessions: async_sessionmaker[AsyncSession],
+        directory: StationDirectory | None = None,
     ) -> None:
-        self._sessions = sessions
+        self._db_sessions = db_sessions
         self._directory = directory or StationDirectory()
 
     @activity.defn(name=LOCATE_STATION)
     async def locate_station(self, request: LocateStation) -> StationLocation:
-        async with self._sessions() as session:
+        async with self._db_sessions() as session:
             return await self._directory.locate(session, request)

@@ -129,12 +129,12 @@ def _ref(row: TopUp) -> TopUpRef:
 class TopUpRecords:
     """Database side of top-ups. Every method is safe to run twice."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
+    def __init__(self, db_sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._db_sessions = db_sessions
 
     @activity.defn(name="record_payment")
     async def record_payment(self, request: RecordPaymentInput) -> RecordPaymentResult:
-        async with self._sessions() as session, session.begin():
+        async with self._db_sessions() as session, session.begin():
             known = await session.scalar(
                 select(ProviderTransaction)
                 .where(
@@ -223,7 +223,7 @@ class TopUpRecords:
     async def finish_topup(self, request: FinishTopUpInput) -> None:
         """Set the final state; `paid` is sticky, so a late review note never un-pays a top-up."""
         now = datetime.now(UTC)
-        async with self._sessions() as session, session.begin():
+        async with self._db_sessions() as session, session.begin():
             before = await session.scalar(
                 select(TopUp.state).where(TopUp.id == request.topup_id).with_for_update()
             )
@@ -261,7 +261,7 @@ class TopUpRecords:
 
     @activity.defn(name="find_topup")
     async def find_topup(self, request: FindTopUpInput) -> TopUpRef | None:
-        async with self._sessions() as session:
+        async with self._db_sessions() as session:
             row = await session.scalar(select(TopUp).where(TopUp.order_id == request.order_id))
             if row is None and request.invoice_id:
                 row = await session.scalar(
@@ -274,7 +274,7 @@ class TopUpRecords:
         """Open top-ups past their life, least recently checked first, marked as checked now:
         ones the provider never resolves go to the back of the line instead of blocking it."""
         now = datetime.now(UTC)
-        async with self._sessions() as session, session.begin():
+        async with self._db_sessions() as session, session.begin():
             rows = list(
                 await session.scalars(
                     select(TopUp)
@@ -333,7 +333,7 @@ class TopUpRecords:
         recently looked at first, touched now: one that keeps failing does not hold the others
         back, and a concurrent sweep skips the rows this one holds."""
         now = datetime.now(UTC)
-        async with self._sessions() as session, session.begin():
+        async with self._db_sessions() as session, session.begin():
             rows = list(
                 await session.scalars(
                     select(ProviderTransaction)
@@ -355,7 +355,7 @@ class TopUpRecords:
     async def hold_for_review(self, request: HoldForReviewInput) -> int:
         """Unread notices that statusPayment did not turn into a payment go to review (a row
         settled meanwhile keeps its status). Returns how many moved."""
-        async with self._sessions() as session, session.begin():
+        async with self._db_sessions() as session, session.begin():
             moved = list(
                 await session.scalars(
                     update(ProviderTransaction)

@@ -245,22 +245,22 @@ async def assess_meter_readings(
 
 
 class TransactionActivities:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
+    def __init__(self, db_sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._db_sessions = db_sessions
 
     @activity.defn(name=RECORDED_TRANSACTION)
     async def recorded_transaction(
         self, request: RecordedTransactionRequest
     ) -> RecordedTransaction:
-        async with self._sessions() as session:
+        async with self._db_sessions() as session:
             return await recorded_transaction(session, request)
 
     @activity.defn(name=RECORDED_START)
     async def recorded_start(self, request: RecordedStartRequest) -> RecordedStart:
-        async with self._sessions() as session:
+        async with self._db_sessions() as session:
             return await recorded_start(session, request)
 
     @activity.defn(name=ASSESS_METER_READINGS)
     async def assess_meter_readings(self, request: MeterReadingsRequest) -> MeterAssessment:
-        async with self._sessions() as session:
+        async with self._db_sessions() as session:
             return await assess_meter_readings(session, request)

@@ -180,15 +180,17 @@ class ClientRegistry:
     """Creates the `clients` row on a client's first authenticated request. Remembers the ids
     it has already ensured (bounded), so the steady state costs no query."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], capacity: int = 10_000) -> None:
-        self._sessions = sessions
+    def __init__(
+        self, db_sessions: async_sessionmaker[AsyncSession], capacity: int = 10_000
+    ) -> None:
+        self._db_sessions = db_sessions
         self._seen: LRUCache[str, bool] = LRUCache(capacity)
 
     async def ensure(self, client: AuthenticatedClient) -> None:
         if self._seen.get(client.client_id):  # a hit also keeps the id among the recent
             return
         # In the client's own scope: a request can only ever create its own client row.
-        async with client_scope(self._sessions, client.client_id) as session:
+        async with client_scope(self._db_sessions, client.client_id) as session:
             await ensure_client(session, client.client_id, client.email)
         self._seen[client.client_id] = True
 
@@ -206,7 +208,7 @@ def auth_state(app: Any) -> AuthState:
     if state is None:
         context: ApiContext = app.state.context
         state = AuthState(
-            Authenticator.from_config(context.config), ClientRegistry(context.sessions)
+            Authenticator.from_config(context.config), ClientRegistry(context.db_sessions)
         )
         app.state.auth = state
     return state

@@ -14,7 +14,7 @@ from api.deps import Context
 
 
 async def client_db(client: CurrentClient, context: Context) -> AsyncIterator[AsyncSession]:
-    async with client_scope(context.sessions, client.client_id) as session:
+    async with client_scope(context.db_sessions, client.client_id) as session:
         yield session
 
 

@@ -20,10 +20,10 @@ _ENTER = text(
 
 @asynccontextmanager
 async def client_scope(
-    sessions: async_sessionmaker[AsyncSession], client_id: str
+    db_sessions: async_sessionmaker[AsyncSession], client_id: str
 ) -> AsyncIterator[AsyncSession]:
     """A session inside a transaction (committed on success, rolled back on error) in which
     client-owned tables show and accept only `client_id`'s rows, whatever the WHERE says."""
-    async with sessions() as session, session.begin():
+    async with db_sessions() as session, session.begin():
         await session.execute(_ENTER, {"role": CLIENT_ROLE, "client_id": client_id})
         yield session

@@ -19,7 +19,7 @@ from payments.provider import ProviderName
 class ApiContext:
     """What the API needs from the composition root; built by runtime, stored on app.state."""
 
-    sessions: async_sessionmaker[AsyncSession]
+    db_sessions: async_sessionmaker[AsyncSession]
     temporal: Client
     config: ApiConfig
 
@@ -68,7 +68,7 @@ Context = Annotated[ApiContext, Depends(get_context)]
 
 
 async def get_db(context: Context) -> AsyncIterator[AsyncSession]:
-    async with context.sessions() as session:
+    async with context.db_sessions() as session:
         yield session
 
 

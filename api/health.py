@@ -18,7 +18,7 @@ CHECK_TIMEOUT_S = 3.0
 
 async def _database_ok(context: Context) -> bool:
     try:
-        async with asyncio.timeout(CHECK_TIMEOUT_S), context.sessions() as session:
+        async with asyncio.timeout(CHECK_TIMEOUT_S), context.db_sessions() as session:
             await session.execute(text("SELECT 1"))
     except Exception:
         return False

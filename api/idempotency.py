@@ -143,8 +143,8 @@ class IdempotencyStore:
     """The idempotency_keys table. Each call is its own short transaction in the client's
     row-level-security scope; only the expiry sweep, which spans clients, runs as the owner."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
+    def __init__(self, db_sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._db_sessions = db_sessions
         self._last_cleanup = float("-inf")
 
     async def claim(
@@ -160,7 +160,7 @@ class IdempotencyStore:
             "lease": IN_FLIGHT_LEASE,
         }
         await self._maybe_cleanup()
-        async with client_scope(self._sessions, client_id) as session:
+        async with client_scope(self._db_sessions, client_id) as session:
             if (await session.execute(_CLAIM, params)).first() is not None:
                 return Claimed()
             row = (await session.execute(_EXISTING, params)).mappings().first()
@@ -181,7 +181,7 @@ class IdempotencyStore:
             return Replay(int(row["status_code"]), row["response_body"])
 
     async def complete(self, client_id: str, key: str, status_code: int, body: Any) -> None:
-        async with client_scope(self._sessions, client_id) as session:
+        async with client_scope(self._db_sessions, client_id) as session:
             await session.execute(
                 _COMPLETE,
                 {
@@ -193,7 +193,7 @@ class IdempotencyStore:
             )
 
     async def release(self, client_id: str, key: str) -> None:
-        async with client_scope(self._sessions, client_id) as session:
+        async with client_scope(self._db_sessions, client_id) as session:
             await session.execute(_RELEASE, {"client_id": client_id, "key": key})
 
     async def _maybe_cleanup(self) -> None:
@@ -201,7 +201,7 @@ class IdempotencyStore:
         if now - self._last_cleanup < CLEANUP_INTERVAL_S:
             return
         self._last_cleanup = now
-        async with self._sessions() as session, session.begin():
+        async with self._db_sessions() as session, session.begin():
             await session.execute(_CLEANUP)
 
 

@@ -19,10 +19,10 @@ def install_platform(app: FastAPI, context: ApiContext) -> None:
     under /api/v1/ops/ is audited (api/ops_audit.py)."""
     config = context.config
     # add_middleware puts each new one outside the previous: add innermost first.
-    app.add_middleware(IdempotencyMiddleware, store=IdempotencyStore(context.sessions))
+    app.add_middleware(IdempotencyMiddleware, store=IdempotencyStore(context.db_sessions))
     # Outside idempotency (a replayed answer is audited too), inside the rate limit (its
     # budget bounds how many rows one caller can add).
-    app.add_middleware(OpsAuditMiddleware, sessions=context.sessions)
+    app.add_middleware(OpsAuditMiddleware, db_sessions=context.db_sessions)
     limiter = RateLimiter(config.rate_limit_storage_uri)
     app.state.rate_limiter = limiter  # also bounds the audit of rejected webhooks
     limits = RateLimits(

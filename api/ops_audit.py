@@ -123,9 +123,9 @@ class OpsAuditMiddleware:
     """Holds the response of an ops request until its audit row is written (ops answers are
     small; the fleet list is the largest), then sends it."""
 
-    def __init__(self, app: ASGIApp, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, app: ASGIApp, db_sessions: async_sessionmaker[AsyncSession]) -> None:
         self._app = app
-        self._sessions = sessions
+        self._db_sessions = db_sessions
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not is_ops_path(scope.get("path", "")):
@@ -182,7 +182,7 @@ class OpsAuditMiddleware:
             result=storable(note.result),
         )
         try:
-            async with self._sessions() as session, session.begin():
+            async with self._db_sessions() as session, session.begin():
                 session.add(row)
         except Exception as exc:  # the answer still goes out; the log keeps the record
             log.error(

@@ -71,7 +71,7 @@ def session_feed(app: Any) -> SessionFeed:
     feed: SessionFeed | None = getattr(app.state, "session_feed", None)
     if feed is None:
         context: ApiContext = app.state.context
-        engine = context.sessions.kw.get("bind")
+        engine = context.db_sessions.kw.get("bind")
         if not isinstance(engine, AsyncEngine):
             raise RuntimeError("the API's session factory is not bound to an engine")
         feed = SessionFeed(engine)

@@ -50,11 +50,11 @@ def _invoice(row: SimulatedInvoice) -> SimInvoice:
 class PgInvoiceStore:
     """The simulator's invoices in PostgreSQL: shared by every process, kept across restarts."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
+    def __init__(self, db_sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._db_sessions = db_sessions
 
     async def create(self, invoice: SimInvoice) -> SimInvoice:
-        async with self._sessions() as session, session.begin():
+        async with self._db_sessions() as session, session.begin():
             await session.execute(
                 insert(SimulatedInvoice)
                 .values(
@@ -77,14 +77,14 @@ class PgInvoiceStore:
         return _invoice(row)
 
     async def get(self, invoice_id: str) -> SimInvoice | None:
-        async with self._sessions() as session:
+        async with self._db_sessions() as session:
             row = await session.get(SimulatedInvoice, invoice_id)
         return _invoice(row) if row is not None else None
 
     async def set_status(
         self, invoice_id: str, *, expect: PayStatus, status: PayStatus, trans_id: str | None
     ) -> SimInvoice | None:
-        async with self._sessions() as session, session.begin():
+        async with self._db_sessions() as session, session.begin():
             row = await session.scalar(
                 update(SimulatedInvoice)
                 .where(
@@ -103,7 +103,7 @@ def simulator(context: Context) -> SimulatedOdengi:
     if settings.provider is not ProviderName.SIMULATED:
         raise ApiError(404, "not_found", "the payment simulator is off")
     return SimulatedOdengi(
-        PgInvoiceStore(context.sessions),
+        PgInvoiceStore(context.db_sessions),
         merchant_id=settings.effective_merchant_id,
         password=settings.effective_password,
         public_base_url=settings.public_base_url,

@@ -61,7 +61,7 @@ async def main(args: argparse.Namespace) -> None:
     async with open_services(
         settings, database_url=args.database_url, temporal_address=args.temporal_address
     ) as services:
-        gateway = OcppGateway(services.sessions, services.temporal, config_for(settings))
+        gateway = OcppGateway(services.db_sessions, services.temporal, config_for(settings))
         await gateway.start()
         config = uvicorn_config(OcppDispatcher(_not_found, gateway), settings)
         config.ws_per_message_deflate = args.deflate

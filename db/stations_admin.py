@@ -76,7 +76,7 @@ def _validate(station_id: str, connectors: int, price_tyiyn_per_kwh: int, passwo
 
 
 async def create_station(
-    sessions: async_sessionmaker[AsyncSession],
+    db_sessions: async_sessionmaker[AsyncSession],
     keys: ChargerKeys,
     *,
     station_id: str,
@@ -103,7 +103,7 @@ async def create_station(
     if max_power_w is not None and not 0 < max_power_w <= MAX_POWER_W:
         raise InvalidStationInput(f"max power must be between 1 and {MAX_POWER_W} W")
     try:
-        async with sessions() as session, session.begin():
+        async with db_sessions() as session, session.begin():
             if location_id is not None and await session.get(Location, location_id) is None:
                 raise NotFound(f"location {location_id!r} does not exist")
             if await session.get(Station, station_id) is not None:
@@ -134,7 +134,7 @@ async def create_station(
 
 
 async def set_station_key(
-    sessions: async_sessionmaker[AsyncSession],
+    db_sessions: async_sessionmaker[AsyncSession],
     keys: ChargerKeys,
     station_id: str,
     password: str | None = None,
@@ -147,7 +147,7 @@ async def set_station_key(
     plain = generate_key() if password is None else password
     if len(plain) not in PASSWORD_LENGTHS or not plain.isprintable():
         raise InvalidStationInput("password must be 16-40 printable characters")
-    async with sessions() as session, session.begin():
+    async with db_sessions() as session, session.begin():
         station = await session.get(Station, station_id, with_for_update=True)
         if station is None:
             raise NotFound(f"station {station_id!r} does not exist")
@@ -158,13 +158,13 @@ async def set_station_key(
 
 
 async def rotate_station_key(
-    sessions: async_sessionmaker[AsyncSession], keys: ChargerKeys, station_id: str, grace_s: int
+    db_sessions: async_sessionmaker[AsyncSession], keys: ChargerKeys, station_id: str, grace_s: int
 ) -> tuple[str, datetime]:
     """A new generated key for the station; the current one keeps logging in for `grace_s`
     (until the returned time), so the charger can be reconfigured. Rotating again within the
     grace retires the older key at once: only the key being replaced gets a grace."""
     plain = generate_key()
-    async with sessions() as session, session.begin():
+    async with db_sessions() as session, session.begin():
         station = await session.get(Station, station_id, with_for_update=True)
         if station is None:
             raise NotFound(f"station {station_id!r} does not exist")
@@ -177,9 +177,9 @@ async def rotate_station_key(
     return plain, until
 
 
-async def list_stations(sessions: async_sessionmaker[AsyncSession]) -> list[StationSummary]:
+async def list_stations(db_sessions: async_sessionmaker[AsyncSession]) -> list[StationSummary]:
     """Every station (also pending ones), ordered by id."""
-    async with sessions() as session:
+    async with db_sessions() as session:
         rows = (
             await session.execute(
                 select(Station, StationConnection.connected_at)

@@ -82,8 +82,8 @@ async def adopt_orphan(connection: AsyncConnection, orphan_id: int, row: Transac
 
 
 class EventStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        engine = sessions.kw.get("bind")
+    def __init__(self, db_sessions: async_sessionmaker[AsyncSession]) -> None:
+        engine = db_sessions.kw.get("bind")
         if not isinstance(engine, AsyncEngine):
             raise TypeError("the session factory must be bound to an AsyncEngine")
         self._engine = engine

@@ -63,7 +63,7 @@ class OcppGateway:
 
     Wiring (composition root, e.g. `evpower serve --role all|gateway`):
 
-        gateway = OcppGateway(sessions, temporal_client, GatewayConfig(instance_id=..., ...))
+        gateway = OcppGateway(db_sessions, temporal_client, GatewayConfig(instance_id=..., ...))
         await gateway.start()          # command worker on gateway-{instance_id}, sweeps
         app = OcppDispatcher(api, gateway)   # runtime/asgi.py; serve `app` with uvicorn
         ...
@@ -79,7 +79,7 @@ class OcppGateway:
 
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        db_sessions: async_sessionmaker[AsyncSession],
         temporal: Client,
         config: GatewayConfig,
         *,
@@ -91,10 +91,10 @@ class OcppGateway:
         self._activity_interceptors = activity_interceptors
         self.task_queue = gateway_task_queue(config.instance_id)
         self._temporal = temporal
-        self._store = GatewayStore(sessions)
+        self._store = GatewayStore(db_sessions)
         self._meters = MeterWriter(self._store)
         signals = WorkflowSignals(temporal, rpc_timeout_s=config.signal_timeout_s)
-        events = EventStore(sessions)
+        events = EventStore(db_sessions)
         self.relay = TransactionRelay(
             events, self._store, signals, config, on_start_refused=self._stop_refused_start
         )

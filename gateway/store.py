@@ -145,8 +145,8 @@ class GatewayStore:
     ~59 % of the gateway's CPU, and 7-9 % of the MeterValues loop.
     """
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        engine = sessions.kw.get("bind")
+    def __init__(self, db_sessions: async_sessionmaker[AsyncSession]) -> None:
+        engine = db_sessions.kw.get("bind")
         if not isinstance(engine, AsyncEngine):
             raise TypeError("the session factory must be bound to an AsyncEngine")
         self._engine = engine

@@ -22,9 +22,9 @@ DEMO_BALANCE_TYIYN = 50_000  # 500 som
 DEMO_CONNECTORS = 2
 
 
-async def seed_demo_data(sessions: async_sessionmaker[AsyncSession], keys: ChargerKeys) -> None:
+async def seed_demo_data(db_sessions: async_sessionmaker[AsyncSession], keys: ChargerKeys) -> None:
     """Idempotent: a restart of `evpower dev` finds everything in place and adds nothing."""
-    async with sessions() as session, session.begin():
+    async with db_sessions() as session, session.begin():
         await session.execute(
             insert(Location)
             .values(
@@ -62,7 +62,7 @@ async def seed_demo_data(sessions: async_sessionmaker[AsyncSession], keys: Charg
                 )
             )
         await ensure_client(session, DEMO_CLIENT_ID)
-    await Ledger(sessions).apply(
+    await Ledger(db_sessions).apply(
         Operation.CREDIT_TOPUP,
         LedgerMovement(
             op_key=f"demo:initial-balance:{DEMO_CLIENT_ID}",

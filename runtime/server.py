@@ -75,7 +75,7 @@ def api_config(settings: Settings) -> ApiConfig:
 
 def build_api(services: Services) -> FastAPI:
     context = ApiContext(
-        sessions=services.sessions,
+        db_sessions=services.db_sessions,
         temporal=services.temporal,
         config=api_config(services.settings),
     )
@@ -88,7 +88,9 @@ def build_ops_api(services: Services) -> FastAPI:
     standard body."""
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.state.context = ApiContext(
-        sessions=services.sessions, temporal=services.temporal, config=api_config(services.settings)
+        db_sessions=services.db_sessions,
+        temporal=services.temporal,
+        config=api_config(services.settings),
     )
     install_error_handlers(app)
     app.include_router(health.router)
@@ -154,7 +156,7 @@ async def run_roles(
         tasks.append(asyncio.create_task(run_worker(services, stop), name="worker"))
     if Role.GATEWAY in roles:
         gateway = OcppGateway(
-            services.sessions,
+            services.db_sessions,
             services.temporal,
             gateway_config(services.settings),
             activity_interceptors=ACTIVITY_INTERCEPTORS,

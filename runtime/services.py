@@ -22,7 +22,7 @@ class Services:
     settings: Settings
     database_url: str
     engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
+    db_sessions: async_sessionmaker[AsyncSession]
     temporal: Client
 
 
@@ -41,7 +41,7 @@ async def open_services(
             settings=settings,
             database_url=database_url,
             engine=engine,
-            sessions=session_factory(engine),
+            db_sessions=session_factory(engine),
             temporal=temporal,
         )
     finally:

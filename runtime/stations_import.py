@@ -158,7 +158,7 @@ def write_keys_file(path: Path, created: Iterable[tuple[str, str, bool]]) -> Non
 
 
 async def import_stations(
-    sessions: async_sessionmaker[AsyncSession],
+    db_sessions: async_sessionmaker[AsyncSession],
     keys: ChargerKeys,
     rows: list[ImportRow],
     keys_out: Path,
@@ -173,7 +173,7 @@ async def import_stations(
     created: list[tuple[str, str, bool]] = []
     skipped: list[str] = []
     try:
-        async with sessions() as session, session.begin():
+        async with db_sessions() as session, session.begin():
             existing = await _existing(session, [row.station_id for row in rows])
             new_rows: list[tuple[ImportRow, str]] = []
             for row in rows:

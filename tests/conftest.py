@@ -60,7 +60,7 @@ async def truncate_all(engine: AsyncEngine) -> None:
 
 
 @pytest.fixture
-async def sessions(engine: AsyncEngine) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+async def db_sessions(engine: AsyncEngine) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     """A session factory on the real database; every table is emptied after the test."""
     yield session_factory(engine)
     await truncate_all(engine)

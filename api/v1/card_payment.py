@@ -217,7 +217,7 @@ async def _update_with_start(
 async def _seal(context: ApiContext, card: CardDetails, topup_id: str) -> CardCharge:
     sealed, secret = seal(card, topup_id)
     ref = secrets.token_hex(8)
-    async with context.sessions() as session, session.begin():
+    async with context.db_sessions() as session, session.begin():
         session.add(SealedCard(topup_id=topup_id, ref=ref, sealed=sealed))
         await session.execute(
             delete(SealedCard).where(SealedCard.created_at < datetime.now(UTC) - SEALED_CARD_LIFE)
@@ -226,7 +226,7 @@ async def _seal(context: ApiContext, card: CardDetails, topup_id: str) -> CardCh
 
 
 async def _discard(context: ApiContext, topup_id: str) -> None:
-    async with context.sessions() as session, session.begin():
+    async with context.db_sessions() as session, session.begin():
         await session.execute(delete(SealedCard).where(SealedCard.topup_id == topup_id))
 
 

@@ -361,5 +361,5 @@ class ChargingService:
     @asynccontextmanager
     async def _client_session(self, client_id: str) -> AsyncIterator[AsyncSession]:
         """A read transaction under row-level security: only this client's rows are visible."""
-        async with client_scope(self._context.sessions, client_id) as session:
+        async with client_scope(self._context.db_sessions, client_id) as session:
             yield session

@@ -75,8 +75,8 @@ async def _wait_for_disconnect(websocket: WebSocket) -> None:
             return
 
 
-async def _load_snapshot(sessions: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
-    async with sessions() as session:
+async def _load_snapshot(db_sessions: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
+    async with db_sessions() as session:
         locations = await load_locations(session)
     return {
         "type": "snapshot",
@@ -89,10 +89,10 @@ def status_feed(app: Any) -> StatusFeed:
     feed: StatusFeed | None = getattr(app.state, "status_feed", None)
     if feed is None:
         context: ApiContext = app.state.context
-        engine = context.sessions.kw.get("bind")
+        engine = context.db_sessions.kw.get("bind")
         if not isinstance(engine, AsyncEngine):
             raise RuntimeError("the API's session factory is not bound to an engine")
-        sessions = context.sessions
-        feed = StatusFeed(engine, snapshot=lambda: _load_snapshot(sessions))
+        db_sessions = context.db_sessions
+        feed = StatusFeed(engine, snapshot=lambda: _load_snapshot(db_sessions))
         app.state.status_feed = feed
     return feed

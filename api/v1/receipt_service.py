@@ -128,10 +128,10 @@ def build_receipt(
 
 
 async def load_receipt(
-    sessions: async_sessionmaker[AsyncSession], client_id: str, session_id: str
+    db_sessions: async_sessionmaker[AsyncSession], client_id: str, session_id: str
 ) -> ChargingReceipt:
     """404 for an unknown or someone else's session (they look the same), 409 while live."""
-    async with client_scope(sessions, client_id) as session:
+    async with client_scope(db_sessions, client_id) as session:
         record = await session.scalar(
             select(ChargingSessionRecord).where(
                 ChargingSessionRecord.id == session_id,

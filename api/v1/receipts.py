@@ -73,7 +73,7 @@ async def get_receipt(
     cost = captured, refunded = released) with the ledger entry ids. JSON by default; an HTML
     page with `Accept: text/html` or `?format=html`. 404 for an unknown or someone else's
     session; 409 `session_not_final` while it runs."""
-    receipt = await load_receipt(context.sessions, client.client_id, session_id)
+    receipt = await load_receipt(context.db_sessions, client.client_id, session_id)
     if wants_html(accept, output):
         return receipt_response(receipt)
     return receipt

@@ -41,7 +41,7 @@ async def session_progress(
 ) -> Progress:
     """The session's messages since `after_sample_id` (None: just its current state).
     Raises SessionNotFound for an unknown or someone else's session (row-level security)."""
-    async with client_scope(context.sessions, client_id) as session:
+    async with client_scope(context.db_sessions, client_id) as session:
         record = await session.scalar(
             select(ChargingSessionRecord).where(
                 ChargingSessionRecord.id == session_id,

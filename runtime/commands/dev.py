@@ -61,7 +61,7 @@ async def run(args: argparse.Namespace) -> int:
     async def prepare(services: Services) -> None:
         await upgrade(services.database_url)
         if not args.no_demo:
-            await demo.seed_demo_data(services.sessions, ChargerKeys(key_pepper(settings)))
+            await demo.seed_demo_data(services.db_sessions, ChargerKeys(key_pepper(settings)))
 
     def announce(services: Services) -> None:
         print(banner(services.settings), file=sys.stdout, flush=True)  # noqa: T201

@@ -196,13 +196,15 @@ AppFactory = Callable[..., FastAPI]
 
 
 @pytest.fixture
-def make_app(sessions, temporal_env, jwks_server: JwksServer) -> AppFactory:
+def make_app(db_sessions, temporal_env, jwks_server: JwksServer) -> AppFactory:
     """The real app factory; keyword arguments override ApiConfig fields."""
 
     def build(probe: Probe | None = None, **overrides: Any) -> FastAPI:
         config = ApiConfig(supabase_url=jwks_server.url, jwt_secret=JWT_SECRET)
         context = ApiContext(
-            sessions=sessions, temporal=temporal_env.client, config=replace(config, **overrides)
+            db_sessions=db_sessions,
+            temporal=temporal_env.client,
+            config=replace(config, **overrides),
         )
         app = create_app(context)
         if probe is not None:

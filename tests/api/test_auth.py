@@ -86,21 +86,21 @@ async def test_valid_asymmetric_token_verified_through_jwks(
 
 
 async def test_first_authenticated_use_creates_the_client_row(
-    client, tokens: Tokens, sessions
+    client, tokens: Tokens, db_sessions
 ) -> None:
     client_id = str(uuid.uuid4())
     token = tokens.hs256(sub=client_id, email="first@example.kg")
     for _ in range(2):
         assert (await client.get(WHOAMI, headers=bearer(token))).status_code == 200
-    async with sessions() as session:
+    async with db_sessions() as session:
         rows = (await session.scalars(select(Client).where(Client.id == client_id))).all()
     assert [(row.id, row.email) for row in rows] == [(client_id, "first@example.kg")]
 
 
-async def test_refused_token_creates_no_client_row(client, tokens: Tokens, sessions) -> None:
+async def test_refused_token_creates_no_client_row(client, tokens: Tokens, db_sessions) -> None:
     client_id = str(uuid.uuid4())
     await _refused(client, tokens.hs256(sub=client_id, role="anon"), "forbidden_role")
-    async with sessions() as session:
+    async with db_sessions() as session:
         assert await session.get(Client, client_id) is None
 
 

@@ -71,14 +71,14 @@ async def test_keys_belong_to_one_client(
 
 
 async def test_without_a_key_every_post_runs(
-    client: httpx.AsyncClient, probe: Probe, tokens: Tokens, sessions
+    client: httpx.AsyncClient, probe: Probe, tokens: Tokens, db_sessions
 ) -> None:
     token = tokens.hs256()
     for _ in range(2):
         assert (await client.post(ORDERS, json={"n": 1}, headers=bearer(token))).status_code == 201
     assert probe.runs == 2
     assert probe.keys_seen == [None, None]
-    async with sessions() as session:
+    async with db_sessions() as session:
         assert (await session.scalars(select(IdempotencyKey))).all() == []
 
 
@@ -99,24 +99,24 @@ async def test_duplicate_in_flight_gets_409(
 
 
 async def test_a_failed_request_can_be_retried_with_the_same_key(
-    client: httpx.AsyncClient, probe: Probe, tokens: Tokens, sessions
+    client: httpx.AsyncClient, probe: Probe, tokens: Tokens, db_sessions
 ) -> None:
     headers = _headers(tokens.hs256(), str(uuid.uuid4()))
     for _ in range(2):
         response = await client.post("/api/v1/_probe/fails", json={}, headers=headers)
         assert response.status_code == 500
     assert probe.runs == 2
-    async with sessions() as session:
+    async with db_sessions() as session:
         assert (await session.scalars(select(IdempotencyKey))).all() == []
 
 
 async def test_the_stored_response_expires_after_24_hours(
-    client: httpx.AsyncClient, probe: Probe, tokens: Tokens, sessions
+    client: httpx.AsyncClient, probe: Probe, tokens: Tokens, db_sessions
 ) -> None:
     token = tokens.hs256()
     key = str(uuid.uuid4())
     await client.post(ORDERS, json={"n": 1}, headers=_headers(token, key))
-    async with sessions() as session, session.begin():
+    async with db_sessions() as session, session.begin():
         row = (await session.scalars(select(IdempotencyKey))).one()
         assert row.status_code == 201
         assert 23 * 3600 < (row.expires_at - row.created_at).total_seconds() <= 24 * 3600
@@ -136,9 +136,9 @@ async def test_bad_key_is_refused_before_anything_runs(
 
 
 async def test_unauthenticated_post_is_not_stored_and_gets_401(
-    client: httpx.AsyncClient, probe: Probe, sessions
+    client: httpx.AsyncClient, probe: Probe, db_sessions
 ) -> None:
     response = await client.post(ORDERS, json={}, headers={"Idempotency-Key": "k-1"})
     assert response.status_code == 401
-    async with sessions() as session:
+    async with db_sessions() as session:
         assert (await session.scalars(select(IdempotencyKey))).all() == []

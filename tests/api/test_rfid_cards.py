@@ -16,7 +16,7 @@ CARDS = "/api/v1/cards"
 
 
 async def test_a_card_is_linked_normalised_listed_and_blocked(
-    client: httpx.AsyncClient, tokens: Tokens, sessions
+    client: httpx.AsyncClient, tokens: Tokens, db_sessions
 ) -> None:
     auth = bearer(tokens.hs256())
     linked = await client.post(
@@ -36,7 +36,7 @@ async def test_a_card_is_linked_normalised_listed_and_blocked(
     assert again.status_code == 204  # blocking twice changes nothing
     listed = (await client.get(CARDS, headers=auth)).json()["items"]
     assert listed[0]["status"] == "blocked" and listed[0]["blocked_at"] is not None
-    async with sessions() as session:
+    async with db_sessions() as session:
         row = await session.scalar(select(RfidCard).where(RfidCard.id == card["id"]))
     assert row is not None and row.blocked_at is not None  # the row is kept
 

@@ -19,10 +19,10 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def network(sessions) -> None:
+async def network(db_sessions) -> None:
     """One location; EVP-001 online (connector 1 free, 2 charging), EVP-002 offline,
     EVP-NEW still pending registration."""
-    async with sessions() as session, session.begin():
+    async with db_sessions() as session, session.begin():
         session.add(
             Location(
                 id="bishkek-1",

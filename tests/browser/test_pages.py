@@ -45,10 +45,10 @@ return [canvas.width, canvas.height, btoa(grey)];
 
 @pytest.fixture
 async def live(
-    temporal_env: WorkflowEnvironment, sessions: async_sessionmaker[AsyncSession]
+    temporal_env: WorkflowEnvironment, db_sessions: async_sessionmaker[AsyncSession]
 ) -> AsyncIterator[LiveSystem]:
     chromium_or_skip()
-    async with live_system(temporal_env.client, sessions) as system:
+    async with live_system(temporal_env.client, db_sessions) as system:
         yield system
 
 
@@ -131,10 +131,10 @@ def look_at_docs(driver: Any, url: str) -> dict[str, Any]:
 
 
 async def test_docs_render_swagger_ui_from_this_origin_under_its_csp(
-    temporal_env: WorkflowEnvironment, sessions: async_sessionmaker[AsyncSession]
+    temporal_env: WorkflowEnvironment, db_sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     chromium_or_skip()
-    async with live_system(temporal_env.client, sessions, enable_swagger=True) as system:
+    async with live_system(temporal_env.client, db_sessions, enable_swagger=True) as system:
         with chromium(1100, 900) as driver:
             docs = await asyncio.to_thread(look_at_docs, driver, f"{system.base_url}/docs")
     assert docs["errors"] == []  # nothing refused by the CSP, nothing fetched elsewhere

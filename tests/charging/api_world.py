@@ -78,7 +78,7 @@ class ScriptedGateway:
 @dataclass
 class ApiWorld:
     http: httpx.AsyncClient
-    sessions: async_sessionmaker[AsyncSession]
+    db_sessions: async_sessionmaker[AsyncSession]
     temporal: Client
     gateway: ScriptedGateway
     gateway_queue: str
@@ -109,7 +109,7 @@ class ApiWorld:
         status: str = "Available",
     ) -> None:
         now = datetime.now(UTC)
-        async with self.sessions() as session, session.begin():
+        async with self.db_sessions() as session, session.begin():
             session.add(Station(id=station_id, name=station_id, price_tyiyn_per_kwh=PRICE))
             await session.flush()
             for connector_id in range(1, connectors + 1):
@@ -142,7 +142,7 @@ class ApiWorld:
         )
 
     async def record(self, session_id: str) -> ChargingSessionRecord | None:
-        async with self.sessions() as session:
+        async with self.db_sessions() as session:
             found: ChargingSessionRecord | None = await session.get(
                 ChargingSessionRecord, session_id
             )
@@ -153,7 +153,7 @@ class ApiWorld:
     ) -> int:
         """What the gateway writes for a running transaction: the row and its meter values."""
         now = datetime.now(UTC)
-        async with self.sessions() as session, session.begin():
+        async with self.db_sessions() as session, session.begin():
             row = OcppTransaction(
                 station_id=station_id,
                 connector_id=1,
@@ -181,7 +181,7 @@ class ApiWorld:
         return balance.available_tyiyn, balance.held_tyiyn
 
     async def records_of(self, client_id: str) -> list[str]:
-        async with self.sessions() as session:
+        async with self.db_sessions() as session:
             rows = await session.scalars(
                 select(ChargingSessionRecord.id).where(ChargingSessionRecord.client_id == client_id)
             )
@@ -195,16 +195,16 @@ class ApiWorld:
 
 @asynccontextmanager
 async def api_world(
-    sessions: async_sessionmaker[AsyncSession], temporal: Client, **config: Any
+    db_sessions: async_sessionmaker[AsyncSession], temporal: Client, **config: Any
 ) -> AsyncIterator[ApiWorld]:
     task_queue = f"charging-api-{uuid.uuid4().hex[:8]}"
     gateway_queue = f"gateway-{uuid.uuid4().hex[:8]}"
-    ledger = Ledger(sessions)
+    ledger = Ledger(db_sessions)
     ledger_activities = LedgerActivities(ledger)
     gateway = ScriptedGateway(temporal)
     app = create_app(
         ApiContext(
-            sessions=sessions,
+            db_sessions=db_sessions,
             temporal=temporal,
             config=ApiConfig(jwt_secret=SECRET, task_queue=task_queue, **config),
         )
@@ -217,7 +217,7 @@ async def api_world(
             interceptors=ACTIVITY_INTERCEPTORS,
             workflows=[ChargingSessionWorkflow],
             activities=[
-                *charging_activities(sessions),
+                *charging_activities(db_sessions),
                 ledger_activities.reserve,
                 ledger_activities.capture,
                 ledger_activities.release,
@@ -230,4 +230,4 @@ async def api_world(
         ),
         httpx.AsyncClient(transport=transport, base_url="http://evpower.test") as http,
     ):
-        yield ApiWorld(http, sessions, temporal, gateway, gateway_queue, ledger, task_queue)
+        yield ApiWorld(http, db_sessions, temporal, gateway, gateway_queue, ledger, task_queue)

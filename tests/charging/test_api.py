@@ -29,8 +29,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def world(sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment):
-    async with api_world(sessions, temporal_env.client) as built:
+async def world(db_sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment):
+    async with api_world(db_sessions, temporal_env.client) as built:
         yield built
 
 
@@ -223,7 +223,7 @@ async def test_the_same_idempotency_key_reaches_the_same_session(world: ApiWorld
     client = await world.new_client(50_000)
     await world.add_station("API-6")
     service = ChargingService(
-        ApiContext(world.sessions, world.temporal, ApiConfig(task_queue=world.task_queue))
+        ApiContext(world.db_sessions, world.temporal, ApiConfig(task_queue=world.task_queue))
     )
     body = StartCharging(station_id="API-6", connector_id=1, amount_tyiyn=10_000)
     first = await service.start(client, body, "same-key")
@@ -261,7 +261,7 @@ async def test_a_finished_session_answers_retries_and_stops_from_its_record(
     await world.add_station("API-8")
     world.gateway.start_status = "Rejected"
     service = ChargingService(
-        ApiContext(world.sessions, world.temporal, ApiConfig(task_queue=world.task_queue))
+        ApiContext(world.db_sessions, world.temporal, ApiConfig(task_queue=world.task_queue))
     )
     body = StartCharging(station_id="API-8", connector_id=1, amount_tyiyn=10_000)
     first = await service.start(client, body, "key-8")
@@ -285,7 +285,7 @@ async def test_a_refused_start_retried_with_its_key_is_refused_the_same_way(
     client = await world.new_client(1_000)
     await world.add_station("API-9")
     service = ChargingService(
-        ApiContext(world.sessions, world.temporal, ApiConfig(task_queue=world.task_queue))
+        ApiContext(world.db_sessions, world.temporal, ApiConfig(task_queue=world.task_queue))
     )
     body = StartCharging(station_id="API-9", connector_id=1, amount_tyiyn=10_000)
     for _ in range(2):

@@ -33,15 +33,15 @@ BODY = {"station_id": "FAIL-1", "connector_id": 1, "amount_tyiyn": 10_000}
 
 
 @pytest.fixture
-async def world(sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment):
-    async with api_world(sessions, temporal_env.client) as built:
+async def world(db_sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment):
+    async with api_world(db_sessions, temporal_env.client) as built:
         yield built
 
 
 @asynccontextmanager
 async def http_for(world: ApiWorld, temporal: Client, task_queue: str) -> AsyncIterator[Any]:
     app = create_app(
-        ApiContext(world.sessions, temporal, ApiConfig(jwt_secret=SECRET, task_queue=task_queue))
+        ApiContext(world.db_sessions, temporal, ApiConfig(jwt_secret=SECRET, task_queue=task_queue))
     )
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://evpower.test") as http:
@@ -111,7 +111,7 @@ async def test_a_start_that_failed_answers_the_same_on_a_retry(
     queue = f"charging-boom-{uuid.uuid4().hex[:8]}"
     fake = FakeWorld(temporal_env.client, gateway_queue="unused", open_error="Boom")
     service = ChargingService(
-        ApiContext(world.sessions, temporal_env.client, ApiConfig(task_queue=queue))
+        ApiContext(world.db_sessions, temporal_env.client, ApiConfig(task_queue=queue))
     )
     body = StartCharging(station_id="FAIL-1", connector_id=1, amount_tyiyn=10_000)
     answers = []

@@ -55,16 +55,16 @@ async def relay_down(self: TransactionRelay) -> Any:
 
 
 async def test_a_rejected_remote_stop_settles_on_the_stop_transaction_the_gateway_recorded(
-    sessions: async_sessionmaker[AsyncSession],
+    db_sessions: async_sessionmaker[AsyncSession],
     temporal_env: WorkflowEnvironment,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(TransactionRelay, "deliver_due", relay_down)
     client_id = str(uuid.uuid4())
     station_id = f"EDGE-{uuid.uuid4().hex[:6]}"
-    await add_station(sessions, station_id)
+    await add_station(db_sessions, station_id)
     # No idle report in this test: the RemoteStop the charger refuses is what finds the stop.
-    async with running_stack(sessions, temporal_env.client, idle_report_delay_s=3_600) as stack:
+    async with running_stack(db_sessions, temporal_env.client, idle_report_delay_s=3_600) as stack:
         await stack.ledger.apply(
             Operation.CREDIT_TOPUP,
             LedgerMovement(f"topup:{client_id}", client_id, INITIAL, provider="TEST"),
@@ -82,7 +82,7 @@ async def test_a_rejected_remote_stop_settles_on_the_stop_transaction_the_gatewa
         async with station, httpx.AsyncClient(base_url=stack.base_url, timeout=30) as http:
 
             async def connector_available() -> bool:
-                async with sessions() as session:
+                async with db_sessions() as session:
                     row = await session.get(Connector, (station_id, 1))
                     return row is not None and row.status == "Available"
 
@@ -106,7 +106,7 @@ async def test_a_rejected_remote_stop_settles_on_the_stop_transaction_the_gatewa
             tx = await station.stop_local_transaction(1)
 
             async def stop_recorded() -> bool:
-                async with sessions() as session:
+                async with db_sessions() as session:
                     stopped_at = await session.scalar(
                         select(OcppTransaction.stopped_at).where(
                             OcppTransaction.id == tx.transaction_id
@@ -153,10 +153,10 @@ class SwappableGateway:
 
 
 def gateway_for(
-    sessions: async_sessionmaker[AsyncSession], temporal: Client, name: str
+    db_sessions: async_sessionmaker[AsyncSession], temporal: Client, name: str
 ) -> OcppGateway:
     return OcppGateway(
-        sessions,
+        db_sessions,
         temporal,
         GatewayConfig(
             instance_id=f"{name}-{uuid.uuid4().hex[:8]}",
@@ -168,24 +168,24 @@ def gateway_for(
 
 
 async def test_a_stop_asked_while_the_gateway_is_down_follows_the_charger_when_it_reconnects(
-    sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment
+    db_sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment
 ) -> None:
     temporal = temporal_env.client
     client_id = str(uuid.uuid4())
     station_id = f"EDGE-{uuid.uuid4().hex[:6]}"
-    await add_station(sessions, station_id)
+    await add_station(db_sessions, station_id)
     task_queue = f"edge-{uuid.uuid4().hex[:8]}"
-    ledger = Ledger(sessions)
+    ledger = Ledger(db_sessions)
     money = LedgerActivities(ledger)
     await ledger.apply(
         Operation.CREDIT_TOPUP,
         LedgerMovement(f"topup:{client_id}", client_id, INITIAL, provider="TEST"),
     )
-    first = gateway_for(sessions, temporal, "first")
-    second = gateway_for(sessions, temporal, "second")
+    first = gateway_for(db_sessions, temporal, "first")
+    second = gateway_for(db_sessions, temporal, "second")
     holder = SwappableGateway(first)
     api = create_app(
-        ApiContext(sessions, temporal, ApiConfig(jwt_secret=SECRET, task_queue=task_queue))
+        ApiContext(db_sessions, temporal, ApiConfig(jwt_secret=SECRET, task_queue=task_queue))
     )
     server = uvicorn.Server(
         uvicorn.Config(
@@ -202,7 +202,7 @@ async def test_a_stop_asked_while_the_gateway_is_down_follows_the_charger_when_i
         temporal,
         task_queue=task_queue,
         workflows=[ChargingSessionWorkflow],
-        activities=[*charging_activities(sessions), money.reserve, money.capture, money.release],
+        activities=[*charging_activities(db_sessions), money.reserve, money.capture, money.release],
     ):
         await first.start()
         serving = asyncio.create_task(server.serve())
@@ -225,7 +225,7 @@ async def test_a_stop_asked_while_the_gateway_is_down_follows_the_charger_when_i
             async with station, httpx.AsyncClient(base_url=base, timeout=30) as http:
 
                 async def connector_available() -> bool:
-                    async with sessions() as session:
+                    async with db_sessions() as session:
                         row = await session.get(Connector, (station_id, 1))
                         return row is not None and row.status == "Available"
 

@@ -50,7 +50,7 @@ class Stack:
     port: int
     ledger: Ledger
     temporal: Client
-    sessions: async_sessionmaker[AsyncSession]
+    db_sessions: async_sessionmaker[AsyncSession]
     gateway: OcppGateway
 
     @property
@@ -60,14 +60,14 @@ class Stack:
 
 @asynccontextmanager
 async def running_stack(
-    sessions: async_sessionmaker[AsyncSession], temporal: Client, **gateway_config: Any
+    db_sessions: async_sessionmaker[AsyncSession], temporal: Client, **gateway_config: Any
 ) -> AsyncIterator[Stack]:
     """Worker, gateway and API as `evpower dev` runs them, on one free port."""
     task_queue = f"e2e-{uuid.uuid4().hex[:8]}"
-    ledger = Ledger(sessions)
+    ledger = Ledger(db_sessions)
     money = LedgerActivities(ledger)
     gateway = OcppGateway(
-        sessions,
+        db_sessions,
         temporal,
         GatewayConfig(
             instance_id=f"e2e-{uuid.uuid4().hex[:8]}",
@@ -79,7 +79,7 @@ async def running_stack(
         ),
     )
     api = create_app(
-        ApiContext(sessions, temporal, ApiConfig(jwt_secret=SECRET, task_queue=task_queue))
+        ApiContext(db_sessions, temporal, ApiConfig(jwt_secret=SECRET, task_queue=task_queue))
     )
     server = uvicorn.Server(
         uvicorn.Config(
@@ -96,7 +96,7 @@ async def running_stack(
         temporal,
         task_queue=task_queue,
         workflows=[ChargingSessionWorkflow],
-        activities=[*charging_activities(sessions), money.reserve, money.capture, money.release],
+        activities=[*charging_activities(db_sessions), money.reserve, money.capture, money.release],
     ):
         await gateway.start()
         serving = asyncio.create_task(server.serve())
@@ -106,15 +106,15 @@ async def running_stack(
                     serving.result()
                 await asyncio.sleep(0.01)
             port = server.servers[0].sockets[0].getsockname()[1]
-            yield Stack(port, ledger, temporal, sessions, gateway)
+            yield Stack(port, ledger, temporal, db_sessions, gateway)
         finally:
             await gateway.stop()
             server.should_exit = True
             await serving
 
 
-async def add_station(sessions: async_sessionmaker[AsyncSession], station_id: str) -> None:
-    async with sessions() as session, session.begin():
+async def add_station(db_sessions: async_sessionmaker[AsyncSession], station_id: str) -> None:
+    async with db_sessions() as session, session.begin():
         session.add(
             Station(
                 id=station_id,
@@ -164,12 +164,12 @@ def timeline(history: WorkflowHistory) -> list[str]:
 
 
 async def test_top_up_start_charge_five_kwh_stop_pays_exactly_for_the_energy(
-    sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment
+    db_sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment
 ) -> None:
     client_id = str(uuid.uuid4())
     station_id = f"E2E-{uuid.uuid4().hex[:6]}"
-    await add_station(sessions, station_id)
-    async with running_stack(sessions, temporal_env.client) as stack:
+    await add_station(db_sessions, station_id)
+    async with running_stack(db_sessions, temporal_env.client) as stack:
         await stack.ledger.apply(
             Operation.CREDIT_TOPUP,
             LedgerMovement(f"topup:{client_id}", client_id, INITIAL, provider="TEST"),
@@ -188,7 +188,7 @@ async def test_top_up_start_charge_five_kwh_stop_pays_exactly_for_the_energy(
             car_full_after(station, 1, CAR_TAKES_WH)
 
             async def connector_available() -> bool:
-                async with sessions() as session:
+                async with db_sessions() as session:
                     row = await session.get(Connector, (station_id, 1))
                     return row is not None and row.status == "Available"
 

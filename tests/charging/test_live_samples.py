@@ -18,9 +18,9 @@ T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 AC_22_KW = 22_000
 
 
-async def _transaction(sessions: async_sessionmaker[AsyncSession]) -> tuple[str, int]:
+async def _transaction(db_sessions: async_sessionmaker[AsyncSession]) -> tuple[str, int]:
     station = f"LIVE-{uuid.uuid4().hex[:8]}"
-    async with sessions() as session, session.begin():
+    async with db_sessions() as session, session.begin():
         session.add(Station(id=station, price_tyiyn_per_kwh=1_500))
         await session.flush()
         transaction = OcppTransaction(
@@ -37,13 +37,13 @@ async def _transaction(sessions: async_sessionmaker[AsyncSession]) -> tuple[str,
 
 
 async def _store(
-    sessions: async_sessionmaker[AsyncSession],
+    db_sessions: async_sessionmaker[AsyncSession],
     station: str,
     transaction_id: int,
     readings: list[tuple[int, int | None, int | None]],
 ) -> None:
     """(minute, register Wh, power W) rows, in one database transaction like a gateway batch."""
-    async with sessions() as session, session.begin():
+    async with db_sessions() as session, session.begin():
         for minute, register, power in readings:
             session.add(
                 MeterValue(
@@ -62,27 +62,27 @@ def _energies(samples: list[LiveSample]) -> list[int | None]:
 
 
 async def test_a_burst_stored_at_once_is_every_sample_after_the_cursor(
-    sessions: async_sessionmaker[AsyncSession],
+    db_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    station, transaction = await _transaction(sessions)
-    async with sessions() as session:
+    station, transaction = await _transaction(db_sessions)
+    async with db_sessions() as session:
         assert await samples_after(session, transaction, AC_22_KW, after_id=None) == []
         assert await delivered_wh(session, transaction, AC_22_KW) is None
 
-    await _store(sessions, station, transaction, [(1, 10_100, 6_000)])
-    async with sessions() as session:
+    await _store(db_sessions, station, transaction, [(1, 10_100, 6_000)])
+    async with db_sessions() as session:
         first = await samples_after(session, transaction, AC_22_KW, after_id=None)
     assert _energies(first) == [100]
 
     # Four samples in one batch; the one at minute 3 is a glitch the meter came back from,
     # and the power-only sample in between carries the newest power.
     await _store(
-        sessions,
+        db_sessions,
         station,
         transaction,
         [(2, 10_200, None), (3, 90_000, None), (4, 10_400, 7_000), (5, None, 8_000)],
     )
-    async with sessions() as session:
+    async with db_sessions() as session:
         burst = await samples_after(session, transaction, AC_22_KW, after_id=first[-1].id)
         nothing_new = await samples_after(session, transaction, AC_22_KW, after_id=burst[-1].id)
         total = await delivered_wh(session, transaction, AC_22_KW)
@@ -96,20 +96,20 @@ async def test_a_burst_stored_at_once_is_every_sample_after_the_cursor(
 
 
 async def test_a_backlog_is_bounded_to_its_newest_samples(
-    sessions: async_sessionmaker[AsyncSession],
+    db_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    station, transaction = await _transaction(sessions)
-    await _store(sessions, station, transaction, [(0, 10_000, None)])
-    async with sessions() as session:
+    station, transaction = await _transaction(db_sessions)
+    await _store(db_sessions, station, transaction, [(0, 10_000, None)])
+    async with db_sessions() as session:
         cursor = (await samples_after(session, transaction, AC_22_KW, after_id=None))[-1].id
     uploaded = MAX_SAMPLES_AT_ONCE + 20
     await _store(
-        sessions,
+        db_sessions,
         station,
         transaction,
         [(minute, 10_000 + 10 * minute, None) for minute in range(1, uploaded + 1)],
     )
-    async with sessions() as session:
+    async with db_sessions() as session:
         backlog = await samples_after(session, transaction, AC_22_KW, after_id=cursor)
     assert len(backlog) == MAX_SAMPLES_AT_ONCE
     assert _energies(backlog)[-1] == 10 * uploaded

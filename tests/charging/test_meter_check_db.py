@@ -18,8 +18,8 @@ pytestmark = pytest.mark.integration
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 
-async def add_transaction(sessions: async_sessionmaker[AsyncSession], station: str) -> int:
-    async with sessions() as session, session.begin():
+async def add_transaction(db_sessions: async_sessionmaker[AsyncSession], station: str) -> int:
+    async with db_sessions() as session, session.begin():
         session.add(Station(id=station, price_tyiyn_per_kwh=1_500))
         await session.flush()
         session.add(Connector(station_id=station, connector_id=1, current_type="AC"))
@@ -57,13 +57,13 @@ async def add_transaction(sessions: async_sessionmaker[AsyncSession], station: s
 
 
 async def test_a_reset_is_rebuilt_from_the_stored_samples_at_the_connectors_power(
-    sessions: async_sessionmaker[AsyncSession],
+    db_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    transaction_id = await add_transaction(sessions, "METER-DB")
+    transaction_id = await add_transaction(db_sessions, "METER-DB")
     request = MeterReadingsRequest(
         "METER-DB", 1, transaction_id, 1_000, T0, 500, T0 + timedelta(minutes=40)
     )
-    result = await TransactionActivities(sessions).assess_meter_readings(request)
+    result = await TransactionActivities(db_sessions).assess_meter_readings(request)
     assert result.max_power_w == DEFAULT_MAX_POWER_W["AC"]  # no power configured: AC default
     assert result.assessment.verdict is Verdict.REBUILT
     assert result.assessment.billable_wh == 1_000 + 400
@@ -76,26 +76,26 @@ async def test_a_reset_is_rebuilt_from_the_stored_samples_at_the_connectors_powe
 
 
 async def test_the_configured_power_bounds_the_steps(
-    sessions: async_sessionmaker[AsyncSession],
+    db_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    transaction_id = await add_transaction(sessions, "METER-DB2")
-    async with sessions() as session, session.begin():
+    transaction_id = await add_transaction(db_sessions, "METER-DB2")
+    async with db_sessions() as session, session.begin():
         connector = await session.get(Connector, ("METER-DB2", 1))
         assert connector is not None
         connector.max_power_w = 1_000  # 1 kW: 500 Wh in 10 minutes is too much
     request = MeterReadingsRequest(
         "METER-DB2", 1, transaction_id, 1_000, T0, 2_000, T0 + timedelta(minutes=20)
     )
-    result = await TransactionActivities(sessions).assess_meter_readings(request)
+    result = await TransactionActivities(db_sessions).assess_meter_readings(request)
     assert result.max_power_w == 1_000
     assert result.assessment.reason is ReviewReason.IMPLAUSIBLE_STEP
 
 
 async def test_samples_without_a_transaction_id_on_its_connector_are_judged_too(
-    sessions: async_sessionmaker[AsyncSession],
+    db_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     """A jump reported without transactionId is as much this transaction's as any other."""
-    async with sessions() as session, session.begin():
+    async with db_sessions() as session, session.begin():
         session.add(Station(id="METER-NOID", price_tyiyn_per_kwh=1_500))
         await session.flush()
         session.add(Connector(station_id="METER-NOID", connector_id=1, current_type="AC"))
@@ -123,7 +123,7 @@ async def test_samples_without_a_transaction_id_on_its_connector_are_judged_too(
     request = MeterReadingsRequest(
         "METER-NOID", 1, transaction_id, 1_000, T0, 4_000, T0 + timedelta(minutes=40)
     )
-    result = await TransactionActivities(sessions).assess_meter_readings(request)
+    result = await TransactionActivities(db_sessions).assess_meter_readings(request)
     # The 900 kWh sample came back down: a glitch, seen (so the samples were read) and ignored.
     assert result.assessment.glitches == 1
     assert len(result.assessment.readings) == 5  # start, three samples, stop

@@ -41,7 +41,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 async def charge(
     engine: AsyncEngine,
-    sessions: async_sessionmaker[AsyncSession],
+    db_sessions: async_sessionmaker[AsyncSession],
     temporal_env: WorkflowEnvironment,
     *,
     power_w: int,
@@ -54,12 +54,12 @@ async def charge(
     stored sample."""
     client_id = str(uuid.uuid4())
     station_id = f"METER-{uuid.uuid4().hex[:6]}"
-    await add_station(sessions, station_id)
-    async with sessions() as session, session.begin():
+    await add_station(db_sessions, station_id)
+    async with db_sessions() as session, session.begin():
         connector = await session.get(Connector, (station_id, 1))
         assert connector is not None
         connector.current_type, connector.max_power_w = "DC", 350_000
-    async with running_stack(sessions, temporal_env.client) as stack:
+    async with running_stack(db_sessions, temporal_env.client) as stack:
         await stack.ledger.apply(
             Operation.CREDIT_TOPUP,
             LedgerMovement(f"topup:{client_id}", client_id, INITIAL, provider="TEST"),
@@ -77,7 +77,7 @@ async def charge(
         async with station, httpx.AsyncClient(base_url=stack.base_url, timeout=30) as http:
 
             async def connector_available() -> bool:
-                async with sessions() as session:
+                async with db_sessions() as session:
                     row = await session.get(Connector, (station_id, 1))
                     return row is not None and row.status == "Available"
 
@@ -100,7 +100,7 @@ async def charge(
             assert tx is not None and tx.transaction_id is not None
 
             async def sampled() -> bool:
-                async with sessions() as session:
+                async with db_sessions() as session:
                     count = await session.scalar(
                         select(func.count()).where(MeterValue.transaction_id == tx.transaction_id)
                     )
@@ -115,7 +115,7 @@ async def charge(
             result = await handle.result()
             answer = (await http.get(f"/api/v1/charging/{session_id}", headers=auth)).json()
         balance = await stack.ledger.balance(client_id)
-        async with sessions() as session:
+        async with db_sessions() as session:
             highest = await session.scalar(
                 select(func.max(MeterValue.energy_wh)).where(
                     MeterValue.transaction_id == tx.transaction_id,
@@ -142,12 +142,12 @@ def register_to(wh: int) -> Callable[[SimulatedStation], None]:
 
 async def test_an_absurd_meter_stop_captures_nothing_and_the_session_needs_review(
     engine: AsyncEngine,
-    sessions: async_sessionmaker[AsyncSession],
+    db_sessions: async_sessionmaker[AsyncSession],
     temporal_env: WorkflowEnvironment,
 ) -> None:
     result, answer, balance, _, _ = await charge(
         engine,
-        sessions,
+        db_sessions,
         temporal_env,
         power_w=22_000,
         meter_start_wh=0,
@@ -163,12 +163,12 @@ async def test_an_absurd_meter_stop_captures_nothing_and_the_session_needs_revie
 
 async def test_a_register_reset_is_billed_from_the_samples_before_it(
     engine: AsyncEngine,
-    sessions: async_sessionmaker[AsyncSession],
+    db_sessions: async_sessionmaker[AsyncSession],
     temporal_env: WorkflowEnvironment,
 ) -> None:
     result, answer, balance, meter_start, highest = await charge(
         engine,
-        sessions,
+        db_sessions,
         temporal_env,
         power_w=350_000,
         meter_start_wh=5_000_000,
@@ -189,12 +189,12 @@ async def test_a_register_reset_is_billed_from_the_samples_before_it(
 
 async def test_a_genuine_350_kw_session_is_billed_in_full(
     engine: AsyncEngine,
-    sessions: async_sessionmaker[AsyncSession],
+    db_sessions: async_sessionmaker[AsyncSession],
     temporal_env: WorkflowEnvironment,
 ) -> None:
     result, answer, balance, meter_start, highest = await charge(
         engine,
-        sessions,
+        db_sessions,
         temporal_env,
         power_w=350_000,
         meter_start_wh=1_000_000,
@@ -210,7 +210,7 @@ async def test_a_genuine_350_kw_session_is_billed_in_full(
 
 async def test_kwh_samples_and_a_wh_meter_stop_are_billed_exactly(
     engine: AsyncEngine,
-    sessions: async_sessionmaker[AsyncSession],
+    db_sessions: async_sessionmaker[AsyncSession],
     temporal_env: WorkflowEnvironment,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -228,7 +228,7 @@ async def test_kwh_samples_and_a_wh_meter_stop_are_billed_exactly(
     monkeypatch.setattr(charging, "meter_value", in_kwh)
     result, answer, balance, meter_start, highest = await charge(
         engine,
-        sessions,
+        db_sessions,
         temporal_env,
         power_w=350_000,
         meter_start_wh=2_000_000,

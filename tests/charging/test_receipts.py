@@ -29,8 +29,8 @@ HOSTILE = "<script>alert('x')</script> & \"Quote\""
 
 
 @pytest.fixture
-async def world(sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment):
-    async with api_world(sessions, temporal_env.client) as built:
+async def world(db_sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment):
+    async with api_world(db_sessions, temporal_env.client) as built:
         yield built
 
 
@@ -77,7 +77,7 @@ async def settle(world: ApiWorld, client: str, session_id: str, transaction_id: 
 
 
 async def ledger_entries(world: ApiWorld, session_id: str) -> dict[str, LedgerEntry]:
-    async with world.sessions() as session:
+    async with world.db_sessions() as session:
         rows = await session.scalars(select(LedgerEntry).where(LedgerEntry.reference == session_id))
         return {row.operation: row for row in rows}
 
@@ -85,7 +85,7 @@ async def ledger_entries(world: ApiWorld, session_id: str) -> dict[str, LedgerEn
 async def test_a_completed_sessions_receipt_is_the_ledgers_money(world: ApiWorld) -> None:
     client = await world.new_client(50_000)
     await world.add_station("RCPT-1")
-    async with world.sessions() as session, session.begin():
+    async with world.db_sessions() as session, session.begin():
         session.add(Location(id="LOC-R", name="Ala-Too", address="Chui 1", city="Bishkek"))
         await session.flush()
         await session.execute(
@@ -171,7 +171,7 @@ async def test_a_receipt_is_for_its_owner_only(world: ApiWorld) -> None:
 async def test_the_html_receipt_escapes_what_the_station_is_called(world: ApiWorld) -> None:
     client = await world.new_client(50_000)
     await world.add_station("RCPT-3")
-    async with world.sessions() as session, session.begin():
+    async with world.db_sessions() as session, session.begin():
         session.add(Location(id="LOC-H", name=HOSTILE, address="<b>street</b>", city="&"))
         await session.flush()
         await session.execute(

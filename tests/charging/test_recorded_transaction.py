@@ -20,8 +20,8 @@ pytestmark = pytest.mark.integration
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 
-async def add_transaction(sessions: async_sessionmaker[AsyncSession]) -> int:
-    async with sessions() as session, session.begin():
+async def add_transaction(db_sessions: async_sessionmaker[AsyncSession]) -> int:
+    async with db_sessions() as session, session.begin():
         session.add(Station(id="REC-TX", price_tyiyn_per_kwh=1_500))
         await session.flush()
         transaction = OcppTransaction(
@@ -38,9 +38,9 @@ async def add_transaction(sessions: async_sessionmaker[AsyncSession]) -> int:
 
 
 async def add_reading(
-    sessions: async_sessionmaker[AsyncSession], transaction_id: int, register: int, minutes: int
+    db_sessions: async_sessionmaker[AsyncSession], transaction_id: int, register: int, minutes: int
 ) -> None:
-    async with sessions() as session, session.begin():
+    async with db_sessions() as session, session.begin():
         session.add(
             MeterValue(
                 station_id="REC-TX",
@@ -53,18 +53,18 @@ async def add_reading(
 
 
 async def test_the_record_is_the_stop_else_the_newest_reading_else_nothing(
-    sessions: async_sessionmaker[AsyncSession],
+    db_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    lookup = TransactionActivities(sessions).recorded_transaction
-    transaction_id = await add_transaction(sessions)
+    lookup = TransactionActivities(db_sessions).recorded_transaction
+    transaction_id = await add_transaction(db_sessions)
     request = RecordedTransactionRequest("REC-TX", transaction_id)
 
     nothing = await lookup(request)
     assert (nothing.source, nothing.found, nothing.energy_wh) == ("nothing", False, 0)
 
     # Delivered out of order: the newest measurement counts, not the last one stored.
-    await add_reading(sessions, transaction_id, 11_500, minutes=20)
-    await add_reading(sessions, transaction_id, 11_000, minutes=10)
+    await add_reading(db_sessions, transaction_id, 11_500, minutes=20)
+    await add_reading(db_sessions, transaction_id, 11_000, minutes=10)
     by_meter = await lookup(request)
     assert (by_meter.source, by_meter.energy_wh, by_meter.meter_wh) == (
         "meter_value",
@@ -73,7 +73,7 @@ async def test_the_record_is_the_stop_else_the_newest_reading_else_nothing(
     )
     assert by_meter.at == T0 + timedelta(minutes=20)
 
-    async with sessions() as session, session.begin():
+    async with db_sessions() as session, session.begin():
         row = await session.get(OcppTransaction, transaction_id)
         assert row is not None
         row.meter_stop_wh, row.stopped_at, row.stop_reason = (
@@ -94,15 +94,15 @@ async def test_the_record_is_the_stop_else_the_newest_reading_else_nothing(
 
 
 async def test_samples_without_a_transaction_id_count_when_they_are_the_connectors_own(
-    sessions: async_sessionmaker[AsyncSession],
+    db_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     """Many chargers leave transactionId out of MeterValues: a charger that then stops
     silently is settled on its connector's newest reading, not left `hung`."""
-    lookup = TransactionActivities(sessions).recorded_transaction
-    transaction_id = await add_transaction(sessions)
+    lookup = TransactionActivities(db_sessions).recorded_transaction
+    transaction_id = await add_transaction(db_sessions)
 
     async def reading(connector: int, register: int, minutes: int) -> None:
-        async with sessions() as session, session.begin():
+        async with db_sessions() as session, session.begin():
             session.add(
                 MeterValue(
                     station_id="REC-TX",
@@ -123,13 +123,13 @@ async def test_samples_without_a_transaction_id_count_when_they_are_the_connecto
 
 
 async def test_a_recorded_start_is_the_sessions_own_accepted_one(
-    sessions: async_sessionmaker[AsyncSession],
+    db_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    lookup = TransactionActivities(sessions).recorded_start
+    lookup = TransactionActivities(db_sessions).recorded_start
     request = RecordedStartRequest("REC-TX", 1, "sessionsessionab")
     assert (await lookup(request)).transaction is None  # no station, no row yet
-    transaction_id = await add_transaction(sessions)
-    async with sessions() as session, session.begin():
+    transaction_id = await add_transaction(db_sessions)
+    async with db_sessions() as session, session.begin():
         row = await session.get(OcppTransaction, transaction_id)
         assert row is not None
         # As the gateway stores a start answered from the stored RemoteStart while Temporal
@@ -145,7 +145,7 @@ async def test_a_recorded_start_is_the_sessions_own_accepted_one(
     assert (await lookup(RecordedStartRequest("REC-TX", 2, "sessionsessionab"))).transaction is None
     assert (await lookup(RecordedStartRequest("REC-TX", 1, "othersessionabcd"))).transaction is None
 
-    async with sessions() as session, session.begin():
+    async with db_sessions() as session, session.begin():
         row = await session.get(OcppTransaction, transaction_id)
         assert row is not None
         row.stop_reason, row.meter_stop_wh, row.stopped_at = "Refused", 10_000, T0

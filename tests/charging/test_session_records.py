@@ -16,9 +16,9 @@ from domain.sessions import AlreadyCharging, ConnectorBusy, ConnectorNotFound
 pytestmark = pytest.mark.integration
 
 
-async def add_station(sessions: async_sessionmaker[AsyncSession], station_id: str) -> None:
+async def add_station(db_sessions: async_sessionmaker[AsyncSession], station_id: str) -> None:
     now = datetime.now(UTC)
-    async with sessions() as session, session.begin():
+    async with db_sessions() as session, session.begin():
         session.add(Station(id=station_id, price_tyiyn_per_kwh=1_500))
         await session.flush()
         session.add(Connector(station_id=station_id, connector_id=1, status="Preparing"))
@@ -32,10 +32,10 @@ def opening(session_id: str, client_id: str, station_id: str = "REC-1", connecto
 
 
 async def test_concurrent_starts_on_one_connector_claim_it_once(
-    sessions: async_sessionmaker[AsyncSession],
+    db_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    await add_station(sessions, "REC-1")
-    store = SessionStore(sessions)
+    await add_station(db_sessions, "REC-1")
+    store = SessionStore(db_sessions)
     results = await asyncio.gather(
         *(store.open(opening(f"race{n}", f"client-{n}")) for n in range(8)),
         return_exceptions=True,
@@ -46,10 +46,10 @@ async def test_concurrent_starts_on_one_connector_claim_it_once(
 
 
 async def test_a_retried_admission_returns_the_first_answer(
-    sessions: async_sessionmaker[AsyncSession],
+    db_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    await add_station(sessions, "REC-1")
-    store = SessionStore(sessions)
+    await add_station(db_sessions, "REC-1")
+    store = SessionStore(db_sessions)
     first = await store.open(opening("s1", "client-a"))
     again = await store.open(opening("s1", "client-a"))
     assert first == again
@@ -60,10 +60,10 @@ async def test_a_retried_admission_returns_the_first_answer(
 
 
 async def test_record_upserts_are_idempotent_and_a_final_row_stays_final(
-    sessions: async_sessionmaker[AsyncSession],
+    db_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    await add_station(sessions, "REC-1")
-    store = SessionStore(sessions)
+    await add_station(db_sessions, "REC-1")
+    store = SessionStore(db_sessions)
     await store.open(opening("s1", "client-a"))
     final = SessionRecord(
         "s1", "client-a", "REC-1", 1, "completed", 1_500, 10_000, 2_000, 3_000, 7_000, 5
@@ -72,7 +72,7 @@ async def test_record_upserts_are_idempotent_and_a_final_row_stays_final(
     await store.record(final)
     await store.record(SessionRecord("s1", "client-a", "REC-1", 1, "charging", 1_500, 10_000))
     await store.discard("s1")  # only a pending claim can be discarded
-    async with sessions() as session:
+    async with db_sessions() as session:
         row = await session.get(ChargingSessionRecord, "s1")
     assert row is not None
     assert (row.state, row.cost_tyiyn, row.refunded_tyiyn) == ("completed", 3_000, 7_000)

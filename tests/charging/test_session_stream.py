@@ -44,12 +44,12 @@ POLICY_VIOLATION = 1008
 
 @asynccontextmanager
 async def second_api(
-    sessions: async_sessionmaker[AsyncSession], context: ApiContext
+    db_sessions: async_sessionmaker[AsyncSession], context: ApiContext
 ) -> AsyncIterator[str]:
     """Another api process's app (its own session feed and LISTEN) on its own port."""
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(ApiContext(sessions, context.temporal, context.config)),
+            create_app(ApiContext(db_sessions, context.temporal, context.config)),
             host="127.0.0.1",
             port=0,
             ws="websockets-sansio",
@@ -91,18 +91,18 @@ async def refusal(
 
 
 async def test_two_clients_on_two_api_apps_follow_a_session_to_its_settlement(
-    sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment
+    db_sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment
 ) -> None:
     owner, stranger = str(uuid.uuid4()), str(uuid.uuid4())
     station_id = f"LIVE-{uuid.uuid4().hex[:6]}"
-    await add_station(sessions, station_id)
-    async with running_stack(sessions, temporal_env.client) as stack:
+    await add_station(db_sessions, station_id)
+    async with running_stack(db_sessions, temporal_env.client) as stack:
         await stack.ledger.apply(
             Operation.CREDIT_TOPUP,
             LedgerMovement(f"topup:{owner}", owner, 50_000, provider="TEST"),
         )
         context = ApiContext(
-            sessions, temporal_env.client, ApiConfig(jwt_secret=SECRET, task_queue="unused")
+            db_sessions, temporal_env.client, ApiConfig(jwt_secret=SECRET, task_queue="unused")
         )
         station = SimulatedStation(
             StationConfig(
@@ -118,10 +118,10 @@ async def test_two_clients_on_two_api_apps_follow_a_session_to_its_settlement(
         headers = {"Authorization": f"Bearer {token}"}
         async with (
             station,
-            second_api(sessions, context) as other_api,
+            second_api(db_sessions, context) as other_api,
             httpx.AsyncClient(base_url=stack.base_url, timeout=30) as http,
         ):
-            await eventually(lambda: _connector_ready(sessions, station_id), "the charger is in")
+            await eventually(lambda: _connector_ready(db_sessions, station_id), "the charger is in")
             started = await http.post(
                 "/api/v1/charging/start",
                 json={"station_id": station_id, "connector_id": 1, "amount_tyiyn": 10_000},
@@ -189,7 +189,7 @@ async def test_two_clients_on_two_api_apps_follow_a_session_to_its_settlement(
             streams = await asyncio.wait_for(asyncio.gather(*following), timeout=120)
             close_codes = [by_protocol.close_code, by_message.close_code]
 
-        async with sessions() as session:
+        async with db_sessions() as session:
             ledger = {
                 entry.operation: entry.amount_tyiyn
                 for entry in await session.scalars(
@@ -232,7 +232,7 @@ async def test_two_clients_on_two_api_apps_follow_a_session_to_its_settlement(
         assert final["energy_wh"] >= energies[-1]
 
 
-async def _connector_ready(sessions: async_sessionmaker[AsyncSession], station_id: str) -> bool:
-    async with sessions() as session:
+async def _connector_ready(db_sessions: async_sessionmaker[AsyncSession], station_id: str) -> bool:
+    async with db_sessions() as session:
         row = await session.get(Connector, (station_id, 1))
         return row is not None and row.status == "Available"

@@ -29,11 +29,11 @@ HEARTBEAT_S = 1
 
 
 async def test_a_messy_ping_only_charger_is_billed_exactly(
-    sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment
+    db_sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment
 ) -> None:
     client_id = str(uuid.uuid4())
     station_id = f"MF-{uuid.uuid4().hex[:6]}"
-    await add_station(sessions, station_id)
+    await add_station(db_sessions, station_id)
     faults = FaultPlan(
         start_transaction_repeats=1,
         stop_transaction_repeats=1,
@@ -44,7 +44,7 @@ async def test_a_messy_ping_only_charger_is_billed_exactly(
         ping_only=True,
     )
     async with running_stack(
-        sessions,
+        db_sessions,
         temporal_env.client,
         heartbeat_interval_s=HEARTBEAT_S,
         last_seen_flush_s=0.5,

@@ -42,9 +42,9 @@ async def test_stop_during_a_database_outage_reaches_the_workflow(
     client_id = str(uuid.uuid4())
     station_id = f"DO-{uuid.uuid4().hex[:6]}"
     async with killable_postgres(tmp_path / "pg") as (postgres, engine):
-        sessions = session_factory(engine)
-        await add_station(sessions, station_id)
-        async with running_stack(sessions, temporal_env.client) as stack:
+        db_sessions = session_factory(engine)
+        await add_station(db_sessions, station_id)
+        async with running_stack(db_sessions, temporal_env.client) as stack:
             await fund(stack, client_id)
             async with stack.station(station_id) as station:
                 session_id = await start_session(stack, station_id, client_id)
@@ -71,7 +71,7 @@ async def test_stop_during_a_database_outage_reaches_the_workflow(
                 transaction_id = tx.transaction_id
 
                 async def stop_written() -> bool:
-                    return await stored_stop(sessions, transaction_id) == tx.meter_stop_wh
+                    return await stored_stop(db_sessions, transaction_id) == tx.meter_stop_wh
 
                 await eventually(stop_written, "the held stop was written to the database")
             balance = await stack.ledger.balance(client_id)
@@ -90,10 +90,10 @@ async def test_with_both_down_the_charger_gets_an_error_and_its_retry_succeeds(
         killable_postgres(tmp_path / "pg") as (postgres, engine),
         killable_temporal(tmp_path / "temporal") as temporal,
     ):
-        sessions = session_factory(engine)
-        await add_station(sessions, station_id)
+        db_sessions = session_factory(engine)
+        await add_station(db_sessions, station_id)
         client = await Client.connect(temporal.address)
-        async with running_stack(sessions, client) as stack:
+        async with running_stack(db_sessions, client) as stack:
             await fund(stack, client_id)
             # The usual TransactionMessageAttempts: 3 tries, then the charger gives up.
             charger = stack.station(
@@ -118,7 +118,7 @@ async def test_with_both_down_the_charger_gets_an_error_and_its_retry_succeeds(
                 await station.wait_for_stop(tx, timeout_s=TIMEOUT_S)
                 assert station.given_up_messages == []
                 assert tx.transaction_id is not None
-                assert await stored_stop(sessions, tx.transaction_id) == tx.meter_stop_wh
+                assert await stored_stop(db_sessions, tx.transaction_id) == tx.meter_stop_wh
 
                 await temporal.start()
                 result = await session_result(client, session_id)
@@ -137,9 +137,9 @@ async def test_start_and_stop_during_a_database_outage_settle_exactly(
     client_id = str(uuid.uuid4())
     station_id = f"DS-{uuid.uuid4().hex[:6]}"
     async with killable_postgres(tmp_path / "pg") as (postgres, engine):
-        sessions = session_factory(engine)
-        await add_station(sessions, station_id)
-        async with running_stack(sessions, temporal_env.client) as stack:
+        db_sessions = session_factory(engine)
+        await add_station(db_sessions, station_id)
+        async with running_stack(db_sessions, temporal_env.client) as stack:
             await fund(stack, client_id)
             faults = FaultPlan(skip_start_transaction=True)
             async with stack.station(station_id, faults) as station:
@@ -162,7 +162,7 @@ async def test_start_and_stop_during_a_database_outage_settle_exactly(
                 transaction_id = tx.transaction_id
 
                 async def rows_written() -> bool:
-                    return await stored_stop(sessions, transaction_id) == tx.meter_stop_wh
+                    return await stored_stop(db_sessions, transaction_id) == tx.meter_stop_wh
 
                 await eventually(rows_written, "the held start and stop were written")
             balance = await stack.ledger.balance(client_id)

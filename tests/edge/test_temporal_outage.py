@@ -34,14 +34,14 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 async def test_stop_during_a_temporal_outage_is_acked_and_settles_after_it(
-    sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+    db_sessions: async_sessionmaker[AsyncSession], tmp_path: Path
 ) -> None:
     client_id = str(uuid.uuid4())
     station_id = f"TO-{uuid.uuid4().hex[:6]}"
-    await add_station(sessions, station_id)
+    await add_station(db_sessions, station_id)
     async with killable_temporal(tmp_path / "temporal") as temporal:
         client = await Client.connect(temporal.address)
-        async with running_stack(sessions, client) as stack:
+        async with running_stack(db_sessions, client) as stack:
             await fund(stack, client_id)
             async with stack.station(station_id) as station:
                 session_id = await start_session(stack, station_id, client_id)
@@ -53,11 +53,11 @@ async def test_stop_during_a_temporal_outage_is_acked_and_settles_after_it(
                 await station.wait_for_stop(tx, timeout_s=TIMEOUT_S)  # acked while Temporal is down
                 assert station.transaction_message_failures == 0
                 assert tx.transaction_id is not None
-                assert await stored_stop(sessions, tx.transaction_id) == tx.meter_stop_wh
+                assert await stored_stop(db_sessions, tx.transaction_id) == tx.meter_stop_wh
                 # Down long enough for the relay to find it so (the bug report's 27 s outage
                 # lost the stop exactly here).
                 await eventually(
-                    lambda: relay_found_temporal_down(sessions), "the relay met the outage"
+                    lambda: relay_found_temporal_down(db_sessions), "the relay met the outage"
                 )
 
                 await temporal.start()
@@ -76,16 +76,16 @@ async def test_stop_during_a_temporal_outage_is_acked_and_settles_after_it(
 
 
 async def test_start_during_a_temporal_outage_is_answered_from_the_stored_remote_start(
-    sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+    db_sessions: async_sessionmaker[AsyncSession], tmp_path: Path
 ) -> None:
     """RemoteStart reached the charger, then Temporal died before the car was plugged in."""
     client_id = str(uuid.uuid4())
     station_id = f"TS-{uuid.uuid4().hex[:6]}"
-    await add_station(sessions, station_id)
+    await add_station(db_sessions, station_id)
     faults = FaultPlan(skip_start_transaction=True)
     async with killable_temporal(tmp_path / "temporal") as temporal:
         client = await Client.connect(temporal.address)
-        async with running_stack(sessions, client) as stack:
+        async with running_stack(db_sessions, client) as stack:
             await fund(stack, client_id)
             async with stack.station(station_id, faults) as station:
                 session_id = await start_session(stack, station_id, client_id)
@@ -113,13 +113,16 @@ async def test_start_during_a_temporal_outage_is_answered_from_the_stored_remote
 
 
 async def test_unknown_id_tag_during_a_temporal_outage_is_invalid(
-    sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+    db_sessions: async_sessionmaker[AsyncSession], tmp_path: Path
 ) -> None:
     station_id = f"TI-{uuid.uuid4().hex[:6]}"
-    await add_station(sessions, station_id)
+    await add_station(db_sessions, station_id)
     async with killable_temporal(tmp_path / "temporal") as temporal:
         client = await Client.connect(temporal.address)
-        async with running_stack(sessions, client) as stack, stack.station(station_id) as station:
+        async with (
+            running_stack(db_sessions, client) as stack,
+            stack.station(station_id) as station,
+        ):
             temporal.kill()
             tx = await station.start_local_transaction(1, "NOBODY")
             await eventually(lambda: _finished(tx), "the charger ended the refused transaction")

@@ -114,7 +114,7 @@ class Stack:
     port: int
     ledger: Ledger
     temporal: Client
-    sessions: async_sessionmaker[AsyncSession]
+    db_sessions: async_sessionmaker[AsyncSession]
     gateway: OcppGateway
 
     @property
@@ -140,11 +140,11 @@ class Stack:
 
 @asynccontextmanager
 async def running_stack(
-    sessions: async_sessionmaker[AsyncSession], temporal: Client, **gateway: Any
+    db_sessions: async_sessionmaker[AsyncSession], temporal: Client, **gateway: Any
 ) -> AsyncIterator[Stack]:
     """Worker, gateway and API as `evpower dev` runs them, with short outage intervals."""
     task_queue = f"edge-{uuid.uuid4().hex[:8]}"
-    ledger = Ledger(sessions)
+    ledger = Ledger(db_sessions)
     money = LedgerActivities(ledger)
     settings: dict[str, Any] = {
         "instance_id": f"edge-{uuid.uuid4().hex[:8]}",
@@ -159,9 +159,9 @@ async def running_stack(
     }
     ping_interval = gateway.pop("ws_ping_interval", 20.0)
     settings.update(gateway)
-    ocpp = OcppGateway(sessions, temporal, GatewayConfig(**settings))
+    ocpp = OcppGateway(db_sessions, temporal, GatewayConfig(**settings))
     api = create_app(
-        ApiContext(sessions, temporal, ApiConfig(jwt_secret=SECRET, task_queue=task_queue))
+        ApiContext(db_sessions, temporal, ApiConfig(jwt_secret=SECRET, task_queue=task_queue))
     )
     server = uvicorn.Server(
         uvicorn.Config(
@@ -179,7 +179,7 @@ async def running_stack(
         temporal,
         task_queue=task_queue,
         workflows=[ChargingSessionWorkflow],
-        activities=[*charging_activities(sessions), money.reserve, money.capture, money.release],
+        activities=[*charging_activities(db_sessions), money.reserve, money.capture, money.release],
     ):
         await ocpp.start()
         serving = asyncio.create_task(server.serve())
@@ -189,15 +189,15 @@ async def running_stack(
                     serving.result()
                 await asyncio.sleep(0.01)
             port = server.servers[0].sockets[0].getsockname()[1]
-            yield Stack(port, ledger, temporal, sessions, ocpp)
+            yield Stack(port, ledger, temporal, db_sessions, ocpp)
         finally:
             await ocpp.stop()
             server.should_exit = True
             await serving
 
 
-async def add_station(sessions: async_sessionmaker[AsyncSession], station_id: str) -> None:
-    async with sessions() as session, session.begin():
+async def add_station(db_sessions: async_sessionmaker[AsyncSession], station_id: str) -> None:
+    async with db_sessions() as session, session.begin():
         session.add(
             Station(
                 id=station_id,
@@ -245,7 +245,7 @@ async def start_session(stack: Stack, station_id: str, client_id: str) -> str:
     """POST /charging/start once the charger has reported its connector; the session id."""
 
     async def connector_available() -> bool:
-        async with stack.sessions() as session:
+        async with stack.db_sessions() as session:
             row = await session.get(Connector, (station_id, 1))
             return row is not None and row.status == "Available"
 
@@ -269,17 +269,17 @@ async def session_result(temporal: Client, session_id: str) -> SessionView:
 
 
 async def stored_stop(
-    sessions: async_sessionmaker[AsyncSession], transaction_id: int
+    db_sessions: async_sessionmaker[AsyncSession], transaction_id: int
 ) -> int | None:
-    async with sessions() as session:
+    async with db_sessions() as session:
         return await session.scalar(
             select(OcppTransaction.meter_stop_wh).where(OcppTransaction.id == transaction_id)
         )
 
 
-async def relay_found_temporal_down(sessions: async_sessionmaker[AsyncSession]) -> bool:
+async def relay_found_temporal_down(db_sessions: async_sessionmaker[AsyncSession]) -> bool:
     """The relay tried to deliver an event and Temporal was not there."""
-    async with sessions() as session:
+    async with db_sessions() as session:
         failed = await session.scalar(
             select(OcppTransactionEvent.id).where(OcppTransactionEvent.last_error.is_not(None))
         )

@@ -60,7 +60,7 @@ GatewayFactory = Callable[..., Awaitable[RunningGateway]]
 
 @pytest.fixture
 async def start_gateway(
-    sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment
+    db_sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment
 ) -> AsyncIterator[GatewayFactory]:
     """Start a gateway (config overrides as keyword arguments); all are stopped afterwards."""
     running: list[RunningGateway] = []
@@ -76,7 +76,7 @@ async def start_gateway(
         ping_interval = overrides.pop("ws_ping_interval", 20.0)  # uvicorn's default
         settings.update(overrides)
         config = GatewayConfig(**settings)
-        gateway = OcppGateway(sessions, temporal_env.client, config)
+        gateway = OcppGateway(db_sessions, temporal_env.client, config)
         await gateway.start()
         server = uvicorn.Server(
             uvicorn.Config(
@@ -115,7 +115,7 @@ async def gateway(start_gateway: GatewayFactory) -> RunningGateway:
 
 @pytest.fixture
 async def add_station(
-    sessions: async_sessionmaker[AsyncSession],
+    db_sessions: async_sessionmaker[AsyncSession],
 ) -> Callable[..., Awaitable[str]]:
     async def add(
         station_id: str,
@@ -128,7 +128,7 @@ async def add_station(
             stored = None
         else:  # legacy: the scrypt hash deployments stored before the HMAC scheme
             stored = legacy_hash(password) if legacy else KEYS.hash(password)
-        async with sessions.begin() as session:
+        async with db_sessions.begin() as session:
             if await session.get(Location, "loc-test") is None:
                 session.add(Location(id="loc-test", name="Test location"))
                 await session.flush()

@@ -68,11 +68,11 @@ async def test_wrong_password_flood_throttles_that_station_only(gateway, add_sta
         assert (await other.charger.call(call.Heartbeat(), suppress=False)).current_time
 
 
-async def test_failures_from_one_address_throttle_wrong_keys_from_it_only(sessions, add_station):
+async def test_failures_from_one_address_throttle_wrong_keys_from_it_only(db_sessions, add_station):
     for number in range(4):
         await add_station(f"EVP-61{number}")
     auth = Authenticator(
-        GatewayStore(sessions),
+        GatewayStore(db_sessions),
         KEYS,
         allow_unknown=False,
         allow_passwordless=False,
@@ -94,7 +94,7 @@ async def test_failures_from_one_address_throttle_wrong_keys_from_it_only(sessio
     assert elsewhere.status == 401
 
 
-async def test_full_legacy_hashing_backlog_answers_503_with_retry_after(sessions, add_station):
+async def test_full_legacy_hashing_backlog_answers_503_with_retry_after(db_sessions, add_station):
     await add_station("EVP-620", legacy=True)
     await add_station("EVP-621", legacy=True)
     started, release = threading.Event(), threading.Event()
@@ -105,7 +105,7 @@ async def test_full_legacy_hashing_backlog_answers_503_with_retry_after(sessions
         return verify_legacy(password, stored)
 
     auth = Authenticator(
-        GatewayStore(sessions),
+        GatewayStore(db_sessions),
         KEYS,
         allow_unknown=False,
         allow_passwordless=False,

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 
 async def add_card(
-    sessions: async_sessionmaker[AsyncSession],
+    db_sessions: async_sessionmaker[AsyncSession],
     id_tag: str,
     *,
     available_tyiyn: int,
@@ -27,7 +27,7 @@ async def add_card(
 ) -> str:
     """A client with an available balance and one card (as the cards API stores it)."""
     client_id = str(uuid.uuid4())
-    async with sessions() as session, session.begin():
+    async with db_sessions() as session, session.begin():
         session.add(Client(id=client_id, email=None))
         await session.flush()
         session.add(
@@ -54,13 +54,15 @@ async def authorize(connected, id_tag: str) -> str:
     return str(answer.id_tag_info["status"])
 
 
-async def test_authorize_answers_each_card_from_the_database(start_gateway, add_station, sessions):
+async def test_authorize_answers_each_card_from_the_database(
+    start_gateway, add_station, db_sessions
+):
     running = await start_gateway(card_min_balance_tyiyn=5_000)
     await add_station("EVP-C01")
-    await add_card(sessions, "04A1B2C3D4", available_tyiyn=5_000)
-    await add_card(sessions, "04FFEE0011", available_tyiyn=100_000, blocked=True)
-    await add_card(sessions, "04BBBB0000", available_tyiyn=4_999)
-    await add_card(sessions, "04CCCC0000", available_tyiyn=0)
+    await add_card(db_sessions, "04A1B2C3D4", available_tyiyn=5_000)
+    await add_card(db_sessions, "04FFEE0011", available_tyiyn=100_000, blocked=True)
+    await add_card(db_sessions, "04BBBB0000", available_tyiyn=4_999)
+    await add_card(db_sessions, "04CCCC0000", available_tyiyn=0)
     async with charger_session(running.url("EVP-C01"), "EVP-C01") as connected:
         assert await authorize(connected, "04A1B2C3D4") == "Accepted"
         # OCPP idTags compare without case: a reader sending lower-case hex is the same card.
@@ -71,21 +73,21 @@ async def test_authorize_answers_each_card_from_the_database(start_gateway, add_
         assert await authorize(connected, "04CCCC0000") == "Invalid"
 
 
-async def test_the_minimum_balance_is_configurable(start_gateway, add_station, sessions):
+async def test_the_minimum_balance_is_configurable(start_gateway, add_station, db_sessions):
     running = await start_gateway(card_min_balance_tyiyn=100)
     await add_station("EVP-C02")
-    await add_card(sessions, "04DDDD0000", available_tyiyn=100)
+    await add_card(db_sessions, "04DDDD0000", available_tyiyn=100)
     async with charger_session(running.url("EVP-C02"), "EVP-C02") as connected:
         assert await authorize(connected, "04DDDD0000") == "Accepted"
 
 
 async def test_a_remote_start_tag_is_still_accepted_at_its_station_only(
-    gateway, add_station, sessions
+    gateway, add_station, db_sessions
 ):
     await add_station("EVP-C03")
     await add_station("EVP-C04")
     session_tag = "abcdefgh23456723"  # a session id: lower-case base32
-    async with sessions() as session, session.begin():
+    async with db_sessions() as session, session.begin():
         session.add(
             OcppRemoteStart(
                 id_tag=session_tag,
@@ -101,9 +103,9 @@ async def test_a_remote_start_tag_is_still_accepted_at_its_station_only(
         assert await authorize(connected, session_tag) == "Invalid"
 
 
-async def test_a_refused_start_leaves_no_open_transaction(gateway, add_station, sessions):
+async def test_a_refused_start_leaves_no_open_transaction(gateway, add_station, db_sessions):
     await add_station("EVP-C05")
-    await add_card(sessions, "04EEEE0000", available_tyiyn=100_000)
+    await add_card(db_sessions, "04EEEE0000", available_tyiyn=100_000)
     async with charger_session(gateway.url("EVP-C05"), "EVP-C05") as connected:
         answers = []
         for number, tag in enumerate(["UNKNOWN0001", "UNKNOWN0002", "04EEEE0000"]):
@@ -119,7 +121,7 @@ async def test_a_refused_start_leaves_no_open_transaction(gateway, add_station, 
             answers.append(started.id_tag_info["status"])
     # Card-started sessions are not built yet: a linked card's start is refused like any other.
     assert answers == ["Invalid", "Invalid", "Invalid"]
-    async with sessions() as session:
+    async with db_sessions() as session:
         still_open = await session.scalar(
             select(func.count())
             .select_from(OcppTransaction)
@@ -136,7 +138,7 @@ async def test_a_refused_start_leaves_no_open_transaction(gateway, add_station, 
     assert all(tx.meter_stop_wh == tx.meter_start_wh for tx in closed)
 
 
-async def test_a_refused_start_is_closed_even_when_retried(gateway, add_station, sessions):
+async def test_a_refused_start_is_closed_even_when_retried(gateway, add_station, db_sessions):
     await add_station("EVP-C06")
     start = call.StartTransaction(
         connector_id=2, id_tag="CAFE0001", meter_start=500, timestamp="2026-01-01T11:00:00Z"
@@ -146,6 +148,6 @@ async def test_a_refused_start_is_closed_even_when_retried(gateway, add_station,
         again = await connected.charger.call(start, suppress=False)
     assert first.transaction_id == again.transaction_id
     assert again.id_tag_info["status"] == "Invalid"
-    async with sessions() as session:
+    async with db_sessions() as session:
         tx = await session.get(OcppTransaction, first.transaction_id)
     assert tx is not None and tx.stopped_at is not None and tx.stop_reason == "Refused"

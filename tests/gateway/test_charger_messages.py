@@ -35,7 +35,7 @@ METER = {
 }
 
 
-async def test_boot_is_accepted_and_stores_the_charger_identity(gateway, add_station, sessions):
+async def test_boot_is_accepted_and_stores_the_charger_identity(gateway, add_station, db_sessions):
     await add_station("EVP-101")
     async with charger_session(gateway.url("EVP-101"), "EVP-101") as connected:
         assert connected.socket.subprotocol == "ocpp1.6"
@@ -51,7 +51,7 @@ async def test_boot_is_accepted_and_stores_the_charger_identity(gateway, add_sta
     assert answer.status == RegistrationStatus.accepted
     assert answer.interval == 60
     assert answer.current_time.endswith("Z")
-    async with sessions() as session:
+    async with db_sessions() as session:
         station = await session.get(Station, "EVP-101")
     assert (station.vendor, station.model, station.serial_number, station.firmware_version) == (
         "Kempower",
@@ -69,18 +69,18 @@ async def test_heartbeat_answers_utc_time(gateway, add_station):
 
 
 async def test_connection_is_registered_while_open_and_cleared_on_close(
-    gateway, add_station, sessions
+    gateway, add_station, db_sessions
 ):
     await add_station("EVP-103")
     async with charger_session(gateway.url("EVP-103"), "EVP-103") as connected:
         await connected.charger.call(call.Heartbeat(), suppress=False)
-        async with sessions() as session:
+        async with db_sessions() as session:
             row = await session.get(StationConnection, "EVP-103")
         assert row is not None
         assert row.gateway_queue == gateway.gateway.task_queue
         assert row.remote_address.startswith("127.0.0.1:")
     for _ in range(200):
-        async with sessions() as session:
+        async with db_sessions() as session:
             if await session.get(StationConnection, "EVP-103") is None:
                 break
         await asyncio.sleep(0.02)
@@ -89,7 +89,7 @@ async def test_connection_is_registered_while_open_and_cleared_on_close(
 
 
 async def test_status_notification_is_stored_and_published(
-    gateway, add_station, sessions, database_url
+    gateway, add_station, db_sessions, database_url
 ):
     await add_station("EVP-104")
     listener = await asyncpg.connect(asyncpg_url(database_url).replace("+asyncpg", ""))
@@ -113,7 +113,7 @@ async def test_status_notification_is_stored_and_published(
         "NoError",
     )
     assert notice["at"].endswith("Z")
-    async with sessions() as session:
+    async with db_sessions() as session:
         connector = await session.get(Connector, ("EVP-104", 2))
     assert connector.status == "Charging"
     assert connector.status_at is not None
@@ -160,7 +160,7 @@ async def _next_status(notices: asyncio.Queue[dict[str, Any]]) -> dict[str, Any]
             return notice
 
 
-async def test_local_start_meter_stop_is_recorded(gateway, add_station, sessions):
+async def test_local_start_meter_stop_is_recorded(gateway, add_station, db_sessions):
     """A start nobody paid for: recorded for reconciliation, answered Invalid, never dropped."""
     await add_station("EVP-105")
     async with charger_session(gateway.url("EVP-105"), "EVP-105") as connected:
@@ -186,7 +186,7 @@ async def test_local_start_meter_stop_is_recorded(gateway, add_station, sessions
             suppress=False,
         )
     assert stopped.id_tag_info is None
-    async with sessions() as session:
+    async with db_sessions() as session:
         tx = await session.get(OcppTransaction, started.transaction_id)
         samples = (await session.scalars(select(MeterValue))).all()
     assert tx.session_id is None
@@ -197,7 +197,7 @@ async def test_local_start_meter_stop_is_recorded(gateway, add_station, sessions
 
 
 async def test_start_retried_with_a_new_message_id_gets_the_same_transaction(
-    gateway, add_station, sessions
+    gateway, add_station, db_sessions
 ):
     await add_station("EVP-106")
     start = call.StartTransaction(
@@ -209,12 +209,14 @@ async def test_start_retried_with_a_new_message_id_gets_the_same_transaction(
     async with charger_session(gateway.url("EVP-106"), "EVP-106") as reconnected:
         third = await reconnected.charger.call(start, suppress=False)
     assert first.transaction_id == second.transaction_id == third.transaction_id
-    async with sessions() as session:
+    async with db_sessions() as session:
         count = await session.scalar(select(func.count()).select_from(OcppTransaction))
     assert count == 1
 
 
-async def test_stop_for_unknown_or_stopped_transaction_is_accepted(gateway, add_station, sessions):
+async def test_stop_for_unknown_or_stopped_transaction_is_accepted(
+    gateway, add_station, db_sessions
+):
     await add_station("EVP-107")
     async with charger_session(gateway.url("EVP-107"), "EVP-107") as connected:
         unknown = await connected.charger.call(
@@ -247,7 +249,7 @@ async def test_stop_for_unknown_or_stopped_transaction_is_accepted(gateway, add_
             )
         # The charger is still served after all of that.
         await connected.charger.call(call.Heartbeat(), suppress=False)
-    async with sessions() as session:
+    async with db_sessions() as session:
         tx = await session.get(OcppTransaction, started.transaction_id)
     assert tx.meter_stop_wh == 400
 

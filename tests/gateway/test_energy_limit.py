@@ -18,9 +18,9 @@ pytestmark = pytest.mark.integration
 START = datetime(2026, 1, 1, 10, 0, tzinfo=UTC)
 
 
-async def running_transaction(sessions, station_id: str, limit_wh: int) -> int:
+async def running_transaction(db_sessions, station_id: str, limit_wh: int) -> int:
     """A transaction with an energy limit, as RemoteStart + StartTransaction leave it."""
-    store = GatewayStore(sessions)
+    store = GatewayStore(db_sessions)
     await store.save_remote_start(station_id, 1, f"tag-{station_id}", limit_wh, START)
     row = await store.start_transaction(station_id, 1, f"tag-{station_id}", 10_000, START)
     return row.id
@@ -38,10 +38,10 @@ async def send_meter(connected, sampled: list[dict[str, Any]], **fields: Any) ->
 
 
 async def test_limit_is_enforced_when_meter_values_name_no_transaction(
-    gateway, add_station, sessions
+    gateway, add_station, db_sessions
 ):
     await add_station("EVP-701")
-    tx_id = await running_transaction(sessions, "EVP-701", limit_wh=2_000)
+    tx_id = await running_transaction(db_sessions, "EVP-701", limit_wh=2_000)
     async with charger_session(gateway.url("EVP-701"), "EVP-701") as connected:
         await send_meter(connected, [{"value": "11000"}])
         assert connected.charger.remote_stops == []
@@ -50,9 +50,9 @@ async def test_limit_is_enforced_when_meter_values_name_no_transaction(
     assert connected.charger.remote_stops == [tx_id]
 
 
-async def test_limit_is_enforced_on_per_phase_registers(gateway, add_station, sessions):
+async def test_limit_is_enforced_on_per_phase_registers(gateway, add_station, db_sessions):
     await add_station("EVP-702")
-    tx_id = await running_transaction(sessions, "EVP-702", limit_wh=3_000)
+    tx_id = await running_transaction(db_sessions, "EVP-702", limit_wh=3_000)
     phases = [
         {"value": "4400", "phase": "L1"},
         {"value": "4400", "phase": "L2"},
@@ -64,10 +64,10 @@ async def test_limit_is_enforced_on_per_phase_registers(gateway, add_station, se
     assert connected.charger.remote_stops == [tx_id]
 
 
-async def test_samples_on_an_idle_connector_stop_nothing(gateway, add_station, sessions):
+async def test_samples_on_an_idle_connector_stop_nothing(gateway, add_station, db_sessions):
     await add_station("EVP-703")
-    tx_id = await running_transaction(sessions, "EVP-703", limit_wh=1_000)
-    await GatewayStore(sessions).stop_transaction(
+    tx_id = await running_transaction(db_sessions, "EVP-703", limit_wh=1_000)
+    await GatewayStore(db_sessions).stop_transaction(
         "EVP-703", tx_id, meter_stop_wh=10_500, stopped_at=START, reason="Local"
     )
     async with charger_session(gateway.url("EVP-703"), "EVP-703") as connected:

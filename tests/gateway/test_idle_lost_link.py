@@ -18,9 +18,9 @@ T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 
 async def _transaction(
-    sessions: async_sessionmaker[AsyncSession], id_tag: str, *, live_session: str | None
+    db_sessions: async_sessionmaker[AsyncSession], id_tag: str, *, live_session: str | None
 ) -> int:
-    async with sessions() as session, session.begin():
+    async with db_sessions() as session, session.begin():
         session.add(Station(id="IDLE-LINK", price_tyiyn_per_kwh=1_500))
         session.add(Client(id="idle-link-client"))
         await session.flush()
@@ -51,21 +51,22 @@ async def _transaction(
 
 
 async def test_an_unlinked_transaction_of_a_live_session_is_that_sessions(
-    sessions: async_sessionmaker[AsyncSession],
+    db_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     session_id = "idlelinksession1"
-    transaction_id = await _transaction(sessions, session_id, live_session=session_id)
+    transaction_id = await _transaction(db_sessions, session_id, live_session=session_id)
     later = datetime.now(UTC) + timedelta(seconds=5)
-    row = await GatewayStore(sessions).open_session_transaction("IDLE-LINK", 1, before=later)
+    row = await GatewayStore(db_sessions).open_session_transaction("IDLE-LINK", 1, before=later)
     assert row is not None
     assert (row.id, row.session_id) == (transaction_id, session_id)
 
 
 async def test_an_unlinked_transaction_of_no_live_session_is_nobodys(
-    sessions: async_sessionmaker[AsyncSession],
+    db_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    await _transaction(sessions, "someonescard0001", live_session=None)
+    await _transaction(db_sessions, "someonescard0001", live_session=None)
     later = datetime.now(UTC) + timedelta(seconds=5)
     assert (
-        await GatewayStore(sessions).open_session_transaction("IDLE-LINK", 1, before=later) is None
+        await GatewayStore(db_sessions).open_session_transaction("IDLE-LINK", 1, before=later)
+        is None
     )

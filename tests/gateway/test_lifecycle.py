@@ -25,16 +25,16 @@ async def wait_closed(connected) -> int:
     return closed.value.rcvd.code
 
 
-async def connection_row(sessions, station_id: str):
-    async with sessions() as session:
+async def connection_row(db_sessions, station_id: str):
+    async with db_sessions() as session:
         return await session.get(StationConnection, station_id)
 
 
-async def test_new_connection_replaces_the_old_one(gateway, add_station, sessions):
+async def test_new_connection_replaces_the_old_one(gateway, add_station, db_sessions):
     await add_station("EVP-501")
     async with charger_session(gateway.url("EVP-501"), "EVP-501") as old:
         await old.charger.call(call.Heartbeat(), suppress=False)
-        first_row = await connection_row(sessions, "EVP-501")
+        first_row = await connection_row(db_sessions, "EVP-501")
         # The old socket's receive loop must not swallow the close we want to observe.
         old.task.cancel()
         async with charger_session(gateway.url("EVP-501"), "EVP-501") as new:
@@ -42,36 +42,36 @@ async def test_new_connection_replaces_the_old_one(gateway, add_station, session
             answer = await new.charger.call(call.Heartbeat(), suppress=False)
             assert answer.current_time.endswith("Z")
             await asyncio.sleep(0.2)  # let the old connection's clean-up run
-            row = await connection_row(sessions, "EVP-501")
+            row = await connection_row(db_sessions, "EVP-501")
             assert row is not None, "the old connection's clean-up removed the new one's row"
             assert row.connected_at > first_row.connected_at
             assert gateway.gateway.registry.get("EVP-501") is not None
 
 
-async def test_silent_charger_is_closed_and_shown_offline(start_gateway, add_station, sessions):
+async def test_silent_charger_is_closed_and_shown_offline(start_gateway, add_station, db_sessions):
     running = await start_gateway(heartbeat_interval_s=1, last_seen_flush_s=0.5)
     await add_station("EVP-502")
     async with charger_session(running.url("EVP-502"), "EVP-502") as silent:
         silent.task.cancel()  # from now on it says nothing, like a hung charger
         assert await wait_closed(silent) == 1001
     for _ in range(200):
-        if await connection_row(sessions, "EVP-502") is None:
+        if await connection_row(db_sessions, "EVP-502") is None:
             break
         await asyncio.sleep(0.05)
     else:
         pytest.fail("the silent charger is still listed as connected")
-    async with sessions() as session:
+    async with db_sessions() as session:
         station = await session.get(Station, "EVP-502")
     assert station.last_seen_at is not None
 
 
-async def test_heartbeats_are_recorded_as_last_seen(start_gateway, add_station, sessions):
+async def test_heartbeats_are_recorded_as_last_seen(start_gateway, add_station, db_sessions):
     running = await start_gateway(heartbeat_interval_s=60, last_seen_flush_s=0.2)
     await add_station("EVP-503")
 
     async def last_seen_after(moment: datetime | None) -> datetime:
         for _ in range(200):
-            async with sessions() as session:
+            async with db_sessions() as session:
                 seen: datetime | None = await session.scalar(
                     select(Station.last_seen_at).where(Station.id == "EVP-503")
                 )
@@ -88,7 +88,7 @@ async def test_heartbeats_are_recorded_as_last_seen(start_gateway, add_station, 
 
 
 async def test_stop_closes_chargers_with_1001_and_clears_the_registry(
-    start_gateway, add_station, sessions
+    start_gateway, add_station, db_sessions
 ):
     running = await start_gateway()
     await add_station("EVP-504")
@@ -104,14 +104,14 @@ async def test_stop_closes_chargers_with_1001_and_clears_the_registry(
         await running.gateway.stop()
         assert await wait_closed(first) == 1001
         assert await wait_closed(second) == 1001
-    async with sessions() as session:
+    async with db_sessions() as session:
         assert (await session.scalars(select(StationConnection))).all() == []
 
 
-async def test_rows_left_by_a_dead_gateway_are_cleared(start_gateway, add_station, sessions):
+async def test_rows_left_by_a_dead_gateway_are_cleared(start_gateway, add_station, db_sessions):
     await add_station("EVP-506")
     long_ago = datetime.now(UTC) - timedelta(hours=1)
-    async with sessions.begin() as session:
+    async with db_sessions.begin() as session:
         station = await session.get(Station, "EVP-506")
         station.last_seen_at = long_ago
         session.add(
@@ -121,14 +121,14 @@ async def test_rows_left_by_a_dead_gateway_are_cleared(start_gateway, add_statio
         )
     await start_gateway(heartbeat_interval_s=1, last_seen_flush_s=0.5)
     for _ in range(200):
-        if await connection_row(sessions, "EVP-506") is None:
+        if await connection_row(db_sessions, "EVP-506") is None:
             return
         await asyncio.sleep(0.05)
     pytest.fail("a dead gateway's row still claims the station")
 
 
 async def test_stop_clears_the_registry_rows_before_closing_sockets(
-    start_gateway, add_station, sessions, monkeypatch
+    start_gateway, add_station, db_sessions, monkeypatch
 ):
     """During a rolling deploy no workflow may route a command to a gateway that is
     already closing its chargers."""
@@ -138,13 +138,13 @@ async def test_stop_clears_the_registry_rows_before_closing_sockets(
     close = StationHandler.close
 
     async def close_and_look(self: StationHandler, code: int, reason: str) -> None:
-        rows_while_closing.append(await connection_row(sessions, self.station_id))
+        rows_while_closing.append(await connection_row(db_sessions, self.station_id))
         await close(self, code, reason)
 
     monkeypatch.setattr(StationHandler, "close", close_and_look)
     async with charger_session(running.url("EVP-507"), "EVP-507") as connected:
         await connected.charger.call(call.Heartbeat(), suppress=False)
-        assert await connection_row(sessions, "EVP-507") is not None
+        assert await connection_row(db_sessions, "EVP-507") is not None
         connected.task.cancel()
         await running.gateway.stop()
         assert await wait_closed(connected) == 1001

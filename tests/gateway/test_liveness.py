@@ -57,13 +57,15 @@ async def triggered_charger(url: str, station_id: str) -> AsyncIterator[Triggere
         await socket.close()
 
 
-async def last_seen(sessions, station_id: str) -> datetime | None:
-    async with sessions() as session:
+async def last_seen(db_sessions, station_id: str) -> datetime | None:
+    async with db_sessions() as session:
         station = await session.get(Station, station_id)
         return None if station is None else station.last_seen_at
 
 
-async def test_a_charger_that_only_answers_pings_stays_online(start_gateway, add_station, sessions):
+async def test_a_charger_that_only_answers_pings_stays_online(
+    start_gateway, add_station, db_sessions
+):
     running = await start_gateway(
         heartbeat_interval_s=HEARTBEAT_S, last_seen_flush_s=0.5, ws_ping_interval=0.2
     )
@@ -72,7 +74,7 @@ async def test_a_charger_that_only_answers_pings_stays_online(start_gateway, add
     async with charger_session(running.url("EVP-601"), "EVP-601") as quiet:
         quiet.task.cancel()  # no OCPP at all from now on; the socket still answers pings
         for _ in range(300):  # until pongs have kept it seen past 2x the heartbeat interval
-            seen = await last_seen(sessions, "EVP-601")
+            seen = await last_seen(db_sessions, "EVP-601")
             if seen is not None and seen > beyond:
                 break
             await asyncio.sleep(0.05)

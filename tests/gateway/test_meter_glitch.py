@@ -32,10 +32,10 @@ async def sample(connected: Any, tx_id: int, at: str, value: str, unit: str = "W
 
 
 async def test_a_glitch_sample_does_not_stop_the_session_and_the_limit_still_holds(
-    gateway, add_station, sessions
+    gateway, add_station, db_sessions
 ):
     await add_station("EVP-791")
-    tx_id = await running_transaction(sessions, "EVP-791", limit_wh=2_000)  # meterStart 10000
+    tx_id = await running_transaction(db_sessions, "EVP-791", limit_wh=2_000)  # meterStart 10000
     async with charger_session(gateway.url("EVP-791"), "EVP-791") as connected:
         await sample(connected, tx_id, "10:00:01", "999999999")  # a gigawatt-hour in a second
         await sample(connected, tx_id, "10:30:00", "11000")
@@ -47,10 +47,10 @@ async def test_a_glitch_sample_does_not_stop_the_session_and_the_limit_still_hol
 
 
 async def test_a_register_reset_does_not_let_the_session_pass_its_limit(
-    gateway, add_station, sessions
+    gateway, add_station, db_sessions
 ):
     await add_station("EVP-792")
-    tx_id = await running_transaction(sessions, "EVP-792", limit_wh=2_000)
+    tx_id = await running_transaction(db_sessions, "EVP-792", limit_wh=2_000)
     async with charger_session(gateway.url("EVP-792"), "EVP-792") as connected:
         await sample(connected, tx_id, "10:10:00", "11000")  # 1000 Wh counted
         await sample(connected, tx_id, "10:20:00", "0")  # the meter rebooted

@@ -37,18 +37,18 @@ def stop(transaction_id: int, meter_stop: int = 1_800) -> call.StopTransaction:
     )
 
 
-async def events_left(sessions: Any) -> int:
-    async with sessions() as session:
+async def events_left(db_sessions: Any) -> int:
+    async with db_sessions() as session:
         return int(await session.scalar(select(func.count()).select_from(OcppTransactionEvent)))
 
 
 async def test_a_stop_before_its_transaction_row_is_kept_and_delivered_once_it_appears(
-    start_gateway, add_station, sessions, temporal_env, signal_worker
+    start_gateway, add_station, db_sessions, temporal_env, signal_worker
 ) -> None:
     await add_station("EVP-711")
     session_id = uuid.uuid4().hex[:16]
     sink = await start_sink(temporal_env, signal_worker, session_id)
-    store = GatewayStore(sessions)
+    store = GatewayStore(db_sessions)
     # Another gateway gave this id to a StartTransaction while the database was down, told
     # the session through Temporal, and still holds the row in memory.
     [transaction_id] = await store.reserve_transaction_ids(1)
@@ -58,7 +58,7 @@ async def test_a_stop_before_its_transaction_row_is_kept_and_delivered_once_it_a
         # Sent twice (a retry with a new message id): one orphan, acked both times.
         await connected.charger.call(stop(transaction_id), suppress=False)
         await connected.charger.call(stop(transaction_id), suppress=False)
-        [orphan] = await rows_of(sessions, transaction_id)
+        [orphan] = await rows_of(db_sessions, transaction_id)
         assert orphan.kind == ORPHAN_STOP and orphan.dead_at is None
 
         # That gateway's held write lands: the relay matches the stop to it.
@@ -81,14 +81,14 @@ async def test_a_stop_before_its_transaction_row_is_kept_and_delivered_once_it_a
         stopped = dict(received)[TRANSACTION_STOPPED]
         assert (stopped["meter_stop_wh"], stopped["energy_wh"]) == (1_800, 800)
         for _ in range(200):
-            if await events_left(sessions) == 0:
+            if await events_left(db_sessions) == 0:
                 break
             await asyncio.sleep(0.05)
-        assert await events_left(sessions) == 0
+        assert await events_left(db_sessions) == 0
 
         # A late copy with other figures changes nothing: the first stop stays.
         await connected.charger.call(stop(transaction_id, meter_stop=9_999), suppress=False)
-    async with sessions() as session:
+    async with db_sessions() as session:
         row = await session.get(OcppTransaction, transaction_id)
     assert row is not None and row.meter_stop_wh == 1_800 and row.stop_reason == "Local"
     received = await sink.query("signals")
@@ -97,30 +97,32 @@ async def test_a_stop_before_its_transaction_row_is_kept_and_delivered_once_it_a
     }
 
 
-async def test_an_orphan_stop_whose_transaction_never_appears_is_dead_lettered(sessions) -> None:
-    events = EventStore(sessions)
+async def test_an_orphan_stop_whose_transaction_never_appears_is_dead_lettered(db_sessions) -> None:
+    events = EventStore(db_sessions)
     orphan = OrphanStop(1_800, STARTED_AT, "Local", None)
     await events.add(orphan_stop_event("EVP-712", 71_201, orphan))
 
-    await relay_with(sessions, RefusingTemporal(unavailable=False)).deliver_due()
-    [waiting] = await rows_of(sessions, 71_201)
+    await relay_with(db_sessions, RefusingTemporal(unavailable=False)).deliver_due()
+    [waiting] = await rows_of(db_sessions, 71_201)
     assert waiting.dead_at is None and waiting.last_error.startswith("no transaction 71201")
 
     # Its wait is over (no gateway still holds the start): kept for an operator.
-    await due_now(sessions)
-    gave_up = relay_with(sessions, RefusingTemporal(unavailable=False), relay_orphan_wait_s=0.001)
+    await due_now(db_sessions)
+    gave_up = relay_with(
+        db_sessions, RefusingTemporal(unavailable=False), relay_orphan_wait_s=0.001
+    )
     await gave_up.deliver_due()
-    [dead] = await rows_of(sessions, 71_201)
+    [dead] = await rows_of(db_sessions, 71_201)
     assert dead.dead_at is not None and dead.last_error.startswith("no transaction 71201")
 
 
-async def test_an_orphan_stop_does_not_hold_back_another_stations_transaction(sessions) -> None:
+async def test_an_orphan_stop_does_not_hold_back_another_stations_transaction(db_sessions) -> None:
     """Charger-local ids are not unique across stations: an orphan of one station waits
     alone, and a stop with the same id at another station is its own event."""
-    events = EventStore(sessions)
+    events = EventStore(db_sessions)
     await events.add(orphan_stop_event("EVP-713", 71_301, OrphanStop(5, STARTED_AT, None, None)))
     await events.add(orphan_stop_event("EVP-714", 71_301, OrphanStop(9, STARTED_AT, None, None)))
     temporal = RefusingTemporal(unavailable=False)
-    await relay_with(sessions, temporal).deliver_due()
-    rows = await rows_of(sessions, 71_301)
+    await relay_with(db_sessions, temporal).deliver_due()
+    rows = await rows_of(db_sessions, 71_301)
     assert len(rows) == 2 and all(row.last_error.startswith("no transaction") for row in rows)

@@ -48,17 +48,17 @@ def event(kind: str, session_id: str, transaction_id: int) -> NewEvent:
     return NewEvent(transaction_id, "EVP-701", session_id, kind, payloads[kind], answered)
 
 
-async def pending(sessions) -> int:
-    async with sessions() as session:
+async def pending(db_sessions) -> int:
+    async with db_sessions() as session:
         return int(await session.scalar(select(func.count()).select_from(OcppTransactionEvent)))
 
 
 async def test_events_left_by_a_dead_gateway_are_delivered_in_order(
-    start_gateway, sessions, temporal_env, signal_worker
+    start_gateway, db_sessions, temporal_env, signal_worker
 ):
     session_id = uuid.uuid4().hex[:16]
     sink = await start_sink(temporal_env, signal_worker, session_id)
-    events = EventStore(sessions)
+    events = EventStore(db_sessions)
     for kind in (STARTED, METER, STOPPED):
         await events.add(event(kind, session_id, 41))
     # A gateway claimed the start and died before delivering it: its lease runs out.
@@ -71,24 +71,24 @@ async def test_events_left_by_a_dead_gateway_are_delivered_in_order(
     assert names(received) == [TRANSACTION_STARTED, METER_SAMPLE, TRANSACTION_STOPPED]
     assert received[2][1]["meter_stop_wh"] == 1500
     for _ in range(200):
-        if await pending(sessions) == 0:
+        if await pending(db_sessions) == 0:
             break
         await asyncio.sleep(0.05)
-    assert await pending(sessions) == 0
+    assert await pending(db_sessions) == 0
 
 
-async def test_an_event_for_a_closed_workflow_is_dropped(start_gateway, sessions):
-    await EventStore(sessions).add(event(STOPPED, "no-such-session", 42))
+async def test_an_event_for_a_closed_workflow_is_dropped(start_gateway, db_sessions):
+    await EventStore(db_sessions).add(event(STOPPED, "no-such-session", 42))
     await start_gateway(relay_poll_s=0.2)
     for _ in range(200):
-        if await pending(sessions) == 0:
+        if await pending(db_sessions) == 0:
             return
         await asyncio.sleep(0.05)
     pytest.fail("the event for a workflow that does not exist was never dropped")
 
 
 async def test_a_relayed_start_its_session_refuses_stops_the_charger(
-    start_gateway, add_station, sessions, temporal_env
+    start_gateway, add_station, db_sessions, temporal_env
 ):
     """Told Accepted during a Temporal outage, refused by the session once relayed: the
     gateway holding the charger sends RemoteStopTransaction, so no unpaid energy flows."""
@@ -106,15 +106,15 @@ async def test_a_relayed_start_its_session_refuses_stops_the_charger(
                     break
                 await asyncio.sleep(0.05)
             start = event(STARTED, session_id, 43)
-            await EventStore(sessions).add(replace(start, station_id="EVP-702"))
+            await EventStore(db_sessions).add(replace(start, station_id="EVP-702"))
             running.gateway.relay.wake()
             await asyncio.wait_for(connected.charger.remote_stop_received.wait(), 30)
         await refuser.terminate("test over")
     assert connected.charger.remote_stops == [43]
 
 
-async def test_a_newer_sample_written_during_delivery_is_not_deleted_unsent(sessions):
-    events = EventStore(sessions)
+async def test_a_newer_sample_written_during_delivery_is_not_deleted_unsent(db_sessions):
+    events = EventStore(db_sessions)
     session_id = uuid.uuid4().hex[:16]
     first = event(METER, session_id, 43)
     await events.add(first)
@@ -132,7 +132,7 @@ async def test_a_newer_sample_written_during_delivery_is_not_deleted_unsent(sess
     ]
     assert again.id == claimed.id and again.payload["energy_wh"] == 900
     await events.delivered(again)
-    async with sessions() as session:
+    async with db_sessions() as session:
         left = await session.scalar(
             select(func.count())
             .select_from(OcppTransactionEvent)

@@ -51,7 +51,7 @@ class RefusingTemporal:
 
 
 def relay_with(
-    sessions: Any, temporal: RefusingTemporal, *, dead_after: int = 5, **overrides: Any
+    db_sessions: Any, temporal: RefusingTemporal, *, dead_after: int = 5, **overrides: Any
 ) -> TransactionRelay:
     config = GatewayConfig(
         instance_id="dead-letter-test",
@@ -62,11 +62,11 @@ def relay_with(
         **overrides,
     )
     signals = cast(WorkflowSignals, temporal)
-    return TransactionRelay(EventStore(sessions), GatewayStore(sessions), signals, config)
+    return TransactionRelay(EventStore(db_sessions), GatewayStore(db_sessions), signals, config)
 
 
-async def rows_of(sessions: Any, transaction_id: int) -> list[Any]:
-    async with sessions() as session:
+async def rows_of(db_sessions: Any, transaction_id: int) -> list[Any]:
+    async with db_sessions() as session:
         result = await session.execute(
             select(
                 OcppTransactionEvent.kind,
@@ -80,57 +80,57 @@ async def rows_of(sessions: Any, transaction_id: int) -> list[Any]:
         return list(result.all())
 
 
-async def due_now(sessions: Any) -> None:
+async def due_now(db_sessions: Any) -> None:
     """Skip the backoff (a few milliseconds here) without waiting on a clock."""
-    async with sessions.begin() as session:
+    async with db_sessions.begin() as session:
         await session.execute(
             update(OcppTransactionEvent).values(due_at=OcppTransactionEvent.created_at)
         )
 
 
-async def test_a_refused_start_is_dead_lettered_and_its_stop_goes_on(sessions) -> None:
+async def test_a_refused_start_is_dead_lettered_and_its_stop_goes_on(db_sessions) -> None:
     temporal = RefusingTemporal(unavailable=False)
-    relay = relay_with(sessions, temporal, dead_after=2)
-    events = EventStore(sessions)
+    relay = relay_with(db_sessions, temporal, dead_after=2)
+    events = EventStore(db_sessions)
     await events.add(event(STARTED, "refused-start", 61))
     await events.add(event(STOPPED, "refused-start", 61))
 
     await relay.deliver_due()  # first refusal: tried again later
-    [start, _stop] = await rows_of(sessions, 61)
+    [start, _stop] = await rows_of(db_sessions, 61)
     assert start.failures == 1 and start.dead_at is None
     assert temporal.sent == []  # the stop waits behind its start
 
-    await due_now(sessions)
+    await due_now(db_sessions)
     await relay.deliver_due()  # second refusal: given up
-    [start, _stop] = await rows_of(sessions, 61)
+    [start, _stop] = await rows_of(db_sessions, 61)
     assert start.dead_at is not None and "INVALID_ARGUMENT" in start.last_error
 
     await relay.deliver_due()
     assert temporal.sent == [("refused-start", TRANSACTION_STOPPED)]
-    [start] = await rows_of(sessions, 61)  # the stop is delivered; the dead start is kept
+    [start] = await rows_of(db_sessions, 61)  # the stop is delivered; the dead start is kept
     assert start.kind == STARTED and start.dead_at is not None
     counts = await events.counts()
     assert (counts.pending, counts.dead_lettered) == (0, 1)
 
 
-async def test_an_event_waiting_for_temporal_is_never_dead_lettered(sessions) -> None:
+async def test_an_event_waiting_for_temporal_is_never_dead_lettered(db_sessions) -> None:
     temporal = RefusingTemporal(unavailable=True)
-    relay = relay_with(sessions, temporal, dead_after=1)
-    await EventStore(sessions).add(event(STARTED, "temporal-down", 62))
+    relay = relay_with(db_sessions, temporal, dead_after=1)
+    await EventStore(db_sessions).add(event(STARTED, "temporal-down", 62))
     for _ in range(4):
         await relay.deliver_due()
-        await due_now(sessions)
-    [start] = await rows_of(sessions, 62)
+        await due_now(db_sessions)
+    [start] = await rows_of(db_sessions, 62)
     assert start.dead_at is None and start.failures == 0
-    assert (await EventStore(sessions).counts()).pending == 1
+    assert (await EventStore(db_sessions).counts()).pending == 1
 
 
 async def test_an_undecodable_row_does_not_block_its_transaction(
-    start_gateway, sessions, temporal_env, signal_worker
+    start_gateway, db_sessions, temporal_env, signal_worker
 ) -> None:
     session_id = uuid.uuid4().hex[:16]
     sink = await start_sink(temporal_env, signal_worker, session_id)
-    events = EventStore(sessions)
+    events = EventStore(db_sessions)
     broken = event(STARTED, session_id, 63)
     await events.add(replace(broken, payload={"transaction_id": 63}))  # fields lost
     await events.add(event(STOPPED, session_id, 63))
@@ -148,7 +148,7 @@ async def test_an_undecodable_row_does_not_block_its_transaction(
 
     assert TRANSACTION_STARTED not in names(received)
     # (The delivered stop's row may not be deleted yet.)
-    [start] = [row for row in await rows_of(sessions, 63) if row.kind == STARTED]
+    [start] = [row for row in await rows_of(db_sessions, 63) if row.kind == STARTED]
     assert start.dead_at is not None and start.failures == 3
     assert start.last_error.startswith("KeyError")
     dead_after = REGISTRY.get_sample_value(

@@ -92,7 +92,7 @@ def meter(transaction_id: int, register_wh: int, at: str) -> call.MeterValues:
 
 
 async def test_paid_session_from_remote_start_to_stop(
-    gateway, add_station, sessions, temporal_env, signal_worker
+    gateway, add_station, db_sessions, temporal_env, signal_worker
 ):
     await add_station("EVP-401")
     session_id = new_session_id()
@@ -143,7 +143,7 @@ async def test_paid_session_from_remote_start_to_stop(
     assert started_signal["meter_start_wh"] == 1_000
     assert sample["energy_wh"] == 1_000 and sample["power_w"] == 11_000
     assert stopped["energy_wh"] == 3_250 and stopped["reason"] == "EVDisconnected"
-    async with sessions() as session:
+    async with db_sessions() as session:
         tx = await session.get(OcppTransaction, tx_id)
         stored = await session.scalar(select(func.count()).select_from(MeterValue))
     assert tx.session_id == session_id
@@ -233,7 +233,7 @@ async def test_energy_limit_survives_a_gateway_restart(
 
 
 async def test_start_for_a_session_without_workflow_is_recorded_and_acked(
-    gateway, add_station, sessions
+    gateway, add_station, db_sessions
 ):
     await add_station("EVP-404")
     orphan = new_session_id()
@@ -258,7 +258,7 @@ async def test_start_for_a_session_without_workflow_is_recorded_and_acked(
     assert started.transaction_id > 0
     assert started.id_tag_info["status"] == "Invalid"
     assert stopped is not None
-    async with sessions() as session:
+    async with db_sessions() as session:
         tx = await session.get(OcppTransaction, started.transaction_id)
     assert tx.id_tag == orphan and tx.session_id is None and tx.meter_stop_wh == 400
 
@@ -312,7 +312,7 @@ async def test_command_the_charger_never_answers_times_out_clearly(
 
 
 async def test_a_start_its_session_refuses_is_recorded_and_answered_invalid(
-    gateway, add_station, temporal_env, sessions
+    gateway, add_station, temporal_env, db_sessions
 ):
     await add_station("EVP-409")
     session_id = new_session_id()
@@ -333,6 +333,6 @@ async def test_a_start_its_session_refuses_is_recorded_and_answered_invalid(
             )
         await refuser.terminate("test over")
     assert started.id_tag_info["status"] == "Invalid"
-    async with sessions() as session:
+    async with db_sessions() as session:
         tx = await session.get(OcppTransaction, started.transaction_id)
     assert tx.id_tag == session_id and tx.session_id is None  # recorded, billed to nobody

@@ -31,7 +31,7 @@ def sample(at: str, register_wh: int) -> dict[str, Any]:
 
 
 async def test_the_stop_reaches_the_session_only_with_its_transaction_data_stored(
-    start_gateway, add_station, sessions, temporal_env, signal_worker, monkeypatch
+    start_gateway, add_station, db_sessions, temporal_env, signal_worker, monkeypatch
 ) -> None:
     await add_station("EVP-721")
     session_id = uuid.uuid4().hex[:16]
@@ -76,7 +76,7 @@ async def test_the_stop_reaches_the_session_only_with_its_transaction_data_store
         finally:
             released.set()
         await signals_when(sink, lambda got: TRANSACTION_STOPPED in names(got))
-        async with sessions() as session:
+        async with db_sessions() as session:
             stored = (
                 await session.execute(
                     select(MeterValue.energy_wh, MeterValue.connector_id)

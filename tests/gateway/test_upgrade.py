@@ -49,18 +49,18 @@ async def test_credentials_of_another_station_are_refused(gateway, add_station):
     assert status == 401
 
 
-async def test_unknown_station_is_refused_with_401(gateway, sessions):
+async def test_unknown_station_is_refused_with_401(gateway, db_sessions):
     status = await _status_of_refused_upgrade(
         gateway.url("EVP-NOPE"),
         subprotocols=["ocpp1.6"],
         additional_headers=basic_auth("EVP-NOPE", PASSWORD),
     )
     assert status == 401
-    async with sessions() as session:
+    async with db_sessions() as session:
         assert (await session.scalars(select(StationConnection))).all() == []
 
 
-async def test_unknown_station_is_pending_when_onboarding_is_allowed(start_gateway, sessions):
+async def test_unknown_station_is_pending_when_onboarding_is_allowed(start_gateway, db_sessions):
     running = await start_gateway(allow_unknown_stations=True)
     async with charger_session(running.url("EVP-NEW"), "EVP-NEW", password=None) as connected:
         boot = await connected.charger.call(
@@ -75,7 +75,7 @@ async def test_unknown_station_is_pending_when_onboarding_is_allowed(start_gatew
             )
     assert boot.status == RegistrationStatus.pending
     assert heartbeat.current_time.endswith("Z")
-    async with sessions() as session:
+    async with db_sessions() as session:
         assert await session.get(Station, "EVP-NEW") is None
 
 

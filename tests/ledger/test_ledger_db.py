@@ -24,9 +24,9 @@ def _client() -> str:
 
 
 async def test_credit_reserve_capture_release_moves_exact_amounts(
-    sessions: async_sessionmaker[AsyncSession], engine
+    db_sessions: async_sessionmaker[AsyncSession], engine
 ) -> None:
-    ledger = Ledger(sessions)
+    ledger = Ledger(db_sessions)
     client = _client()
     await ledger.apply(
         Operation.CREDIT_TOPUP, LedgerMovement("topup:t1", client, 50_000, provider="ODENGI")
@@ -40,9 +40,9 @@ async def test_credit_reserve_capture_release_moves_exact_amounts(
 
 
 async def test_a_repeated_op_key_returns_the_first_result_and_changes_nothing(
-    sessions: async_sessionmaker[AsyncSession],
+    db_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    ledger = Ledger(sessions)
+    ledger = Ledger(db_sessions)
     client = _client()
     first = await ledger.apply(
         Operation.CREDIT_TOPUP, LedgerMovement("topup:x", client, 1_000, provider="P")
@@ -55,9 +55,9 @@ async def test_a_repeated_op_key_returns_the_first_result_and_changes_nothing(
 
 
 async def test_an_op_key_reused_for_another_movement_is_refused(
-    sessions: async_sessionmaker[AsyncSession],
+    db_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    ledger = Ledger(sessions)
+    ledger = Ledger(db_sessions)
     client = _client()
     await ledger.apply(
         Operation.CREDIT_TOPUP, LedgerMovement("topup:y", client, 1_000, provider="P")
@@ -70,9 +70,9 @@ async def test_an_op_key_reused_for_another_movement_is_refused(
 
 
 async def test_insufficient_funds_is_a_domain_error_and_writes_nothing(
-    sessions: async_sessionmaker[AsyncSession], engine
+    db_sessions: async_sessionmaker[AsyncSession], engine
 ) -> None:
-    ledger = Ledger(sessions)
+    ledger = Ledger(db_sessions)
     client = _client()
     await ledger.apply(Operation.CREDIT_TOPUP, LedgerMovement("topup:z", client, 999, provider="P"))
     with pytest.raises(InsufficientFunds):
@@ -85,9 +85,9 @@ async def test_insufficient_funds_is_a_domain_error_and_writes_nothing(
 
 
 async def test_fifty_concurrent_reserves_never_overdraw(
-    sessions: async_sessionmaker[AsyncSession], engine
+    db_sessions: async_sessionmaker[AsyncSession], engine
 ) -> None:
-    ledger = Ledger(sessions)
+    ledger = Ledger(db_sessions)
     client = _client()
     await ledger.apply(
         Operation.CREDIT_TOPUP, LedgerMovement("topup:c", client, 10_000, provider="P")
@@ -109,9 +109,9 @@ async def test_fifty_concurrent_reserves_never_overdraw(
 
 
 async def test_concurrent_duplicates_of_one_op_key_apply_once(
-    sessions: async_sessionmaker[AsyncSession],
+    db_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    ledger = Ledger(sessions)
+    ledger = Ledger(db_sessions)
     client = _client()
     results = await asyncio.gather(
         *(
@@ -187,10 +187,10 @@ def test_any_sequence_keeps_every_invariant(
 
 
 async def test_system_balances_are_the_sum_of_their_postings(
-    sessions: async_sessionmaker[AsyncSession], engine
+    db_sessions: async_sessionmaker[AsyncSession], engine
 ) -> None:
     """Revenue and clearing keep no locked running total, yet their balances are exact."""
-    ledger = Ledger(sessions)
+    ledger = Ledger(db_sessions)
     clients = [_client() for _ in range(5)]
 
     async def session_for(client: str) -> None:

@@ -45,6 +45,6 @@ async def ops_http(make_app: AppFactory) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
-async def audit_rows(sessions: async_sessionmaker[AsyncSession]) -> list[OperatorAudit]:
-    async with sessions() as session:
+async def audit_rows(db_sessions: async_sessionmaker[AsyncSession]) -> list[OperatorAudit]:
+    async with db_sessions() as session:
         return list(await session.scalars(select(OperatorAudit).order_by(OperatorAudit.id)))

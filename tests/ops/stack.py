@@ -43,7 +43,7 @@ KEY_PEPPER = b"ops-commands-pepper-0123456789abcdef"
 class OpsStack:
     port: int
     temporal: Client
-    sessions: async_sessionmaker[AsyncSession]
+    db_sessions: async_sessionmaker[AsyncSession]
 
     @property
     def base_url(self) -> str:
@@ -67,7 +67,7 @@ class OpsStack:
 
     async def connectors_available(self, station_id: str, connectors: int = 2) -> None:
         async def available() -> bool:
-            async with self.sessions() as session:
+            async with self.db_sessions() as session:
                 rows = await session.scalars(
                     select(Connector.status).where(Connector.station_id == station_id)
                 )
@@ -80,9 +80,11 @@ def driver_bearer(client_id: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {issue_dev_token(SECRET, client_id)}"}
 
 
-async def fund(sessions: async_sessionmaker[AsyncSession], amount: int, *client_ids: str) -> Ledger:
+async def fund(
+    db_sessions: async_sessionmaker[AsyncSession], amount: int, *client_ids: str
+) -> Ledger:
     """Credit each client `amount`; the ledger, to read balances with afterwards."""
-    ledger = Ledger(sessions)
+    ledger = Ledger(db_sessions)
     for client_id in client_ids:
         await ledger.apply(
             Operation.CREDIT_TOPUP,
@@ -102,9 +104,9 @@ def headers(caller: str, *, key: str | None = None) -> dict[str, str]:
 
 
 async def add_station(
-    sessions: async_sessionmaker[AsyncSession], station_id: str, connectors: int = 2
+    db_sessions: async_sessionmaker[AsyncSession], station_id: str, connectors: int = 2
 ) -> None:
-    async with sessions() as session, session.begin():
+    async with db_sessions() as session, session.begin():
         session.add(
             Station(
                 id=station_id,
@@ -120,7 +122,7 @@ async def add_station(
 
 @asynccontextmanager
 async def ops_stack(
-    sessions: async_sessionmaker[AsyncSession],
+    db_sessions: async_sessionmaker[AsyncSession],
     temporal: Client,
     *,
     charging: bool = False,
@@ -130,7 +132,7 @@ async def ops_stack(
     session records), as `evpower worker` does."""
     task_queue = f"ops-{uuid.uuid4().hex[:8]}"
     gateway = OcppGateway(
-        sessions,
+        db_sessions,
         temporal,
         GatewayConfig(
             instance_id=f"ops-{uuid.uuid4().hex[:8]}",
@@ -140,7 +142,9 @@ async def ops_stack(
         ),
     )
     app = create_app(
-        ApiContext(sessions, temporal, ApiConfig(jwt_secret=SECRET, task_queue=task_queue, **api))
+        ApiContext(
+            db_sessions, temporal, ApiConfig(jwt_secret=SECRET, task_queue=task_queue, **api)
+        )
     )
     server = uvicorn.Server(
         uvicorn.Config(
@@ -154,11 +158,16 @@ async def ops_stack(
         )
     )
     workflows: list[type] = [StationCommandWorkflow]
-    activities: list[Any] = list(StationCommandActivities(sessions).activities())
+    activities: list[Any] = list(StationCommandActivities(db_sessions).activities())
     if charging:
-        money = LedgerActivities(Ledger(sessions))
+        money = LedgerActivities(Ledger(db_sessions))
         workflows.append(ChargingSessionWorkflow)
-        activities += [*charging_activities(sessions), money.reserve, money.capture, money.release]
+        activities += [
+            *charging_activities(db_sessions),
+            money.reserve,
+            money.capture,
+            money.release,
+        ]
     async with Worker(
         temporal,
         task_queue=task_queue,
@@ -174,7 +183,7 @@ async def ops_stack(
                     serving.result()
                 await asyncio.sleep(0.01)
             port = server.servers[0].sockets[0].getsockname()[1]
-            yield OpsStack(port, temporal, sessions)
+            yield OpsStack(port, temporal, db_sessions)
         finally:
             await gateway.stop()
             server.should_exit = True

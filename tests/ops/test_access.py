@@ -19,7 +19,7 @@ EXPECTED = {"none": 401, "client": 403, "operator": 200, "admin": 200}
 
 
 async def test_the_matrix_on_me_and_one_audit_row_per_request(
-    ops_http: httpx.AsyncClient, tokens: Tokens, sessions
+    ops_http: httpx.AsyncClient, tokens: Tokens, db_sessions
 ) -> None:
     for caller, status in EXPECTED.items():
         response = await ops_http.get(ME, headers=caller_headers(tokens, caller))
@@ -30,7 +30,7 @@ async def test_the_matrix_on_me_and_one_audit_row_per_request(
             assert response.json()["error"]["code"] == "missing_token"
         if status == 200:
             assert response.json()["role"] == caller
-    rows = await audit_rows(sessions)
+    rows = await audit_rows(db_sessions)
     assert [(row.role, row.status_code, row.outcome) for row in rows] == [
         (None, 401, "refused"),
         ("client", 403, "refused"),
@@ -44,7 +44,7 @@ async def test_the_matrix_on_me_and_one_audit_row_per_request(
 
 
 async def test_every_ops_route_refuses_anonymous_and_client_callers_and_admits_operators(
-    make_app: AppFactory, tokens: Tokens, sessions
+    make_app: AppFactory, tokens: Tokens, db_sessions
 ) -> None:
     """Walks the mounted routes, so a route added later is covered without a new test."""
     app = make_app()
@@ -76,20 +76,20 @@ async def test_every_ops_route_refuses_anonymous_and_client_callers_and_admits_o
                 )
                 calls += 1
                 assert response.status_code in {200, 404, 422}, (method, path, caller)
-    rows = await audit_rows(sessions)
+    rows = await audit_rows(db_sessions)
     assert len(rows) == calls
     assert {row.outcome for row in rows if row.role in {None, "client"}} == {"refused"}
     assert all(row.outcome != "refused" for row in rows if row.role in {"operator", "admin"})
 
 
 async def test_a_bad_token_and_an_unknown_ops_path_are_audited(
-    ops_http: httpx.AsyncClient, tokens: Tokens, sessions
+    ops_http: httpx.AsyncClient, tokens: Tokens, db_sessions
 ) -> None:
     bad = await ops_http.get(ME, headers=bearer("not-a-jwt"))
     assert bad.status_code == 401
     missing = await ops_http.get("/api/v1/ops/nothing-here", headers=bearer(operator_token(tokens)))
     assert missing.status_code == 404
-    rows = await audit_rows(sessions)
+    rows = await audit_rows(db_sessions)
     assert next((row.subject, row.status_code, row.error_code) for row in rows) == (
         None,
         401,
@@ -175,7 +175,7 @@ def test_secrets_never_reach_the_audit() -> None:
 
 
 async def test_a_nul_character_anywhere_in_the_request_still_leaves_its_audit_row(
-    ops_http: httpx.AsyncClient, tokens: Tokens, sessions
+    ops_http: httpx.AsyncClient, tokens: Tokens, db_sessions
 ) -> None:
     """PostgreSQL stores no NUL in text or jsonb; the fuzzer sends them in paths and bodies."""
     response = await ops_http.post(
@@ -184,7 +184,7 @@ async def test_a_nul_character_anywhere_in_the_request_still_leaves_its_audit_ro
         headers={**bearer(operator_token(tokens)), "Content-Type": "application/json"},
     )
     assert response.status_code < 500, response.text
-    rows = await audit_rows(sessions)
+    rows = await audit_rows(db_sessions)
     assert len(rows) == 1
     assert rows[0].reason == "a\ufffdb"
     assert "\x00" not in rows[0].path

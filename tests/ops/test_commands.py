@@ -38,14 +38,14 @@ def _url(station_id: str, command: str) -> str:
     return f"/api/v1/ops/stations/{station_id}/commands/{command}"
 
 
-async def _audit(sessions: async_sessionmaker[AsyncSession]) -> list[OperatorAudit]:
-    async with sessions() as session:
+async def _audit(db_sessions: async_sessionmaker[AsyncSession]) -> list[OperatorAudit]:
+    async with db_sessions() as session:
         return list(await session.scalars(select(OperatorAudit).order_by(OperatorAudit.id)))
 
 
-async def _connected(sessions: async_sessionmaker[AsyncSession], station_id: str) -> None:
+async def _connected(db_sessions: async_sessionmaker[AsyncSession], station_id: str) -> None:
     async def reported() -> bool:
-        async with sessions() as session:
+        async with db_sessions() as session:
             row = await session.get(Connector, (station_id, 2))
             return row is not None and row.status == "Available"
 
@@ -53,14 +53,14 @@ async def _connected(sessions: async_sessionmaker[AsyncSession], station_id: str
 
 
 async def test_every_command_is_answered_by_the_charger_and_audited(
-    sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment
+    db_sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment
 ) -> None:
     station_id = f"OPS-{uuid.uuid4().hex[:6]}"
-    await add_station(sessions, station_id)
-    async with ops_stack(sessions, temporal_env.client) as stack:
+    await add_station(db_sessions, station_id)
+    async with ops_stack(db_sessions, temporal_env.client) as stack:
         station = stack.station(station_id)
         async with station, httpx.AsyncClient(base_url=stack.base_url, timeout=60) as http:
-            await _connected(sessions, station_id)
+            await _connected(db_sessions, station_id)
             fleet = await http.get("/api/v1/ops/stations", headers=headers("operator"))
             (seen,) = fleet.json()["items"]
             assert seen["online"] and (seen["vendor"], seen["model"]) == ("EvPower", "SimCharger")
@@ -97,7 +97,7 @@ async def test_every_command_is_answered_by_the_charger_and_audited(
             assert described.typed_search_attributes.get(STATION_ID) == station_id
             assert answers[-1]["workflow_id"].startswith(f"station-command-{station_id}-reset-")
 
-    rows = await _audit(sessions)
+    rows = await _audit(db_sessions)
     commands = [row for row in rows if row.action.startswith("station.command.")]
     assert [row.action for row in commands] == [f"station.command.{c}" for c, _, _ in COMMANDS]
     for row, answer in zip(commands, answers, strict=True):
@@ -115,12 +115,12 @@ async def test_every_command_is_answered_by_the_charger_and_audited(
 
 
 async def test_an_offline_charger_is_refused_at_once(
-    sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment
+    db_sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment
 ) -> None:
     station_id = f"OFF-{uuid.uuid4().hex[:6]}"
-    await add_station(sessions, station_id)
+    await add_station(db_sessions, station_id)
     async with (
-        ops_stack(sessions, temporal_env.client) as stack,
+        ops_stack(db_sessions, temporal_env.client) as stack,
         httpx.AsyncClient(base_url=stack.base_url, timeout=60) as http,
     ):
         response = await http.post(
@@ -137,7 +137,7 @@ async def test_an_offline_charger_is_refused_at_once(
         )  # fmt: skip
         assert unknown.status_code == 404
         assert unknown.json()["error"]["code"] == "station_not_found"
-    rows = await _audit(sessions)
+    rows = await _audit(db_sessions)
     assert [(row.status_code, row.error_code) for row in rows] == [
         (409, "station_offline"),
         (404, "station_not_found"),
@@ -146,12 +146,12 @@ async def test_an_offline_charger_is_refused_at_once(
 
 
 async def test_inoperative_over_a_running_session_needs_force(
-    sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment
+    db_sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment
 ) -> None:
     station_id = f"BUSY-{uuid.uuid4().hex[:6]}"
-    await add_station(sessions, station_id)
+    await add_station(db_sessions, station_id)
     client_id = str(uuid.uuid4())
-    async with sessions() as session, session.begin():
+    async with db_sessions() as session, session.begin():
         session.add(Client(id=client_id))
         await session.flush()
         session.add(
@@ -165,10 +165,10 @@ async def test_inoperative_over_a_running_session_needs_force(
                 reserved_tyiyn=10_000,
             )
         )
-    async with ops_stack(sessions, temporal_env.client) as stack:
+    async with ops_stack(db_sessions, temporal_env.client) as stack:
         station = stack.station(station_id)
         async with station, httpx.AsyncClient(base_url=stack.base_url, timeout=60) as http:
-            await _connected(sessions, station_id)
+            await _connected(db_sessions, station_id)
 
             async def inoperative(connector_id: int, **extra: Any) -> httpx.Response:
                 return await http.post(
@@ -196,14 +196,14 @@ async def test_inoperative_over_a_running_session_needs_force(
 
 
 async def test_a_slow_answer_is_202_then_polled(
-    sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment
+    db_sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment
 ) -> None:
     station_id = f"SLOW-{uuid.uuid4().hex[:6]}"
-    await add_station(sessions, station_id)
-    async with ops_stack(sessions, temporal_env.client, ops_command_wait_s=0.001) as stack:
+    await add_station(db_sessions, station_id)
+    async with ops_stack(db_sessions, temporal_env.client, ops_command_wait_s=0.001) as stack:
         station = stack.station(station_id)
         async with station, httpx.AsyncClient(base_url=stack.base_url, timeout=60) as http:
-            await _connected(sessions, station_id)
+            await _connected(db_sessions, station_id)
             started = await http.post(
                 _url(station_id, "clear_cache"),
                 json={"reason": "poll me"},
@@ -237,17 +237,17 @@ async def test_a_slow_answer_is_202_then_polled(
     ],
 )
 async def test_invalid_bodies_start_nothing(
-    sessions: async_sessionmaker[AsyncSession],
+    db_sessions: async_sessionmaker[AsyncSession],
     temporal_env: WorkflowEnvironment,
     command: str,
     body: dict[str, Any],
 ) -> None:
     async with (
-        ops_stack(sessions, temporal_env.client) as stack,
+        ops_stack(db_sessions, temporal_env.client) as stack,
         httpx.AsyncClient(base_url=stack.base_url, timeout=60) as http,
     ):
         response = await http.post(_url("ANY", command), json=body, headers=headers("admin"))
     assert response.status_code == 422, response.text
     assert response.json()["error"]["code"] == "validation_error"
-    (row,) = await _audit(sessions)
+    (row,) = await _audit(db_sessions)
     assert row.outcome == "rejected"

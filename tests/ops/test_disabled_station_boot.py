@@ -18,12 +18,12 @@ REASON = "site closed for repairs"
 
 
 async def test_a_disabled_station_boots_rejected_until_enabled(
-    sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment
+    db_sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment
 ) -> None:
     station_id = f"DS-{uuid.uuid4().hex[:6]}"
-    await add_station(sessions, station_id)
+    await add_station(db_sessions, station_id)
     async with (
-        ops_stack(sessions, temporal_env.client) as stack,
+        ops_stack(db_sessions, temporal_env.client) as stack,
         httpx.AsyncClient(base_url=stack.base_url, timeout=30) as http,
     ):
 

@@ -26,10 +26,10 @@ pytestmark = pytest.mark.integration
 FLEET = "/api/v1/ops/stations"
 
 
-async def _fleet(sessions: async_sessionmaker[AsyncSession]) -> None:
+async def _fleet(db_sessions: async_sessionmaker[AsyncSession]) -> None:
     now = datetime.now(UTC)
     clients = [str(uuid.uuid4()), str(uuid.uuid4())]
-    async with sessions() as session, session.begin():
+    async with db_sessions() as session, session.begin():
         session.add_all([Location(id="loc-a", name="A"), Location(id="loc-b", name="B")])
         session.add_all([Client(id=client) for client in clients])
         await session.flush()
@@ -87,9 +87,9 @@ async def _fleet(sessions: async_sessionmaker[AsyncSession]) -> None:
 
 
 async def test_the_fleet_with_liveness_identity_and_live_sessions(
-    ops_http: httpx.AsyncClient, tokens: Tokens, sessions
+    ops_http: httpx.AsyncClient, tokens: Tokens, db_sessions
 ) -> None:
-    await _fleet(sessions)
+    await _fleet(db_sessions)
     response = await ops_http.get(FLEET, headers=caller_headers(tokens, "operator"))
     assert response.status_code == 200, response.text
     body = response.json()
@@ -108,14 +108,14 @@ async def test_the_fleet_with_liveness_identity_and_live_sessions(
     assert stations["OFF-LONG"]["offline_for_min"] >= 179
     assert stations["NEVER"]["offline_for_min"] is None
     assert stations["NEVER"]["last_seen_at"] is None and stations["NEVER"]["connectors"] == []
-    rows = await audit_rows(sessions)
+    rows = await audit_rows(db_sessions)
     assert [(row.action, row.outcome, row.role) for row in rows] == [
         ("stations.list", "ok", "operator")
     ]
 
 
-async def test_the_fleet_filters(ops_http: httpx.AsyncClient, tokens: Tokens, sessions) -> None:
-    await _fleet(sessions)
+async def test_the_fleet_filters(ops_http: httpx.AsyncClient, tokens: Tokens, db_sessions) -> None:
+    await _fleet(db_sessions)
     headers = caller_headers(tokens, "admin")
 
     async def ids(**params: str | int) -> list[str]:
@@ -137,16 +137,16 @@ async def test_the_fleet_filters(ops_http: httpx.AsyncClient, tokens: Tokens, se
         FLEET, params={"status": "online", "offline_for_min": 5}, headers=headers
     )
     assert both.status_code == 422 and both.json()["error"]["code"] == "contradictory_filters"
-    rows = await audit_rows(sessions)
+    rows = await audit_rows(db_sessions)
     assert len(rows) == 10 and rows[-1].outcome == "rejected"
     assert rows[-1].request["query"] == "status=online&offline_for_min=5"
 
 
 @pytest.mark.parametrize("caller", ["none", "client", "operator", "admin"])
 async def test_the_fleet_matrix(
-    ops_http: httpx.AsyncClient, tokens: Tokens, sessions, caller: str
+    ops_http: httpx.AsyncClient, tokens: Tokens, db_sessions, caller: str
 ) -> None:
     response = await ops_http.get(FLEET, headers=caller_headers(tokens, caller))
     expected = {"none": 401, "client": 403}.get(caller, 200)
     assert response.status_code == expected
-    assert [row.status_code for row in await audit_rows(sessions)] == [expected]
+    assert [row.status_code for row in await audit_rows(db_sessions)] == [expected]

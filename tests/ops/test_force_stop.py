@@ -32,9 +32,9 @@ REASON = "driver left the car plugged in at a full battery"
 
 
 async def _money(
-    sessions: async_sessionmaker[AsyncSession], session_id: str
+    db_sessions: async_sessionmaker[AsyncSession], session_id: str
 ) -> list[tuple[str, int]]:
-    async with sessions() as session:
+    async with db_sessions() as session:
         rows = await session.execute(
             select(LedgerEntry.operation, LedgerEntry.amount_tyiyn)
             .where(LedgerEntry.reference == session_id)
@@ -56,13 +56,13 @@ async def _update_inputs(
 
 
 async def test_an_operator_stop_settles_exactly_like_the_drivers_own(
-    sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment
+    db_sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment
 ) -> None:
     station_id = f"FS-{uuid.uuid4().hex[:6]}"
     driver, other = str(uuid.uuid4()), str(uuid.uuid4())
-    await add_station(sessions, station_id)
-    ledger = await fund(sessions, INITIAL, driver, other)
-    async with ops_stack(sessions, temporal_env.client, charging=True) as stack:
+    await add_station(db_sessions, station_id)
+    ledger = await fund(db_sessions, INITIAL, driver, other)
+    async with ops_stack(db_sessions, temporal_env.client, charging=True) as stack:
         station = stack.charging_station(station_id)
         async with station, httpx.AsyncClient(base_url=stack.base_url, timeout=30) as http:
             for connector in (1, 2):
@@ -144,7 +144,7 @@ async def test_an_operator_stop_settles_exactly_like_the_drivers_own(
             )
         assert results[0].cost_tyiyn == results[1].cost_tyiyn == 7_500  # ceil(5000 x 1500/1000)
         assert results[0].refunded_tyiyn == results[1].refunded_tyiyn == RESERVE - 7_500
-        money = [await _money(sessions, session_id) for session_id in session_ids]
+        money = [await _money(db_sessions, session_id) for session_id in session_ids]
         assert (
             money[0]
             == money[1]
@@ -165,7 +165,7 @@ async def test_an_operator_stop_settles_exactly_like_the_drivers_own(
         assert operator_stop[0]["reason"] == REASON and operator_stop[0]["operator"]
 
     rows = [
-        row for row in await audit_rows(sessions) if row.path.startswith("/api/v1/ops/sessions")
+        row for row in await audit_rows(db_sessions) if row.path.startswith("/api/v1/ops/sessions")
     ]
     assert [(row.role, row.status_code) for row in rows] == [
         ("client", 403),

@@ -42,12 +42,12 @@ async def _logs_in(port: int, station_id: str, key: str) -> bool:
 
 
 async def test_a_rotated_key_and_the_old_one_during_its_grace(
-    sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment
+    db_sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment
 ) -> None:
     station_id = f"KR-{uuid.uuid4().hex[:6]}"
-    await add_station(sessions, station_id)
+    await add_station(db_sessions, station_id)
     async with (
-        ops_stack(sessions, temporal_env.client, key_pepper=KEY_PEPPER) as stack,
+        ops_stack(db_sessions, temporal_env.client, key_pepper=KEY_PEPPER) as stack,
         httpx.AsyncClient(base_url=stack.base_url, timeout=30) as http,
     ):
         path = f"/api/v1/ops/stations/{station_id}/rotate-key"
@@ -72,7 +72,7 @@ async def test_a_rotated_key_and_the_old_one_during_its_grace(
         assert not await _logs_in(stack.port, station_id, "some-other-key-0123456789")
 
         # The grace ends: only the new key logs in.
-        async with sessions() as session, session.begin():
+        async with db_sessions() as session, session.begin():
             await session.execute(
                 update(Station)
                 .where(Station.id == station_id)
@@ -88,11 +88,11 @@ async def test_a_rotated_key_and_the_old_one_during_its_grace(
         assert await _logs_in(stack.port, station_id, newest)
         assert await _logs_in(stack.port, station_id, new_key)
 
-    async with sessions() as session:
+    async with db_sessions() as session:
         station = await session.get(Station, station_id)
         assert station is not None and station.password_hash is not None
         assert newest not in station.password_hash + (station.previous_password_hash or "")
-    rows = [row for row in await audit_rows(sessions) if row.path.endswith("/rotate-key")]
+    rows = [row for row in await audit_rows(db_sessions) if row.path.endswith("/rotate-key")]
     assert [(row.outcome, row.status_code) for row in rows] == [
         ("refused", 403),
         ("rejected", 422),

@@ -72,13 +72,13 @@ async def _charge_to_full(
 
 
 async def test_a_running_session_keeps_its_price_and_the_next_pays_the_new_one(
-    sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment
+    db_sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment
 ) -> None:
     station_id = f"PR-{uuid.uuid4().hex[:6]}"
     driver, other = str(uuid.uuid4()), str(uuid.uuid4())
-    await add_station(sessions, station_id)  # 1,500 tyiyn per kWh, two connectors
-    ledger = await fund(sessions, INITIAL, driver, other)
-    async with ops_stack(sessions, temporal_env.client, charging=True) as stack:
+    await add_station(db_sessions, station_id)  # 1,500 tyiyn per kWh, two connectors
+    ledger = await fund(db_sessions, INITIAL, driver, other)
+    async with ops_stack(db_sessions, temporal_env.client, charging=True) as stack:
         station = stack.charging_station(station_id)
         async with station, httpx.AsyncClient(base_url=stack.base_url, timeout=30) as http:
             plain_sample = station.connector(1).add_sample
@@ -124,7 +124,7 @@ async def test_a_running_session_keeps_its_price_and_the_next_pays_the_new_one(
     )
     updates = [
         row
-        for row in await audit_rows(sessions)
+        for row in await audit_rows(db_sessions)
         if row.action in {"connector.update", "station.update"}
     ]
     assert [(row.action, row.reason, row.outcome) for row in updates] == [

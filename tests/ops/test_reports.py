@@ -53,9 +53,9 @@ SESSIONS = [
 ]
 
 
-async def _ledger_history(sessions: async_sessionmaker[AsyncSession]) -> list[str]:
+async def _ledger_history(db_sessions: async_sessionmaker[AsyncSession]) -> list[str]:
     clients = [str(uuid.uuid4()), str(uuid.uuid4())]
-    async with sessions() as session, session.begin():
+    async with db_sessions() as session, session.begin():
         session.add_all(
             [Location(id="LOC-A", name="Ala-Too"), Location(id="LOC-B", name="=Osh bazaar")]
         )
@@ -91,7 +91,7 @@ async def _ledger_history(sessions: async_sessionmaker[AsyncSession]) -> list[st
                     refunded_tyiyn=reserved - cost,
                 )
             )
-    ledger = Ledger(sessions)
+    ledger = Ledger(db_sessions)
     for index, client_id in enumerate(clients):
         await ledger.apply(
             Operation.CREDIT_TOPUP,
@@ -109,7 +109,7 @@ async def _ledger_history(sessions: async_sessionmaker[AsyncSession]) -> list[st
             await ledger.apply(Operation.RELEASE, ledger_movement("release", view, reserved - cost))
             keys.append(f"release:{session_id}")
         # Settled on its day: the entries are moved back in time, their amounts untouched.
-        async with sessions() as session, session.begin():
+        async with db_sessions() as session, session.begin():
             await session.execute(
                 update(LedgerEntry)
                 .where(LedgerEntry.op_key.in_(keys))
@@ -119,7 +119,7 @@ async def _ledger_history(sessions: async_sessionmaker[AsyncSession]) -> list[st
 
 
 async def _ledger_sum(
-    sessions: async_sessionmaker[AsyncSession], operation: Operation, start: str, end: str
+    db_sessions: async_sessionmaker[AsyncSession], operation: Operation, start: str, end: str
 ) -> int:
     """What the ledger itself says: captures as postings to the revenue account, releases as
     entries, written in [start, end)."""
@@ -137,23 +137,23 @@ async def _ledger_sum(
         LedgerEntry.created_at >= datetime.fromisoformat(start),
         LedgerEntry.created_at < datetime.fromisoformat(end),
     )
-    async with sessions() as session:
+    async with db_sessions() as session:
         return int(await session.scalar(query) or 0)
 
 
 @pytest.fixture
-async def history(sessions: async_sessionmaker[AsyncSession]) -> list[str]:
-    return await _ledger_history(sessions)
+async def history(db_sessions: async_sessionmaker[AsyncSession]) -> list[str]:
+    return await _ledger_history(db_sessions)
 
 
 async def test_totals_reconcile_with_the_ledger_and_groups_sum_to_them(
-    ops_http: httpx.AsyncClient, tokens: Tokens, sessions, history: list[str]
+    ops_http: httpx.AsyncClient, tokens: Tokens, db_sessions, history: list[str]
 ) -> None:
     captured = await _ledger_sum(
-        sessions, Operation.CAPTURE, "2026-11-01T00:00+06:00", "2026-12-01T00:00+06:00"
+        db_sessions, Operation.CAPTURE, "2026-11-01T00:00+06:00", "2026-12-01T00:00+06:00"
     )
     released = await _ledger_sum(
-        sessions, Operation.RELEASE, "2026-11-01T00:00+06:00", "2026-12-01T00:00+06:00"
+        db_sessions, Operation.RELEASE, "2026-11-01T00:00+06:00", "2026-12-01T00:00+06:00"
     )
     assert captured == 12_345 + 30_000 + 1 + 7_777
     assert released == (50_000 - 12_345) + (20_000 - 1) + (10_000 - 7_777) + 40_000
@@ -253,7 +253,7 @@ async def test_datetimes_bound_the_period_exactly(
 
 
 async def test_authorization_matrix_and_audit_row(
-    ops_http: httpx.AsyncClient, tokens: Tokens, sessions, history: list[str]
+    ops_http: httpx.AsyncClient, tokens: Tokens, db_sessions, history: list[str]
 ) -> None:
     expected = {"none": 401, "client": 403, "operator": 200, "admin": 200}
     for caller, status in expected.items():
@@ -261,7 +261,7 @@ async def test_authorization_matrix_and_audit_row(
             REVENUE, params=NOVEMBER, headers=caller_headers(tokens, caller)
         )
         assert response.status_code == status, (caller, response.text)
-    rows = await audit_rows(sessions)
+    rows = await audit_rows(db_sessions)
     assert [(row.role, row.outcome) for row in rows] == [
         (None, "refused"),
         ("client", "refused"),

@@ -25,11 +25,11 @@ START = datetime(2026, 11, 1, 6, 0, tzinfo=UTC)
 STATES = ("completed", "charging", "hung", "completed", "needs_review", "cancelled", "completed")
 
 
-async def _sessions(sessions: async_sessionmaker[AsyncSession]) -> list[str]:
+async def _seed_sessions(db_sessions: async_sessionmaker[AsyncSession]) -> list[str]:
     """Seven sessions an hour apart, alternating two clients and two stations; two share a
     creation time so the keyset's tie-break by id matters."""
     clients = [str(uuid.uuid4()), str(uuid.uuid4())]
-    async with sessions() as session, session.begin():
+    async with db_sessions() as session, session.begin():
         session.add_all([Client(id=client) for client in clients])
         session.add_all(
             [Station(id=station, price_tyiyn_per_kwh=1_500) for station in ("ST-1", "ST-2")]
@@ -55,8 +55,8 @@ async def _sessions(sessions: async_sessionmaker[AsyncSession]) -> list[str]:
 
 
 @pytest.fixture
-async def clients(sessions: async_sessionmaker[AsyncSession]) -> list[str]:
-    return await _sessions(sessions)
+async def clients(db_sessions: async_sessionmaker[AsyncSession]) -> list[str]:
+    return await _seed_sessions(db_sessions)
 
 
 async def _all_pages(http: httpx.AsyncClient, params: dict[str, Any]) -> list[str]:
@@ -170,7 +170,7 @@ async def test_bad_filters_are_a_clear_422(
 
 
 async def test_authorization_matrix_and_audit_row(
-    ops_http: httpx.AsyncClient, tokens: Tokens, sessions, clients: list[str]
+    ops_http: httpx.AsyncClient, tokens: Tokens, db_sessions, clients: list[str]
 ) -> None:
     expected = {"none": 401, "client": 403, "operator": 200, "admin": 200}
     for caller, status in expected.items():
@@ -178,7 +178,7 @@ async def test_authorization_matrix_and_audit_row(
             SESSIONS, params={"station_id": "ST-1"}, headers=caller_headers(tokens, caller)
         )
         assert response.status_code == status, (caller, response.text)
-    rows = await audit_rows(sessions)
+    rows = await audit_rows(db_sessions)
     assert [(row.role, row.outcome, row.action) for row in rows][2:] == [
         ("operator", "ok", "sessions.search"),
         ("admin", "ok", "sessions.search"),

@@ -63,7 +63,7 @@ def ops(http: httpx.AsyncClient, tokens: Tokens) -> Ops:
 
 
 async def test_locations_created_changed_and_disabled_only_when_empty(
-    ops: Ops, http: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+    ops: Ops, http: httpx.AsyncClient, db_sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     created = await ops.ok("POST", "/locations", {"id": "bishkek-1", "name": "Vefa", "city": "B"})
     assert created["enabled"] and created["city"] == "B"
@@ -112,13 +112,13 @@ async def test_locations_created_changed_and_disabled_only_when_empty(
         409,
         "location_disabled",
     )
-    rows = await audit_rows(sessions)
+    rows = await audit_rows(db_sessions)
     assert {row.action for row in rows} >= {"location.create", "location.update", "station.update"}
     assert all(row.reason == REASON for row in rows if row.outcome == "ok")
 
 
 async def test_a_station_is_registered_with_a_key_shown_once_and_never_audited(
-    ops: Ops, sessions: async_sessionmaker[AsyncSession]
+    ops: Ops, db_sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     created = await ops.ok(
         "POST",
@@ -148,12 +148,12 @@ async def test_a_station_is_registered_with_a_key_shown_once_and_never_audited(
         },
     )
     assert given["authorization_key"] == "operator-chosen-key-123" and not given["key_generated"]
-    async with sessions() as session:
+    async with db_sessions() as session:
         station = await session.get(Station, "EVP-100")
         assert station is not None and station.password_hash is not None
         assert key not in station.password_hash
         assert ChargerKeys(PEPPER).check(key, station.password_hash) is KeyCheck.MATCH
-    rows = [row for row in await audit_rows(sessions) if row.action == "station.create"]
+    rows = [row for row in await audit_rows(db_sessions) if row.action == "station.create"]
     assert len(rows) == 2
     for row in rows:
         assert key not in str(row.request) + str(row.result)
@@ -201,10 +201,10 @@ async def test_the_api_without_a_key_pepper_registers_no_station(
 
 
 async def _session_on(
-    sessions: async_sessionmaker[AsyncSession], station: str, connector: int
+    db_sessions: async_sessionmaker[AsyncSession], station: str, connector: int
 ) -> None:
     client = str(uuid.uuid4())
-    async with sessions() as session, session.begin():
+    async with db_sessions() as session, session.begin():
         session.add(Client(id=client))
         await session.flush()
         session.add(
@@ -221,7 +221,7 @@ async def _session_on(
 
 
 async def test_stations_change_resize_and_price_their_connectors(
-    ops: Ops, sessions: async_sessionmaker[AsyncSession]
+    ops: Ops, db_sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     await ops.ok(
         "POST", "/stations", {"id": "EVP-200", "connectors": 2, "price_tyiyn_per_kwh": 1_500}
@@ -233,7 +233,7 @@ async def test_stations_change_resize_and_price_their_connectors(
     )
     assert (changed["name"], changed["price_tyiyn_per_kwh"]) == ("Renamed", 1_700)
     assert [c["connector_id"] for c in changed["connectors"]] == [1, 2, 3, 4]
-    await _session_on(sessions, "EVP-200", 3)
+    await _session_on(db_sessions, "EVP-200", 3)
     assert await ops.error("PATCH", "/stations/EVP-200", {"connectors": 2, "reason": REASON}) == (
         409,
         "connector_has_sessions",
@@ -275,12 +275,12 @@ async def test_stations_change_resize_and_price_their_connectors(
 
 
 async def test_a_disabled_station_starts_no_session_and_can_be_enabled_again(
-    ops: Ops, sessions: async_sessionmaker[AsyncSession]
+    ops: Ops, db_sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     await ops.ok(
         "POST", "/stations", {"id": "EVP-300", "connectors": 1, "price_tyiyn_per_kwh": 1_500}
     )
-    async with sessions() as session, session.begin():
+    async with db_sessions() as session, session.begin():
         session.add(
             StationConnection(
                 station_id="EVP-300", gateway_queue="gateway-x", connected_at=datetime.now(UTC)
@@ -288,7 +288,7 @@ async def test_a_disabled_station_starts_no_session_and_can_be_enabled_again(
         )
     disabled = await ops.ok("PATCH", "/stations/EVP-300", {"enabled": False})
     assert (disabled["enabled"], disabled["registration_status"]) == (False, "rejected")
-    store = SessionStore(sessions)
+    store = SessionStore(db_sessions)
     request = OpenSession(str(uuid.uuid4()), str(uuid.uuid4()), "EVP-300", 1, 10_000)
     with pytest.raises(ConnectorUnavailable, match="disabled"):
         await store.open(request)

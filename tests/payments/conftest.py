@@ -36,7 +36,7 @@ class Harness:
     client: Client
     task_queue: str
     fake: FakeOdengi
-    sessions: async_sessionmaker[AsyncSession]
+    db_sessions: async_sessionmaker[AsyncSession]
 
     async def start(
         self, amount_tyiyn: int = 25_000, *, client_id: str | None = None
@@ -57,24 +57,24 @@ class Harness:
         return handle, request
 
     async def ledger_entries(self, client_id: str) -> list[LedgerEntry]:
-        async with self.sessions() as session:
+        async with self.db_sessions() as session:
             rows = await session.scalars(
                 select(LedgerEntry).where(LedgerEntry.client_id == client_id)
             )
             return list(rows)
 
     async def available(self, client_id: str) -> int:
-        balance = await Ledger(self.sessions).balance(client_id)
+        balance = await Ledger(self.db_sessions).balance(client_id)
         return balance.available_tyiyn
 
     async def topup_row(self, topup_id: str) -> TopUpRow:
-        async with self.sessions() as session:
+        async with self.db_sessions() as session:
             row = await session.get(TopUpRow, topup_id)
         assert row is not None
         return row
 
     async def audit_events(self, topup_id: str) -> list[str]:
-        async with self.sessions() as session:
+        async with self.db_sessions() as session:
             rows = await session.scalars(
                 select(PaymentAudit.event)
                 .where(PaymentAudit.topup_id == topup_id)
@@ -105,13 +105,13 @@ class Harness:
             updated_at=old,
             expires_at=old + timedelta(minutes=5),
         )
-        async with self.sessions() as session, session.begin():
+        async with self.db_sessions() as session, session.begin():
             await session.execute(insert(ClientRow).values(id=client_id).on_conflict_do_nothing())
             session.add(row)
         return row
 
     async def count(self, model: type, **where: object) -> int:
-        async with self.sessions() as session:
+        async with self.db_sessions() as session:
             query = select(func.count()).select_from(model)
             for name, value in where.items():
                 query = query.where(getattr(model, name) == value)
@@ -145,7 +145,7 @@ def fake_odengi() -> FakeOdengi:
 @pytest.fixture
 async def harness(
     time_skipping_env: WorkflowEnvironment,
-    sessions: async_sessionmaker[AsyncSession],
+    db_sessions: async_sessionmaker[AsyncSession],
     fake_odengi: FakeOdengi,
 ) -> AsyncIterator[Harness]:
     provider = OdengiClient(
@@ -157,12 +157,12 @@ async def harness(
         transport=fake_odengi.transport(),
     )
     task_queue = f"payments-{uuid.uuid4().hex}"
-    workflows, activities = payments_worker_parts(sessions, provider)
+    workflows, activities = payments_worker_parts(db_sessions, provider)
     async with Worker(
         time_skipping_env.client,
         task_queue=task_queue,
         workflows=workflows,
-        activities=[*activities, LedgerActivities(Ledger(sessions)).credit_topup],
+        activities=[*activities, LedgerActivities(Ledger(db_sessions)).credit_topup],
     ):
-        yield Harness(time_skipping_env.client, task_queue, fake_odengi, sessions)
+        yield Harness(time_skipping_env.client, task_queue, fake_odengi, db_sessions)
     await provider.aclose()

@@ -39,7 +39,7 @@ class LiveSystem:
     base_url: str
     http: httpx.AsyncClient
     temporal: Client
-    sessions: async_sessionmaker[AsyncSession]
+    db_sessions: async_sessionmaker[AsyncSession]
     config: ApiConfig
     simulator: SimulatedOdengi
 
@@ -76,7 +76,7 @@ class LiveSystem:
 @asynccontextmanager
 async def live_system(
     temporal: Client,
-    sessions: async_sessionmaker[AsyncSession],
+    db_sessions: async_sessionmaker[AsyncSession],
     provider: dict[str, Any] | None = None,
     **overrides: Any,
 ) -> AsyncIterator[LiveSystem]:
@@ -93,7 +93,7 @@ async def live_system(
         ),
         **overrides,
     )
-    context = ApiContext(sessions=sessions, temporal=temporal, config=config)
+    context = ApiContext(db_sessions=db_sessions, temporal=temporal, config=config)
     app = create_app(context)
     install_simulator(app, context)
     server = uvicorn.Server(
@@ -106,7 +106,7 @@ async def live_system(
         await asyncio.sleep(0.01)
     payment_provider = build_provider(config.provider)
     simulator = SimulatedOdengi(
-        PgInvoiceStore(sessions),
+        PgInvoiceStore(db_sessions),
         merchant_id=settings.effective_merchant_id,
         password=settings.effective_password,
         public_base_url=base_url,
@@ -117,13 +117,13 @@ async def live_system(
         interceptors=ACTIVITY_INTERCEPTORS,
         workflows=list(PAYMENT_WORKFLOWS),
         activities=[
-            *payment_activities(sessions, payment_provider),
-            LedgerActivities(Ledger(sessions)).credit_topup,
+            *payment_activities(db_sessions, payment_provider),
+            LedgerActivities(Ledger(db_sessions)).credit_topup,
         ],
     )
     try:
         async with worker, httpx.AsyncClient(base_url=base_url, timeout=30.0) as http:
-            yield LiveSystem(base_url, http, temporal, sessions, config, simulator)
+            yield LiveSystem(base_url, http, temporal, db_sessions, config, simulator)
     finally:
         server.should_exit = True
         await serving

@@ -30,9 +30,9 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 async def live(
-    temporal_env: WorkflowEnvironment, sessions: async_sessionmaker[AsyncSession]
+    temporal_env: WorkflowEnvironment, db_sessions: async_sessionmaker[AsyncSession]
 ) -> AsyncIterator[LiveSystem]:
-    async with live_system(temporal_env.client, sessions) as system:
+    async with live_system(temporal_env.client, db_sessions) as system:
         yield system
 
 
@@ -45,7 +45,7 @@ def printed_json(out: str) -> dict[str, object]:
 
 
 async def count(live: LiveSystem, model: type, *where: Any) -> int:
-    async with live.sessions() as session:
+    async with live.db_sessions() as session:
         total = await session.scalar(select(func.count()).select_from(model).where(*where))
     return int(total or 0)
 
@@ -111,11 +111,11 @@ async def test_forged_webhook_is_refused_audited_and_changes_nothing(live: LiveS
     assert response.json()["error"]["code"] == "invalid_signature"
     assert await count(live, PaymentAudit, PaymentAudit.event == "webhook_rejected") == 1
     assert await count(live, LedgerEntry) == 0
-    async with live.sessions() as session:
+    async with live.db_sessions() as session:
         row = await session.get(TopUp, created["topup_id"])
     assert row is not None and row.state == "awaiting_payment"
     # The audit never keeps the hash.
-    async with live.sessions() as session:
+    async with live.db_sessions() as session:
         details = await session.scalars(select(PaymentAudit.details))
         assert all(fields["hash"] not in json.dumps(d) for d in details)
 
@@ -217,7 +217,7 @@ async def test_h2h_card_payment_with_the_simulated_provider(live: LiveSystem) ->
     assert status["state"] == "paid"
     balance = (await live.http.get("/api/v1/balance/current", headers=live.auth(client_id))).json()
     assert balance["available_tyiyn"] == 45_000
-    async with live.sessions() as session:
+    async with live.db_sessions() as session:
         details = [json.dumps(d) for d in await session.scalars(select(PaymentAudit.details))]
     assert details and not any("4111111111111111" in d or '"123"' in d for d in details)
 
@@ -242,11 +242,11 @@ async def test_h2h_declined_and_invalid_cards(live: LiveSystem) -> None:
 
 
 async def test_h2h_with_odengi_and_no_h2h_url_is_501(
-    temporal_env: WorkflowEnvironment, sessions: async_sessionmaker[AsyncSession]
+    temporal_env: WorkflowEnvironment, db_sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     async with live_system(
         temporal_env.client,
-        sessions,
+        db_sessions,
         provider={
             "provider": ProviderName.ODENGI,
             "merchant_id": "123",
@@ -268,14 +268,14 @@ async def test_h2h_with_odengi_and_no_h2h_url_is_501(
 
 async def test_an_unreachable_provider_gets_a_clear_gateway_error(
     temporal_env: WorkflowEnvironment,
-    sessions: async_sessionmaker[AsyncSession],
+    db_sessions: async_sessionmaker[AsyncSession],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Regression: the update's cancelled long poll used to surface as a 500."""
     monkeypatch.setattr(balance_api, "INVOICE_WAIT_S", 2.0)
     nobody_listens = f"http://127.0.0.1:{free_port()}"
     async with live_system(
-        temporal_env.client, sessions, provider={"public_base_url": nobody_listens}
+        temporal_env.client, db_sessions, provider={"public_base_url": nobody_listens}
     ) as live:
         response = await live.http.post(
             "/api/v1/balance/topup-qr",

@@ -40,8 +40,8 @@ def test_secrets_are_masked_by_key_and_by_look() -> None:
     assert clean["phone"] == "996555123456"
 
 
-async def test_rows_are_written_masked(sessions: async_sessionmaker[AsyncSession]) -> None:
-    async with sessions() as session, session.begin():
+async def test_rows_are_written_masked(db_sessions: async_sessionmaker[AsyncSession]) -> None:
+    async with db_sessions() as session, session.begin():
         write_payment_audit(
             session,
             "h2h_declined",
@@ -50,6 +50,6 @@ async def test_rows_are_written_masked(sessions: async_sessionmaker[AsyncSession
             ok=False,
             details={"message": f"bank says no to {PAN}", "token": "secret-token"},
         )
-    async with sessions() as session:
+    async with db_sessions() as session:
         details = await session.scalar(select(PaymentAudit.details))
     assert details == {"message": "bank says no to 411111******1111", "token": "***"}

@@ -221,12 +221,12 @@ async def test_the_simulator_follows_another_date_life_setting() -> None:
 @pytest.mark.integration
 async def test_the_check_against_the_apps_own_simulator(
     temporal_env: WorkflowEnvironment,
-    sessions: async_sessionmaker[AsyncSession],
+    db_sessions: async_sessionmaker[AsyncSession],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Without credentials and with PAYMENT_PROVIDER=SIMULATED, the command checks the simulator
     the running app mounts (routes, PostgreSQL invoices): what `evpower dev` users get."""
-    async with live_system(temporal_env.client, sessions) as live:
+    async with live_system(temporal_env.client, db_sessions) as live:
         for name in ("ODENGI_MERCHANT_ID", "ODENGI_PASSWORD", "ODENGI_API_URL"):
             monkeypatch.delenv(name, raising=False)
         monkeypatch.setenv("PAYMENT_PROVIDER", "SIMULATED")

@@ -29,7 +29,7 @@ from workflows.topup import TopUpWorkflow
 
 async def transactions(harness: Harness, trans_ids: Sequence[str]) -> dict[str, tuple[str, bool]]:
     """trans_id -> (status, credited)"""
-    async with harness.sessions() as session:
+    async with harness.db_sessions() as session:
         rows = await session.scalars(
             select(ProviderTransaction).where(ProviderTransaction.trans_id.in_(trans_ids))
         )
@@ -58,7 +58,7 @@ async def test_two_trans_ids_for_one_order_credit_one_and_review_the_other(
     entries = await harness.ledger_entries(request.client_id)
     assert [(e.op_key, e.amount_tyiyn) for e in entries] == [(f"topup:{paid_by}", 25_000)]
     assert (await harness.topup_row(request.topup_id)).state == "paid"
-    async with harness.sessions() as session:
+    async with harness.db_sessions() as session:
         audited = await session.scalar(
             select(PaymentAudit.details).where(
                 PaymentAudit.event == "payment_not_credited", PaymentAudit.trans_id == other
@@ -74,7 +74,7 @@ async def test_a_webhook_arriving_while_the_expiry_is_recorded_is_credited(
     """invoiceCancel fails, the last statusPayment says unpaid, and the driver's payment lands
     while finish_topup(expired) runs: it used to be accepted (200) and then ignored."""
     harness.fake.faults = {"invoiceCancel": ["503"] * 50}
-    records = TopUpRecords(harness.sessions)
+    records = TopUpRecords(harness.db_sessions)
     client = harness.client
     request = TopUpInput(
         topup_id=uuid.uuid4().hex[:16],
@@ -101,7 +101,7 @@ async def test_a_webhook_arriving_while_the_expiry_is_recorded_is_credited(
         result_url="https://evpower.test/api/v1/payment/webhook",
         transport=harness.fake.transport(),
     )
-    workflows, activities = payments_worker_parts(harness.sessions, provider)
+    workflows, activities = payments_worker_parts(harness.db_sessions, provider)
     activities = [a for a in activities if getattr(a, "__name__", "") != "finish_topup"]
     task_queue = f"payments-finish-{uuid.uuid4().hex}"
     async with Worker(
@@ -111,7 +111,7 @@ async def test_a_webhook_arriving_while_the_expiry_is_recorded_is_credited(
         activities=[
             *activities,
             finish_while_paying,
-            LedgerActivities(Ledger(harness.sessions)).credit_topup,
+            LedgerActivities(Ledger(harness.db_sessions)).credit_topup,
         ],
     ):
         handle = await client.start_workflow(

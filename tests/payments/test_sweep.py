@@ -18,7 +18,7 @@ async def receive(
 ) -> None:
     """What the webhook writes before it signals anyone (status `received`)."""
     at = datetime.now(UTC) - age
-    async with harness.sessions() as session, session.begin():
+    async with harness.db_sessions() as session, session.begin():
         session.add(
             ProviderTransaction(
                 provider="ODENGI",
@@ -50,7 +50,7 @@ async def sweep(
 
 
 async def statuses(harness: Harness) -> dict[str, tuple[str, bool]]:
-    async with harness.sessions() as session:
+    async with harness.db_sessions() as session:
         rows = await session.scalars(select(ProviderTransaction))
         return {row.trans_id: (row.status, row.credited_entry_id is not None) for row in rows}
 

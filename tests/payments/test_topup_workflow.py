@@ -210,7 +210,7 @@ async def test_retried_create_invoice_activity_reuses_the_stored_invoice(
         result_url="https://x.test/",
         transport=harness.fake.transport(),
     )
-    activities = PaymentActivities(harness.sessions, provider)
+    activities = PaymentActivities(harness.db_sessions, provider)
     request = CreateInvoiceInput(
         topup_id="direct1",
         client_id=str(uuid.uuid4()),
@@ -242,7 +242,7 @@ async def test_rejected_invoice_fails_the_topup_and_the_update(harness: Harness)
 async def test_hourly_sweep_settles_stale_topups_once(harness: Harness) -> None:
     client_id = str(uuid.uuid4())
     old = datetime.now(UTC) - timedelta(hours=2)
-    async with harness.sessions() as session, session.begin():
+    async with harness.db_sessions() as session, session.begin():
         await session.execute(insert(ClientRow).values(id=client_id))
         for topup_id in ("stale-paid", "stale-unpaid", "stale-noinvoice"):
             session.add(
@@ -262,7 +262,7 @@ async def test_hourly_sweep_settles_stale_topups_once(harness: Harness) -> None:
             )
     for topup_id in ("stale-paid", "stale-unpaid"):
         harness.fake._answer("createInvoice", {"order_id": topup_id, "amount": 12_000})
-        async with harness.sessions() as session, session.begin():
+        async with harness.db_sessions() as session, session.begin():
             row = await session.get(TopUpRow, topup_id)
             assert row is not None
             row.invoice_id = harness.fake.invoices[topup_id].invoice_id
@@ -304,7 +304,7 @@ async def test_an_unread_notice_is_rechecked_at_once_and_held_for_review(
 ) -> None:
     handle, request = await harness.start(20_000)
     await request_invoice(handle)
-    async with harness.sessions() as session, session.begin():
+    async with harness.db_sessions() as session, session.begin():
         session.add(
             ProviderTransaction(
                 provider="ODENGI",
@@ -338,7 +338,7 @@ async def test_the_sweep_settles_an_unread_notice_the_provider_confirms(harness:
     await harness.add_stale_topup("stale-unread", client_id, 12_000)
     harness.fake.pay("stale-unread", "t-unread-paid")
     old = datetime.now(UTC) - timedelta(hours=1)
-    async with harness.sessions() as session, session.begin():
+    async with harness.db_sessions() as session, session.begin():
         for trans_id in ("t-unread-paid", "t-unread-other"):
             session.add(
                 ProviderTransaction(

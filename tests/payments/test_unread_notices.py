@@ -27,9 +27,9 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 async def live(
-    temporal_env: WorkflowEnvironment, sessions: async_sessionmaker[AsyncSession]
+    temporal_env: WorkflowEnvironment, db_sessions: async_sessionmaker[AsyncSession]
 ) -> AsyncIterator[LiveSystem]:
-    async with live_system(temporal_env.client, sessions) as system:
+    async with live_system(temporal_env.client, db_sessions) as system:
         yield system
 
 
@@ -41,7 +41,7 @@ def signed(live: LiveSystem, **fields: str) -> dict[str, str]:
 
 
 async def row(live: LiveSystem, trans_id: str) -> ProviderTransaction:
-    async with live.sessions() as session:
+    async with live.db_sessions() as session:
         found = await session.get(ProviderTransaction, ("SIMULATED", trans_id))
     assert found is not None, trans_id
     return found
@@ -57,7 +57,7 @@ async def row_status(live: LiveSystem, trans_id: str, want: str, timeout_s: floa
 
 
 async def audit_events(live: LiveSystem, trans_id: str) -> list[str]:
-    async with live.sessions() as session:
+    async with live.db_sessions() as session:
         rows = await session.scalars(
             select(PaymentAudit.event)
             .where(PaymentAudit.trans_id == trans_id)
@@ -67,7 +67,7 @@ async def audit_events(live: LiveSystem, trans_id: str) -> list[str]:
 
 
 async def credits(live: LiveSystem, client_id: str) -> list[int]:
-    async with live.sessions() as session:
+    async with live.db_sessions() as session:
         rows = await session.scalars(
             select(LedgerEntry.amount_tyiyn).where(LedgerEntry.client_id == client_id)
         )

@@ -35,23 +35,23 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 async def live(
-    temporal_env: WorkflowEnvironment, sessions: async_sessionmaker[AsyncSession]
+    temporal_env: WorkflowEnvironment, db_sessions: async_sessionmaker[AsyncSession]
 ) -> AsyncIterator[LiveSystem]:
-    async with live_system(temporal_env.client, sessions) as system:
+    async with live_system(temporal_env.client, db_sessions) as system:
         yield system
 
 
-async def transactions(sessions: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
-    async with sessions() as session:
+async def transactions(db_sessions: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
+    async with db_sessions() as session:
         rows = await session.scalars(select(ProviderTransaction))
         return {row.trans_id: (row.status, row.credited_entry_id is not None) for row in rows}
 
 
-async def settled(sessions: async_sessionmaker[AsyncSession], timeout_s: float = 30.0) -> Any:
+async def settled(db_sessions: async_sessionmaker[AsyncSession], timeout_s: float = 30.0) -> Any:
     """The provider transactions once none is still only `received`."""
     deadline = time.monotonic() + timeout_s
     while True:
-        rows = await transactions(sessions)
+        rows = await transactions(db_sessions)
         if all(status != "received" for status, _ in rows.values()):
             return rows
         assert time.monotonic() < deadline, rows
@@ -68,7 +68,7 @@ async def test_temporal_down_is_503_and_the_webhook_still_keeps_the_payment(
 
     proxy = CuttableProxy(temporal_env.client.service_client.config.target_host)
     through_proxy = await Client.connect(await proxy.start())
-    outage_app = create_app(ApiContext(live.sessions, through_proxy, live.config))
+    outage_app = create_app(ApiContext(live.db_sessions, through_proxy, live.config))
     await proxy.cut()
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=outage_app), base_url="http://evpower.test"
@@ -85,12 +85,12 @@ async def test_temporal_down_is_503_and_the_webhook_still_keeps_the_payment(
         notified = await down.post("/api/v1/payment/webhook", json=fields)
         assert notified.status_code == 503  # the provider retries
     # ...and the payment is on record before anybody was told, for the sweep if no retry comes.
-    assert await transactions(live.sessions) == {invoice.trans_id: ("received", False)}
+    assert await transactions(live.db_sessions) == {invoice.trans_id: ("received", False)}
 
     retried = await live.http.post("/api/v1/payment/webhook", json=fields)  # Temporal is back
     assert retried.status_code == 200
     assert (await live.wait_state(client_id, created["topup_id"]))["state"] == "paid"
-    assert await settled(live.sessions) == {invoice.trans_id: ("paid", True)}
+    assert await settled(live.db_sessions) == {invoice.trans_id: ("paid", True)}
     balance = await live.http.get("/api/v1/balance/current", headers=live.auth(client_id))
     assert balance.json()["available_tyiyn"] == 21_000
 
@@ -119,17 +119,17 @@ async def test_two_payments_for_one_order_credit_once_and_keep_the_other(
         live.http.post("/api/v1/payment/webhook", json=second),
     )
     assert [a.status_code for a in answers] == [200, 200]
-    rows = await settled(live.sessions)
+    rows = await settled(live.db_sessions)
     assert sorted(rows.values()) == [("paid", True), ("review", False)]
-    async with live.sessions() as session:
+    async with live.db_sessions() as session:
         credits = list(await session.scalars(select(LedgerEntry.amount_tyiyn)))
     assert credits == [14_000]
     assert (await live.wait_state(client_id, created["topup_id"]))["state"] == "paid"
 
 
-async def add_topup(sessions: async_sessionmaker[AsyncSession], topup_id: str) -> None:
+async def add_topup(db_sessions: async_sessionmaker[AsyncSession], topup_id: str) -> None:
     now = datetime.now(UTC)
-    async with sessions() as session, session.begin():
+    async with db_sessions() as session, session.begin():
         await session.execute(insert(ClientRow).values(id=f"c-{topup_id}").on_conflict_do_nothing())
         session.add(
             TopUpRow(
@@ -157,14 +157,14 @@ async def add_topup(sessions: async_sessionmaker[AsyncSession], topup_id: str) -
 )
 async def test_with_odengi_only_live_payments_to_this_site_are_credited(
     temporal_env: WorkflowEnvironment,
-    sessions: async_sessionmaker[AsyncSession],
+    db_sessions: async_sessionmaker[AsyncSession],
     test: bool,
     site_id: str,
     outcome: str,
 ) -> None:
     async with live_system(
         temporal_env.client,
-        sessions,
+        db_sessions,
         provider={
             "provider": ProviderName.ODENGI,
             "merchant_id": "123",
@@ -173,7 +173,7 @@ async def test_with_odengi_only_live_payments_to_this_site_are_credited(
         },  # a live endpoint: test payments refused
     ) as odengi:
         topup_id = f"scr-{uuid.uuid4().hex[:10]}"
-        await add_topup(sessions, topup_id)
+        await add_topup(db_sessions, topup_id)
         trans_id = f"t-{uuid.uuid4().hex[:10]}"
         fields = signed_notice_fields(
             trans_id=trans_id,
@@ -194,8 +194,10 @@ async def test_with_odengi_only_live_payments_to_this_site_are_credited(
         )
         assert (await handle.result()).outcome == outcome
     credited = outcome == "paid"
-    assert await transactions(sessions) == {trans_id: ("paid" if credited else "review", credited)}
-    async with sessions() as session:
+    assert await transactions(db_sessions) == {
+        trans_id: ("paid" if credited else "review", credited)
+    }
+    async with db_sessions() as session:
         events = list(await session.scalars(select(PaymentAudit.event)))
         balance = list(await session.scalars(select(LedgerEntry.amount_tyiyn)))
     assert balance == ([10_000] if credited else [])

@@ -81,7 +81,7 @@ async def test_a_client_on_the_metrics_runtime_reports_its_rpcs(
 
 @pytest.mark.integration
 async def test_ledger_operations_are_counted_once_per_entry(
-    sessions: async_sessionmaker[AsyncSession],
+    db_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     def count(operation: str, outcome: str) -> float:
         labels = {"operation": operation, "outcome": outcome}
@@ -95,7 +95,7 @@ async def test_ledger_operations_are_counted_once_per_entry(
             ("reserve", "insufficient_funds"),
         ]
     }
-    ledger = Ledger(sessions)
+    ledger = Ledger(db_sessions)
     client_id = str(uuid.uuid4())
     credit = LedgerMovement(f"metrics:{client_id}", client_id, 1_000, provider="TEST")
     await ledger.apply(Operation.CREDIT_TOPUP, credit)

@@ -17,10 +17,10 @@ KEYS = ChargerKeys(b"station-power-pepper-0123456789abcdef")
 
 
 async def test_connectors_keep_their_type_and_power_and_sessions_see_it(
-    sessions: async_sessionmaker[AsyncSession],
+    db_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     await create_station(
-        sessions,
+        db_sessions,
         KEYS,
         station_id="PWR-1",
         connectors=2,
@@ -29,14 +29,14 @@ async def test_connectors_keep_their_type_and_power_and_sessions_see_it(
         max_power_w=150_000,
     )
     await create_station(
-        sessions,
+        db_sessions,
         KEYS,
         station_id="PWR-2",
         connectors=1,
         price_tyiyn_per_kwh=1_500,
         current_type="AC",
     )
-    async with sessions() as session:
+    async with db_sessions() as session:
         connector = await session.get(Connector, ("PWR-1", 2))
         assert connector is not None
         assert (connector.current_type, connector.max_power_w) == ("DC", 150_000)
@@ -48,11 +48,11 @@ async def test_connectors_keep_their_type_and_power_and_sessions_see_it(
 
 @pytest.mark.parametrize(("current_type", "power"), [("XY", None), (None, 0), ("DC", 10**9)])
 async def test_an_impossible_configuration_is_refused(
-    sessions: async_sessionmaker[AsyncSession], current_type: str | None, power: int | None
+    db_sessions: async_sessionmaker[AsyncSession], current_type: str | None, power: int | None
 ) -> None:
     with pytest.raises(InvalidStationInput):
         await create_station(
-            sessions,
+            db_sessions,
             KEYS,
             station_id="PWR-X",
             connectors=1,

@@ -31,16 +31,16 @@ SAFETY_NET_S = 10.0  # the bug never answered: the activity retried for ever
 
 @pytest.fixture
 async def world(
-    sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment
+    db_sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment
 ) -> AsyncIterator[ApiWorld]:
-    async with api_world(sessions, temporal_env.client) as built:
+    async with api_world(db_sessions, temporal_env.client) as built:
         yield built
 
 
 async def database_error(
-    sessions: async_sessionmaker[AsyncSession], sql: str, **params: object
+    db_sessions: async_sessionmaker[AsyncSession], sql: str, **params: object
 ) -> Exception:
-    async with sessions() as session:
+    async with db_sessions() as session:
         try:
             await session.execute(text(sql), params)
         except Exception as exc:  # the very error an activity would see
@@ -49,12 +49,14 @@ async def database_error(
 
 
 async def test_database_data_errors_are_permanent_and_outages_are_not(
-    sessions: async_sessionmaker[AsyncSession],
+    db_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    nul = await database_error(sessions, "SELECT id FROM stations WHERE id = :id", id="EVP\x00")
-    too_long = await database_error(sessions, "INSERT INTO clients (id) VALUES (:id)", id="c" * 65)
+    nul = await database_error(db_sessions, "SELECT id FROM stations WHERE id = :id", id="EVP\x00")
+    too_long = await database_error(
+        db_sessions, "INSERT INTO clients (id) VALUES (:id)", id="c" * 65
+    )
     out_of_range = await database_error(
-        sessions, "SELECT id FROM ledger_entries WHERE id = :id", id=2**63
+        db_sessions, "SELECT id FROM ledger_entries WHERE id = :id", id=2**63
     )
     for error in (nul, too_long, out_of_range):
         verdict = permanent_failure(error)

@@ -43,7 +43,7 @@ CHECKS = "not_a_server_error,status_code_conformance,response_schema_conformance
 
 @pytest.fixture
 async def served(
-    sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment
+    db_sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment
 ) -> AsyncIterator[str]:
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
@@ -61,7 +61,7 @@ async def served(
         key_pepper=b"contract-key-pepper-0123456789abcdef-xyz",
         ops_command_wait_s=0.1,
     )
-    app = create_app(ApiContext(sessions, temporal_env.client, config))
+    app = create_app(ApiContext(db_sessions, temporal_env.client, config))
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
     )
@@ -71,7 +71,7 @@ async def served(
             serving.result()
         await asyncio.sleep(0.01)
     provider = build_provider(config.provider)
-    ledger = LedgerActivities(Ledger(sessions))
+    ledger = LedgerActivities(Ledger(db_sessions))
     worker = Worker(
         temporal_env.client,
         task_queue=config.task_queue,
@@ -81,8 +81,8 @@ async def served(
             ledger.reserve,
             ledger.capture,
             ledger.release,
-            *charging_activities(sessions),
-            *payment_activities(sessions, provider),
+            *charging_activities(db_sessions),
+            *payment_activities(db_sessions, provider),
         ],
         interceptors=ACTIVITY_INTERCEPTORS,
     )

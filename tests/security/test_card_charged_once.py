@@ -31,14 +31,16 @@ AMOUNT = 25_000
 
 @pytest.fixture
 async def live(
-    temporal_env: WorkflowEnvironment, sessions: async_sessionmaker[AsyncSession]
+    temporal_env: WorkflowEnvironment, db_sessions: async_sessionmaker[AsyncSession]
 ) -> AsyncIterator[LiveSystem]:
-    async with live_system(temporal_env.client, sessions, rate_limit_money="1000/minute") as system:
+    async with live_system(
+        temporal_env.client, db_sessions, rate_limit_money="1000/minute"
+    ) as system:
         yield system
 
 
 async def count(live: LiveSystem, model: type, *where: Any) -> int:
-    async with live.sessions() as session:
+    async with live.db_sessions() as session:
         return int(await session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
 
 
@@ -82,7 +84,7 @@ async def test_identical_requests_past_the_idempotency_layer_still_charge_once(
     # The race the old check-then-insert lost: twenty requests that all got past the
     # idempotency middleware (its lease expired, say) reach the workflow together.
     client_id = str(uuid.uuid4())
-    context = ApiContext(live.sessions, live.temporal, live.config)
+    context = ApiContext(live.db_sessions, live.temporal, live.config)
     body = H2HRequest(amount_tyiyn=AMOUNT, **CARD)
     answers = await asyncio.gather(
         *(pay_by_card(context, client_id, body, "raced-key") for _ in range(20)),

@@ -48,9 +48,9 @@ def test_an_ascii_card_still_passes() -> None:
 
 @pytest.fixture
 async def world(
-    sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment
+    db_sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment
 ) -> AsyncIterator[ApiWorld]:
-    async with api_world(sessions, temporal_env.client) as built:
+    async with api_world(db_sessions, temporal_env.client) as built:
         yield built
 
 

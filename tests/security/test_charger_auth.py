@@ -103,10 +103,10 @@ async def test_the_right_key_gets_in_first_try_after_100_wrong_for_its_id_and_10
 
 
 async def test_a_flood_of_wrong_keys_costs_about_one_query_a_second_not_one_each(
-    sessions, add_station
+    db_sessions, add_station
 ):
     await add_station("EVP-920")
-    store = GatewayStore(sessions)
+    store = GatewayStore(db_sessions)
     reads: list[Sequence[str]] = []
     real_read = store.stations_auth
 
@@ -128,16 +128,16 @@ async def test_a_flood_of_wrong_keys_costs_about_one_query_a_second_not_one_each
     assert len(reads) <= 6  # five counted failures, then the throttled flood reads the cache
 
 
-async def test_a_fleet_reconnecting_at_once_is_read_in_a_few_queries_and_all_let_in(sessions):
+async def test_a_fleet_reconnecting_at_once_is_read_in_a_few_queries_and_all_let_in(db_sessions):
     fleet = [f"EVP-R{number:04d}" for number in range(600)]
     stored = KEYS.hash(PASSWORD)
-    async with sessions.begin() as session:
+    async with db_sessions.begin() as session:
         await session.execute(
             insert(Station),
             [{"id": sid, "name": sid, "price_tyiyn_per_kwh": 1500, "password_hash": stored}
              for sid in fleet],
         )  # fmt: skip
-    store = GatewayStore(sessions)
+    store = GatewayStore(db_sessions)
     queries: list[int] = []
     real_read = store.stations_auth
 
@@ -193,28 +193,28 @@ async def test_a_refusal_is_one_info_line_with_the_reason_and_no_asgi_error(
 
 
 async def test_a_legacy_scrypt_hash_still_lets_its_charger_in_and_is_upgraded(
-    gateway, add_station, sessions
+    gateway, add_station, db_sessions
 ):
     await add_station("EVP-950", legacy=True)
     assert await _boots(gateway.url("EVP-950"), "EVP-950") == RegistrationStatus.accepted
-    async with sessions() as session:
+    async with db_sessions() as session:
         stored = await session.scalar(select(Station.password_hash).where(Station.id == "EVP-950"))
     assert stored is not None and stored.startswith(f"{SCHEME}$")
     assert KEYS.check(PASSWORD, stored) is KeyCheck.MATCH
     assert await _boots(gateway.url("EVP-950"), "EVP-950") == RegistrationStatus.accepted
 
 
-async def test_generated_keys_are_high_entropy_and_stored_keyed(sessions):
+async def test_generated_keys_are_high_entropy_and_stored_keyed(db_sessions):
     created = [
         await create_station(
-            sessions, KEYS, station_id=f"EVP-96{n}", connectors=1, price_tyiyn_per_kwh=1500
+            db_sessions, KEYS, station_id=f"EVP-96{n}", connectors=1, price_tyiyn_per_kwh=1500
         )
         for n in range(3)
     ]
     keys = [station.password for station in created]
     assert len(set(keys)) == 3
     assert all(len(key) == 24 and len(base64.urlsafe_b64decode(key)) == 18 for key in keys)
-    async with sessions() as session:
+    async with db_sessions() as session:
         stored = (await session.scalars(select(Station.password_hash))).all()
     assert all(value is not None and value.startswith(f"{SCHEME}$") for value in stored)
 
@@ -232,7 +232,7 @@ def test_the_pepper_is_required_with_an_external_database_and_kept_per_data_dir(
     assert (tmp_path / "ocpp-key-pepper").stat().st_mode & 0o077 == 0
 
 
-async def test_a_flood_on_a_legacy_station_waits_in_its_own_line(sessions, add_station):
+async def test_a_flood_on_a_legacy_station_waits_in_its_own_line(db_sessions, add_station):
     """Until its first login upgrades it, a scrypt hash costs real CPU per guess. A flood of
     guesses for one such station queues behind that station only: the shared backlog stays
     free for other stations, and the right key is slowed, not refused."""
@@ -244,7 +244,7 @@ async def test_a_flood_on_a_legacy_station_waits_in_its_own_line(sessions, add_s
         return verify_legacy(key, stored)
 
     auth = Authenticator(
-        GatewayStore(sessions),
+        GatewayStore(db_sessions),
         KEYS,
         allow_unknown=False,
         allow_passwordless=False,

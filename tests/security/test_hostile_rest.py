@@ -34,9 +34,9 @@ ANSWER_WITHIN_S = 10.0
 
 @pytest.fixture
 async def world(
-    sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment
+    db_sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment
 ) -> AsyncIterator[ApiWorld]:
-    async with api_world(sessions, temporal_env.client) as built:
+    async with api_world(db_sessions, temporal_env.client) as built:
         yield built
 
 
@@ -116,7 +116,7 @@ async def test_stop_with_a_nul_session_id_is_422(world: ApiWorld) -> None:
 
 
 async def audit_rows(world: ApiWorld) -> int:
-    async with world.sessions() as session:
+    async with world.db_sessions() as session:
         return int(await session.scalar(select(func.count()).select_from(PaymentAudit)) or 0)
 
 
@@ -128,7 +128,7 @@ async def test_forged_webhook_with_a_nul_field_is_401_and_audited(
     fields[field] = "evil\x00" + "z" * 300
     response = await answer(world.http.post("/api/v1/payment/webhook", json=fields))
     assert_client_error(response, 401)
-    async with world.sessions() as session:
+    async with world.db_sessions() as session:
         row = (await session.scalars(select(PaymentAudit))).one()
     assert row.event == "webhook_rejected"
     assert "\x00" not in json.dumps(row.details) and "\x00" not in (row.trans_id or "")
@@ -257,11 +257,11 @@ async def test_a_500_raised_in_middleware_still_carries_the_security_headers(
 
 
 async def test_an_oversized_chunked_body_over_a_real_socket_is_413(
-    sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment
+    db_sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment
 ) -> None:
     # uvicorn hands a chunked body over in pieces; the limit must still answer 413, not the
     # 400 "error parsing the body" FastAPI gives when a reader fails mid-body.
-    async with live_system(temporal_env.client, sessions) as live:
+    async with live_system(temporal_env.client, db_sessions) as live:
 
         async def chunks() -> AsyncIterator[bytes]:
             yield b'{"amount_tyiyn": 1, "pad": "'

@@ -25,9 +25,9 @@ LIMITS = {
 
 @pytest.fixture
 async def world(
-    sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment
+    db_sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment
 ) -> AsyncIterator[ApiWorld]:
-    async with api_world(sessions, temporal_env.client, **LIMITS) as built:
+    async with api_world(db_sessions, temporal_env.client, **LIMITS) as built:
         yield built
 
 

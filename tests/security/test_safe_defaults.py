@@ -70,13 +70,13 @@ def test_the_simulator_key_is_random_per_data_dir_and_owner_only(tmp_path: Path)
 
 
 async def test_simulator_routes_do_not_exist_with_the_real_provider(
-    sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment
+    db_sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment
 ) -> None:
     odengi = ProviderSettings(
         ProviderName.ODENGI, "http://127.0.0.1:9210", merchant_id="m1", password="p" * 16
     )
     config = ApiConfig(provider=odengi)
-    app = create_app(ApiContext(sessions, temporal_env.client, config))
+    app = create_app(ApiContext(db_sessions, temporal_env.client, config))
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://evpower.test"
     ) as http:
@@ -109,7 +109,7 @@ def _create_invoice(password: str, result_url: str) -> bytes:
 
 @pytest.mark.integration
 async def test_the_simulator_sends_webhooks_only_to_public_base_url(
-    sessions: async_sessionmaker[AsyncSession],
+    db_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     sent: list[str] = []
 
@@ -118,7 +118,7 @@ async def test_the_simulator_sends_webhooks_only_to_public_base_url(
         return httpx.Response(200, json={"status": "ok"})
 
     sim = SimulatedOdengi(
-        PgInvoiceStore(sessions),
+        PgInvoiceStore(db_sessions),
         merchant_id="1000000001",
         password="k" * 32,
         public_base_url="http://127.0.0.1:9",
@@ -141,9 +141,9 @@ async def test_the_simulator_sends_webhooks_only_to_public_base_url(
 
 @pytest.fixture
 async def world(
-    sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment
+    db_sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment
 ) -> AsyncIterator[ApiWorld]:
-    async with api_world(sessions, temporal_env.client, rate_limit_money="3/minute") as built:
+    async with api_world(db_sessions, temporal_env.client, rate_limit_money="3/minute") as built:
         yield built
 
 

@@ -14,7 +14,7 @@ from gateway.auth import ChargerKeys, KeyCheck
 from runtime.commands import stations
 from runtime.settings import Settings, load_settings
 
-Sessions = async_sessionmaker[AsyncSession]
+DbSessions = async_sessionmaker[AsyncSession]
 
 
 PEPPER = "stations-cli-tests-pepper-0123456789"
@@ -40,13 +40,13 @@ async def add(settings: Settings, *argv: str) -> int:
     return await stations.add_command(parse("add", *argv), settings)
 
 
-async def count_stations(sessions: Sessions) -> int:
-    async with sessions() as session:
+async def count_stations(db_sessions: DbSessions) -> int:
+    async with db_sessions() as session:
         return int(await session.scalar(select(func.count()).select_from(Station)) or 0)
 
 
 async def test_add_stores_a_hash_and_the_connectors(
-    settings: Settings, sessions: Sessions, capsys: pytest.CaptureFixture[str]
+    settings: Settings, db_sessions: DbSessions, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code = await add(
         settings, "EVP-003", "--connectors", "2", "--price-tyiyn-per-kwh", "1500",
@@ -57,7 +57,7 @@ async def test_add_stores_a_hash_and_the_connectors(
     output = capsys.readouterr().out
     assert "EVP-003 added: 2 connector(s), 15.00 som/kWh" in output
     assert "charger-secret-3" not in output  # a password the operator chose is not echoed
-    async with sessions() as session:
+    async with db_sessions() as session:
         station = await session.get(Station, "EVP-003")
         connectors = (await session.scalars(select(Connector.connector_id))).all()
     assert station is not None and station.password_hash is not None
@@ -68,13 +68,13 @@ async def test_add_stores_a_hash_and_the_connectors(
 
 
 async def test_add_without_password_prints_a_generated_one_once(
-    settings: Settings, sessions: Sessions, capsys: pytest.CaptureFixture[str]
+    settings: Settings, db_sessions: DbSessions, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert await add(settings, "EVP-004", "--price-tyiyn-per-kwh", "1200") == 0
 
     lines = capsys.readouterr().out.splitlines()
     password = lines[-1].rsplit(" ", 1)[-1]
-    async with sessions() as session:
+    async with db_sessions() as session:
         station = await session.get(Station, "EVP-004")
     assert station is not None and station.password_hash is not None
     assert verify_password(password, station.password_hash)
@@ -94,7 +94,7 @@ async def test_add_without_password_prints_a_generated_one_once(
 )
 async def test_bad_input_is_one_line_exit_2_and_writes_nothing(
     settings: Settings,
-    sessions: Sessions,
+    db_sessions: DbSessions,
     capsys: pytest.CaptureFixture[str],
     argv: tuple[str, ...],
     message: str,
@@ -105,19 +105,19 @@ async def test_bad_input_is_one_line_exit_2_and_writes_nothing(
     assert code == 2
     assert message in error
     assert error.count("\n") == 1
-    assert await count_stations(sessions) == 0
+    assert await count_stations(db_sessions) == 0
 
 
 async def test_bad_station_id_is_refused(
-    settings: Settings, sessions: Sessions, capsys: pytest.CaptureFixture[str]
+    settings: Settings, db_sessions: DbSessions, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert await add(settings, "EVP 6/x", "--price-tyiyn-per-kwh", "1500") == 2
     assert "station id" in capsys.readouterr().err
-    assert await count_stations(sessions) == 0
+    assert await count_stations(db_sessions) == 0
 
 
 async def test_duplicate_id_is_refused_and_keeps_the_first(
-    settings: Settings, sessions: Sessions, capsys: pytest.CaptureFixture[str]
+    settings: Settings, db_sessions: DbSessions, capsys: pytest.CaptureFixture[str]
 ) -> None:
     await add(
         settings, "EVP-007", "--price-tyiyn-per-kwh", "1500", "--password", "first-password-007"
@@ -130,7 +130,7 @@ async def test_duplicate_id_is_refused_and_keeps_the_first(
 
     assert code == 2
     assert capsys.readouterr().err == "evpower stations: station 'EVP-007' already exists\n"
-    async with sessions() as session:
+    async with db_sessions() as session:
         station = await session.get(Station, "EVP-007")
     assert station is not None and station.password_hash is not None
     assert station.price_tyiyn_per_kwh == 1500
@@ -138,15 +138,15 @@ async def test_duplicate_id_is_refused_and_keeps_the_first(
 
 
 async def test_list_shows_price_connectors_and_connectivity(
-    settings: Settings, sessions: Sessions, capsys: pytest.CaptureFixture[str]
+    settings: Settings, db_sessions: DbSessions, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    async with sessions() as session, session.begin():
+    async with db_sessions() as session, session.begin():
         session.add(Location(id="osh", name="Osh"))
     await add(settings, "EVP-010", "--price-tyiyn-per-kwh", "1550", "--connectors", "2",
               "--location", "osh", "--name", "Osh DC")  # fmt: skip
     await add(settings, "EVP-011", "--price-tyiyn-per-kwh", "1200")
     seen = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-    async with sessions() as session, session.begin():
+    async with db_sessions() as session, session.begin():
         connector = await session.get(Connector, ("EVP-010", 2))
         station = await session.get(Station, "EVP-010")
         assert connector is not None and station is not None
@@ -178,14 +178,14 @@ async def test_list_shows_price_connectors_and_connectivity(
 
 
 async def test_set_key_replaces_the_stored_key(
-    settings: Settings, sessions: Sessions, capsys: pytest.CaptureFixture[str]
+    settings: Settings, db_sessions: DbSessions, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert await add(settings, "EVP-KEY", "--price-tyiyn-per-kwh", "1500",
                      "--password", "old-charger-key-01") == 0  # fmt: skip
     code = await stations.set_key_command(parse("set-key", "EVP-KEY"), settings)
     assert code == 0
     new_key = capsys.readouterr().out.strip().rsplit(" ", 1)[-1]
-    async with sessions() as session:
+    async with db_sessions() as session:
         row = await session.get(Station, "EVP-KEY")
     assert row is not None and row.password_hash is not None
     stored = row.password_hash

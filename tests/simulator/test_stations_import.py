@@ -16,7 +16,7 @@ from gateway.auth import ChargerKeys, KeyCheck
 from runtime.commands import stations
 from runtime.settings import Settings, load_settings
 
-Sessions = async_sessionmaker[AsyncSession]
+DbSessions = async_sessionmaker[AsyncSession]
 PEPPER = "stations-import-tests-pepper-0123456789"
 KEYS = ChargerKeys(PEPPER.encode())
 
@@ -33,8 +33,8 @@ async def run_import(settings: Settings, source: Path, keys_out: Path) -> int:
     return await stations.import_command(args, settings)
 
 
-async def counts(sessions: Sessions) -> tuple[int, int]:
-    async with sessions() as session:
+async def counts(db_sessions: DbSessions) -> tuple[int, int]:
+    async with db_sessions() as session:
         n_stations = await session.scalar(select(func.count()).select_from(Station))
         n_connectors = await session.scalar(select(func.count()).select_from(Connector))
     return int(n_stations or 0), int(n_connectors or 0)
@@ -46,7 +46,7 @@ def read_keys(path: Path) -> dict[str, str]:
 
 
 async def test_import_creates_all_and_writes_keys_once_owner_only(
-    settings: Settings, sessions: Sessions, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    settings: Settings, db_sessions: DbSessions, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     source = tmp_path / "fleet.csv"
     source.write_text(
@@ -63,8 +63,8 @@ async def test_import_creates_all_and_writes_keys_once_owner_only(
     assert set(keys) == {"IMP-001", "IMP-002"} and keys["IMP-002"] == "chosen-password-0002"
     out = capsys.readouterr().out
     assert "imported 2 station(s)" in out and keys["IMP-001"] not in out
-    assert await counts(sessions) == (2, 3)
-    async with sessions() as session:
+    assert await counts(db_sessions) == (2, 3)
+    async with db_sessions() as session:
         for station_id, key in keys.items():
             row = await session.get(Station, station_id)
             assert row is not None and row.password_hash is not None
@@ -72,7 +72,7 @@ async def test_import_creates_all_and_writes_keys_once_owner_only(
 
 
 async def test_rerun_skips_identical_stations_and_never_regenerates_keys(
-    settings: Settings, sessions: Sessions, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    settings: Settings, db_sessions: DbSessions, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     source = tmp_path / "fleet.csv"
     source.write_text("id,connectors,price_tyiyn_per_kwh\nIMP-010,1,1500\n")
@@ -85,7 +85,7 @@ async def test_rerun_skips_identical_stations_and_never_regenerates_keys(
 
     assert "imported 1 station(s), skipped 1" in capsys.readouterr().out
     assert set(read_keys(tmp_path / "keys-2.csv")) == {"IMP-011"}
-    async with sessions() as session:
+    async with db_sessions() as session:
         row = await session.get(Station, "IMP-010")
     assert row is not None and row.password_hash is not None
     assert KEYS.check(first_key, row.password_hash) is KeyCheck.MATCH
@@ -107,7 +107,7 @@ async def test_rerun_skips_identical_stations_and_never_regenerates_keys(
 )
 async def test_a_bad_line_is_named_and_nothing_is_imported(
     settings: Settings,
-    sessions: Sessions,
+    db_sessions: DbSessions,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     body: str,
@@ -122,12 +122,12 @@ async def test_a_bad_line_is_named_and_nothing_is_imported(
     error = capsys.readouterr().err
     assert message in error and "nothing was imported" in error
     assert error.count("\n") == 1
-    assert await counts(sessions) == (0, 0)
+    assert await counts(db_sessions) == (0, 0)
     assert not (tmp_path / "keys.csv").exists()
 
 
 async def test_a_station_with_other_settings_refuses_the_whole_file(
-    settings: Settings, sessions: Sessions, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    settings: Settings, db_sessions: DbSessions, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     source = tmp_path / "fleet.csv"
     source.write_text("id,connectors,price_tyiyn_per_kwh\nIMP-030,1,1500\n")
@@ -138,12 +138,12 @@ async def test_a_station_with_other_settings_refuses_the_whole_file(
     assert await run_import(settings, source, tmp_path / "keys-2.csv") == 2
 
     assert "line 3: station 'IMP-030' exists with 1 connector(s)" in capsys.readouterr().err
-    assert await counts(sessions) == (1, 1)
+    assert await counts(db_sessions) == (1, 1)
     assert not (tmp_path / "keys-2.csv").exists()
 
 
 async def test_an_existing_keys_file_is_never_overwritten(
-    settings: Settings, sessions: Sessions, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    settings: Settings, db_sessions: DbSessions, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     source = tmp_path / "fleet.csv"
     source.write_text("id,connectors,price_tyiyn_per_kwh\nIMP-040,1,1500\n")
@@ -154,4 +154,4 @@ async def test_an_existing_keys_file_is_never_overwritten(
 
     assert "already exists" in capsys.readouterr().err
     assert keys_out.read_text() == "earlier keys\n"
-    assert await counts(sessions) == (0, 0)
+    assert await counts(db_sessions) == (0, 0)

@@ -27,8 +27,8 @@ def engine_for(database_url: str) -> AsyncEngine:
 
 
 async def add_stations(engine: AsyncEngine, station_ids: list[str]) -> None:
-    sessions = session_factory(engine)
-    async with sessions() as session, session.begin():
+    db_sessions = session_factory(engine)
+    async with db_sessions() as session, session.begin():
         for station_id in station_ids:
             session.add(
                 Station(

@@ -55,7 +55,10 @@ async def rotate_key(
         raise ApiError(503, "charger_keys_unavailable", "OCPP_KEY_PEPPER is not set for the api")
     try:
         key, until = await rotate_station_key(
-            context.sessions, ChargerKeys(pepper), station_id, context.config.key_rotation_grace_s
+            context.db_sessions,
+            ChargerKeys(pepper),
+            station_id,
+            context.config.key_rotation_grace_s,
         )
     except NotFound as exc:
         raise ApiError(404, "station_not_found", exc.message) from None

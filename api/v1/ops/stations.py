@@ -48,7 +48,7 @@ async def add_station(
             raise ApiError(409, "location_disabled", f"location {body.location_id!r} is disabled")
     try:
         created = await create_station(
-            context.sessions,
+            context.db_sessions,
             ChargerKeys(pepper),
             station_id=body.id,
             connectors=body.connectors,
