@@ -345,6 +345,8 @@ class GatewayStore:
         )
         async with self._engine.begin() as connection:
             await connection.execute(statement)
+            # The session's live streams show it `starting` from here (api/session_feed.py).
+            await connection.execute(select(func.pg_notify(SESSION_PROGRESS, id_tag)))
         self._sent_starts[id_tag] = RemoteStartNote(station_id, connector_id, energy_limit_wh)
 
     def sent_remote_start(self, id_tag: str) -> RemoteStartNote | None:

@@ -3,8 +3,9 @@ meter readings of its transaction (energy by the rule `GET` and settlement use, 
 power) and whether the charger has already reported the stop.
 
 Not from the workflow: a query is a billable Temporal action, and a stream re-reads on every
-meter sample; `GET /charging/{id}` asks the workflow once per request instead. What the row
-does not hold is the workflow's `starting` (the row says `pending` until `charging`).
+meter sample; `GET /charging/{id}` asks the workflow once per request instead. The row says
+`pending` until `charging`; the stream shows `starting` once the gateway has stored the
+session's RemoteStart (it NOTIFYs then), as the workflow does once the charger accepts it.
 
 A stream passes the last sample it was sent and gets a message for every sample stored since
 (api.v1.live_energy bounds a backlog), so a watcher sees each reading, not only the newest."""
@@ -21,7 +22,7 @@ from api.deps import ApiContext
 from api.v1.charging_schemas import ChargingSession, SessionProgress
 from api.v1.charging_service import from_record
 from api.v1.live_energy import LiveSample, samples_after
-from db.models import ChargingSessionRecord, Connector, OcppTransaction
+from db.models import ChargingSessionRecord, Connector, OcppRemoteStart, OcppTransaction
 from domain import meter_readings
 from domain.sessions import FINAL_STATES, SessionNotFound, SessionState
 from domain.tariff import Tariff
@@ -53,9 +54,22 @@ async def session_progress(
         current = from_record(record)
         if record.state in _FINAL:
             return Progress([_message(current, final=True, power_w=None)], after_sample_id)
-        if record.transaction_id is None:
-            return Progress([_message(current, final=False, power_w=None)], after_sample_id)
-        return await _metered(session, record, record.transaction_id, current, after_sample_id)
+        if record.transaction_id is not None:
+            return await _metered(session, record, record.transaction_id, current, after_sample_id)
+    if record.state == SessionState.PENDING and await _charger_asked(context, session_id):
+        current = current.model_copy(update={"state": SessionState.STARTING.value})
+    return Progress([_message(current, final=False, power_w=None)], after_sample_id)
+
+
+async def _charger_asked(context: ApiContext, session_id: str) -> bool:
+    """Whether the gateway has sent the session's RemoteStart (the row says `pending` until the
+    charger's StartTransaction). The RemoteStart rows are the gateway's, outside the client
+    scope: read only for a session the client scope has just shown to be the caller's."""
+    async with context.sessions() as session:
+        found = await session.scalar(
+            select(OcppRemoteStart.id_tag).where(OcppRemoteStart.id_tag == session_id)
+        )
+    return found is not None
 
 
 async def _metered(

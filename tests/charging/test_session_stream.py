@@ -26,9 +26,9 @@ from api.app import create_app
 from api.deps import ApiConfig, ApiContext
 from api.dev_tokens import issue_dev_token
 from api.v1.session_stream import MAX_STREAMS_PER_CLIENT
-from db.models import ChargingSessionRecord, Connector, LedgerEntry, MeterValue
+from db.models import ChargingSessionRecord, Connector, LedgerEntry, MeterValue, OcppRemoteStart
 from domain.ledger import Operation
-from simulator import SimulatedStation, StationConfig
+from simulator import FaultPlan, SimulatedStation, StationConfig
 from tests.charging.test_end_to_end import (
     PASSWORD,
     SECRET,
@@ -236,3 +236,51 @@ async def _connector_ready(db_sessions: async_sessionmaker[AsyncSession], statio
     async with db_sessions() as session:
         row = await session.get(Connector, (station_id, 1))
         return row is not None and row.status == "Available"
+
+
+async def test_the_stream_shows_starting_once_the_charger_is_asked(
+    sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment
+) -> None:
+    """A charger that accepts RemoteStart but never starts (no cable): the row stays `pending`,
+    the stream says `starting` from the RemoteStart the gateway stored."""
+    owner = str(uuid.uuid4())
+    station_id = f"LIVE-{uuid.uuid4().hex[:6]}"
+    await add_station(sessions, station_id)
+    async with running_stack(sessions, temporal_env.client) as stack:
+        await stack.ledger.apply(
+            Operation.CREDIT_TOPUP,
+            LedgerMovement(f"topup:{owner}", owner, 50_000, provider="TEST"),
+        )
+        station = SimulatedStation(
+            StationConfig(
+                station_id=station_id, url=f"ws://127.0.0.1:{stack.port}/ocpp", password=PASSWORD
+            ),
+            FaultPlan(skip_start_transaction=True),
+        )
+        token = issue_dev_token(SECRET, owner)
+        async with station, httpx.AsyncClient(base_url=stack.base_url, timeout=30) as http:
+            await eventually(lambda: _connector_ready(sessions, station_id), "the charger is in")
+            started = await http.post(
+                "/api/v1/charging/start",
+                json={"station_id": station_id, "connector_id": 1, "amount_tyiyn": 5_000},
+                headers={
+                    "Authorization": f"Bearer {token}",
+                    "Idempotency-Key": f"live-{uuid.uuid4()}",
+                },
+            )
+            assert started.status_code == 201, started.text
+            session_id = started.json()["session_id"]
+            async with connect(
+                f"ws://127.0.0.1:{stack.port}/api/v1/charging/{session_id}/stream",
+                subprotocols=["evpower.v1", f"bearer.{token}"],  # type: ignore[list-item]
+            ) as stream:
+                states: list[str] = []
+                while "starting" not in states:
+                    message = json.loads(await asyncio.wait_for(stream.recv(), timeout=60))
+                    states.append(message["state"])
+            async with sessions() as session:
+                record = await session.get(ChargingSessionRecord, session_id)
+                assert record is not None and record.state == "pending"
+                assert await session.get(OcppRemoteStart, session_id) is not None
+
+    assert set(states) <= {"pending", "starting"}, states
