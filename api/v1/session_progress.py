@@ -65,7 +65,7 @@ async def _charger_asked(context: ApiContext, session_id: str) -> bool:
     """Whether the gateway has sent the session's RemoteStart (the row says `pending` until the
     charger's StartTransaction). The RemoteStart rows are the gateway's, outside the client
     scope: read only for a session the client scope has just shown to be the caller's."""
-    async with context.sessions() as session:
+    async with context.db_sessions() as session:
         found = await session.scalar(
             select(OcppRemoteStart.id_tag).where(OcppRemoteStart.id_tag == session_id)
         )

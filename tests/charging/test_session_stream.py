@@ -239,14 +239,14 @@ async def _connector_ready(db_sessions: async_sessionmaker[AsyncSession], statio
 
 
 async def test_the_stream_shows_starting_once_the_charger_is_asked(
-    sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment
+    db_sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment
 ) -> None:
     """A charger that accepts RemoteStart but never starts (no cable): the row stays `pending`,
     the stream says `starting` from the RemoteStart the gateway stored."""
     owner = str(uuid.uuid4())
     station_id = f"LIVE-{uuid.uuid4().hex[:6]}"
-    await add_station(sessions, station_id)
-    async with running_stack(sessions, temporal_env.client) as stack:
+    await add_station(db_sessions, station_id)
+    async with running_stack(db_sessions, temporal_env.client) as stack:
         await stack.ledger.apply(
             Operation.CREDIT_TOPUP,
             LedgerMovement(f"topup:{owner}", owner, 50_000, provider="TEST"),
@@ -259,7 +259,7 @@ async def test_the_stream_shows_starting_once_the_charger_is_asked(
         )
         token = issue_dev_token(SECRET, owner)
         async with station, httpx.AsyncClient(base_url=stack.base_url, timeout=30) as http:
-            await eventually(lambda: _connector_ready(sessions, station_id), "the charger is in")
+            await eventually(lambda: _connector_ready(db_sessions, station_id), "the charger is in")
             started = await http.post(
                 "/api/v1/charging/start",
                 json={"station_id": station_id, "connector_id": 1, "amount_tyiyn": 5_000},
@@ -278,7 +278,7 @@ async def test_the_stream_shows_starting_once_the_charger_is_asked(
                 while "starting" not in states:
                     message = json.loads(await asyncio.wait_for(stream.recv(), timeout=60))
                     states.append(message["state"])
-            async with sessions() as session:
+            async with db_sessions() as session:
                 record = await session.get(ChargingSessionRecord, session_id)
                 assert record is not None and record.state == "pending"
                 assert await session.get(OcppRemoteStart, session_id) is not None
