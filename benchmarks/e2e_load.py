@@ -63,10 +63,8 @@ class Driver:
         key = uuid.uuid4().hex
         while True:
             began = time.monotonic()
-            response = await self.http.post(
-                f"{self.base_url}/api/v1/charging/start",
-                json=body,
-                headers={**headers, "Idempotency-Key": key},
+            response = await self._post(
+                "/api/v1/charging/start", body, {**headers, "Idempotency-Key": key}, tally
             )
             tally.answers[f"start {response.status_code}"] += 1
             if response.status_code == 201:
@@ -84,10 +82,8 @@ class Driver:
             await asyncio.sleep(POLL_S)
         await asyncio.sleep(hold_s)
         while True:
-            response = await self.http.post(
-                f"{self.base_url}/api/v1/charging/stop",
-                json={"session_id": session_id},
-                headers=headers,
+            response = await self._post(
+                "/api/v1/charging/stop", {"session_id": session_id}, headers, tally
             )
             tally.answers[f"stop {response.status_code}"] += 1
             if response.status_code == 202:
@@ -96,9 +92,25 @@ class Driver:
         handle = self.temporal.get_workflow_handle(
             charging_workflow_id(session_id), result_type=SessionView
         )
-        view = await handle.result()
+        try:
+            view = await handle.result()
+        except Exception as exc:  # counted, not settled: the run goes on
+            tally.answers[f"result {type(exc).__name__}"] += 1
+            return
         tally.answers[f"settled {view.state}"] += 1
         tally.settled_at.append(time.monotonic())
+
+    async def _post(
+        self, path: str, body: dict[str, Any], headers: dict[str, str], tally: Tally
+    ) -> httpx.Response:
+        """POST, again on a transport error (a keep-alive connection the server closed as
+        it was reused): start carries its Idempotency-Key, stop is idempotent."""
+        while True:
+            try:
+                return await self.http.post(self.base_url + path, json=body, headers=headers)
+            except httpx.TransportError as exc:
+                tally.answers[f"{path.rsplit('/', 1)[-1]} {type(exc).__name__}"] += 1
+                await asyncio.sleep(RETRY_S)
 
     def _token(self, client_id: str) -> str:
         # One token per driver, as an app keeps its session: signing is not what is measured.
