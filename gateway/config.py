@@ -28,6 +28,9 @@ class GatewayConfig:
     last_seen_flush_s: float = 15.0  # how often traffic timestamps are written to stations
     auth_workers: int = 1  # threads for legacy (scrypt) key hashes, until each is upgraded
     auth_backlog: int = 64  # legacy hash jobs queued or running; past it upgrades get 503
+    # Chargers between upgrade and first BootNotification answered; past it an upgrade gets
+    # 503 + Retry-After before any database read (gateway/admission.py).
+    admission_limit: int = 200
     shutdown_close_code: int = 1001
     # An idle connector status is checked against open transactions after this long, so a
     # StopTransaction sent along with it is stored first and no signal is spent.
@@ -76,6 +79,8 @@ class GatewayConfig:
             raise ValueError("max_frame_bytes must be at least 1024")
         if self.auth_workers < 1 or self.auth_backlog < 1:
             raise ValueError("auth_workers and auth_backlog must be positive")
+        if self.admission_limit < 1:
+            raise ValueError("admission_limit must be positive")
         if self.command_timeout_s <= 0 or self.signal_timeout_s <= 0:
             raise ValueError("timeouts must be positive")
         if min(self.relay_poll_s, self.relay_retry_first_s, self.clock_sync_interval_s) <= 0:

@@ -24,6 +24,7 @@ from domain.contracts.session_signals import (
     TRANSACTION_STARTED,
 )
 from gateway import cards, metering, metrics, without_database
+from gateway.admission import AdmissionTicket
 from gateway.backlog import once_more_if_stale
 from gateway.charge_point import ChargePoint, Send, StationDisconnected, on, spawn
 from gateway.context import GatewayContext
@@ -50,7 +51,7 @@ _REGISTRATION = {
 class StationHandler(ChargePoint):
     """The gateway's answers. Everything here is safe to receive twice."""
 
-    __slots__ = ("_clock_synced_at", "_ctx", "_energy", "_transactions")
+    __slots__ = ("_clock_synced_at", "_ctx", "_energy", "_transactions", "admission")
 
     def __init__(self, station_id: str, send: Send, ctx: GatewayContext, **kwargs: Any) -> None:
         super().__init__(station_id, send, **kwargs)
@@ -60,6 +61,13 @@ class StationHandler(ChargePoint):
         # Created on first use: an idle connection costs as little memory as it can.
         self._transactions: TransactionCache | None = None
         self._energy: EnergyWatch | None = None
+        # The charger's place in admission (gateway/admission.py) until its first boot.
+        self.admission: AdmissionTicket | None = None
+
+    def end_admission(self) -> None:
+        if self.admission is not None:
+            self.admission.release()
+            self.admission = None
 
     @on(Action.boot_notification)
     async def on_boot_notification(
@@ -94,6 +102,7 @@ class StationHandler(ChargePoint):
         )
         interval = self._ctx.config.heartbeat_interval_s
         self._clock_synced_at = time.time()
+        self.end_admission()
         return call_result.BootNotification(
             current_time=utc_now_text(), interval=interval, status=status
         )

@@ -17,6 +17,7 @@ from temporalio.worker import Interceptor, Worker
 from db.outage import log_failure
 from domain.contracts.task_queues import gateway_task_queue
 from gateway import denial_log
+from gateway.admission import AdmissionGate
 from gateway.auth import ChargerKeys
 from gateway.backlog import DatabaseBacklog
 from gateway.charger_auth import Authenticator, AuthLimits, busy_retry_after
@@ -116,6 +117,7 @@ class OcppGateway:
             offline_ids=self._offline_ids,
         )
         self.registry = ConnectionRegistry()
+        self.admission = AdmissionGate(config.admission_limit)
         self._auth = Authenticator(
             self._store,
             ChargerKeys(config.key_pepper),
@@ -253,17 +255,23 @@ class OcppGateway:
             reason = "no supported subprotocol (this server speaks ocpp1.6)"
             await self._reject(scope, send, 400, reason, station_id=station_id, remote=remote)
             return None
+        ticket = self.admission.try_enter()
+        if ticket is None:  # shed before any database read; the gate counts, no log line
+            await _refuse(scope, send, 503, "try again later", self.admission.retry_after_s())
+            return None
         try:
             verdict = await self._auth.check(
                 station_id, basic_credentials(scope.get("headers", ())), remote_ip
             )
         except Exception as exc:
+            ticket.release()
             # The database is away or saturated: the charger retries, spread out, and one
             # warning per charger says why (no traceback: it is the same for all of them).
             log.warning("could not check the charger", station_id=station_id, error=repr(exc))
             await _refuse(scope, send, 503, "try again later", busy_retry_after())
             return None
         if verdict.registration is None:
+            ticket.release()
             await self._reject(
                 scope,
                 send,
@@ -282,7 +290,7 @@ class OcppGateway:
             remote_address=remote,
             registration=verdict.registration,
         )
-        return StationHandler(
+        handler = StationHandler(
             station_id,
             send,
             self._ctx,
@@ -291,6 +299,8 @@ class OcppGateway:
             connected_at=datetime.now(UTC),
             wire=scope.get("extensions", {}).get(WIRE_LIVENESS),
         )
+        handler.admission = ticket  # released once its BootNotification is answered
+        return handler
 
     async def _attach(self, connection: StationHandler) -> None:
         """Take over the station from any older connection and record where it is held."""
@@ -320,6 +330,7 @@ class OcppGateway:
         telling.add_done_callback(self._telling.discard)
 
     async def _detach(self, connection: StationHandler) -> None:
+        connection.end_admission()
         self.registry.remove(connection)
         if connection.registration != "pending":
             await self._forget(connection)

@@ -110,6 +110,7 @@ def gateway_config(settings: Settings) -> GatewayConfig:
         allow_passwordless_stations=settings.ocpp_allow_passwordless_stations,
         max_frame_bytes=settings.ocpp_max_frame_bytes,
         auth_workers=settings.ocpp_auth_workers,
+        admission_limit=settings.ocpp_admission_limit,
         command_timeout_s=settings.ocpp_command_timeout_s,
         signal_timeout_s=settings.ocpp_signal_timeout_s,
         card_min_balance_tyiyn=settings.card_min_balance_tyiyn,
