@@ -14,6 +14,7 @@ from temporalio.worker import Worker
 from activities.failures import ACTIVITY_INTERCEPTORS
 from activities.ledger import Ledger, LedgerActivities
 from activities.payments import payment_activities
+from activities.review import ReviewActivities
 from activities.sessions import charging_activities
 from activities.station_commands import StationCommandActivities
 from payments.config import build_provider
@@ -23,6 +24,7 @@ from runtime.schedules import ensure_schedules
 from runtime.services import Services
 from workflows.charging import ChargingSessionWorkflow
 from workflows.reconciliation import PAYMENT_WORKFLOWS
+from workflows.review import ReviewWorkflow
 from workflows.station_command import StationCommandWorkflow
 
 log = structlog.get_logger(__name__)
@@ -42,13 +44,22 @@ def worker_parts(
     """Every workflow class and activity callable this worker serves."""
     ledger = LedgerActivities(Ledger(services.db_sessions))
     payment_workflows, payment_activities = payments_worker_parts(services.db_sessions, provider)
-    workflows: list[type] = [ChargingSessionWorkflow, StationCommandWorkflow, *payment_workflows]
+    workflows: list[type] = [
+        ChargingSessionWorkflow,
+        StationCommandWorkflow,
+        ReviewWorkflow,
+        *payment_workflows,
+    ]
     activities: list[Callable[..., Any]] = [
         ledger.credit_topup,
         ledger.reserve,
         ledger.capture,
         ledger.release,
+        ledger.refund,
+        ledger.adjust_credit,
+        ledger.adjust_debit,
         *charging_activities(services.db_sessions),
+        *ReviewActivities(services.db_sessions).activities(),
         *StationCommandActivities(services.db_sessions).activities(),
         *payment_activities,
     ]

@@ -229,6 +229,18 @@ class LedgerActivities:
     async def release(self, movement: LedgerMovement) -> LedgerResult:
         return await self._run(Operation.RELEASE, movement)
 
+    @activity.defn(name="refund")
+    async def refund(self, movement: LedgerMovement) -> LedgerResult:
+        return await self._run(Operation.REFUND, movement)
+
+    @activity.defn(name="adjust_credit")
+    async def adjust_credit(self, movement: LedgerMovement) -> LedgerResult:
+        return await self._run(Operation.ADJUST_CREDIT, movement)
+
+    @activity.defn(name="adjust_debit")
+    async def adjust_debit(self, movement: LedgerMovement) -> LedgerResult:
+        return await self._run(Operation.ADJUST_DEBIT, movement)
+
 
 __all__ = [
     "ClientBalance",

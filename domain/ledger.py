@@ -13,6 +13,9 @@ class AccountKind(StrEnum):
     HELD = "held"
     REVENUE = "revenue"
     PROVIDER_CLEARING = "provider_clearing"
+    # Operators' manual balance adjustments (goodwill credits, corrections): their own
+    # system account, so neither revenue nor a provider's clearing absorbs them.
+    ADJUSTMENTS = "adjustments"
 
 
 CLIENT_ACCOUNT_KINDS = frozenset({AccountKind.AVAILABLE, AccountKind.HELD})
@@ -23,6 +26,9 @@ class Operation(StrEnum):
     RESERVE = "reserve"
     CAPTURE = "capture"
     RELEASE = "release"
+    REFUND = "refund"  # a reviewed session's capture given back: revenue -> available
+    ADJUST_CREDIT = "adjust_credit"  # adjustments -> available
+    ADJUST_DEBIT = "adjust_debit"  # available -> adjustments
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -72,6 +78,12 @@ def postings_for(
         source, target = available, held
     elif operation is Operation.CAPTURE:
         source, target = held, AccountRef(AccountKind.REVENUE)
-    else:
+    elif operation is Operation.RELEASE:
         source, target = held, available
+    elif operation is Operation.REFUND:
+        source, target = AccountRef(AccountKind.REVENUE), available
+    elif operation is Operation.ADJUST_CREDIT:
+        source, target = AccountRef(AccountKind.ADJUSTMENTS), available
+    else:
+        source, target = available, AccountRef(AccountKind.ADJUSTMENTS)
     return (Posting(source, -amount_tyiyn), Posting(target, amount_tyiyn))

@@ -24,6 +24,7 @@ class SessionState(StrEnum):
     CANCELLED = "cancelled"  # stopped by the driver before any energy flowed: fully released
     HUNG = "hung"  # stop never confirmed by the charger: fully released
     NEEDS_REVIEW = "needs_review"  # the ledger refused the settlement: an operator decides
+    REVIEWED = "reviewed"  # was needs_review; an admin decided (review_resolutions)
     REJECTED = "rejected"  # the start was refused; only visibility shows it (no row is kept)
 
 
@@ -34,6 +35,7 @@ FINAL_STATES = frozenset(
         SessionState.CANCELLED,
         SessionState.HUNG,
         SessionState.NEEDS_REVIEW,
+        SessionState.REVIEWED,
         SessionState.REJECTED,
     }
 )

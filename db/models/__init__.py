@@ -13,6 +13,7 @@ from db.models.payments import (
     SimulatedInvoice,
     TopUp,
 )
+from db.models.review import ReviewResolution
 from db.models.sessions import ChargingSessionRecord
 from db.models.stations import (
     Connector,
@@ -43,6 +44,7 @@ __all__ = [
     "OperatorAudit",
     "PaymentAudit",
     "ProviderTransaction",
+    "ReviewResolution",
     "RfidCard",
     "SimulatedInvoice",
     "Station",

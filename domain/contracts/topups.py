@@ -45,10 +45,17 @@ class TopUpState(StrEnum):
     NEEDS_REVIEW = "needs_review"
     FAILED = "failed"  # the provider never created the invoice
     UNRESOLVED = "unresolved"  # the provider could not say; the hourly reconciliation will
+    REVIEWED = "reviewed"  # was needs_review; an admin decided (review_resolutions)
 
 
 FINAL_STATES = frozenset(
-    {TopUpState.PAID, TopUpState.EXPIRED, TopUpState.NEEDS_REVIEW, TopUpState.FAILED}
+    {
+        TopUpState.PAID,
+        TopUpState.EXPIRED,
+        TopUpState.NEEDS_REVIEW,
+        TopUpState.FAILED,
+        TopUpState.REVIEWED,
+    }
 )
 
 

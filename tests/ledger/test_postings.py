@@ -29,6 +29,9 @@ def test_each_operation_moves_between_the_designed_accounts() -> None:
     assert kinds(Operation.RESERVE) == (AccountKind.AVAILABLE, AccountKind.HELD)
     assert kinds(Operation.CAPTURE) == (AccountKind.HELD, AccountKind.REVENUE)
     assert kinds(Operation.RELEASE) == (AccountKind.HELD, AccountKind.AVAILABLE)
+    assert kinds(Operation.REFUND) == (AccountKind.REVENUE, AccountKind.AVAILABLE)
+    assert kinds(Operation.ADJUST_CREDIT) == (AccountKind.ADJUSTMENTS, AccountKind.AVAILABLE)
+    assert kinds(Operation.ADJUST_DEBIT) == (AccountKind.AVAILABLE, AccountKind.ADJUSTMENTS)
 
 
 @pytest.mark.parametrize("amount", [0, -1, 1.0, True])

@@ -19,6 +19,7 @@ from temporalio.worker import Worker
 
 from activities.failures import ACTIVITY_INTERCEPTORS
 from activities.ledger import Ledger, LedgerActivities, LedgerMovement
+from activities.review import ReviewActivities
 from activities.sessions import charging_activities
 from activities.station_commands import StationCommandActivities
 from api.app import create_app
@@ -32,6 +33,7 @@ from gateway.server import OcppGateway
 from runtime.asgi import OcppDispatcher
 from simulator import SimulatedStation, StationConfig
 from workflows.charging import ChargingSessionWorkflow
+from workflows.review import ReviewWorkflow
 from workflows.station_command import StationCommandWorkflow
 
 SECRET = "ops-commands-secret-0123456789abcdef-xyz"
@@ -157,10 +159,18 @@ async def ops_stack(
             log_level="warning",
         )
     )
-    workflows: list[type] = [StationCommandWorkflow]
-    activities: list[Any] = list(StationCommandActivities(db_sessions).activities())
+    money = LedgerActivities(Ledger(db_sessions))
+    # The operators' own workflows (commands, reviews, adjustments) always run.
+    workflows: list[type] = [StationCommandWorkflow, ReviewWorkflow]
+    activities: list[Any] = [
+        *StationCommandActivities(db_sessions).activities(),
+        *ReviewActivities(db_sessions).activities(),
+        money.credit_topup,
+        money.refund,
+        money.adjust_credit,
+        money.adjust_debit,
+    ]
     if charging:
-        money = LedgerActivities(Ledger(db_sessions))
         workflows.append(ChargingSessionWorkflow)
         activities += [
             *charging_activities(db_sessions),

@@ -12,6 +12,7 @@ from api.v1.ops import (
     locations,
     me,
     reports,
+    review,
     session_stop,
     sessions,
     station_keys,
@@ -34,3 +35,4 @@ router.include_router(session_stop.router)
 router.include_router(locations.router)
 router.include_router(stations.router)
 router.include_router(station_keys.router)
+router.include_router(review.router)

@@ -1,0 +1,293 @@
+"""The Review workflow's database side: what a decision on an item in review would move (or why
+it is refused), and recording the resolution once the money has moved.
+
+`plan_review` only reads; `record_review` writes the resolution and moves the item's row out of
+`needs_review` in one transaction. Both are safe to run twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+
+from db.models import (
+    ChargingSessionRecord,
+    LedgerEntry,
+    ProviderTransaction,
+    ReviewResolution,
+    TopUp,
+)
+from db.payment_audit import write_payment_audit
+from domain.contracts.review import ReviewRequest, ReviewResult
+from domain.errors import DomainError
+from domain.ledger import Operation
+from domain.review import (
+    IN_REVIEW,
+    RESOLVED,
+    AlreadyResolved,
+    AmountRequired,
+    Decision,
+    NothingToRefund,
+    NotInReview,
+    RefundExceedsCapture,
+    ReviewItemNotFound,
+    ReviewKind,
+    check_decision,
+    review_op_key,
+)
+
+log = structlog.get_logger(__name__)
+
+PLAN_REVIEW = "plan_review"
+RECORD_REVIEW = "record_review"
+UNREAD = "unread"
+REVIEW = "review"
+
+
+@dataclass(frozen=True)
+class ReviewPlan:
+    """What the decision does: `move` (a ledger activity), `close`, `done` (it was resolved
+    so already: `previous`) or `refused` (`code`, `message`)."""
+
+    outcome: str
+    client_id: str = ""
+    operation: str | None = None  # the ledger activity: credit_topup | refund
+    amount_tyiyn: int = 0
+    provider: str | None = None
+    op_key: str | None = None
+    code: str | None = None
+    message: str = ""
+    previous: ReviewResult | None = None
+
+
+@dataclass(frozen=True)
+class ReviewRecord:
+    request: ReviewRequest
+    client_id: str
+    amount_tyiyn: int
+    entry_id: int | None
+    op_key: str | None
+    workflow_id: str
+
+
+def _result(row: ReviewResolution, *, replayed: bool) -> ReviewResult:
+    return ReviewResult(
+        kind=row.kind,
+        item_id=row.item_id,
+        decision=row.decision,
+        outcome="resolved",
+        amount_tyiyn=row.amount_tyiyn,
+        entry_id=row.entry_id,
+        op_key=row.op_key,
+        operator=row.operator,
+        reason=row.reason,
+        replayed=replayed,
+    )
+
+
+def _refused(exc: DomainError) -> ReviewPlan:
+    return ReviewPlan("refused", code=exc.code, message=exc.message)
+
+
+async def captured_tyiyn(session: AsyncSession, session_id: str) -> int:
+    """What the session's settlement moved to revenue (0 when nothing was captured)."""
+    amount = await session.scalar(
+        select(LedgerEntry.amount_tyiyn).where(LedgerEntry.op_key == f"capture:{session_id}")
+    )
+    return int(amount or 0)
+
+
+async def confirmed_tyiyn(session: AsyncSession, topup: TopUp) -> int:
+    """What the provider reported paid for the top-up and nobody credited yet."""
+    total = await session.scalar(
+        select(func.coalesce(func.sum(ProviderTransaction.amount_tyiyn), 0)).where(
+            ProviderTransaction.provider == topup.provider,
+            ProviderTransaction.topup_id == topup.id,
+            ProviderTransaction.credited_entry_id.is_(None),
+            ProviderTransaction.currency == topup.currency,
+        )
+    )
+    return int(total or 0)
+
+
+def _in_review(kind: ReviewKind, item_id: str, state: str) -> None:
+    if state != IN_REVIEW:
+        raise NotInReview(f"{kind} {item_id} is {state}, not {IN_REVIEW}")
+
+
+async def _refund(session: AsyncSession, request: ReviewRequest, client_id: str) -> ReviewPlan:
+    """A refund gives back at most what the session's settlement captured."""
+    captured = await captured_tyiyn(session, request.item_id)
+    if captured == 0:
+        raise NothingToRefund(f"session {request.item_id} captured nothing")
+    amount = request.amount_tyiyn if request.amount_tyiyn is not None else captured
+    if amount > captured:
+        raise RefundExceedsCapture(
+            f"a refund of {amount} tyiyn exceeds the {captured} tyiyn captured"
+        )
+    return ReviewPlan(
+        "move",
+        client_id,
+        Operation.REFUND.value,
+        amount,
+        op_key=review_op_key(ReviewKind.SESSION, request.item_id, Decision.REFUND),
+    )
+
+
+class ReviewActivities:
+    def __init__(self, db_sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._db_sessions = db_sessions
+
+    def activities(self) -> list[Callable[..., Any]]:
+        return [self.plan_review, self.record_review]
+
+    @activity.defn(name=PLAN_REVIEW)
+    async def plan_review(self, request: ReviewRequest) -> ReviewPlan:
+        async with self._db_sessions() as session:
+            done = await session.get(ReviewResolution, (request.kind, request.item_id))
+            if done is not None:
+                if done.decision == request.decision and request.amount_tyiyn in {
+                    None,
+                    done.amount_tyiyn,
+                }:
+                    return ReviewPlan(
+                        "done", client_id=done.client_id, previous=_result(done, replayed=True)
+                    )
+                return _refused(
+                    AlreadyResolved(
+                        f"{request.kind} {request.item_id} was resolved with {done.decision} "
+                        f"of {done.amount_tyiyn} tyiyn by {done.operator}"
+                    )
+                )
+            try:
+                return await self._plan(session, request)
+            except DomainError as exc:
+                return _refused(exc)
+
+    async def _plan(self, session: AsyncSession, request: ReviewRequest) -> ReviewPlan:
+        kind, decision = ReviewKind(request.kind), Decision(request.decision)
+        check_decision(kind, decision, request.amount_tyiyn)
+        if kind is ReviewKind.SESSION:
+            record = await session.get(ChargingSessionRecord, request.item_id)
+            if record is None:
+                raise ReviewItemNotFound(f"no charging session {request.item_id!r}")
+            _in_review(kind, request.item_id, record.state)
+            if decision is Decision.CLOSE:
+                return ReviewPlan("close", client_id=record.client_id)
+            return await _refund(session, request, record.client_id)
+        topup = await session.get(TopUp, request.item_id)
+        if topup is None:
+            raise ReviewItemNotFound(f"no top-up {request.item_id!r}")
+        _in_review(kind, request.item_id, topup.state)
+        if decision is Decision.CLOSE:
+            return ReviewPlan("close", client_id=topup.client_id)
+        amount = request.amount_tyiyn
+        if amount is None:
+            amount = await confirmed_tyiyn(session, topup)
+            if amount == 0:
+                raise AmountRequired(
+                    f"the provider confirmed no payment for top-up {request.item_id}: "
+                    "send amount_tyiyn"
+                )
+        return ReviewPlan(
+            "move",
+            topup.client_id,
+            Operation.CREDIT_TOPUP.value,
+            amount,
+            provider=topup.provider,
+            op_key=review_op_key(kind, request.item_id, decision),
+        )
+
+    @activity.defn(name=RECORD_REVIEW)
+    async def record_review(self, record: ReviewRecord) -> ReviewResult:
+        request, now = record.request, datetime.now(UTC)
+        async with self._db_sessions() as session, session.begin():
+            await session.execute(
+                insert(ReviewResolution)
+                .values(
+                    kind=request.kind,
+                    item_id=request.item_id,
+                    client_id=record.client_id,
+                    decision=request.decision,
+                    amount_tyiyn=record.amount_tyiyn,
+                    entry_id=record.entry_id,
+                    op_key=record.op_key,
+                    operator=request.operator,
+                    reason=request.reason,
+                    workflow_id=record.workflow_id,
+                )
+                .on_conflict_do_nothing(index_elements=["kind", "item_id"])
+            )
+            if request.kind == ReviewKind.SESSION:
+                await session.execute(
+                    update(ChargingSessionRecord)
+                    .where(
+                        ChargingSessionRecord.id == request.item_id,
+                        ChargingSessionRecord.state == IN_REVIEW,
+                    )
+                    .values(state=RESOLVED, updated_at=now)
+                )
+            else:
+                await self._resolve_topup(session, record, now)
+            row = await session.get(ReviewResolution, (request.kind, request.item_id))
+        assert row is not None
+        log.info(
+            "review resolved",
+            kind=request.kind,
+            item_id=request.item_id,
+            decision=row.decision,
+            amount_tyiyn=row.amount_tyiyn,
+            operator=row.operator,
+        )
+        return _result(row, replayed=False)
+
+    async def _resolve_topup(
+        self, session: AsyncSession, record: ReviewRecord, now: datetime
+    ) -> None:
+        request = record.request
+        topup = await session.get(TopUp, request.item_id, with_for_update=True)
+        if topup is None:
+            return
+        if topup.state == IN_REVIEW:
+            topup.state, topup.updated_at = RESOLVED, now
+        if record.entry_id is not None:
+            # The credit settles what the provider reported: no sweep or recheck may credit
+            # those transactions again (an unread one goes to review, never to a recheck).
+            await session.execute(
+                update(ProviderTransaction)
+                .where(
+                    ProviderTransaction.provider == topup.provider,
+                    ProviderTransaction.topup_id == topup.id,
+                    ProviderTransaction.credited_entry_id.is_(None),
+                )
+                .values(credited_entry_id=record.entry_id, updated_at=now)
+            )
+            await session.execute(
+                update(ProviderTransaction)
+                .where(
+                    ProviderTransaction.topup_id == topup.id,
+                    ProviderTransaction.status == UNREAD,
+                )
+                .values(status=REVIEW, updated_at=now)
+            )
+        write_payment_audit(
+            session,
+            "topup_review_resolved",
+            topup.provider,
+            topup_id=topup.id,
+            details={
+                "decision": request.decision,
+                "amount_tyiyn": record.amount_tyiyn,
+                "entry_id": record.entry_id,
+                "operator": request.operator,
+                "reason": request.reason,
+            },
+        )

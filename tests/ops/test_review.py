@@ -1,0 +1,261 @@
+"""The review queue on the real stack (PostgreSQL, the Temporal dev server, the API over HTTP,
+a worker running Review): listing, who may resolve, a refund within the capture, a credit
+defaulting to the provider's amount, a double click that pays once, refusals that change
+nothing, and an audit row for each request."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from temporalio.testing import WorkflowEnvironment
+
+from activities.ledger import Ledger, LedgerMovement
+from db.models import (
+    ChargingSessionRecord,
+    LedgerEntry,
+    ProviderTransaction,
+    ReviewResolution,
+    TopUp,
+)
+from domain.ledger import Operation
+from tests.ledger.invariants import assert_ledger_invariants
+from tests.ops.conftest import audit_rows
+from tests.ops.stack import add_station, fund, headers, ops_stack
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+QUEUE = "/api/v1/ops/review"
+RESERVED, CAPTURED = 10_000, 3_000
+
+
+async def session_in_review(
+    db_sessions: async_sessionmaker[AsyncSession], station_id: str, client_id: str
+) -> str:
+    """A session whose meter readings were implausible: billed the certain part, in review."""
+    session_id = uuid.uuid4().hex[:12]
+    ledger = await fund(db_sessions, 50_000, client_id)
+    for operation, amount in (
+        (Operation.RESERVE, RESERVED),
+        (Operation.CAPTURE, CAPTURED),
+        (Operation.RELEASE, RESERVED - CAPTURED),
+    ):
+        await ledger.apply(
+            operation, LedgerMovement(f"{operation}:{session_id}", client_id, amount, session_id)
+        )
+    async with db_sessions() as session, session.begin():
+        session.add(
+            ChargingSessionRecord(
+                id=session_id,
+                client_id=client_id,
+                station_id=station_id,
+                connector_id=1,
+                state="needs_review",
+                price_tyiyn_per_kwh=1_500,
+                reserved_tyiyn=RESERVED,
+                energy_wh=2_000,
+                cost_tyiyn=CAPTURED,
+                meter_note="implausible_step",
+            )
+        )
+    return session_id
+
+
+async def topup_in_review(
+    db_sessions: async_sessionmaker[AsyncSession], client_id: str, paid_tyiyn: int
+) -> str:
+    """A top-up of 10 000 tyiyn the provider reported paid with another amount: in review."""
+    topup_id = uuid.uuid4().hex[:16]
+    await fund(db_sessions, 1, client_id)  # the clients row
+    async with db_sessions() as session, session.begin():
+        session.add(
+            TopUp(
+                id=topup_id,
+                client_id=client_id,
+                method="qr",
+                provider="SIMULATED",
+                amount_tyiyn=10_000,
+                order_id=f"order-{topup_id}",
+                state="needs_review",
+            )
+        )
+        await session.flush()
+        session.add(
+            ProviderTransaction(
+                provider="SIMULATED",
+                trans_id=f"t-{topup_id}",
+                topup_id=topup_id,
+                status="review",
+                amount_tyiyn=paid_tyiyn,
+                currency="KGS",
+                review_reason="amount mismatch",
+            )
+        )
+    return topup_id
+
+
+async def _entries(db_sessions: async_sessionmaker[AsyncSession], prefix: str) -> list[LedgerEntry]:
+    async with db_sessions() as session:
+        return list(
+            await session.scalars(select(LedgerEntry).where(LedgerEntry.op_key.startswith(prefix)))
+        )
+
+
+async def test_the_queue_and_a_refund_that_moves_money_once(
+    db_sessions: async_sessionmaker[AsyncSession],
+    temporal_env: WorkflowEnvironment,
+    engine: AsyncEngine,
+) -> None:
+    station_id = f"RV-{uuid.uuid4().hex[:6]}"
+    driver, payer = str(uuid.uuid4()), str(uuid.uuid4())
+    await add_station(db_sessions, station_id)
+    session_id = await session_in_review(db_sessions, station_id, driver)
+    topup_id = await topup_in_review(db_sessions, payer, 9_000)
+    ledger = Ledger(db_sessions)
+    before = await ledger.balance(driver)
+    async with (
+        ops_stack(db_sessions, temporal_env.client) as stack,
+        httpx.AsyncClient(base_url=stack.base_url, timeout=60) as http,
+    ):
+        listed = await http.get(QUEUE, headers=headers("operator"))
+        assert listed.status_code == 200, listed.text
+        items = {item["kind"]: item for item in listed.json()["items"]}
+        assert items["session"]["item_id"] == session_id
+        assert items["session"]["why"] == "implausible_step"
+        assert items["session"]["captured_tyiyn"] == CAPTURED
+        assert items["topup"]["item_id"] == topup_id
+        assert items["topup"]["why"] == "amount mismatch"
+        assert (items["topup"]["amount_tyiyn"], items["topup"]["confirmed_tyiyn"]) == (
+            10_000,
+            9_000,
+        )
+
+        path = f"{QUEUE}/session/{session_id}"
+        body = {"decision": "refund", "amount_tyiyn": 2_000, "reason": "meter glitch, refund"}
+        # Only admins resolve; an operator's or a client's attempt changes nothing.
+        assert (await http.post(path, json=body, headers=headers("operator"))).status_code == 403
+        assert (await http.post(path, json=body, headers=headers("client"))).status_code == 403
+        assert (await http.post(path, json=body, headers=headers("none"))).status_code == 401
+        too_much = await http.post(
+            path, json={**body, "amount_tyiyn": CAPTURED + 1}, headers=headers("admin")
+        )
+        assert too_much.status_code == 422, too_much.text
+        assert too_much.json()["error"]["code"] == "refund_exceeds_capture"
+        wrong = await http.post(path, json={**body, "decision": "credit"}, headers=headers("admin"))
+        assert wrong.status_code == 422 and wrong.json()["error"]["code"] == "decision_not_allowed"
+        assert await _entries(db_sessions, "review:") == []
+
+        # A double click: two admins' requests at once, one refund.
+        first, second = await asyncio.gather(
+            http.post(path, json=body, headers=headers("admin")),
+            http.post(path, json=body, headers=headers("admin")),
+        )
+        assert first.status_code == second.status_code == 200, (first.text, second.text)
+        assert first.json()["entry_id"] == second.json()["entry_id"] is not None
+        assert first.json()["op_key"] == f"review:session:{session_id}:refund"
+        again = await http.post(path, json=body, headers=headers("admin"))
+        assert again.status_code == 200 and again.json()["replayed"] is True
+        other = await http.post(
+            path, json={"decision": "close", "reason": "changed my mind"}, headers=headers("admin")
+        )
+        assert other.status_code == 409 and other.json()["error"]["code"] == "already_resolved"
+
+        listed = await http.get(QUEUE, headers=headers("operator"))
+        assert [item["kind"] for item in listed.json()["items"]] == ["topup"]
+        description = await stack.temporal.get_workflow_handle(
+            f"review:session:{session_id}"
+        ).describe()
+        assert description.typed_search_attributes is not None
+
+    refunds = await _entries(db_sessions, "review:")
+    assert [(e.operation, e.amount_tyiyn, e.client_id) for e in refunds] == [
+        ("refund", 2_000, driver)
+    ]
+    after = await ledger.balance(driver)
+    assert after.available_tyiyn == before.available_tyiyn + 2_000
+    async with db_sessions() as session:
+        record = await session.get(ChargingSessionRecord, session_id)
+        resolution = await session.get(ReviewResolution, ("session", session_id))
+    assert record is not None and record.state == "reviewed"
+    assert resolution is not None and resolution.reason == "meter glitch, refund"
+    await assert_ledger_invariants(engine)
+    path = f"{QUEUE}/session/{session_id}"
+    rows = [row for row in await audit_rows(db_sessions) if row.path == path]
+    assert [(row.role, row.status_code) for row in rows] == [
+        ("operator", 403),
+        ("client", 403),
+        (None, 401),
+        *[("admin", status) for status in (422, 422, 200, 200, 200, 409)],
+    ]
+    handled = rows[3:]
+    assert [row.action for row in handled] == [
+        "review.refund",
+        "review.credit",
+        "review.refund",
+        "review.refund",
+        "review.refund",
+        "review.close",
+    ]
+    assert all(row.reason and row.target == f"session:{session_id}" for row in handled)
+    assert handled[2].result is not None and handled[2].result["entry_id"] == refunds[0].id
+
+
+async def test_a_topup_credit_defaults_to_what_the_provider_confirmed(
+    db_sessions: async_sessionmaker[AsyncSession],
+    temporal_env: WorkflowEnvironment,
+    engine: AsyncEngine,
+) -> None:
+    payer, other = str(uuid.uuid4()), str(uuid.uuid4())
+    topup_id = await topup_in_review(db_sessions, payer, 9_000)
+    closed_id = await topup_in_review(db_sessions, other, 4_000)
+    async with (
+        ops_stack(db_sessions, temporal_env.client) as stack,
+        httpx.AsyncClient(base_url=stack.base_url, timeout=60) as http,
+    ):
+        credited = await http.post(
+            f"{QUEUE}/topup/{topup_id}",
+            json={"decision": "credit", "reason": "provider confirmed 90 som by phone"},
+            headers=headers("admin"),
+        )
+        assert credited.status_code == 200, credited.text
+        assert credited.json()["amount_tyiyn"] == 9_000
+        closed = await http.post(
+            f"{QUEUE}/topup/{closed_id}",
+            json={"decision": "close", "reason": "refunded by the provider"},
+            headers=headers("admin"),
+        )
+        assert closed.status_code == 200 and closed.json()["entry_id"] is None
+        missing = await http.post(
+            f"{QUEUE}/topup/nope",
+            json={"decision": "close", "reason": "no such thing"},
+            headers=headers("admin"),
+        )
+        assert missing.status_code == 404
+        assert missing.json()["error"]["code"] == "review_item_not_found"
+        # Resolved: no longer in review, so a later decision is refused.
+        late = await http.post(
+            f"{QUEUE}/topup/{closed_id}",
+            json={"decision": "credit", "amount_tyiyn": 4_000, "reason": "oops"},
+            headers=headers("admin"),
+        )
+        assert late.status_code == 409
+    ledger = Ledger(db_sessions)
+    assert (await ledger.balance(payer)).available_tyiyn == 1 + 9_000
+    assert (await ledger.balance(other)).available_tyiyn == 1
+    async with db_sessions() as session:
+        transaction = await session.scalar(
+            select(ProviderTransaction).where(ProviderTransaction.topup_id == topup_id)
+        )
+        states = {
+            row.id: row.state
+            for row in await session.scalars(
+                select(TopUp).where(TopUp.id.in_([topup_id, closed_id]))
+            )
+        }
+    assert transaction is not None and transaction.credited_entry_id == credited.json()["entry_id"]
+    assert states == {topup_id: "reviewed", closed_id: "reviewed"}
+    await assert_ledger_invariants(engine)

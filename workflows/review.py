@@ -1,0 +1,91 @@
+"""Review: an admin's decision on a session or top-up in `needs_review`, as a short workflow with
+its own timeline (who, why, what moved). Its id names the item (`review:{kind}:{id}`), so a
+double click joins the running one; its money movement has the op_key
+`review:{kind}:{id}:{decision}`, so even a later run can never pay twice.
+
+plan (read the item, refuse what may not be done) -> the ledger movement, if any -> record the
+resolution (the item leaves `needs_review`).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from activities.ledger import LedgerMovement, LedgerResult
+    from activities.review import PLAN_REVIEW, RECORD_REVIEW, ReviewPlan, ReviewRecord
+    from domain.contracts.review import WORKFLOW_NAME, ReviewRequest, ReviewResult
+
+DB_TIMEOUT = timedelta(seconds=30)
+# The database may blink; a decision whose money moved must still be recorded, so retry long.
+PERSISTENT = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
+)
+
+
+@workflow.defn(name=WORKFLOW_NAME)
+class ReviewWorkflow:
+    @workflow.run
+    async def run(self, request: ReviewRequest) -> ReviewResult:
+        amount = "" if request.amount_tyiyn is None else f" {request.amount_tyiyn} tyiyn"
+        workflow.set_current_details(
+            f"**{request.decision}{amount}** on {request.kind} {request.item_id} "
+            f"by {request.operator}: {request.reason}"[:1000]
+        )
+        plan: ReviewPlan = await workflow.execute_activity(
+            PLAN_REVIEW,
+            request,
+            result_type=ReviewPlan,
+            start_to_close_timeout=DB_TIMEOUT,
+            retry_policy=PERSISTENT,
+            summary=f"check {request.kind} {request.item_id}",
+        )
+        if plan.outcome == "done" and plan.previous is not None:
+            return plan.previous
+        if plan.outcome == "refused":
+            return ReviewResult(
+                request.kind,
+                request.item_id,
+                request.decision,
+                "refused",
+                operator=request.operator,
+                reason=request.reason,
+                code=plan.code,
+                message=plan.message,
+            )
+        entry_id = None
+        if plan.operation is not None and plan.op_key is not None:
+            moved: LedgerResult = await workflow.execute_activity(
+                plan.operation,
+                LedgerMovement(
+                    plan.op_key,
+                    plan.client_id,
+                    plan.amount_tyiyn,
+                    reference=request.item_id,
+                    provider=plan.provider,
+                ),
+                result_type=LedgerResult,
+                start_to_close_timeout=DB_TIMEOUT,
+                retry_policy=PERSISTENT,
+                summary=f"{plan.operation} {plan.amount_tyiyn} tyiyn",
+            )
+            entry_id = moved.entry_id
+        result: ReviewResult = await workflow.execute_activity(
+            RECORD_REVIEW,
+            ReviewRecord(
+                request,
+                plan.client_id,
+                plan.amount_tyiyn,
+                entry_id,
+                plan.op_key,
+                workflow.info().workflow_id,
+            ),
+            result_type=ReviewResult,
+            start_to_close_timeout=DB_TIMEOUT,
+            retry_policy=PERSISTENT,
+            summary="record the resolution",
+        )
+        return result
