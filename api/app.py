@@ -10,7 +10,6 @@ from api.docs_page import install_docs
 from api.errors import install_error_handlers
 from api.middleware import install_platform
 from api.openapi import COMMON, install_openapi
-from api.simulator_odengi import install_simulator
 from api.v1 import ROUTERS
 
 
@@ -32,5 +31,4 @@ def create_app(context: ApiContext) -> FastAPI:
     install_openapi(app, context.config)
     if swagger:
         install_docs(app, "/openapi.json")
-    install_simulator(app, context)  # only when PAYMENT_PROVIDER=SIMULATED
     return app

@@ -1,7 +1,7 @@
 """The simulated O!Dengi: the merchant API contract, the pay action and its signed webhook.
 
 Storage is behind `InvoiceStore` (the app keeps it in PostgreSQL), so invoices survive restarts
-and every api process sees the same ones. This module has no routes; `api/simulator_odengi.py`
+and every api process sees the same ones. This module has no routes; `payments/simulator_routes.py`
 serves it under /simulator/odengi when PAYMENT_PROVIDER=SIMULATED.
 """
 

@@ -23,6 +23,7 @@ from gateway.config import GatewayConfig
 from gateway.server import OcppGateway
 from runtime.asgi import ASGIApp, OcppDispatcher
 from runtime.key_pepper import key_pepper, optional_key_pepper
+from runtime.payment_simulator import install_payment_simulator
 from runtime.provider_secret import provider_settings
 from runtime.services import Services
 from runtime.settings import Settings
@@ -79,7 +80,9 @@ def build_api(services: Services) -> FastAPI:
         temporal=services.temporal,
         config=api_config(services.settings),
     )
-    return create_app(context)
+    app = create_app(context)
+    install_payment_simulator(app, context)  # only when PAYMENT_PROVIDER=SIMULATED
+    return app
 
 
 def build_ops_api(services: Services) -> FastAPI:

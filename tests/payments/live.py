@@ -23,11 +23,12 @@ from activities.payments import payment_activities
 from api.app import create_app
 from api.deps import ApiConfig, ApiContext
 from api.dev_tokens import issue_dev_token
-from api.simulator_odengi import PgInvoiceStore, install_simulator
 from payments.config import ProviderSettings, build_provider
 from payments.provider import ProviderName
 from payments.simulator import SimulatedOdengi
+from payments.simulator_store import PgInvoiceStore
 from runtime.embedded import free_port
+from runtime.payment_simulator import install_payment_simulator
 from workflows.reconciliation import PAYMENT_WORKFLOWS
 
 JWT_SECRET = "payments-test-secret-0123456789abcdef0123456789"
@@ -95,7 +96,7 @@ async def live_system(
     )
     context = ApiContext(db_sessions=db_sessions, temporal=temporal, config=config)
     app = create_app(context)
-    install_simulator(app, context)
+    install_payment_simulator(app, context)
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
     )

@@ -19,12 +19,13 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
 from api.deps import ApiConfig, ApiContext
-from api.simulator_odengi import PgInvoiceStore
 from payments.config import SIMULATED_PASSWORD, ProviderSettings
 from payments.odengi import API_VERSION
 from payments.provider import ProviderName
 from payments.signing import signed_request_body
 from payments.simulator import SimulatedOdengi
+from payments.simulator_store import PgInvoiceStore
+from runtime.payment_simulator import install_payment_simulator
 from runtime.provider_secret import SECRET_FILE, provider_password, simulator_secret
 from runtime.settings import load_settings
 from tests.charging.api_world import ApiWorld, api_world
@@ -75,8 +76,9 @@ async def test_simulator_routes_do_not_exist_with_the_real_provider(
     odengi = ProviderSettings(
         ProviderName.ODENGI, "http://127.0.0.1:9210", merchant_id="m1", password="p" * 16
     )
-    config = ApiConfig(provider=odengi)
-    app = create_app(ApiContext(db_sessions, temporal_env.client, config))
+    context = ApiContext(db_sessions, temporal_env.client, ApiConfig(provider=odengi))
+    app = create_app(context)
+    install_payment_simulator(app, context)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://evpower.test"
     ) as http:
