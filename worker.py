@@ -22,6 +22,7 @@ from payments.provider import PaymentProvider
 from runtime.provider_secret import provider_settings
 from runtime.schedules import ensure_schedules
 from runtime.services import Services
+from workflows.balance_adjustment import BalanceAdjustmentWorkflow
 from workflows.charging import ChargingSessionWorkflow
 from workflows.reconciliation import PAYMENT_WORKFLOWS
 from workflows.review import ReviewWorkflow
@@ -48,6 +49,7 @@ def worker_parts(
         ChargingSessionWorkflow,
         StationCommandWorkflow,
         ReviewWorkflow,
+        BalanceAdjustmentWorkflow,
         *payment_workflows,
     ]
     activities: list[Callable[..., Any]] = [

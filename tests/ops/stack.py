@@ -32,6 +32,7 @@ from gateway.config import GatewayConfig
 from gateway.server import OcppGateway
 from runtime.asgi import OcppDispatcher
 from simulator import SimulatedStation, StationConfig
+from workflows.balance_adjustment import BalanceAdjustmentWorkflow
 from workflows.charging import ChargingSessionWorkflow
 from workflows.review import ReviewWorkflow
 from workflows.station_command import StationCommandWorkflow
@@ -161,7 +162,7 @@ async def ops_stack(
     )
     money = LedgerActivities(Ledger(db_sessions))
     # The operators' own workflows (commands, reviews, adjustments) always run.
-    workflows: list[type] = [StationCommandWorkflow, ReviewWorkflow]
+    workflows: list[type] = [StationCommandWorkflow, ReviewWorkflow, BalanceAdjustmentWorkflow]
     activities: list[Any] = [
         *StationCommandActivities(db_sessions).activities(),
         *ReviewActivities(db_sessions).activities(),

@@ -18,7 +18,10 @@ ME = "/api/v1/ops/me"
 EXPECTED = {"none": 401, "client": 403, "operator": 200, "admin": 200}
 # The money actions: an operator gets 403, only an admin passes (paths as the walk below
 # writes them, parameters without braces).
-ADMIN_ONLY = {("POST", "/api/v1/ops/review/kind/item_id")}
+ADMIN_ONLY = {
+    ("POST", "/api/v1/ops/review/kind/item_id"),
+    ("POST", "/api/v1/ops/clients/client_id/adjustments"),
+}
 
 
 async def test_the_matrix_on_me_and_one_audit_row_per_request(

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends
 
 from api.openapi import errors
 from api.v1.ops import (
+    adjustments,
     commands,
     fleet,
     locations,
@@ -36,3 +37,4 @@ router.include_router(locations.router)
 router.include_router(stations.router)
 router.include_router(station_keys.router)
 router.include_router(review.router)
+router.include_router(adjustments.router)
