@@ -70,3 +70,8 @@ def transaction_id(reply: bytes) -> int | None:
         value = message[2].get("transactionId") if isinstance(message[2], dict) else None
         return value if isinstance(value, int) else None
     return None
+
+
+def call_result(message_id: str, payload: dict[str, object]) -> bytes:
+    """A charger's CallResult to a command of the central system."""
+    return client_frame(json.dumps([3, message_id, payload]).encode())

@@ -91,6 +91,8 @@ async def connect_all(spec: dict[str, Any], numbers: range) -> tuple[list[Charge
                 await request(connection, frames.BOOT)
                 await request(connection, frames.STATUS)
                 charger = Charger(index, connection)
+                if spec.get("answer_calls"):
+                    connection.on_message = _answer_calls(connection)
                 if spec.get("start_transactions"):
                     reply = await request(connection, frames.start_transaction(f"bench-{index}"))
                     # An echo server answers with our own frame: any id will do there.
@@ -104,6 +106,21 @@ async def connect_all(spec: dict[str, Any], numbers: range) -> tuple[list[Charge
 
     results = await asyncio.gather(*(one(i) for i in numbers))
     return [c for c in results if c is not None], failures
+
+
+def _answer_calls(connection: RawConnection) -> Any:
+    """An idle charger that answers every command `Accepted` (ClearCache, TriggerMessage,
+    Reset...): the two-gateway benchmark sees a command reach the process holding it."""
+
+    def on_message(payload: bytes, _now: float) -> None:
+        try:
+            message = json.loads(payload)
+        except ValueError:
+            return
+        if isinstance(message, list) and len(message) == 4 and message[0] == 2:
+            connection.send(frames.call_result(str(message[1]), {"status": "Accepted"}))
+
+    return on_message
 
 
 class ClosedLoop:
