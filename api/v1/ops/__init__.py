@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends
 from api.openapi import errors
 from api.v1.ops import (
     adjustments,
+    cards,
     commands,
     fleet,
     locations,
@@ -38,3 +39,4 @@ router.include_router(stations.router)
 router.include_router(station_keys.router)
 router.include_router(review.router)
 router.include_router(adjustments.router)
+router.include_router(cards.router)
