@@ -11,6 +11,13 @@ class FailureThrottle:
     upgrade refuses wrong keys faster and cheaper then, never a right one.
 
     Memory is bounded: past `max_keys`, expired windows are dropped first, then the oldest.
+
+    Why not the `limits` library the API's rate limits use: its in-memory storage keeps one
+    counter per key until that key's window ends, with no bound on the number of keys, and an
+    attacker chooses how many station ids and addresses fail; it expires them from a timer
+    thread that scans every key after each hit, which at the upgrade during a reconnect storm
+    contends with the event loop; and its clock is its own `time.time()`, where this one is
+    given the caller's monotonic `now`, so the window logic is tested without waiting.
     """
 
     def __init__(self, *, limit: int, window_s: float, max_keys: int = 100_000) -> None:
