@@ -7,8 +7,7 @@ workflow. Every write is idempotent, so a retried activity changes nothing the s
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
 from typing import Any
 
 import structlog
@@ -31,6 +30,7 @@ from activities.transactions import TransactionActivities
 from db.clients import ensure_client
 from db.models import ChargingSessionRecord
 from domain.contracts.notify_channels import SESSION_PROGRESS
+from domain.contracts.session_record import SessionRecord
 from domain.errors import DomainError
 from domain.sessions import (
     FINAL_STATES,
@@ -43,6 +43,7 @@ from domain.sessions import (
     StationNotFound,
     StationOffline,
 )
+from domain.tariff import Tariff
 
 log = structlog.get_logger(__name__)
 
@@ -69,28 +70,6 @@ class OpenedSession:
     # The connector's maximum power, snapshotted with the tariff: the plausibility bound of
     # the session's meter readings (0 in histories from before it: looked up at settlement).
     max_power_w: int = 0
-
-
-@dataclass(frozen=True)
-class SessionRecord:
-    """The whole row: an upsert of this is idempotent and never depends on earlier writes."""
-
-    session_id: str
-    client_id: str
-    station_id: str
-    connector_id: int
-    state: str
-    price_tyiyn_per_kwh: int
-    reserved_tyiyn: int
-    energy_wh: int = 0
-    cost_tyiyn: int = 0
-    refunded_tyiyn: int = 0
-    transaction_id: int | None = None
-    stop_reason: str | None = None
-    started_at: datetime | None = None
-    stopped_at: datetime | None = None
-    # What the meter check found (domain.meter_readings): a review reason, or a rebuilt reset.
-    meter_note: str | None = None
 
 
 _LIVE = [state.value for state in LIVE_STATES]
@@ -156,20 +135,21 @@ class SessionStore:
         if status not in STARTABLE_STATUSES:
             raise ConnectorBusy(f"the connector is {status}")
         await ensure_client(session, request.client_id)
+        pending = SessionRecord(
+            session_id=request.session_id,
+            client_id=request.client_id,
+            station_id=request.station_id,
+            connector_id=request.connector_id,
+            state=SessionState.PENDING.value,
+            reserved_tyiyn=request.reserved_tyiyn,
+            price_tyiyn_per_kwh=location.price_tyiyn_per_kwh,
+        )
+        if pending.price_tyiyn_per_kwh > 0:  # else the workflow refuses the start
+            limit = Tariff(pending.price_tyiyn_per_kwh).energy_limit_wh(pending.reserved_tyiyn)
+            pending = replace(pending, energy_limit_wh=limit)
         await session.execute(
             insert(ChargingSessionRecord)
-            .values(
-                id=request.session_id,
-                client_id=request.client_id,
-                station_id=request.station_id,
-                connector_id=request.connector_id,
-                state=SessionState.PENDING.value,
-                price_tyiyn_per_kwh=location.price_tyiyn_per_kwh,
-                reserved_tyiyn=request.reserved_tyiyn,
-                energy_wh=0,
-                cost_tyiyn=0,
-                refunded_tyiyn=0,
-            )
+            .values(ChargingSessionRecord.values_of(pending))
             .on_conflict_do_nothing(index_elements=[ChargingSessionRecord.id])
         )
         return OpenedSession(
@@ -177,35 +157,21 @@ class SessionStore:
         )
 
     async def record(self, record: SessionRecord) -> None:
-        values: dict[str, Any] = {
-            "id": record.session_id,
-            "client_id": record.client_id,
-            "station_id": record.station_id,
-            "connector_id": record.connector_id,
-            "state": record.state,
-            "price_tyiyn_per_kwh": record.price_tyiyn_per_kwh,
-            "reserved_tyiyn": record.reserved_tyiyn,
-            "energy_wh": record.energy_wh,
-            "cost_tyiyn": record.cost_tyiyn,
-            "refunded_tyiyn": record.refunded_tyiyn,
-            "transaction_id": record.transaction_id,
-            "stop_reason": record.stop_reason,
-            "started_at": record.started_at,
-            "stopped_at": record.stopped_at,
-            "meter_note": record.meter_note,
+        values = ChargingSessionRecord.values_of(record)
+        upsert = insert(ChargingSessionRecord).values(values)
+        changes = {k: v for k, v in values.items() if k != "id"} | {
+            "updated_at": func.now(),
+            # The limit is fixed at admission; a payload from before it was recorded has 0.
+            "energy_limit_wh": func.greatest(
+                upsert.excluded.energy_limit_wh, ChargingSessionRecord.energy_limit_wh
+            ),
         }
-        changes = {k: v for k, v in values.items() if k != "id"} | {"updated_at": func.now()}
-        statement = (
-            insert(ChargingSessionRecord)
-            .values(values)
-            .on_conflict_do_update(
-                index_elements=[ChargingSessionRecord.id],
-                set_=changes,
-                # A final row is never reopened, whatever order retries arrive in.
-                where=ChargingSessionRecord.state.not_in(_FINAL),
-            )
-            .returning(ChargingSessionRecord.id)
-        )
+        statement = upsert.on_conflict_do_update(
+            index_elements=[ChargingSessionRecord.id],
+            set_=changes,
+            # A final row is never reopened, whatever order retries arrive in.
+            where=ChargingSessionRecord.state.not_in(_FINAL),
+        ).returning(ChargingSessionRecord.id)
         async with self._db_sessions() as session, session.begin():
             await ensure_client(session, record.client_id)
             written = (await session.execute(statement)).first() is not None

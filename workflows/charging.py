@@ -31,11 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.sessions import SessionState, StopReason
     from domain.tariff import Tariff
     from workflows import charging_commands as commands
-    from workflows.charging_commands import (
-        CommandOutcome,
-        GatewayCommands,
-        session_record,
-    )
+    from workflows.charging_commands import CommandOutcome, GatewayCommands
     from workflows.charging_handlers import SessionHandlers
 
 _MIN_TIMER = timedelta(seconds=1)
@@ -118,7 +114,7 @@ class ChargingSessionWorkflow(SessionHandlers):
             )
             return False
         try:
-            await commands.reserve(self._view)
+            await commands.reserve(self._view, request.amount_tyiyn)
         except ActivityError as exc:
             await commands.discard_session(request.session_id)
             self._reject(exc.cause)
@@ -127,6 +123,7 @@ class ChargingSessionWorkflow(SessionHandlers):
             self._commands.gateway_queue = opened.gateway_queue
         self._view = replace(
             self._view,
+            reserved_tyiyn=request.amount_tyiyn,  # reserved now, not before
             price_tyiyn_per_kwh=opened.price_tyiyn_per_kwh,
             energy_limit_wh=energy_limit_wh,
             max_power_w=opened.max_power_w,
@@ -514,7 +511,7 @@ class ChargingSessionWorkflow(SessionHandlers):
         )
         workflow.set_current_details(f"needs review: {reason}"[:500])
         with contextlib.suppress(ActivityError):  # the row may be what cannot be written
-            await commands.record_session(session_record(self._view))
+            await commands.record_session(self._view)
 
     async def _finish(self) -> SessionView:
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -538,7 +535,7 @@ class ChargingSessionWorkflow(SessionHandlers):
         """A state operators filter by: search attribute and database row both follow it."""
         self._set_state(state)
         workflow.upsert_search_attributes([SESSION_STATE.value_set(state.value)])
-        await commands.record_session(session_record(self._view))
+        await commands.record_session(self._view)
 
     def _continue_as_new_due(self) -> bool:
         info = workflow.info()

@@ -27,7 +27,6 @@ with workflow.unsafe.imports_passed_through():
         RECORD_SESSION,
         OpenedSession,
         OpenSession,
-        SessionRecord,
     )
     from activities.stations import LOCATE_STATION, LocateStation, StationLocation
     from activities.transactions import (
@@ -42,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         RecordedTransactionRequest,
     )
     from domain.contracts.charging import ChargingRequest, ChargingSettings, SessionView
+    from domain.contracts.session_record import SessionRecord, session_record
     from domain.contracts.station_commands import (
         INVALID_COMMAND,
         REMOTE_START,
@@ -81,26 +81,6 @@ def ledger_movement(operation: str, view: SessionView, amount_tyiyn: int) -> Led
     )
 
 
-def session_record(view: SessionView) -> SessionRecord:
-    return SessionRecord(
-        session_id=view.session_id,
-        client_id=view.client_id,
-        station_id=view.station_id,
-        connector_id=view.connector_id,
-        state=view.state,
-        price_tyiyn_per_kwh=view.price_tyiyn_per_kwh,
-        reserved_tyiyn=view.reserved_tyiyn,
-        energy_wh=view.energy_wh,
-        cost_tyiyn=view.cost_tyiyn,
-        refunded_tyiyn=view.refunded_tyiyn,
-        transaction_id=view.transaction_id,
-        stop_reason=view.stop_reason,
-        meter_note=view.meter_note,
-        started_at=view.started_at,
-        stopped_at=view.stopped_at,
-    )
-
-
 def _schedule_to_start_timeout(exc: ActivityError) -> bool:
     cause = exc.cause
     return isinstance(cause, TimeoutError) and cause.type is TimeoutType.SCHEDULE_TO_START
@@ -123,8 +103,8 @@ async def open_session_for(request: ChargingRequest) -> OpenedSession:
     )
 
 
-async def reserve(view: SessionView) -> None:
-    await move_money("reserve", ledger_movement("reserve", view, view.reserved_tyiyn))
+async def reserve(view: SessionView, amount_tyiyn: int) -> None:
+    await move_money("reserve", ledger_movement("reserve", view, amount_tyiyn))
 
 
 async def settle(view: SessionView, cost_tyiyn: int) -> int:
@@ -189,7 +169,9 @@ async def discard_session(session_id: str) -> None:
     await _database_activity(DISCARD_SESSION, session_id, "drop the claim of a refused start", None)
 
 
-async def record_session(record: SessionRecord) -> None:
+async def record_session(view: SessionView) -> None:
+    """Write the session's row: its record fields only (the view's own stay in the workflow)."""
+    record: SessionRecord = session_record(view)
     await _database_activity(RECORD_SESSION, record, f"record {record.state}", None)
 
 

@@ -7,6 +7,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, computed_field
 
+from api.response_shapes import response_dataclass
+from domain.contracts.session_record import SessionRecord, record_fields
 from domain.identifiers import INT4_MAX, SessionId, StationId
 from domain.money import CURRENCY, format_som
 
@@ -25,27 +27,23 @@ class StopCharging(BaseModel):
     session_id: SessionId
 
 
-class ChargingSession(BaseModel):
-    """A session as the driver sees it. Money in integer tyiyn plus display strings in som."""
+@response_dataclass
+class ChargingSession(SessionRecord):
+    """A session as the driver sees it. Money in integer tyiyn plus display strings in som.
+    `meter_note`: what the meter check found — why the session is `needs_review`
+    (implausible_step, implausible_total, reset_without_samples, unit_mismatch), or
+    `register_reset` when the energy was rebuilt from the samples; null when the readings
+    were billed as they stand."""
 
-    session_id: str
-    state: str
-    station_id: str
-    connector_id: int
-    reserved_tyiyn: int
-    price_tyiyn_per_kwh: int
-    energy_limit_wh: int
-    energy_wh: int
-    cost_tyiyn: int
-    refunded_tyiyn: int
-    started_at: datetime | None
-    stopped_at: datetime | None
-    stop_reason: str | None
+    # The session record's fields (domain.contracts.session_record) but the owner's own id
+    # and the charger's transaction id, plus the row's creation time.
+    client_id: str = Field(exclude=True)
+    transaction_id: int | None = Field(default=None, exclude=True)
     created_at: datetime | None = None
-    # What the meter check found: why the session is `needs_review` (implausible_step,
-    # implausible_total, reset_without_samples, unit_mismatch), or `register_reset` when the
-    # energy was rebuilt from the samples. None: the readings were billed as they stand.
-    meter_note: str | None = None
+
+    @classmethod
+    def of(cls, record: SessionRecord, created_at: datetime | None) -> ChargingSession:
+        return cls(**record_fields(record), created_at=created_at)
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -78,6 +76,7 @@ class ChargingSessionPage(BaseModel):
     next_cursor: str | None  # pass as `cursor` for the next (older) page
 
 
+@response_dataclass
 class SessionProgress(ChargingSession):
     """One message of `WS /charging/{session_id}/stream`: the session as `GET` shows it, the
     newest power the charger reported, and what is left of the reservation. `type` is

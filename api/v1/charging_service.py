@@ -42,6 +42,7 @@ from domain.contracts.charging import (
     charging_workflow_id,
     initial_search_attributes,
 )
+from domain.contracts.session_record import session_record, with_live_energy
 from domain.identifiers import is_session_id, new_id, session_id_for_key
 from domain.money import CURRENCY, check_amount, format_som
 from domain.sessions import (
@@ -50,7 +51,6 @@ from domain.sessions import (
     SessionNotFound,
     SessionState,
 )
-from domain.tariff import Tariff
 from workflows.charging import ChargingSessionWorkflow
 
 log = structlog.get_logger(__name__)
@@ -89,53 +89,8 @@ def _not_found(session_id: str) -> SessionNotFound:
     return SessionNotFound(f"no charging session {session_id!r}")
 
 
-def _from_view(
-    view: SessionView, energy_wh: int | None = None, created_at: datetime | None = None
-) -> ChargingSession:
-    energy = view.energy_wh if energy_wh is None else max(view.energy_wh, energy_wh)
-    cost = view.cost_tyiyn
-    if energy != view.energy_wh and view.price_tyiyn_per_kwh > 0:
-        cost = Tariff(view.price_tyiyn_per_kwh).cost_tyiyn(
-            energy, reserved_tyiyn=view.reserved_tyiyn
-        )
-    return ChargingSession(
-        session_id=view.session_id,
-        state=view.state,
-        station_id=view.station_id,
-        connector_id=view.connector_id,
-        reserved_tyiyn=view.reserved_tyiyn,
-        price_tyiyn_per_kwh=view.price_tyiyn_per_kwh,
-        energy_limit_wh=view.energy_limit_wh,
-        energy_wh=energy,
-        cost_tyiyn=cost,
-        refunded_tyiyn=view.refunded_tyiyn,
-        started_at=view.started_at,
-        stopped_at=view.stopped_at,
-        stop_reason=view.stop_reason,
-        meter_note=view.meter_note,
-        created_at=created_at,
-    )
-
-
-def from_record(record: ChargingSessionRecord) -> ChargingSession:
-    price = record.price_tyiyn_per_kwh
-    return ChargingSession(
-        session_id=record.id,
-        state=record.state,
-        station_id=record.station_id,
-        connector_id=record.connector_id,
-        reserved_tyiyn=record.reserved_tyiyn,
-        price_tyiyn_per_kwh=price,
-        energy_limit_wh=Tariff(price).energy_limit_wh(record.reserved_tyiyn) if price > 0 else 0,
-        energy_wh=record.energy_wh,
-        cost_tyiyn=record.cost_tyiyn,
-        refunded_tyiyn=record.refunded_tyiyn,
-        started_at=record.started_at,
-        stopped_at=record.stopped_at,
-        stop_reason=record.stop_reason,
-        meter_note=record.meter_note,
-        created_at=record.created_at,
-    )
+def _from_row(row: ChargingSessionRecord) -> ChargingSession:
+    return ChargingSession.of(row.to_record(), row.created_at)
 
 
 def _refusal(exc: WorkflowUpdateFailedError) -> Exception:
@@ -252,7 +207,7 @@ class ChargingService:
         """A retry of a start whose workflow has already closed: answer what it became."""
         found = await self.record(client_id, session_id)
         if found is not None:
-            return from_record(found)
+            return _from_row(found)
         try:
             with temporal_calls():
                 view = await self._handle(session_id).result()
@@ -286,7 +241,7 @@ class ChargingService:
             found = await self.record(client_id, session_id)
             if found is None:
                 raise _not_found(session_id) from None
-            return from_record(found)
+            return _from_row(found)
         except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
             raise _no_answer() from None
         log.info("charging stop requested", session_id=session_id, state=view.state)
@@ -297,13 +252,13 @@ class ChargingService:
     async def get(self, client_id: str, session_id: str) -> ChargingSession:
         found = await self.record(client_id, session_id)
         if found is not None and found.state in _FINAL:
-            return from_record(found)
+            return _from_row(found)
         try:
             view = await self._handle(session_id).query(ChargingSessionWorkflow.state)
         except (RPCError, WorkflowQueryFailedError):
             if found is None:
                 raise _not_found(session_id) from None
-            return from_record(found)  # the workflow is unreachable: the last recorded state
+            return _from_row(found)  # the workflow is unreachable: the last recorded state
         if view.client_id != client_id or view.rejection is not None:
             raise _not_found(session_id)
         return await self._live(client_id, view, found)
@@ -319,7 +274,8 @@ class ChargingService:
             energy = await self._delivered_wh(client_id, view.transaction_id, view.max_power_w)
         if found is None:
             found = await self.record(client_id, view.session_id)
-        return _from_view(view, energy, found.created_at if found is not None else None)
+        record = with_live_energy(session_record(view), energy)
+        return ChargingSession.of(record, found.created_at if found is not None else None)
 
     async def page(self, client_id: str, limit: int, cursor: str | None) -> ChargingSessionPage:
         statement = (
@@ -338,9 +294,7 @@ class ChargingService:
         more = len(rows) > limit
         rows = rows[:limit]
         next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if more else None
-        return ChargingSessionPage(
-            items=[from_record(row) for row in rows], next_cursor=next_cursor
-        )
+        return ChargingSessionPage(items=[_from_row(row) for row in rows], next_cursor=next_cursor)
 
     async def record(self, client_id: str, session_id: str) -> ChargingSessionRecord | None:
         async with self._client_session(client_id) as session:

@@ -12,23 +12,22 @@ A stream passes the last sample it was sent and gets a message for every sample 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.client_scope import client_scope
 from api.deps import ApiContext
-from api.v1.charging_schemas import ChargingSession, SessionProgress
-from api.v1.charging_service import from_record
-from api.v1.live_energy import LiveSample, samples_after
+from api.v1.charging_schemas import SessionProgress
+from api.v1.live_energy import samples_after
 from db.models import ChargingSessionRecord, Connector, OcppRemoteStart, OcppTransaction
 from domain import meter_readings
+from domain.contracts.session_record import SessionRecord, record_fields, with_live_energy
 from domain.sessions import FINAL_STATES, SessionNotFound, SessionState
-from domain.tariff import Tariff
 
 _FINAL = frozenset(state.value for state in FINAL_STATES)
-_DISPLAY_ONLY = {"review_reason", "currency", "reserved", "cost", "refunded"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,22 +42,25 @@ async def session_progress(
     """The session's messages since `after_sample_id` (None: just its current state).
     Raises SessionNotFound for an unknown or someone else's session (row-level security)."""
     async with client_scope(context.db_sessions, client_id) as session:
-        record = await session.scalar(
+        row = await session.scalar(
             select(ChargingSessionRecord).where(
                 ChargingSessionRecord.id == session_id,
                 ChargingSessionRecord.client_id == client_id,
             )
         )
-        if record is None:
+        if row is None:
             raise SessionNotFound(f"no charging session {session_id!r}")
-        current = from_record(record)
-        if record.state in _FINAL:
-            return Progress([_message(current, final=True, power_w=None)], after_sample_id)
-        if record.transaction_id is not None:
-            return await _metered(session, record, record.transaction_id, current, after_sample_id)
-    if record.state == SessionState.PENDING and await _charger_asked(context, session_id):
-        current = current.model_copy(update={"state": SessionState.STARTING.value})
-    return Progress([_message(current, final=False, power_w=None)], after_sample_id)
+        current, created_at = row.to_record(), row.created_at
+        if current.state in _FINAL:
+            final = _message(current, created_at, final=True, power_w=None)
+            return Progress([final], after_sample_id)
+        if current.transaction_id is not None:
+            return await _metered(
+                session, current, current.transaction_id, created_at, after_sample_id
+            )
+    if current.state == SessionState.PENDING and await _charger_asked(context, session_id):
+        current = replace(current, state=SessionState.STARTING.value)
+    return Progress([_message(current, created_at, final=False, power_w=None)], after_sample_id)
 
 
 async def _charger_asked(context: ApiContext, session_id: str) -> bool:
@@ -74,12 +76,12 @@ async def _charger_asked(context: ApiContext, session_id: str) -> bool:
 
 async def _metered(
     session: AsyncSession,
-    record: ChargingSessionRecord,
+    current: SessionRecord,
     transaction_id: int,
-    current: ChargingSession,
+    created_at: datetime,
     after_sample_id: int | None,
 ) -> Progress:
-    connector = await session.get(Connector, (record.station_id, record.connector_id))
+    connector = await session.get(Connector, (current.station_id, current.connector_id))
     max_power = meter_readings.max_power_w(
         connector.max_power_w if connector is not None else None,
         connector.current_type if connector is not None else None,
@@ -88,34 +90,29 @@ async def _metered(
     stopped_at = await session.scalar(
         select(OcppTransaction.stopped_at).where(OcppTransaction.id == transaction_id)
     )
-    messages = [_sampled(record, current, sample) for sample in samples] or [
-        _message(current, final=False, power_w=None)
-    ]
+    sampled = [(with_live_energy(current, sample.energy_wh), sample.power_w) for sample in samples]
+    if not sampled:
+        sampled = [(current, None)]
     if stopped_at is not None:
         # The charger reported the stop; the workflow is settling it.
-        messages[-1] = messages[-1].model_copy(update={"state": SessionState.STOPPING.value})
+        last, power_w = sampled[-1]
+        sampled[-1] = (replace(last, state=SessionState.STOPPING.value), power_w)
+    messages = [
+        _message(record, created_at, final=False, power_w=power_w) for record, power_w in sampled
+    ]
     seen = [sample.id for sample in samples]
     if after_sample_id is not None:
         seen.append(after_sample_id)
     return Progress(messages, max(seen, default=None))
 
 
-def _sampled(
-    record: ChargingSessionRecord, current: ChargingSession, sample: LiveSample
+def _message(
+    record: SessionRecord, created_at: datetime, *, final: bool, power_w: int | None
 ) -> SessionProgress:
-    changes: dict[str, object] = {}
-    energy = sample.energy_wh
-    if energy is not None and energy > current.energy_wh and record.price_tyiyn_per_kwh > 0:
-        tariff = Tariff(record.price_tyiyn_per_kwh)
-        changes["energy_wh"] = energy
-        changes["cost_tyiyn"] = tariff.cost_tyiyn(energy, reserved_tyiyn=record.reserved_tyiyn)
-    return _message(current.model_copy(update=changes), final=False, power_w=sample.power_w)
-
-
-def _message(current: ChargingSession, *, final: bool, power_w: int | None) -> SessionProgress:
-    remaining = 0 if final else max(current.reserved_tyiyn - current.cost_tyiyn, 0)
+    remaining = 0 if final else max(record.reserved_tyiyn - record.cost_tyiyn, 0)
     return SessionProgress(
-        **current.model_dump(exclude=_DISPLAY_ONLY),
+        **record_fields(record),
+        created_at=created_at,
         type="final" if final else "session",
         power_w=power_w,
         remaining_tyiyn=remaining,

@@ -19,6 +19,7 @@ from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from api.deps import ApiContext
+from api.response_shapes import json_body
 from api.session_feed import SessionWatch, session_feed
 from api.v1.session_progress import session_progress
 from api.ws_auth import (
@@ -107,7 +108,7 @@ async def _follow(websocket: WebSocket, client_id: str, session_id: str) -> None
                     raise Refusal(POLICY_VIOLATION, "session_not_found") from None
                 last_sample_id = progress.last_sample_id
                 for update in progress.messages:
-                    message = update.model_dump(mode="json")
+                    message: dict[str, Any] = json_body(update)
                     if message != last:
                         await websocket.send_json(message)
                         last = message

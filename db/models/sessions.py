@@ -1,13 +1,18 @@
-"""The durable record of each charging session (the workflow owns it; the API reads it)."""
+"""The durable record of each charging session (the workflow owns it; the API reads it).
+
+Its columns are the fields of `domain.contracts.session_record.SessionRecord` (the session id
+in `id`) plus the row's own times; `values_of` and `to_record` are the only translation."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.models.base import Base, created_at_column
+from domain.contracts.session_record import SessionRecord, record_fields
 
 
 class ChargingSessionRecord(Base):
@@ -33,6 +38,8 @@ class ChargingSessionRecord(Base):
     state: Mapped[str] = mapped_column(String(32))
     price_tyiyn_per_kwh: Mapped[int] = mapped_column(BigInteger)
     reserved_tyiyn: Mapped[int] = mapped_column(BigInteger)
+    # What the reservation buys at the snapshotted price: stored, never recomputed.
+    energy_limit_wh: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     energy_wh: Mapped[int] = mapped_column(BigInteger, default=0)
     cost_tyiyn: Mapped[int] = mapped_column(BigInteger, default=0)
     refunded_tyiyn: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -45,3 +52,17 @@ class ChargingSessionRecord(Base):
     meter_note: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = created_at_column()
+
+    @property
+    def session_id(self) -> str:
+        return self.id
+
+    def to_record(self) -> SessionRecord:
+        return SessionRecord(**record_fields(self))
+
+    @staticmethod
+    def values_of(record: SessionRecord) -> dict[str, Any]:
+        """The row's column values for `record`."""
+        values = record_fields(record)
+        values["id"] = values.pop("session_id")
+        return values

@@ -11,6 +11,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from domain.contracts.card_sessions import CardStart
 from domain.contracts.search_attributes import CLIENT_ID, SESSION_STATE, STATION_ID
+from domain.contracts.session_record import SessionRecord
 from domain.contracts.session_signals import TransactionStarted
 from domain.meter_readings import MeterPoint
 from domain.sessions import SessionState
@@ -112,28 +113,13 @@ class MeterReview:
 
 
 @dataclass(frozen=True)
-class SessionView:
-    """The whole public state of a session: the `state` query and both updates return it."""
+class SessionView(SessionRecord):
+    """The whole public state of a session: the `state` query and both updates return it. The
+    record's fields, plus what only the workflow and its callers need."""
 
-    session_id: str
-    client_id: str
-    station_id: str
-    connector_id: int
-    state: str
-    reserved_tyiyn: int
-    price_tyiyn_per_kwh: int = 0
-    energy_limit_wh: int = 0
-    energy_wh: int = 0
-    cost_tyiyn: int = 0
-    refunded_tyiyn: int = 0
-    transaction_id: int | None = None
-    started_at: datetime | None = None
-    stopped_at: datetime | None = None
-    stop_reason: str | None = None
     rejection: str | None = None  # domain error class name when the start was refused
     rejection_message: str | None = None
     max_power_w: int = 0  # the connector's, snapshotted with the tariff (0: before it was)
-    meter_note: str | None = None  # a review reason, or `register_reset` (rebuilt)
     meter_review: MeterReview | None = None
 
 
@@ -169,13 +155,14 @@ class ChargingRequest:
         return StartCommand(self.client_id, self.station_id, self.connector_id, self.amount_tyiyn)
 
     def initial_view(self) -> SessionView:
+        """Nothing is reserved yet: admission sets `reserved_tyiyn` once the reservation is."""
         return SessionView(
             session_id=self.session_id,
             client_id=self.client_id,
             station_id=self.station_id,
             connector_id=self.connector_id,
             state=SessionState.PENDING.value,
-            reserved_tyiyn=self.amount_tyiyn,
+            reserved_tyiyn=0,
         )
 
 

@@ -27,7 +27,6 @@ from activities.sessions import (
     RECORD_SESSION,
     OpenedSession,
     OpenSession,
-    SessionRecord,
 )
 from activities.stations import LOCATE_STATION, LocateStation, StationLocation
 from activities.transactions import (
@@ -52,6 +51,7 @@ from domain.contracts.charging import (
     charging_workflow_id,
 )
 from domain.contracts.search_attributes import SEARCH_ATTRIBUTES
+from domain.contracts.session_record import SessionRecord
 from domain.contracts.session_signals import (
     TRANSACTION_STARTED,
     TRANSACTION_STOPPED,

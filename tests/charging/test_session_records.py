@@ -4,13 +4,15 @@ concurrency, idempotent upserts that never reopen a finished session."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from activities.sessions import OpenSession, SessionRecord, SessionStore
+from activities.sessions import OpenSession, SessionStore
 from db.models import ChargingSessionRecord, Connector, Station, StationConnection
+from domain.contracts.session_record import SessionRecord
 from domain.sessions import AlreadyCharging, ConnectorBusy, ConnectorNotFound
 
 pytestmark = pytest.mark.integration
@@ -66,11 +68,21 @@ async def test_record_upserts_are_idempotent_and_a_final_row_stays_final(
     store = SessionStore(db_sessions)
     await store.open(opening("s1", "client-a"))
     final = SessionRecord(
-        "s1", "client-a", "REC-1", 1, "completed", 1_500, 10_000, 2_000, 3_000, 7_000, 5
+        session_id="s1",
+        client_id="client-a",
+        station_id="REC-1",
+        connector_id=1,
+        state="completed",
+        reserved_tyiyn=10_000,
+        price_tyiyn_per_kwh=1_500,
+        energy_wh=2_000,
+        cost_tyiyn=3_000,
+        refunded_tyiyn=7_000,
+        transaction_id=5,
     )
     await store.record(final)
     await store.record(final)
-    await store.record(SessionRecord("s1", "client-a", "REC-1", 1, "charging", 1_500, 10_000))
+    await store.record(replace(final, state="charging", cost_tyiyn=0, refunded_tyiyn=0))
     await store.discard("s1")  # only a pending claim can be discarded
     async with db_sessions() as session:
         row = await session.get(ChargingSessionRecord, "s1")
@@ -78,3 +90,36 @@ async def test_record_upserts_are_idempotent_and_a_final_row_stays_final(
     assert (row.state, row.cost_tyiyn, row.refunded_tyiyn) == ("completed", 3_000, 7_000)
     # The connector is free again for the next driver.
     assert (await store.open(opening("s2", "client-b"))).price_tyiyn_per_kwh == 1_500
+
+
+async def test_the_row_holds_the_record_written_and_the_limit_admission_stored(
+    db_sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    await add_station(db_sessions, "REC-1")
+    store = SessionStore(db_sessions)
+    await store.open(opening("s1", "client-a"))  # 10_000 tyiyn at 1_500 per kWh
+    async with db_sessions() as session:
+        pending = await session.get(ChargingSessionRecord, "s1")
+    assert pending is not None and pending.energy_limit_wh == 6_666
+    charging = SessionRecord(
+        session_id="s1",
+        client_id="client-a",
+        station_id="REC-1",
+        connector_id=1,
+        state="charging",
+        reserved_tyiyn=10_000,
+        price_tyiyn_per_kwh=1_500,
+        energy_limit_wh=6_666,
+        transaction_id=7,
+        started_at=datetime(2026, 11, 30, 12, 0, tzinfo=UTC),
+    )
+    await store.record(charging)
+    async with db_sessions() as session:
+        row = await session.get(ChargingSessionRecord, "s1")
+    assert row is not None and row.to_record() == charging
+    # A record scheduled by a worker from before the limit was stored carries none: the
+    # stored limit stays.
+    await store.record(replace(charging, energy_limit_wh=0, energy_wh=100))
+    async with db_sessions() as session:
+        row = await session.get(ChargingSessionRecord, "s1")
+    assert row is not None and (row.energy_limit_wh, row.energy_wh) == (6_666, 100)

@@ -14,11 +14,13 @@ from api.deps import ApiConfig, Context, DbSession
 from api.errors import ApiError
 from api.openapi import errors
 from api.ops_audit import audit_note
+from api.response_shapes import response_dataclass
 from api.v1.charging_service import decode_cursor, encode_cursor
 from api.v1.ops.report_period import MAX_BOUND_LENGTH, parse_bound
 from api.v1.ops.session_search import SessionFilter, find_sessions
 from db.models import ChargingSessionRecord
 from domain.contracts.charging import charging_workflow_id
+from domain.contracts.session_record import SessionRecord, record_fields
 from domain.identifiers import StationId
 from domain.sessions import SessionState
 
@@ -27,23 +29,13 @@ router = APIRouter()
 MAX_PAGE = 200
 
 
-class OpsSession(BaseModel):
-    session_id: str
-    client_id: str
-    station_id: str
-    connector_id: int
-    state: str
-    price_tyiyn_per_kwh: int
-    reserved_tyiyn: int
-    energy_wh: int
-    cost_tyiyn: int
-    refunded_tyiyn: int
-    transaction_id: int | None
-    stop_reason: str | None
-    meter_note: str | None
+@response_dataclass
+class OpsSession(SessionRecord):
+    """A session as recorded, with its creation time and the way to its workflow."""
+
+    # Every field of the session record (domain.contracts.session_record), then these.
+
     created_at: datetime
-    started_at: datetime | None
-    stopped_at: datetime | None
     workflow_id: str
     temporal_ui_url: str | None  # None when no Temporal UI is configured (TEMPORAL_UI_URL)
 
@@ -66,22 +58,8 @@ def temporal_ui_link(config: ApiConfig, workflow_id: str) -> str | None:
 def _item(config: ApiConfig, row: ChargingSessionRecord) -> OpsSession:
     workflow_id = charging_workflow_id(row.id)
     return OpsSession(
-        session_id=row.id,
-        client_id=row.client_id,
-        station_id=row.station_id,
-        connector_id=row.connector_id,
-        state=row.state,
-        price_tyiyn_per_kwh=row.price_tyiyn_per_kwh,
-        reserved_tyiyn=row.reserved_tyiyn,
-        energy_wh=row.energy_wh,
-        cost_tyiyn=row.cost_tyiyn,
-        refunded_tyiyn=row.refunded_tyiyn,
-        transaction_id=row.transaction_id,
-        stop_reason=row.stop_reason,
-        meter_note=row.meter_note,
+        **record_fields(row.to_record()),
         created_at=row.created_at,
-        started_at=row.started_at,
-        stopped_at=row.stopped_at,
         workflow_id=workflow_id,
         temporal_ui_url=temporal_ui_link(config, workflow_id),
     )
