@@ -13,10 +13,10 @@ import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from payments.provider import PayStatus
 
@@ -159,6 +159,19 @@ def check_date_life_format(value: str) -> str:
     return text
 
 
+def check_time_zone(value: str) -> str:
+    parse_time_zone(value)
+    return value.strip()
+
+
+# The contract's settings as validated types: OdengiContract and the ODENGI_* settings
+# (runtime/settings.py) read them through these, so each rule is written once.
+StatusCodes = Annotated[dict[str, str], BeforeValidator(check_status_codes)]
+StatusPaths = Annotated[dict[str, str], BeforeValidator(check_status_paths)]
+DateLifeFormat = Annotated[str, AfterValidator(check_date_life_format)]
+DateLifeZone = Annotated[str, AfterValidator(check_time_zone)]
+
+
 def _dig(data: Mapping[str, Any], path: str) -> object:
     """The first alternative of `path` that is present and not empty, else None."""
     for alternative in path.split("|") if path else []:
@@ -175,31 +188,15 @@ class OdengiContract(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    status_codes: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_STATUS_CODES))
-    date_life_format: str = DEFAULT_DATE_LIFE_FORMAT
-    date_life_tz: str = DEFAULT_DATE_LIFE_TZ
-    status_paths: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_STATUS_PATHS))
+    status_codes: StatusCodes = Field(default_factory=lambda: dict(DEFAULT_STATUS_CODES))
+    date_life_format: DateLifeFormat = DEFAULT_DATE_LIFE_FORMAT
+    date_life_tz: DateLifeZone = DEFAULT_DATE_LIFE_TZ
+    status_paths: StatusPaths = Field(default_factory=lambda: dict(DEFAULT_STATUS_PATHS))
 
-    @field_validator("status_codes", mode="before")
+    @field_validator("status_paths")
     @classmethod
-    def _codes(cls, value: object) -> dict[str, str]:
-        return check_status_codes(value)
-
-    @field_validator("status_paths", mode="before")
-    @classmethod
-    def _paths(cls, value: object) -> dict[str, str]:
-        return {**DEFAULT_STATUS_PATHS, **check_status_paths(value)}
-
-    @field_validator("date_life_format")
-    @classmethod
-    def _format(cls, value: str) -> str:
-        return check_date_life_format(value)
-
-    @field_validator("date_life_tz")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        parse_time_zone(value)
-        return value.strip()
+    def _paths(cls, value: dict[str, str]) -> dict[str, str]:
+        return {**DEFAULT_STATUS_PATHS, **value}  # the ones not named keep their default
 
     def status_of(self, value: object) -> PayStatus | None:
         """The status a code means, or None when the table does not know it."""

@@ -17,11 +17,11 @@ from payments.contract import (
     DEFAULT_DATE_LIFE_FORMAT,
     DEFAULT_DATE_LIFE_TZ,
     DEFAULT_STATUS_CODES,
+    DateLifeFormat,
+    DateLifeZone,
     OdengiContract,
-    check_date_life_format,
-    check_status_codes,
-    check_status_paths,
-    parse_time_zone,
+    StatusCodes,
+    StatusPaths,
 )
 from payments.provider import ProviderName
 
@@ -82,12 +82,12 @@ class Settings(BaseSettings):
     odengi_h2h_url: str | None = None
     # Our reading of the unconfirmed parts of the O!Dengi contract (payments/contract.py,
     # docs/payments.md); `evpower payments check` says which values a merchant needs.
-    odengi_status_codes: Annotated[dict[str, str], NoDecode] = Field(
+    odengi_status_codes: Annotated[StatusCodes, NoDecode] = Field(
         default_factory=lambda: dict(DEFAULT_STATUS_CODES)
     )
-    odengi_date_life_format: str = DEFAULT_DATE_LIFE_FORMAT
-    odengi_date_life_tz: str = DEFAULT_DATE_LIFE_TZ
-    odengi_status_paths: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    odengi_date_life_format: DateLifeFormat = DEFAULT_DATE_LIFE_FORMAT
+    odengi_date_life_tz: DateLifeZone = DEFAULT_DATE_LIFE_TZ
+    odengi_status_paths: Annotated[StatusPaths, NoDecode] = Field(default_factory=dict)
     # Where the provider reaches our webhook; unset: this process's own HOST and PORT.
     public_base_url: str = ""
 
@@ -148,27 +148,6 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
-
-    @field_validator("odengi_status_codes", mode="before")
-    @classmethod
-    def _status_codes(cls, value: object) -> dict[str, str]:
-        return check_status_codes(value)
-
-    @field_validator("odengi_status_paths", mode="before")
-    @classmethod
-    def _status_paths(cls, value: object) -> dict[str, str]:
-        return check_status_paths(value)
-
-    @field_validator("odengi_date_life_format")
-    @classmethod
-    def _date_life_format(cls, value: str) -> str:
-        return check_date_life_format(value)
-
-    @field_validator("odengi_date_life_tz")
-    @classmethod
-    def _date_life_tz(cls, value: str) -> str:
-        parse_time_zone(value)
-        return value.strip()
 
     @property
     def odengi_contract(self) -> OdengiContract:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from dataclasses import replace
 from urllib.parse import urlsplit
 
 import uvicorn
@@ -20,10 +21,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from payments.config import ProviderSettings
 from payments.contract_check import CheckTarget, ContractCheck
 from payments.contract_report import Report
 from payments.provider import ProviderName
+from runtime.provider_secret import provider_settings
 from runtime.settings import ConfigError, get_settings
 
 
@@ -57,13 +58,9 @@ def target_from(args: argparse.Namespace) -> CheckTarget:
     use_simulator = not (settings.odengi_merchant_id and settings.odengi_password)
     if use_simulator and settings.payment_provider is not ProviderName.SIMULATED:
         raise ConfigError("ODENGI_MERCHANT_ID and ODENGI_PASSWORD are required for the check")
-    provider = ProviderSettings(
-        provider=ProviderName.SIMULATED if use_simulator else ProviderName.ODENGI,
-        public_base_url=settings.public_base_url,
-        merchant_id=settings.odengi_merchant_id,
-        password=settings.odengi_password,
-        api_url=settings.odengi_api_url,
-    )
+    provider = provider_settings(settings)
+    if not use_simulator:  # credentials given: the real provider, whatever the app runs
+        provider = replace(provider, provider=ProviderName.ODENGI)
     amount = args.amount if args.amount is not None else settings.topup_min_tyiyn
     if amount < 1:
         raise ConfigError("--amount must be a positive number of tyiyn")

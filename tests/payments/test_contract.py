@@ -10,6 +10,7 @@ import json
 import os
 import secrets
 import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,6 +25,7 @@ from payments.contract_report import HELD, NOT_HELD
 from payments.simulator import SimulatedOdengi, SimulatorError, status_view
 from runtime.commands.payments import target_from, with_listener
 from runtime.embedded import free_port
+from runtime.provider_secret import simulator_secret
 from runtime.settings import ODENGI_TEST_API_URL, get_settings
 from tests.payments.live import live_system
 from tests.payments.sim_server import MERCHANT_ID, PASSWORD, SimServer, sim_server
@@ -223,13 +225,17 @@ async def test_the_check_against_the_apps_own_simulator(
     temporal_env: WorkflowEnvironment,
     db_sessions: async_sessionmaker[AsyncSession],
     monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     """Without credentials and with PAYMENT_PROVIDER=SIMULATED, the command checks the simulator
-    the running app mounts (routes, PostgreSQL invoices): what `evpower dev` users get."""
-    async with live_system(temporal_env.client, db_sessions) as live:
+    the running app mounts (routes, PostgreSQL invoices, the data dir's key): what `evpower dev`
+    users get."""
+    key = simulator_secret(tmp_path)
+    async with live_system(temporal_env.client, db_sessions, provider={"password": key}) as live:
         for name in ("ODENGI_MERCHANT_ID", "ODENGI_PASSWORD", "ODENGI_API_URL"):
             monkeypatch.delenv(name, raising=False)
         monkeypatch.setenv("PAYMENT_PROVIDER", "SIMULATED")
+        monkeypatch.setenv("EVPOWER_DATA_DIR", str(tmp_path))
         monkeypatch.setenv("PUBLIC_BASE_URL", live.base_url)
         get_settings.cache_clear()
         try:
