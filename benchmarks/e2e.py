@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import json
 import os
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -67,6 +68,11 @@ class E2ETopology(Topology):
         env["RATE_LIMIT_MONEY"] = LIFTED_RATE_LIMIT
         env["RATE_LIMIT_DEFAULT"] = LIFTED_RATE_LIMIT
         return env
+
+
+def progress(text: str) -> None:
+    """A line on stderr now and then: a long phase prints nothing else until the report."""
+    print(f"{time.strftime('%H:%M:%S')} {text}", file=sys.stderr, flush=True)
 
 
 def cpu_s(pid: int) -> float:
@@ -176,6 +182,7 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
         async def real(slot: int, tally: Tally) -> None:
             await driver.session(chargers[slot], drivers[slot], tally)
 
+        progress(f"{args.in_flight} chargers booted; closed loops of {args.duration:.0f} s each")
         warm = Tally()
         await closed_loop(lambda slot: real(slot, warm), min(args.in_flight, 10), 1.0)
 
@@ -184,6 +191,7 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
             stack, closed_loop(lambda slot: real(slot, tally), args.in_flight, args.duration)
         )
         out["sessions"] = phase_figures(tally, start, end, cpu, wall)
+        progress(f"sessions: {out['sessions']['settled_per_s']:.2f} settled/s")
 
         skeleton = SkeletonDriver(temporal, SKELETON_QUEUE, args.samples * args.meter_interval)
         skel = Tally()
@@ -191,6 +199,7 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
             stack, closed_loop(lambda _: skeleton.session(skel), args.in_flight, args.duration)
         )
         out["skeleton"] = phase_figures(skel, start, end, cpu, wall)
+        progress(f"skeleton: {out['skeleton']['settled_per_s']:.2f} settled/s")
         out["histories"] = await histories(temporal, tally, skel)
 
         for station in chargers:  # the closed loop's chargers leave the open loop the machine
@@ -204,6 +213,7 @@ async def open_phase(args: argparse.Namespace, stack: Stack, driver: Driver) -> 
     hold_s = args.open_held / args.open_rate
     count = int(args.open_held * 1.2 + args.open_rate * 30)  # held + settling + slack
     chargers = await fleet(stack, "E2E-O", count, args.open_meter_interval)
+    progress(f"{count} chargers booted; open loop at {args.open_rate}/s, each held {hold_s:.0f} s")
     drivers = await clients(stack, count)
     free: asyncio.Queue[int] = asyncio.Queue()
     for index in range(count):

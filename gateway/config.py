@@ -17,7 +17,7 @@ class GatewayConfig:
     # for every gateway and `evpower stations add` of a deployment.
     key_pepper: bytes = field(repr=False)
     heartbeat_interval_s: int = 300  # answered in BootNotification
-    meter_signal_interval_s: int = 300  # at most one meter_sample signal per transaction per this
+    meter_signal_interval_s: int = 3600  # at most one meter_sample signal per transaction per this
     allow_unknown_stations: bool = False  # accept unknown stations as Pending (onboarding)
     # Accept stations whose password_hash is NULL without credentials (security profile 0):
     # only for closed networks and load tests, never for chargers on the internet.

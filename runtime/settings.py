@@ -117,7 +117,9 @@ class Settings(BaseSettings):
     # StopTransaction.transactionData of a long session runs past 64 KiB on some chargers; a
     # frame over the limit closes the socket and the charger resends it forever.
     ocpp_max_frame_bytes: int = Field(default=1024 * 1024, ge=1024)
-    meter_signal_interval_s: int = Field(default=300, ge=0)
+    # The timeline's samples only (money and live energy come from the stored readings): one
+    # signal per hour keeps a one-hour session within 20 billable actions.
+    meter_signal_interval_s: int = Field(default=3600, ge=0)
     # Security profile 0 (no credentials) for stations without a password: tests/benchmarks only.
     ocpp_allow_passwordless_stations: bool = False
     ocpp_auth_workers: int = Field(default=1, ge=1, le=64)  # legacy (scrypt) key-hash threads
