@@ -326,9 +326,7 @@ class ChargingSessionWorkflow(SessionHandlers):
             workflow.logger.warning(
                 "settling on what the gateway recorded",
                 extra={
-                    "session_id": self._view.session_id,
-                    "station_id": self._view.station_id,
-                    "workflow_id": workflow.info().workflow_id,
+                    **self._log_ids(),
                     "transaction_id": transaction.transaction_id,
                     "source": recorded.source,
                     "energy_wh": recorded.energy_wh,
@@ -433,9 +431,7 @@ class ChargingSessionWorkflow(SessionHandlers):
         workflow.logger.warning(
             "meter readings implausible; billing the certain part, session needs review",
             extra={
-                "session_id": view.session_id,
-                "station_id": view.station_id,
-                "workflow_id": workflow.info().workflow_id,
+                **self._log_ids(),
                 "transaction_id": transaction.transaction_id,
                 "reason": review.reason,
                 "claimed_wh": found.claimed_wh,
@@ -470,9 +466,7 @@ class ChargingSessionWorkflow(SessionHandlers):
             workflow.logger.error(
                 "settlement refused by the ledger; session needs review",
                 extra={
-                    "session_id": self._view.session_id,
-                    "station_id": self._view.station_id,
-                    "workflow_id": workflow.info().workflow_id,
+                    **self._log_ids(),
                     "cost_tyiyn": cost_tyiyn,
                     "error": str(exc.cause or exc),
                 },
@@ -493,9 +487,7 @@ class ChargingSessionWorkflow(SessionHandlers):
         workflow.logger.error(
             "session step failed for good; session needs review",
             extra={
-                "session_id": self._view.session_id,
-                "station_id": self._view.station_id,
-                "workflow_id": workflow.info().workflow_id,
+                **self._log_ids(),
                 "error": reason,
             },
         )
@@ -536,6 +528,14 @@ class ChargingSessionWorkflow(SessionHandlers):
         self._set_state(state)
         workflow.upsert_search_attributes([SESSION_STATE.value_set(state.value)])
         await commands.record_session(self._view)
+
+    def _log_ids(self) -> dict[str, str]:
+        """What every log line about a session carries."""
+        return {
+            "session_id": self._view.session_id,
+            "station_id": self._view.station_id,
+            "workflow_id": workflow.info().workflow_id,
+        }
 
     def _continue_as_new_due(self) -> bool:
         info = workflow.info()

@@ -32,6 +32,7 @@ from api.errors import ApiError, temporal_calls, temporal_error, unavailable
 from api.v1.charging_schemas import ChargingSession, ChargingSessionPage, StartCharging
 from api.v1.live_energy import delivered_wh
 from db.models import ChargingSessionRecord
+from db.session_rows import own_session_row
 from domain.contracts.charging import (
     SESSION_NOT_FOUND,
     START_REJECTED,
@@ -298,13 +299,7 @@ class ChargingService:
 
     async def record(self, client_id: str, session_id: str) -> ChargingSessionRecord | None:
         async with self._client_session(client_id) as session:
-            found: ChargingSessionRecord | None = await session.scalar(
-                select(ChargingSessionRecord).where(
-                    ChargingSessionRecord.id == session_id,
-                    ChargingSessionRecord.client_id == client_id,
-                )
-            )
-            return found
+            return await own_session_row(session, client_id, session_id)
 
     async def _delivered_wh(
         self, client_id: str, transaction_id: int, max_power_w: int

@@ -21,6 +21,7 @@ from api.v1.receipt_schemas import (
     ReceiptTime,
 )
 from db.models import ChargingSessionRecord, LedgerEntry, Location, Station
+from db.session_rows import own_session_row
 from domain.energy import format_kwh
 from domain.ledger import Operation
 from domain.money import CURRENCY, format_som
@@ -132,12 +133,7 @@ async def load_receipt(
 ) -> ChargingReceipt:
     """404 for an unknown or someone else's session (they look the same), 409 while live."""
     async with client_scope(db_sessions, client_id) as session:
-        record = await session.scalar(
-            select(ChargingSessionRecord).where(
-                ChargingSessionRecord.id == session_id,
-                ChargingSessionRecord.client_id == client_id,
-            )
-        )
+        record = await own_session_row(session, client_id, session_id)
         if record is None:
             raise SessionNotFound(f"no charging session {session_id!r}")
         if record.state not in _FINAL:

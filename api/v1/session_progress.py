@@ -22,7 +22,8 @@ from api.client_scope import client_scope
 from api.deps import ApiContext
 from api.v1.charging_schemas import SessionProgress
 from api.v1.live_energy import samples_after
-from db.models import ChargingSessionRecord, Connector, OcppRemoteStart, OcppTransaction
+from db.models import Connector, OcppRemoteStart, OcppTransaction
+from db.session_rows import own_session_row
 from domain import meter_readings
 from domain.contracts.session_record import SessionRecord, record_fields, with_live_energy
 from domain.sessions import FINAL_STATES, SessionNotFound, SessionState
@@ -42,12 +43,7 @@ async def session_progress(
     """The session's messages since `after_sample_id` (None: just its current state).
     Raises SessionNotFound for an unknown or someone else's session (row-level security)."""
     async with client_scope(context.db_sessions, client_id) as session:
-        row = await session.scalar(
-            select(ChargingSessionRecord).where(
-                ChargingSessionRecord.id == session_id,
-                ChargingSessionRecord.client_id == client_id,
-            )
-        )
+        row = await own_session_row(session, client_id, session_id)
         if row is None:
             raise SessionNotFound(f"no charging session {session_id!r}")
         current, created_at = row.to_record(), row.created_at
