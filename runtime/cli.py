@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "runtime.commands.simulate",
     "runtime.commands.pay",
     "runtime.commands.payments",
+    "runtime.commands.ops",
 )
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
-from activities.ledger import Ledger, LedgerMovement
+from activities.ledger import Ledger
 from db.models import (
     ChargingSessionRecord,
     LedgerEntry,
@@ -22,80 +22,14 @@ from db.models import (
     ReviewResolution,
     TopUp,
 )
-from domain.ledger import Operation
 from tests.ledger.invariants import assert_ledger_invariants
 from tests.ops.conftest import audit_rows
-from tests.ops.stack import add_station, fund, headers, ops_stack
+from tests.ops.review_items import CAPTURED, session_in_review, topup_in_review
+from tests.ops.stack import add_station, headers, ops_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 QUEUE = "/api/v1/ops/review"
-RESERVED, CAPTURED = 10_000, 3_000
-
-
-async def session_in_review(
-    db_sessions: async_sessionmaker[AsyncSession], station_id: str, client_id: str
-) -> str:
-    """A session whose meter readings were implausible: billed the certain part, in review."""
-    session_id = uuid.uuid4().hex[:12]
-    ledger = await fund(db_sessions, 50_000, client_id)
-    for operation, amount in (
-        (Operation.RESERVE, RESERVED),
-        (Operation.CAPTURE, CAPTURED),
-        (Operation.RELEASE, RESERVED - CAPTURED),
-    ):
-        await ledger.apply(
-            operation, LedgerMovement(f"{operation}:{session_id}", client_id, amount, session_id)
-        )
-    async with db_sessions() as session, session.begin():
-        session.add(
-            ChargingSessionRecord(
-                id=session_id,
-                client_id=client_id,
-                station_id=station_id,
-                connector_id=1,
-                state="needs_review",
-                price_tyiyn_per_kwh=1_500,
-                reserved_tyiyn=RESERVED,
-                energy_wh=2_000,
-                cost_tyiyn=CAPTURED,
-                meter_note="implausible_step",
-            )
-        )
-    return session_id
-
-
-async def topup_in_review(
-    db_sessions: async_sessionmaker[AsyncSession], client_id: str, paid_tyiyn: int
-) -> str:
-    """A top-up of 10 000 tyiyn the provider reported paid with another amount: in review."""
-    topup_id = uuid.uuid4().hex[:16]
-    await fund(db_sessions, 1, client_id)  # the clients row
-    async with db_sessions() as session, session.begin():
-        session.add(
-            TopUp(
-                id=topup_id,
-                client_id=client_id,
-                method="qr",
-                provider="SIMULATED",
-                amount_tyiyn=10_000,
-                order_id=f"order-{topup_id}",
-                state="needs_review",
-            )
-        )
-        await session.flush()
-        session.add(
-            ProviderTransaction(
-                provider="SIMULATED",
-                trans_id=f"t-{topup_id}",
-                topup_id=topup_id,
-                status="review",
-                amount_tyiyn=paid_tyiyn,
-                currency="KGS",
-                review_reason="amount mismatch",
-            )
-        )
-    return topup_id
 
 
 async def _entries(db_sessions: async_sessionmaker[AsyncSession], prefix: str) -> list[LedgerEntry]:
