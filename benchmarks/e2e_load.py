@@ -27,6 +27,9 @@ from simulator import SimulatedStation
 AMOUNT_TYIYN = 20_000  # buys 13 kWh at 1,500 tyiyn/kWh: no session reaches its limit
 POLL_S = 0.05  # how often a driver looks at its own simulated charger (in-process, no I/O)
 RETRY_S = 1.0
+# A driver whose car has not started charging this long after the app said yes stops the
+# session (the workflow's own StartTransaction wait is 10 minutes).
+START_PATIENCE_S = 60.0
 
 
 @dataclass
@@ -70,24 +73,31 @@ class Driver:
             if response.status_code == 201:
                 tally.start_latency_s.append(time.monotonic() - began)
                 break
-            # Busy connector (the last session still settling) or an overloaded system:
-            # the same key again, as the app does.
+            # An overloaded system (5xx, 429): the same key again, as the app does. A refusal
+            # (a connector still busy with the last session) is remembered under its key:
+            # a new attempt needs a new key.
+            if 400 <= response.status_code < 500 and response.status_code != 429:
+                key = uuid.uuid4().hex
             await asyncio.sleep(RETRY_S)
         session_id = str(response.json()["session_id"])
         tally.session_ids.append(session_id)
         # The simulator offers no event to wait on; looking at it costs no I/O.
+        patience = time.monotonic() + START_PATIENCE_S
         while True:
             if self._charged_enough(station, session_id):
+                await asyncio.sleep(hold_s)
+                break
+            if time.monotonic() > patience:  # the driver gives up and stops it
+                tally.answers["no charging within the driver's patience"] += 1
                 break
             await asyncio.sleep(POLL_S)
-        await asyncio.sleep(hold_s)
         while True:
             response = await self._post(
                 "/api/v1/charging/stop", {"session_id": session_id}, headers, tally
             )
             tally.answers[f"stop {response.status_code}"] += 1
-            if response.status_code == 202:
-                break
+            if response.status_code < 500 and response.status_code != 429:
+                break  # 202, or the session had ended already (4xx)
             await asyncio.sleep(RETRY_S)
         handle = self.temporal.get_workflow_handle(
             charging_workflow_id(session_id), result_type=SessionView
