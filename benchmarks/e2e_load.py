@@ -69,14 +69,15 @@ class Driver:
             response = await self._post(
                 "/api/v1/charging/start", body, {**headers, "Idempotency-Key": key}, tally
             )
-            tally.answers[f"start {response.status_code}"] += 1
+            tally.answers[f"start {response.status_code}{_code(response)}"] += 1
             if response.status_code == 201:
                 tally.start_latency_s.append(time.monotonic() - began)
                 break
-            # An overloaded system (5xx, 429): the same key again, as the app does. A refusal
+            # An overloaded system (5xx, 429, the same key still being answered): the same
+            # key again, as the app does, so an unanswered start is not made twice. A refusal
             # (a connector still busy with the last session) is remembered under its key:
             # a new attempt needs a new key.
-            if 400 <= response.status_code < 500 and response.status_code != 429:
+            if not _ask_again(response):
                 key = uuid.uuid4().hex
             await asyncio.sleep(RETRY_S)
         session_id = str(response.json()["session_id"])
@@ -202,6 +203,22 @@ class SkeletonDriver:
         await handle.result()
         tally.answers["settled"] += 1
         tally.settled_at.append(time.monotonic())
+
+
+def _code(response: httpx.Response) -> str:
+    """` error_code` of an error answer, else nothing."""
+    if response.status_code < 400:
+        return ""
+    try:
+        return f" {response.json()['error']['code']}"
+    except (ValueError, KeyError, TypeError):
+        return " ?"
+
+
+def _ask_again(response: httpx.Response) -> bool:
+    if response.status_code >= 500 or response.status_code == 429:
+        return True
+    return response.status_code == 409 and _code(response) == " idempotency_in_progress"
 
 
 def percentile(values: list[float], q: float) -> float:
