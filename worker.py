@@ -16,6 +16,7 @@ from activities.ledger import Ledger, LedgerActivities
 from activities.payments import payment_activities
 from activities.review import ReviewActivities
 from activities.sessions import charging_activities
+from activities.station_changes import StationChangeActivities
 from activities.station_commands import StationCommandActivities
 from payments.config import build_provider
 from payments.provider import PaymentProvider
@@ -26,6 +27,7 @@ from workflows.balance_adjustment import BalanceAdjustmentWorkflow
 from workflows.charging import ChargingSessionWorkflow
 from workflows.reconciliation import PAYMENT_WORKFLOWS
 from workflows.review import ReviewWorkflow
+from workflows.station_change import StationChangeWorkflow
 from workflows.station_command import StationCommandWorkflow
 
 log = structlog.get_logger(__name__)
@@ -48,6 +50,7 @@ def worker_parts(
     workflows: list[type] = [
         ChargingSessionWorkflow,
         StationCommandWorkflow,
+        StationChangeWorkflow,
         ReviewWorkflow,
         BalanceAdjustmentWorkflow,
         *payment_workflows,
@@ -63,6 +66,7 @@ def worker_parts(
         *charging_activities(services.db_sessions),
         *ReviewActivities(services.db_sessions).activities(),
         *StationCommandActivities(services.db_sessions).activities(),
+        *StationChangeActivities(services.db_sessions).activities(),
         *payment_activities,
     ]
     return workflows, activities

@@ -292,14 +292,18 @@ class _Capture:
         self._send = send
         self.status_code: int | None = None
         self.json = False
+        self.no_store = False
         self.chunks: list[bytes] = []
         self.size = 0
 
     async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start":
             self.status_code = int(message["status"])
-            content_type = dict(message.get("headers", [])).get(b"content-type", b"")
+            found = dict(message.get("headers", []))
+            content_type = found.get(b"content-type", b"")
             self.json = content_type.startswith(b"application/json")
+            # An answer marked no-store (a charger key shown once) is not kept for replay.
+            self.no_store = b"no-store" in found.get(b"cache-control", b"").lower()
         elif message["type"] == "http.response.body":
             chunk = bytes(message.get("body", b""))
             self.size += len(chunk)
@@ -308,9 +312,9 @@ class _Capture:
         await self._send(message)
 
     def storable(self) -> tuple[int, Any] | None:
-        """(status, body) when the outcome is final; 5xx and odd responses are not kept, so a
-        retry runs the request again."""
-        if self.status_code is None or self.status_code >= 500 or not self.json:
+        """(status, body) when the outcome is final; 5xx, no-store and odd responses are not
+        kept, so a retry runs the request again."""
+        if self.status_code is None or self.status_code >= 500 or not self.json or self.no_store:
             return None
         if self.size > MAX_STORED_RESPONSE_BYTES:
             return None

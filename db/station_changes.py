@@ -15,16 +15,15 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import ChargingSessionRecord, Connector, Location, Station
-from db.stations_admin import DISABLED_REGISTRATION, ENABLED_REGISTRATION
-from domain.errors import Conflict, InvalidInput, NotFound
-
-
-class LocationNotFound(NotFound):
-    code = "location_not_found"
-
-
-class StationNotFound(NotFound):
-    code = "station_not_found"
+from db.stations_admin import (
+    DISABLED_REGISTRATION,
+    ENABLED_REGISTRATION,
+    InvalidStationInput,
+    LocationNotFound,
+    StationExists,
+    StationNotFound,
+)
+from domain.errors import Conflict, DomainError, InvalidInput, NotFound
 
 
 class ConnectorNotFound(NotFound):
@@ -55,10 +54,29 @@ class NothingToChange(InvalidInput):
     code = "nothing_to_change"
 
 
+# Every refusal of a change, by its code: the StationChange workflow reports a refusal by code
+# and the API raises the same error again, so it answers with the same status as ever.
+REFUSALS: dict[str, type[DomainError]] = {
+    cls.code: cls
+    for cls in (
+        LocationNotFound,
+        StationNotFound,
+        ConnectorNotFound,
+        LocationExists,
+        LocationInUse,
+        LocationDisabled,
+        ConnectorHasSessions,
+        NullNotAllowed,
+        NothingToChange,
+        InvalidStationInput,
+        StationExists,
+    )
+}
+
 _NOT_NULL = frozenset({"name", "address", "city", "enabled", "price_tyiyn_per_kwh", "connectors"})
 
 
-def _check(changes: Mapping[str, Any]) -> None:
+def check_changes(changes: Mapping[str, Any]) -> None:
     if not changes:
         raise NothingToChange("the body changes nothing (only a reason)")
     nulls = sorted(name for name, value in changes.items() if value is None and name in _NOT_NULL)
@@ -78,7 +96,7 @@ async def create_location(session: AsyncSession, location_id: str, **fields: Any
 async def update_location(
     session: AsyncSession, location_id: str, changes: Mapping[str, Any]
 ) -> Location:
-    _check(changes)
+    check_changes(changes)
     location = await session.get(Location, location_id, with_for_update=True)
     if location is None:
         raise LocationNotFound(f"no location {location_id}")
@@ -155,7 +173,7 @@ async def _check_location(
 async def update_station(
     session: AsyncSession, station_id: str, changes: Mapping[str, Any]
 ) -> Station:
-    _check(changes)
+    check_changes(changes)
     station = await session.get(Station, station_id, with_for_update=True)
     if station is None:
         raise StationNotFound(f"no station {station_id}")

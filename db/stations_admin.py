@@ -36,6 +36,18 @@ class InvalidStationInput(DomainError):
     code = "invalid_station"
 
 
+class LocationNotFound(NotFound):
+    code = "location_not_found"
+
+
+class StationNotFound(NotFound):
+    code = "station_not_found"
+
+
+class StationExists(Conflict):
+    code = "station_exists"
+
+
 # The most any connector's configuration may claim (4 MW: megawatt charging for trucks): a typo
 # here would let implausible meter readings be billed.
 MAX_POWER_W = 4_000_000
@@ -75,6 +87,24 @@ def _validate(station_id: str, connectors: int, price_tyiyn_per_kwh: int, passwo
         raise InvalidStationInput("password must be 16-40 printable characters")
 
 
+def validate_new_station(
+    station_id: str,
+    connectors: int,
+    price_tyiyn_per_kwh: int,
+    password: str,
+    *,
+    current_type: str | None = None,
+    max_power_w: int | None = None,
+) -> None:
+    """InvalidStationInput / InvalidAmount for what a station cannot be registered with;
+    the operations API asks before it starts the workflow that registers it."""
+    _validate(station_id, connectors, price_tyiyn_per_kwh, password)
+    if current_type not in (None, "AC", "DC"):
+        raise InvalidStationInput("current type must be AC or DC")
+    if max_power_w is not None and not 0 < max_power_w <= MAX_POWER_W:
+        raise InvalidStationInput(f"max power must be between 1 and {MAX_POWER_W} W")
+
+
 async def create_station(
     db_sessions: async_sessionmaker[AsyncSession],
     keys: ChargerKeys,
@@ -97,24 +127,60 @@ async def create_station(
     """
     generated = password is None
     plain = generate_key() if password is None else password
-    _validate(station_id, connectors, price_tyiyn_per_kwh, plain)
-    if current_type not in (None, "AC", "DC"):
-        raise InvalidStationInput("current type must be AC or DC")
-    if max_power_w is not None and not 0 < max_power_w <= MAX_POWER_W:
-        raise InvalidStationInput(f"max power must be between 1 and {MAX_POWER_W} W")
+    validate_new_station(
+        station_id,
+        connectors,
+        price_tyiyn_per_kwh,
+        plain,
+        current_type=current_type,
+        max_power_w=max_power_w,
+    )
+    await register_station(
+        db_sessions,
+        station_id=station_id,
+        connectors=connectors,
+        price_tyiyn_per_kwh=price_tyiyn_per_kwh,
+        password_hash=keys.hash(plain),
+        location_id=location_id,
+        name=name,
+        current_type=current_type,
+        max_power_w=max_power_w,
+    )
+    return NewStation(station_id, connectors, price_tyiyn_per_kwh, plain, generated)
+
+
+async def register_station(
+    db_sessions: async_sessionmaker[AsyncSession],
+    *,
+    station_id: str,
+    connectors: int,
+    price_tyiyn_per_kwh: int,
+    password_hash: str,
+    location_id: str | None = None,
+    name: str = "",
+    current_type: str | None = None,
+    max_power_w: int | None = None,
+) -> bool:
+    """Write a validated station whose key is already hashed (the key itself never comes
+    here); True when it was there already with this very hash — a retry of the same
+    registration, since every hash has its own salt — so nothing is written twice.
+    LocationNotFound for an unknown location, StationExists for an id taken otherwise."""
     try:
         async with db_sessions() as session, session.begin():
             if location_id is not None and await session.get(Location, location_id) is None:
-                raise NotFound(f"location {location_id!r} does not exist")
-            if await session.get(Station, station_id) is not None:
-                raise Conflict(f"station {station_id!r} already exists")
+                raise LocationNotFound(f"location {location_id!r} does not exist")
+            existing = await session.get(Station, station_id)
+            if existing is not None:
+                if existing.password_hash == password_hash:
+                    return True
+                raise StationExists(f"station {station_id!r} already exists")
             session.add(
                 Station(
                     id=station_id,
                     location_id=location_id,
                     name=name,
                     price_tyiyn_per_kwh=price_tyiyn_per_kwh,
-                    password_hash=keys.hash(plain),
+                    password_hash=password_hash,
                     registration_status="accepted",
                 )
             )
@@ -129,8 +195,8 @@ async def create_station(
                 for number in range(1, connectors + 1)
             )
     except IntegrityError as exc:  # another operator added the same id a moment earlier
-        raise Conflict(f"station {station_id!r} already exists") from exc
-    return NewStation(station_id, connectors, price_tyiyn_per_kwh, plain, generated)
+        raise StationExists(f"station {station_id!r} already exists") from exc
+    return False
 
 
 async def set_station_key(
@@ -164,17 +230,29 @@ async def rotate_station_key(
     (until the returned time), so the charger can be reconfigured. Rotating again within the
     grace retires the older key at once: only the key being replaced gets a grace."""
     plain = generate_key()
+    until, _ = await rotate_station_key_hash(db_sessions, station_id, keys.hash(plain), grace_s)
+    return plain, until
+
+
+async def rotate_station_key_hash(
+    db_sessions: async_sessionmaker[AsyncSession], station_id: str, new_hash: str, grace_s: int
+) -> tuple[datetime, bool]:
+    """`rotate_station_key` for a key hashed by the caller: (the old key's grace end, whether
+    this hash was in place already). A retry of the same rotation — same hash, each has its
+    own salt — changes nothing: rotating twice would cut the replaced key's grace short."""
     async with db_sessions() as session, session.begin():
         station = await session.get(Station, station_id, with_for_update=True)
         if station is None:
-            raise NotFound(f"station {station_id!r} does not exist")
+            raise StationNotFound(f"station {station_id!r} does not exist")
         now = await session.scalar(select(func.now()))
         assert now is not None
+        if station.password_hash == new_hash:
+            return station.previous_key_expires_at or now, True
         until = now + timedelta(seconds=grace_s)
         station.previous_password_hash = station.password_hash
         station.previous_key_expires_at = until if station.password_hash is not None else None
-        station.password_hash = keys.hash(plain)
-    return plain, until
+        station.password_hash = new_hash
+    return until, False
 
 
 async def list_stations(db_sessions: async_sessionmaker[AsyncSession]) -> list[StationSummary]:

@@ -21,6 +21,7 @@ from activities.failures import ACTIVITY_INTERCEPTORS
 from activities.ledger import Ledger, LedgerActivities, LedgerMovement
 from activities.review import ReviewActivities
 from activities.sessions import charging_activities
+from activities.station_changes import StationChangeActivities
 from activities.station_commands import StationCommandActivities
 from api.app import create_app
 from api.deps import ApiConfig, ApiContext
@@ -35,6 +36,7 @@ from simulator import SimulatedStation, StationConfig
 from workflows.balance_adjustment import BalanceAdjustmentWorkflow
 from workflows.charging import ChargingSessionWorkflow
 from workflows.review import ReviewWorkflow
+from workflows.station_change import StationChangeWorkflow
 from workflows.station_command import StationCommandWorkflow
 
 SECRET = "ops-commands-secret-0123456789abcdef-xyz"
@@ -161,10 +163,16 @@ async def ops_stack(
         )
     )
     money = LedgerActivities(Ledger(db_sessions))
-    # The operators' own workflows (commands, reviews, adjustments) always run.
-    workflows: list[type] = [StationCommandWorkflow, ReviewWorkflow, BalanceAdjustmentWorkflow]
+    # The operators' own workflows (commands, station changes, reviews, adjustments) always run.
+    workflows: list[type] = [
+        StationCommandWorkflow,
+        StationChangeWorkflow,
+        ReviewWorkflow,
+        BalanceAdjustmentWorkflow,
+    ]
     activities: list[Any] = [
         *StationCommandActivities(db_sessions).activities(),
+        *StationChangeActivities(db_sessions).activities(),
         *ReviewActivities(db_sessions).activities(),
         money.credit_topup,
         money.refund,
@@ -199,6 +207,21 @@ async def ops_stack(
             await gateway.stop()
             server.should_exit = True
             await serving
+
+
+@asynccontextmanager
+async def station_change_worker(
+    db_sessions: async_sessionmaker[AsyncSession], temporal: Client, task_queue: str
+) -> AsyncIterator[None]:
+    """A worker serving StationChange alone, for an app built by `make_app(task_queue=...)`."""
+    async with Worker(
+        temporal,
+        task_queue=task_queue,
+        workflows=[StationChangeWorkflow],
+        activities=StationChangeActivities(db_sessions).activities(),
+        interceptors=ACTIVITY_INTERCEPTORS,
+    ):
+        yield
 
 
 async def eventually(check: Any, what: str) -> None:

@@ -142,6 +142,24 @@ async def test_the_fleet_filters(ops_http: httpx.AsyncClient, tokens: Tokens, db
     assert rows[-1].request["query"] == "status=online&offline_for_min=5"
 
 
+async def test_the_fleet_shows_each_connectors_own_price(
+    ops_http: httpx.AsyncClient, tokens: Tokens, db_sessions
+) -> None:
+    await _fleet(db_sessions)
+    async with db_sessions() as session, session.begin():
+        connector = await session.get(Connector, ("ON-1", 2))
+        assert connector is not None
+        connector.price_tyiyn_per_kwh = 2_400
+    response = await ops_http.get(FLEET, headers=caller_headers(tokens, "operator"))
+    assert response.status_code == 200, response.text
+    on = {item["id"]: item for item in response.json()["items"]}["ON-1"]
+    assert on["price_tyiyn_per_kwh"] == 1_500
+    assert [
+        (c["connector_id"], c["price_tyiyn_per_kwh"], c["effective_price_tyiyn_per_kwh"])
+        for c in on["connectors"]
+    ] == [(1, None, 1_500), (2, 2_400, 2_400), (3, None, 1_500)]
+
+
 @pytest.mark.parametrize("caller", ["none", "client", "operator", "admin"])
 async def test_the_fleet_matrix(
     ops_http: httpx.AsyncClient, tokens: Tokens, db_sessions, caller: str

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.testing import WorkflowEnvironment
 
 from activities.sessions import OpenSession, SessionStore
 from db.models import ChargingSessionRecord, Client, Station, StationConnection
@@ -19,6 +20,7 @@ from domain.charger_keys import ChargerKeys, KeyCheck
 from domain.sessions import ConnectorUnavailable
 from tests.api.conftest import AppFactory, Tokens
 from tests.ops.conftest import audit_rows, caller_headers
+from tests.ops.stack import station_change_worker
 
 pytestmark = pytest.mark.integration
 
@@ -27,12 +29,21 @@ REASON = "new site opening"
 
 
 @pytest.fixture
-async def http(make_app: AppFactory) -> AsyncIterator[httpx.AsyncClient]:
-    app = make_app(key_pepper=PEPPER)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
-        base_url="http://testserver",
-    ) as client:
+async def http(
+    make_app: AppFactory,
+    db_sessions: async_sessionmaker[AsyncSession],
+    temporal_env: WorkflowEnvironment,
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app and a worker running its StationChange workflows."""
+    task_queue = f"stations-{uuid.uuid4().hex[:8]}"
+    app = make_app(key_pepper=PEPPER, task_queue=task_queue)
+    async with (
+        station_change_worker(db_sessions, temporal_env.client, task_queue),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
+            base_url="http://testserver",
+        ) as client,
+    ):
         yield client
 
 

@@ -30,6 +30,10 @@ class FleetConnector(BaseModel):
     error_code: str
     status_at: datetime | None
     session_id: str | None  # the live session on it (pending, starting, charging, stopping)
+    # This connector's own price in tyiyn per kWh (None: the station's), and what a session
+    # started on it now is billed at.
+    price_tyiyn_per_kwh: int | None
+    effective_price_tyiyn_per_kwh: int
 
 
 class FleetStation(BaseModel):
@@ -83,7 +87,12 @@ def _query(
     return query
 
 
-async def _connectors(db: AsyncSession, station_ids: list[str]) -> dict[str, list[FleetConnector]]:
+async def _connectors(
+    db: AsyncSession, station_prices: dict[str, int]
+) -> dict[str, list[FleetConnector]]:
+    """Each station's connectors; `station_prices` (station id -> its price) prices those
+    without one of their own."""
+    station_ids = list(station_prices)
     if not station_ids:
         return {}
     live = {
@@ -113,6 +122,10 @@ async def _connectors(db: AsyncSession, station_ids: list[str]) -> dict[str, lis
                 error_code=connector.error_code,
                 status_at=connector.status_at,
                 session_id=live.get((connector.station_id, connector.connector_id)),
+                price_tyiyn_per_kwh=connector.price_tyiyn_per_kwh,
+                effective_price_tyiyn_per_kwh=(
+                    connector.price_tyiyn_per_kwh or station_prices[connector.station_id]
+                ),
             )
         )
     return by_station
@@ -138,7 +151,9 @@ async def fleet(
             )
         offline_since = now - timedelta(minutes=offline_for_min)
     rows = (await db.execute(_query(location, status, offline_since))).all()
-    connectors = await _connectors(db, [station.id for station, _, _ in rows])
+    connectors = await _connectors(
+        db, {station.id: station.price_tyiyn_per_kwh for station, _, _ in rows}
+    )
     items = [
         FleetStation(
             id=station.id,

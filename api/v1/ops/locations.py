@@ -1,41 +1,92 @@
 """`POST /ops/locations`, `PATCH /ops/locations/{location_id}`: create, change and disable
-(`enabled: false`, hidden from drivers) the places stations stand."""
+(`enabled: false`, hidden from drivers) the places stations stand, each as a StationChange
+workflow (api/v1/ops/station_change_runner.py)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
-from api.deps import DbSession
+from api.deps import Context, DbSession
+from api.idempotency import IdempotencyKey
 from api.openapi import errors
 from api.ops_audit import audit_note
+from api.v1.ops.access import CurrentOperator
 from api.v1.ops.station_bodies import LocationCreate, LocationUpdate
+from api.v1.ops.station_change_runner import PENDING, change_request, run_change
 from api.v1.ops.station_views import LocationDetail, location_detail
-from db.station_changes import create_location, update_location
+from db.models import Location
+from db.station_changes import check_changes
+from db.stations_admin import LocationNotFound
+from domain.contracts.station_changes import ChangeAction
 
 router = APIRouter()
 
 LocationPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 
 
-@router.post("/locations", status_code=201, responses=errors(409))
-async def add_location(request: Request, db: DbSession, body: LocationCreate) -> LocationDetail:
+def json_fields(body: BaseModel, fields: dict[str, Any]) -> dict[str, Any]:
+    """The fields as the workflow carries them (coordinates as decimal strings)."""
+    dumped = body.model_dump(mode="json")
+    return {name: dumped[name] for name in fields}
+
+
+@router.post(
+    "/locations",
+    status_code=201,
+    response_model=LocationDetail,
+    responses={**errors(409), **PENDING},
+)
+async def add_location(
+    *,
+    request: Request,
+    context: Context,
+    db: DbSession,
+    operator: CurrentOperator,
+    key: IdempotencyKey,
+    body: LocationCreate,
+) -> LocationDetail | JSONResponse:
     """A new location (409 `location_exists` for a taken id)."""
     note = audit_note(request)
     note.action, note.target, note.reason = "location.create", f"location:{body.id}", body.reason
     fields = body.model_dump(exclude={"id", "reason"})
-    async with db.begin():
-        location = await create_location(db, body.id, **fields)
-        detail = location_detail(location)
-    note.result = {"location_id": body.id}
-    return detail
+    change = change_request(
+        request,
+        body,
+        action=ChangeAction.LOCATION_CREATE,
+        target=note.target,
+        operator=operator.subject,
+        reason=body.reason,
+        location_id=body.id,
+        changes=json_fields(body, fields),
+    )
+    run = await run_change(request, context, operator, key, change)
+    if isinstance(run, JSONResponse):
+        return run
+    location = await db.get(Location, body.id, populate_existing=True)
+    assert location is not None  # just created; locations are never deleted
+    note.result = {"location_id": body.id, "workflow_id": run.workflow_id}
+    return location_detail(location)
 
 
-@router.patch("/locations/{location_id}", responses=errors(404, 409))
+@router.patch(
+    "/locations/{location_id}",
+    response_model=LocationDetail,
+    responses={**errors(404, 409), **PENDING},
+)
 async def change_location(
-    location_id: LocationPath, request: Request, db: DbSession, body: LocationUpdate
-) -> LocationDetail:
+    *,
+    location_id: LocationPath,
+    request: Request,
+    context: Context,
+    db: DbSession,
+    operator: CurrentOperator,
+    key: IdempotencyKey,
+    body: LocationUpdate,
+) -> LocationDetail | JSONResponse:
     """Change a location's fields; `enabled: false` hides it from drivers, refused (409
     `location_in_use`) while any of its stations is enabled."""
     note = audit_note(request)
@@ -45,8 +96,23 @@ async def change_location(
         body.reason,
     )
     changes = body.changes()
-    async with db.begin():
-        location = await update_location(db, location_id, changes)
-        detail = location_detail(location)
-    note.result = {"changed": sorted(changes)}
-    return detail
+    check_changes(changes)  # 422 before any workflow starts
+    if await db.get(Location, location_id) is None:
+        raise LocationNotFound(f"no location {location_id}")
+    change = change_request(
+        request,
+        body,
+        action=ChangeAction.LOCATION_UPDATE,
+        target=note.target,
+        operator=operator.subject,
+        reason=body.reason,
+        location_id=location_id,
+        changes=json_fields(body, changes),
+    )
+    run = await run_change(request, context, operator, key, change)
+    if isinstance(run, JSONResponse):
+        return run
+    location = await db.get(Location, location_id, populate_existing=True)
+    assert location is not None  # the workflow found and changed it
+    note.result = {"changed": sorted(changes), "workflow_id": run.workflow_id}
+    return location_detail(location)

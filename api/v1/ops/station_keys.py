@@ -2,8 +2,11 @@
 
 The key it replaces keeps logging in for OCPP_KEY_ROTATION_GRACE_S, so the charger can be
 told the new one with the `change_configuration` command (`AuthorizationKey`) before it
-reconnects. Only the keyed hash is stored; the audit's result holds no key (the response body
-never reaches the audit, and a ChangeConfiguration of AuthorizationKey is masked there).
+reconnects. The rotation is a StationChange workflow; the key is generated and hashed here and
+only its keyed hash goes to the workflow, so no key is in its history. The audit's result holds
+no key (the response body never reaches the audit, and a ChangeConfiguration of
+AuthorizationKey is masked there); the answer is marked no-store, so neither the
+Idempotency-Key store nor a cache keeps it.
 """
 
 from __future__ import annotations
@@ -11,17 +14,28 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from api.deps import Context
+from api.deps import Context, DbSession
 from api.errors import ApiError
+from api.idempotency import IdempotencyKey
 from api.openapi import errors
 from api.ops_audit import audit_note
+from api.v1.ops.access import CurrentOperator
 from api.v1.ops.station_bodies import Change
-from db.stations_admin import rotate_station_key
-from domain.charger_keys import ChargerKeys
-from domain.errors import NotFound
+from api.v1.ops.station_change_runner import (
+    NO_STORE,
+    PENDING,
+    change_request,
+    key_already_issued,
+    run_change,
+)
+from db.models import Station
+from db.stations_admin import StationNotFound
+from domain.charger_keys import ChargerKeys, generate_key
+from domain.contracts.station_changes import ChangeAction
 from domain.identifiers import StationId
 
 router = APIRouter()
@@ -37,10 +51,22 @@ class RotatedKey(BaseModel):
     previous_key_valid_until: datetime
 
 
-@router.post("/stations/{station_id}/rotate-key", responses=errors(404))
+@router.post(
+    "/stations/{station_id}/rotate-key",
+    response_model=RotatedKey,
+    responses={**errors(404, 409), **PENDING},
+)
 async def rotate_key(
-    station_id: Annotated[StationId, Path()], request: Request, context: Context, body: RotateKey
-) -> RotatedKey:
+    *,
+    station_id: Annotated[StationId, Path()],
+    request: Request,
+    response: Response,
+    context: Context,
+    db: DbSession,
+    operator: CurrentOperator,
+    key: IdempotencyKey,
+    body: RotateKey,
+) -> RotatedKey | JSONResponse:
     """A new generated key for the station; the old one logs in until
     `previous_key_valid_until`. Set it on the charger with the `change_configuration` command
     (`{"key": "AuthorizationKey", "value": ...}`)."""
@@ -53,14 +79,29 @@ async def rotate_key(
     pepper = context.config.key_pepper
     if pepper is None:
         raise ApiError(503, "charger_keys_unavailable", "OCPP_KEY_PEPPER is not set for the api")
-    try:
-        key, until = await rotate_station_key(
-            context.db_sessions,
-            ChargerKeys(pepper),
-            station_id,
-            context.config.key_rotation_grace_s,
-        )
-    except NotFound as exc:
-        raise ApiError(404, "station_not_found", exc.message) from None
-    note.result = {"previous_key_valid_until": until.isoformat()}
-    return RotatedKey(station_id=station_id, authorization_key=key, previous_key_valid_until=until)
+    if await db.get(Station, station_id) is None:  # 404 before any workflow starts
+        raise StationNotFound(f"station {station_id!r} does not exist")
+    plain = generate_key()
+    change = change_request(
+        request,
+        body,
+        action=ChangeAction.STATION_ROTATE_KEY,
+        target=note.target,
+        operator=operator.subject,
+        reason=body.reason,
+        station_id=station_id,
+        password_hash=ChargerKeys(pepper).hash(plain),
+        key_grace_s=context.config.key_rotation_grace_s,
+    )
+    run = await run_change(request, context, operator, key, change)
+    if isinstance(run, JSONResponse):
+        return run
+    if not run.own_key:
+        raise key_already_issued(run.workflow_id)
+    until = run.result.previous_key_valid_until
+    assert until is not None  # a rotation reports the grace's end
+    note.result = {"previous_key_valid_until": until.isoformat(), "workflow_id": run.workflow_id}
+    response.headers.update(NO_STORE)
+    return RotatedKey(
+        station_id=station_id, authorization_key=plain, previous_key_valid_until=until
+    )

@@ -1,0 +1,169 @@
+"""Runs an operator's change to a location, a station or a connector as a StationChange
+workflow and answers as the routes did when they wrote the database themselves: a refusal found
+in the workflow is raised again as the same domain error (same status, same code), Temporal down
+is 503 `temporal_unavailable` (api/errors.py).
+
+The workflow id names the target, the action and the request: with an Idempotency-Key a retry or
+a double click joins the same workflow (running or finished) and so applies once; without one,
+every request is new.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from api.deps import ApiContext
+from api.errors import ApiError, temporal_calls
+from api.ops_audit import audit_note
+from api.v1.ops.access import Operator
+from api.v1.ops.command_runner import request_id
+from db.station_changes import REFUSALS
+from domain.contracts.search_attributes import STATION_ID
+from domain.contracts.station_changes import (
+    ChangeAction,
+    StationChangeRequest,
+    StationChangeResult,
+    key_ref,
+    station_change_workflow_id,
+)
+from workflows.station_change import StationChangeWorkflow
+
+Handle = WorkflowHandle[StationChangeWorkflow, StationChangeResult]
+# An answer holding a charger key must not be kept anywhere: not by a browser or proxy, and
+# not by the Idempotency-Key store (api/idempotency.py), which honours it.
+NO_STORE = {"Cache-Control": "no-store"}
+CHANGE_UNAVAILABLE = "the workflow service is unreachable; nothing was changed, retry"
+
+
+class ChangePending(BaseModel):
+    workflow_id: str
+    state: str  # running
+
+
+PENDING: dict[int | str, dict[str, Any]] = {
+    202: {"model": ChangePending, "description": "Still running: retry with the Idempotency-Key"}
+}
+
+
+@dataclass(frozen=True)
+class ChangeRun:
+    workflow_id: str
+    result: StationChangeResult
+    # station.create, station.rotate_key: the key stored is this request's own. False when
+    # the request joined a workflow an earlier one started (a retry after its answer was
+    # lost): that key was shown once, to the earlier request, and exists nowhere else.
+    own_key: bool
+
+
+def fingerprint(request: Request, body: BaseModel, secret: bytes | None = None) -> str:
+    """What was asked (path and the fields sent), canonical: a retry has the same one. It goes
+    into the workflow's history, so a body holding a key is digested under `secret` (the key
+    pepper), never by a plain hash someone could test guesses against."""
+    sent = json.dumps(body.model_dump(mode="json", exclude_unset=True), sort_keys=True)
+    data = f"{request.url.path}\0{sent}".encode()
+    if secret is not None:
+        return hmac.new(secret, data, hashlib.sha256).hexdigest()[:32]
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
+async def _start(
+    temporal: Client, task_queue: str, workflow_id: str, change: StationChangeRequest
+) -> Handle:
+    attributes = [SearchAttributePair(STATION_ID, change.station_id)] if change.station_id else []
+    try:
+        handle = await temporal.start_workflow(
+            StationChangeWorkflow.run,
+            change,
+            id=workflow_id,
+            task_queue=task_queue,
+            # A retry joins the running workflow; after it ended, it reads its result.
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            # Shown beside the station's sessions and commands in the Temporal UI.
+            search_attributes=TypedSearchAttributes(attributes),
+            static_summary=f"{change.action} {change.target} by {change.operator}"[:200],
+        )
+    except WorkflowAlreadyStartedError:  # the same request again, already finished
+        return temporal.get_workflow_handle_for(StationChangeWorkflow.run, workflow_id)
+    return handle
+
+
+async def run_change(
+    request: Request,
+    context: ApiContext,
+    operator: Operator,
+    idempotency_key: str | None,
+    change: StationChangeRequest,
+) -> ChangeRun | JSONResponse:
+    """The applied change, or 202 (still running after OPS_COMMAND_WAIT_S: retry with the same
+    Idempotency-Key to join it). Raises the refusal's domain error."""
+    note = audit_note(request)
+    workflow_id = station_change_workflow_id(
+        change.target, ChangeAction(change.action), request_id(operator, idempotency_key)
+    )
+    note.result = {"workflow_id": workflow_id}
+    with temporal_calls(CHANGE_UNAVAILABLE):
+        handle = await _start(context.temporal, context.config.task_queue, workflow_id, change)
+        try:
+            result = await asyncio.wait_for(
+                handle.result(), timeout=context.config.ops_command_wait_s
+            )
+        except TimeoutError:
+            note.result = {"workflow_id": workflow_id, "outcome": "pending"}
+            pending = ChangePending(workflow_id=workflow_id, state="running")
+            return JSONResponse(pending.model_dump(), status_code=202, headers=NO_STORE)
+        except WorkflowFailureError as exc:
+            note.result = {"workflow_id": workflow_id, "outcome": "failed"}
+            raise ApiError(
+                503,
+                "station_change_failed",
+                f"the change workflow {workflow_id} failed: {exc.cause}",
+            ) from None
+    if result.fingerprint != change.fingerprint:
+        raise ApiError(
+            422,
+            "idempotency_key_reused",
+            "this Idempotency-Key was already used for a different request",
+        )
+    note.result = {"workflow_id": workflow_id, "outcome": result.outcome}
+    if result.outcome == "refused":
+        note.result["code"] = result.code
+        refusal = REFUSALS.get(result.code or "")
+        if refusal is None:
+            raise ApiError(409, result.code or "station_change_refused", result.message)
+        raise refusal(result.message)
+    own_key = change.password_hash is not None and result.key_ref == key_ref(change.password_hash)
+    return ChangeRun(workflow_id, result, own_key)
+
+
+def change_request(
+    request: Request, body: BaseModel, *, secret: bytes | None = None, **fields: Any
+) -> StationChangeRequest:
+    """The workflow's input for this request, with its fingerprint."""
+    return StationChangeRequest(**fields, fingerprint=fingerprint(request, body, secret))
+
+
+def key_already_issued(workflow_id: str) -> ApiError:
+    return ApiError(
+        409,
+        "key_already_issued",
+        f"this request was applied already (workflow {workflow_id}) and its key was shown "
+        "once, in that answer; rotate the key to get a new one",
+    )
