@@ -21,8 +21,14 @@ from api.errors import ApiError, outage_response, temporal_calls
             RPCStatusCode.FAILED_PRECONDITION,
             b"",
         ),
+        # Seen by benchmarks/e2e.py as 500s on charging/stop (a CPU-starved worker).
+        RPCError(
+            "Unable to perform workflow execution update due to Workflow Task in failed state.",
+            RPCStatusCode.FAILED_PRECONDITION,
+            b"",
+        ),
     ],
-    ids=["unavailable", "deadline", "transport", "no_poller"],
+    ids=["unavailable", "deadline", "transport", "no_poller", "workflow_task_failed"],
 )
 def test_temporal_trouble_is_503_temporal_unavailable(error: Exception) -> None:
     with pytest.raises(ApiError) as raised, temporal_calls():
