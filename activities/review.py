@@ -48,8 +48,8 @@ log = structlog.get_logger(__name__)
 
 PLAN_REVIEW = "plan_review"
 RECORD_REVIEW = "record_review"
-UNREAD = "unread"
-REVIEW = "review"
+# provider_transactions.status (activities/topups.py)
+RECEIVED, UNREAD, REVIEW = "received", "unread", "review"
 
 
 @dataclass(frozen=True)
@@ -259,8 +259,8 @@ class ReviewActivities:
         if topup.state == IN_REVIEW:
             topup.state, topup.updated_at = RESOLVED, now
         if record.entry_id is not None:
-            # The credit settles what the provider reported: no sweep or recheck may credit
-            # those transactions again (an unread one goes to review, never to a recheck).
+            # The credit settles what the provider reported: no sweep may credit those
+            # transactions again.
             await session.execute(
                 update(ProviderTransaction)
                 .where(
@@ -270,14 +270,17 @@ class ReviewActivities:
                 )
                 .values(credited_entry_id=record.entry_id, updated_at=now)
             )
-            await session.execute(
-                update(ProviderTransaction)
-                .where(
-                    ProviderTransaction.topup_id == topup.id,
-                    ProviderTransaction.status == UNREAD,
-                )
-                .values(status=REVIEW, updated_at=now)
+        # A human decided: a retried webhook or a recheck of a transaction not settled yet
+        # (received, unread) must not credit it on its own now (record_payment never credits
+        # one in review).
+        await session.execute(
+            update(ProviderTransaction)
+            .where(
+                ProviderTransaction.topup_id == topup.id,
+                ProviderTransaction.status.in_((RECEIVED, UNREAD)),
             )
+            .values(status=REVIEW, updated_at=now)
+        )
         write_payment_audit(
             session,
             "topup_review_resolved",

@@ -221,7 +221,8 @@ class TopUpRecords:
 
     @activity.defn(name="finish_topup")
     async def finish_topup(self, request: FinishTopUpInput) -> None:
-        """Set the final state; `paid` is sticky, so a late review note never un-pays a top-up."""
+        """Set the final state; `paid` is sticky, so a late review note never un-pays a top-up,
+        and so is `reviewed`: an admin has decided (activities/review.py)."""
         now = datetime.now(UTC)
         async with self._db_sessions() as session, session.begin():
             before = await session.scalar(
@@ -229,11 +230,11 @@ class TopUpRecords:
             )
             await session.execute(
                 update(TopUp)
-                .where(TopUp.id == request.topup_id, TopUp.state != "paid")
+                .where(TopUp.id == request.topup_id, TopUp.state.notin_(("paid", "reviewed")))
                 .values(state=request.state, updated_at=now)
             )
             # Counted when the state changes, so a retried activity counts once.
-            finished_now = before is not None and before not in {"paid", request.state}
+            finished_now = before is not None and before not in {"paid", "reviewed", request.state}
             if request.entry_id is not None and request.trans_id is not None:
                 await session.execute(
                     update(ProviderTransaction)

@@ -146,6 +146,18 @@ async def test_a_topup_credit_defaults_to_what_the_provider_confirmed(
     payer, other = str(uuid.uuid4()), str(uuid.uuid4())
     topup_id = await topup_in_review(db_sessions, payer, 9_000)
     closed_id = await topup_in_review(db_sessions, other, 4_000)
+    async with db_sessions() as session, session.begin():
+        # A webhook's receipt not settled yet: after the review nothing credits it on its own.
+        session.add(
+            ProviderTransaction(
+                provider="SIMULATED",
+                trans_id=f"late-{closed_id}",
+                topup_id=closed_id,
+                status="received",
+                amount_tyiyn=4_000,
+                currency="KGS",
+            )
+        )
     async with (
         ops_stack(db_sessions, temporal_env.client) as stack,
         httpx.AsyncClient(base_url=stack.base_url, timeout=60) as http,
@@ -190,6 +202,8 @@ async def test_a_topup_credit_defaults_to_what_the_provider_confirmed(
                 select(TopUp).where(TopUp.id.in_([topup_id, closed_id]))
             )
         }
+        receipt = await session.get(ProviderTransaction, ("SIMULATED", f"late-{closed_id}"))
     assert transaction is not None and transaction.credited_entry_id == credited.json()["entry_id"]
     assert states == {topup_id: "reviewed", closed_id: "reviewed"}
+    assert receipt is not None and (receipt.status, receipt.credited_entry_id) == ("review", None)
     await assert_ledger_invariants(engine)
