@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
+from activities.card_sessions import CardSessionActivities, CardSessionStore
 from activities.metrics import SESSIONS_FINISHED
 from activities.refusals import refusal
 from activities.stations import (
@@ -225,12 +226,14 @@ def charging_activities(db_sessions: async_sessionmaker[AsyncSession]) -> list[C
     """The activities the charging workflow needs besides the ledger's reserve/capture/release
     (which worker.py registers once for every workflow) and the gateway's commands."""
     store = SessionActivities(SessionStore(db_sessions))
+    cards = CardSessionActivities(CardSessionStore(db_sessions))
     stations = StationActivities(db_sessions)
     transactions = TransactionActivities(db_sessions)
     return [
         store.open_session,
         store.record_session,
         store.discard_session,
+        cards.open_card_session,
         stations.locate_station,
         transactions.recorded_transaction,
         transactions.recorded_start,

@@ -16,6 +16,7 @@ RemoteStart wins.)
 
 from __future__ import annotations
 
+from domain.errors import Conflict, NotFound
 from domain.identifiers import ID_TAG
 
 LABEL_MAX_LENGTH = 64
@@ -31,3 +32,15 @@ def normalise_id_tag(printed: str) -> str | None:
 def card_lookup_tag(presented: str) -> str:
     """The form a tag presented by a charger is matched against cards in."""
     return presented.upper()
+
+
+class CardNotUsable(NotFound):
+    """The tag is no active card of the session's owner (unknown, blocked, or re-linked)."""
+
+    code = "card_not_usable"
+
+
+class CardInUse(Conflict):
+    """The card is already in a live session (another charger presented it first)."""
+
+    code = "card_in_use"

@@ -30,6 +30,8 @@ _STANDING = text(
                 WHERE r.id_tag = :id_tag AND r.station_id = :station_id) AS session,
         c.id IS NOT NULL AS card,
         c.blocked_at IS NOT NULL AS blocked,
+        c.client_id AS client_id,
+        c.id_tag AS card_tag,
         COALESCE((SELECT a.balance_tyiyn FROM ledger_accounts a
                   WHERE a.client_id = c.client_id AND a.kind = 'available'), 0) AS available
     FROM (SELECT 1) AS one
@@ -44,6 +46,8 @@ class TagStanding:
     card: bool
     blocked: bool
     available_tyiyn: int
+    client_id: str | None = None  # the card's owner
+    card_tag: str | None = None  # the card's tag as stored
 
 
 async def tag_standing(engine: AsyncEngine, station_id: str, id_tag: str) -> TagStanding:
@@ -54,7 +58,26 @@ async def tag_standing(engine: AsyncEngine, station_id: str, id_tag: str) -> Tag
                 {"id_tag": id_tag, "station_id": station_id, "card_tag": card_lookup_tag(id_tag)},
             )
         ).one()
-    return TagStanding(bool(row.session), bool(row.card), bool(row.blocked), int(row.available))
+    return TagStanding(
+        bool(row.session),
+        bool(row.card),
+        bool(row.blocked),
+        int(row.available),
+        row.client_id,
+        row.card_tag,
+    )
+
+
+async def card_at_start(engine: AsyncEngine, station_id: str, id_tag: str) -> TagStanding | None:
+    """At StartTransaction: the card behind the tag, or None when the tag is a paid session's
+    (a RemoteStart to this station) or no card at all (both go the session way: the workflow
+    named by the tag answers, or nobody does and the charger is told Invalid)."""
+    if not is_id_tag(id_tag):
+        return None
+    standing = await tag_standing(engine, station_id, id_tag)
+    if standing.session or not standing.card:
+        return None
+    return standing
 
 
 def verdict(standing: TagStanding, min_balance_tyiyn: int) -> AuthorizationStatus:

@@ -68,6 +68,12 @@ def stopped_of(row: TransactionRow) -> TransactionStopped:
     )
 
 
+def session_of(row: TransactionRow) -> str:
+    """The session a transaction's messages go to: the one it is linked to (a card-started
+    session's id is not its idTag), else the idTag (a RemoteStart's tag is the session id)."""
+    return row.session_id or row.id_tag
+
+
 def started_event(row: TransactionRow, answered: str) -> NewEvent:
     payload = started_of(row)
     return NewEvent(
@@ -91,7 +97,7 @@ def stopped_event(row: TransactionRow) -> NewEvent:
     return NewEvent(
         row.id,
         row.station_id,
-        row.id_tag,
+        session_of(row),
         STOPPED,
         {
             "transaction_id": payload.transaction_id,

@@ -23,7 +23,7 @@ from db.outage import database_unavailable
 from domain.contracts.session_signals import (
     TRANSACTION_STARTED,
 )
-from gateway import cards, metering, metrics, without_database
+from gateway import card_start, cards, metering, metrics, without_database
 from gateway.admission import AdmissionTicket
 from gateway.backlog import once_more_if_stale
 from gateway.charge_point import ChargePoint, Send, StationDisconnected, on, spawn
@@ -167,6 +167,14 @@ class StationHandler(ChargePoint):
             status = AuthorizationStatus.accepted if accepted else AuthorizationStatus.invalid
             return call_result.StartTransaction(
                 transaction_id=transaction_id, id_tag_info=IdTagInfo(status=status)
+            )
+        # An RFID card's tag starts the card's own session (gateway/card_start.py). A database
+        # failure here is a CallError: the charger retries, and the retry finds the same row.
+        card = await cards.card_at_start(self._ctx.store.engine, self.station_id, id_tag)
+        if card is not None:
+            answer = await card_start.start_transaction(self._ctx, self._cache(), row, card)
+            return call_result.StartTransaction(
+                transaction_id=row.id, id_tag_info=IdTagInfo(status=answer)
             )
         # An update, not a signal: the session decides whether this transaction is its own
         # (the right connector, not given up, no other transaction), and the charger is told.

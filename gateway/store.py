@@ -483,6 +483,18 @@ class GatewayStore:
                 .values(session_id=session_id)
             )
 
+    async def link_card_session(
+        self, transaction_id: int, session_id: str, energy_limit_wh: int
+    ) -> None:
+        """Mark a card's transaction as its session's, with the energy its reservation buys
+        (an app session's limit comes from its RemoteStart record instead)."""
+        async with self._engine.begin() as connection:
+            await connection.execute(
+                update(OcppTransaction)
+                .where(OcppTransaction.id == transaction_id)
+                .values(session_id=session_id, energy_limit_wh=energy_limit_wh)
+            )
+
     async def transaction(self, station_id: str, transaction_id: int) -> TransactionRow | None:
         async with self._engine.connect() as connection:
             row = (

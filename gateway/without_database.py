@@ -158,7 +158,8 @@ async def stop_transaction(
             )
             await ctx.signals.start_transaction(tx.id_tag, started)
             tx.start_delivered = True
-        await ctx.signals.send(tx.id_tag, TRANSACTION_STOPPED, stopped)
+        # A card-started session's id is not its idTag: the linked session first.
+        await ctx.signals.send(tx.session_id or tx.id_tag, TRANSACTION_STOPPED, stopped)
     except SignalFailed as exc:
         metrics.SIGNALS.labels(TRANSACTION_STOPPED, "failed").inc()
         log.warning(

@@ -3,18 +3,35 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from temporalio.client import (
     Client,
+    WithStartWorkflowOperation,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from domain.contracts.charging import charging_workflow_id
-from domain.contracts.session_signals import START_ACCEPTED, TRANSACTION_STARTED, TransactionStarted
+from domain.contracts.card_sessions import CARD_TRANSACTION_UPDATE, CardStartAnswer
+from domain.contracts.charging import (
+    WORKFLOW_NAME,
+    ChargingRequest,
+    SessionView,
+    charging_workflow_id,
+    initial_search_attributes,
+)
+from domain.contracts.session_signals import (
+    START_ACCEPTED,
+    START_REFUSED,
+    TRANSACTION_STARTED,
+    TransactionStarted,
+)
 
 
 class SignalFailed(Exception):
@@ -109,6 +126,53 @@ class WorkflowSignals:
                 return False
             raise self._note(_failed(f"StartTransaction to session {session_id}", exc)) from exc
         return bool(answer == START_ACCEPTED)
+
+    async def start_card_session(
+        self, request: ChargingRequest, task_queue: str, summary: str
+    ) -> CardStartAnswer:
+        """Start (or join) the card session's workflow with its `card_transaction` update;
+        the answer says whether the charger may deliver (the reservation holds).
+
+        A retried StartTransaction names the same workflow and gets the same answer while it
+        runs; a workflow that has closed (refused, or long over) is not started again and
+        answers Invalid. Temporal unreachable or too slow raises SignalFailed: the caller
+        cannot tell whether the workflow started."""
+        self._check("StartTransaction (card)")
+        card = request.card
+        assert card is not None
+        operation: WithStartWorkflowOperation[Any, SessionView] = WithStartWorkflowOperation(
+            WORKFLOW_NAME,
+            request,
+            id=charging_workflow_id(request.session_id),
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=initial_search_attributes(request),
+            static_summary=summary,
+        )
+        refused = CardStartAnswer(status=START_REFUSED, session_id=request.session_id)
+        try:
+            answer: CardStartAnswer = await self._client.execute_update_with_start_workflow(
+                CARD_TRANSACTION_UPDATE,
+                card.transaction,
+                start_workflow_operation=operation,
+                result_type=CardStartAnswer,
+                rpc_timeout=self._rpc_timeout,
+            )
+        except WorkflowAlreadyStartedError:
+            # The operation keeps the same error for its handle; collect it so it is not
+            # reported as never retrieved.
+            with contextlib.suppress(WorkflowAlreadyStartedError):
+                await operation.workflow_handle()
+            return refused
+        except WorkflowUpdateFailedError:
+            return refused  # the validator: not this session's transaction
+        except WorkflowUpdateRPCTimeoutOrCancelledError as exc:
+            failure = SignalFailed(f"card session {request.session_id}: no answer")
+            raise self._note(failure) from exc
+        except RPCError as exc:
+            raise self._note(_failed(f"card session {request.session_id}", exc)) from exc
+        return answer
 
     async def probe(self) -> bool:
         """Whether Temporal answers at all; a success ends the known outage."""

@@ -17,6 +17,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.card_sessions import OpenCardSession
     from activities.transactions import MeterReadingsRequest, RecordSource
     from domain.contracts.charging import (
         WORKFLOW_NAME,
@@ -52,7 +53,10 @@ class ChargingSessionWorkflow(SessionHandlers):
         self._settings = request.settings
         carried = request.carried
         self._view = carried.view if carried else request.initial_view()
-        self._transaction = carried.transaction if carried else None
+        # A card-started session knows its transaction from the start: the gateway started it
+        # for the charger's StartTransaction (its stop may even come before admission ends).
+        card = request.card
+        self._transaction = carried.transaction if carried else (card.transaction if card else None)
         self._cap_deadline = carried.cap_deadline if carried else None
         self._commands = GatewayCommands(
             request.station_id,
@@ -86,10 +90,15 @@ class ChargingSessionWorkflow(SessionHandlers):
 
     async def _run(self, request: ChargingRequest) -> SessionView:
         if request.carried is None:
-            if not await self._admit():
-                return await self._finish()
-            if not await self._launch():
-                return await self._finish()
+            # A branch on the input: app sessions (card None) run the same commands as before.
+            if request.card is not None:
+                if not await self._admit_card():
+                    return await self._finish()
+            else:
+                if not await self._admit():
+                    return await self._finish()
+                if not await self._launch():
+                    return await self._finish()
         if await self._charge_until_stop():
             await workflow.wait_condition(workflow.all_handlers_finished)
             workflow.continue_as_new(replace(request, carried=self._carry()))
@@ -130,6 +139,64 @@ class ChargingSessionWorkflow(SessionHandlers):
         )
         self._admitted = True
         self._show_details()
+        return True
+
+    async def _admit_card(self) -> bool:
+        """A card-started session: check and claim the connector and the card, reserve (the
+        configured amount capped by the balance), then take the charger's transaction. The
+        `card_transaction` update answers the charger only after this: Accepted once the
+        reservation holds; a refusal leaves nothing reserved."""
+        request = self._request
+        card = request.card
+        assert card is not None
+        try:
+            opened = await commands.open_card_session(
+                OpenCardSession(
+                    session_id=request.session_id,
+                    client_id=request.client_id,
+                    station_id=request.station_id,
+                    connector_id=request.connector_id,
+                    id_tag=card.id_tag,
+                    most_tyiyn=request.amount_tyiyn,
+                    min_balance_tyiyn=card.min_balance_tyiyn,
+                )
+            )
+        except ActivityError as exc:
+            self._reject(exc.cause)
+            return False
+        energy_limit_wh = Tariff(opened.price_tyiyn_per_kwh).energy_limit_wh(opened.reserved_tyiyn)
+        self._view = replace(
+            self._view,
+            reserved_tyiyn=opened.reserved_tyiyn,
+            price_tyiyn_per_kwh=opened.price_tyiyn_per_kwh,
+            energy_limit_wh=energy_limit_wh,
+            max_power_w=opened.max_power_w,
+        )
+        if energy_limit_wh == 0:
+            await commands.discard_session(request.session_id)
+            self._reject(
+                ApplicationError("the balance buys no energy at this tariff", type="InvalidAmount")
+            )
+            return False
+        try:
+            await commands.reserve(self._view, opened.reserved_tyiyn)
+        except ActivityError as exc:
+            await commands.discard_session(request.session_id)
+            self._reject(exc.cause)
+            return False
+        if self._commands.connections == 0:  # else a signal already named a newer holder
+            self._commands.gateway_queue = opened.gateway_queue
+        self._admitted = self._start_sent = True
+        self._cap_deadline = workflow.now() + self._settings.time_cap
+        self._view = replace(
+            self._view,
+            transaction_id=card.transaction.transaction_id,
+            started_at=card.transaction.started_at,
+        )
+        if self._stop_requested or self._stopped is not None:
+            self._set_state(SessionState.CHARGING)  # stopping right away
+        else:
+            await self._persist_state(SessionState.CHARGING)
         return True
 
     async def _launch(self) -> bool:

@@ -20,6 +20,7 @@ from temporalio.exceptions import (
 )
 
 with workflow.unsafe.imports_passed_through():
+    from activities.card_sessions import OPEN_CARD_SESSION, OpenCardSession, OpenedCardSession
     from activities.ledger import LedgerMovement, LedgerResult
     from activities.sessions import (
         DISCARD_SESSION,
@@ -153,6 +154,15 @@ async def assess_meter_readings(request: MeterReadingsRequest) -> MeterAssessmen
         request,
         f"check the meter readings of transaction {request.transaction_id}",
         MeterAssessment,
+    )
+
+
+async def open_card_session(request: OpenCardSession) -> OpenedCardSession:
+    return await _database_activity(
+        OPEN_CARD_SESSION,
+        request,
+        f"card {request.id_tag}: check {request.station_id}/{request.connector_id} and claim it",
+        OpenedCardSession,
     )
 
 

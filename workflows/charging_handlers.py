@@ -9,6 +9,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from domain.contracts.card_sessions import CARD_TRANSACTION_UPDATE, CardStartAnswer
     from domain.contracts.charging import (
         SESSION_NOT_FOUND,
         START_REJECTED,
@@ -114,6 +115,41 @@ class SessionHandlers:
         ):
             raise ApplicationError(
                 "StartTransaction from another connector than the session's",
+                type=FOREIGN_TRANSACTION,
+                non_retryable=True,
+            )
+
+    @workflow.update(name=CARD_TRANSACTION_UPDATE)
+    async def card_transaction(self, started: TransactionStarted) -> CardStartAnswer:
+        """The gateway's update-with-start for a card's StartTransaction (and each retry of
+        it): answered once the reservation holds (Accepted) or the start was refused."""
+        await workflow.wait_condition(lambda: self._admitted or self._view.rejection is not None)
+        view = self._view
+        # A stop already in (the gateway closed the transaction it could not get an answer
+        # for) means the charger was told Invalid: a retry of the start is told so too.
+        taking = (
+            self._admitted
+            and self._stopped is None
+            and not self._gave_up
+            and view.state not in FINAL_STATES
+        )
+        return CardStartAnswer(
+            status=START_ACCEPTED if taking else START_REFUSED,
+            session_id=view.session_id,
+            reserved_tyiyn=view.reserved_tyiyn if taking else 0,
+            energy_limit_wh=view.energy_limit_wh if taking else 0,
+            refusal=view.rejection,
+        )
+
+    @card_transaction.validator
+    def _validate_card_transaction(self, started: TransactionStarted) -> None:
+        card = self._request.card
+        if card is None or (started.transaction_id, started.station_id) != (
+            card.transaction.transaction_id,
+            card.transaction.station_id,
+        ):
+            raise ApplicationError(
+                "not the StartTransaction this card session was started for",
                 type=FOREIGN_TRANSACTION,
                 non_retryable=True,
             )

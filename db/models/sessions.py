@@ -27,6 +27,15 @@ class ChargingSessionRecord(Base):
             unique=True,
             postgresql_where=text("state IN ('pending', 'starting', 'charging', 'stopping')"),
         ),
+        # One live session per RFID card: two chargers presenting it at once get one session.
+        Index(
+            "uq_charging_sessions_live_card",
+            "card_id",
+            unique=True,
+            postgresql_where=text(
+                "card_id IS NOT NULL AND state IN ('pending', 'starting', 'charging', 'stopping')"
+            ),
+        ),
     )
 
     # The session id is short (<= 20 chars) because it is also the RemoteStart idTag, so the
@@ -50,6 +59,8 @@ class ChargingSessionRecord(Base):
     # What the meter check found: why the session needs review, or `register_reset` when the
     # energy was rebuilt from the samples (domain/meter_readings.py).
     meter_note: Mapped[str | None] = mapped_column(String(64))
+    # The RFID card the session was started with at the charger; NULL: started from the app.
+    card_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("rfid_cards.id"))
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = created_at_column()
 

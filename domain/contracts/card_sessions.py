@@ -7,8 +7,8 @@ session's; the session id is derived from the charger transaction's natural key
 (`domain.identifiers.card_session_id`), so a retried StartTransaction reaches the same workflow.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: the workflow sandbox resolves these dataclasses' field
+# types against the module it sees, and real annotations need no lookup there.
 from dataclasses import dataclass
 
 from domain.contracts.session_signals import TransactionStarted

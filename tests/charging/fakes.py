@@ -20,6 +20,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.card_sessions import OPEN_CARD_SESSION, OpenCardSession, OpenedCardSession
 from activities.ledger import LedgerMovement, LedgerResult
 from activities.sessions import (
     DISCARD_SESSION,
@@ -108,6 +109,8 @@ class FakeWorld:
     capture_gate: asyncio.Event | None = None  # capture waits for it
     release_gate: asyncio.Event | None = None  # release waits for it
     first_queue: str | None = None  # open_session's answer; default gateway_queue
+    card_available_tyiyn: int = 1_000_000  # the card owner's available balance
+    card_opens: list[OpenCardSession] = field(default_factory=list)
     ledger: list[tuple[str, LedgerMovement]] = field(default_factory=list)
     records: list[SessionRecord] = field(default_factory=list)
     discarded: list[str] = field(default_factory=list)
@@ -142,6 +145,14 @@ class FakeWorld:
         if self.open_error is not None:
             raise ApplicationError("refused", type=self.open_error, non_retryable=True)
         return OpenedSession(self.price, self.first_queue or self.gateway_queue, self.max_power_w)
+
+    @activity.defn(name=OPEN_CARD_SESSION)
+    async def open_card_session(self, request: OpenCardSession) -> OpenedCardSession:
+        self.card_opens.append(request)
+        if self.open_error is not None:
+            raise ApplicationError("refused", type=self.open_error, non_retryable=True)
+        reserved = min(request.most_tyiyn, self.card_available_tyiyn)
+        return OpenedCardSession(self.price, reserved, self.gateway_queue, self.max_power_w, 1)
 
     @activity.defn(name=RECORD_SESSION)
     async def record_session(self, record: SessionRecord) -> None:
@@ -239,6 +250,7 @@ class FakeWorld:
     def workflow_activities(self) -> list[object]:
         return [
             self.open_session,
+            self.open_card_session,
             self.record_session,
             self.discard_session,
             self.locate_station,

@@ -156,6 +156,7 @@ async def running_stack(
         "relay_poll_s": 1.0,
         "relay_retry_first_s": 0.2,
         "relay_retry_max_s": 1.0,
+        "task_queue": task_queue,  # card sessions start on the worker's queue
     }
     ping_interval = gateway.pop("ws_ping_interval", 20.0)
     settings.update(gateway)

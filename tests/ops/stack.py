@@ -32,7 +32,7 @@ from gateway.auth import ChargerKeys
 from gateway.config import GatewayConfig
 from gateway.server import OcppGateway
 from runtime.asgi import OcppDispatcher
-from simulator import SimulatedStation, StationConfig
+from simulator import FaultPlan, SimulatedStation, StationConfig
 from workflows.balance_adjustment import BalanceAdjustmentWorkflow
 from workflows.charging import ChargingSessionWorkflow
 from workflows.review import ReviewWorkflow
@@ -54,7 +54,13 @@ class OpsStack:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def station(self, station_id: str, connectors: int = 2, **config: Any) -> SimulatedStation:
+    def station(
+        self,
+        station_id: str,
+        connectors: int = 2,
+        faults: FaultPlan | None = None,
+        **config: Any,
+    ) -> SimulatedStation:
         return SimulatedStation(
             StationConfig(
                 station_id=station_id,
@@ -63,12 +69,17 @@ class OpsStack:
                 connectors=connectors,
                 reconnect_delay_s=0.2,
                 **config,
-            )
+            ),
+            faults,
         )
 
-    def charging_station(self, station_id: str) -> SimulatedStation:
+    def charging_station(
+        self, station_id: str, faults: FaultPlan | None = None
+    ) -> SimulatedStation:
         """Two connectors sampling fast: 500 Wh every 0.2 s."""
-        return self.station(station_id, meter_interval_s=0.2, energy_per_sample_wh=500)
+        return self.station(
+            station_id, faults=faults, meter_interval_s=0.2, energy_per_sample_wh=500
+        )
 
     async def connectors_available(self, station_id: str, connectors: int = 2) -> None:
         async def available() -> bool:
@@ -131,10 +142,11 @@ async def ops_stack(
     temporal: Client,
     *,
     charging: bool = False,
+    gateway_options: dict[str, Any] | None = None,
     **api: Any,
 ) -> AsyncIterator[OpsStack]:
     """With `charging`, the worker also runs ChargingSession and its activities (ledger,
-    session records), as `evpower worker` does."""
+    session records), as `evpower worker` does. `gateway_options` are GatewayConfig fields."""
     task_queue = f"ops-{uuid.uuid4().hex[:8]}"
     gateway = OcppGateway(
         db_sessions,
@@ -144,6 +156,8 @@ async def ops_stack(
             key_pepper=KEY_PEPPER,
             heartbeat_interval_s=60,
             command_timeout_s=10.0,
+            task_queue=task_queue,  # card sessions start on the worker's queue
+            **(gateway_options or {}),
         ),
     )
     app = create_app(
