@@ -55,7 +55,14 @@ async def card_world(
         await add_station(db_sessions, station_id)
     ledger = await fund(db_sessions, funds, client_id)
     async with (
-        ops_stack(db_sessions, temporal_env.client, charging=True) as stack,
+        # A generous Temporal deadline: on a busy CI machine a first workflow task can be slow,
+        # and a start the gateway gets no answer for is refused (a safety net, not a timing).
+        ops_stack(
+            db_sessions,
+            temporal_env.client,
+            charging=True,
+            gateway_options={"signal_timeout_s": 30.0},
+        ) as stack,
         httpx.AsyncClient(base_url=stack.base_url, timeout=30) as http,
     ):
         linked = await http.post(
@@ -207,7 +214,13 @@ async def test_a_retried_start_joins_its_session_with_one_reservation(
 ) -> None:
     station_id = f"CS-{uuid.uuid4().hex[:6]}"
     async with card_world(db_sessions, temporal_env, 100_000, station_id) as (stack, http, driver):
-        station = stack.charging_station(station_id, FaultPlan(start_transaction_repeats=2))
+        station = stack.station(
+            station_id,
+            faults=FaultPlan(start_transaction_repeats=2),
+            meter_interval_s=0.2,
+            energy_per_sample_wh=500,
+            car_takes_wh=2_000,
+        )
         async with station:
             await stack.connectors_available(station_id)
             tx = await station.present_card(TAG, authorize=False)
@@ -311,7 +324,12 @@ async def test_two_chargers_presenting_the_card_at_once_get_one_session(
         http,
         driver,
     ):
-        first, second = stack.charging_station(first_id), stack.charging_station(second_id)
+        first, second = (
+            stack.station(
+                station_id, meter_interval_s=0.2, energy_per_sample_wh=500, car_takes_wh=2_000
+            )
+            for station_id in (first_id, second_id)
+        )
         async with first, second:
             await stack.connectors_available(first_id)
             await stack.connectors_available(second_id)
