@@ -4,6 +4,7 @@ changes nothing, every request is audited, and the ledger stays balanced."""
 
 from __future__ import annotations
 
+import os
 import uuid
 
 import httpx
@@ -16,6 +17,7 @@ from db.models import LedgerEntry
 from tests.ledger.invariants import assert_ledger_invariants
 from tests.ops.conftest import audit_rows
 from tests.ops.stack import fund, headers, ops_stack
+from tests.replay.recording import write_fixture
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -56,13 +58,22 @@ async def test_adjustments_credit_debit_replay_and_refuse_going_negative(
         assert reused.status_code == 409
         assert reused.json()["error"]["code"] == "idempotency_key_reused"
 
+        too_much_key = uuid.uuid4().hex
+        too_much_id = f"adjustment:{too_much_key}"
         too_much = await http.post(
             path,
             json={"amount_tyiyn": -6_001, "reason": "correction"},
-            headers=headers("admin", key=uuid.uuid4().hex),
+            headers=headers("admin", key=too_much_key),
         )
         assert too_much.status_code == 409, too_much.text
         assert too_much.json()["error"]["code"] == "balance_would_go_negative"
+        if os.environ.get("EVPOWER_RECORD_HISTORIES") == "1":
+            for workflow_id, name in (
+                (credited.json()["workflow_id"], "credit"),
+                (too_much_id, "refused"),
+            ):
+                handle = stack.temporal.get_workflow_handle(workflow_id)
+                write_fixture(await handle.fetch_history(), f"adjustment_{name}")
         assert (await ledger.balance(client)).available_tyiyn == 6_000
 
         debited = await http.post(

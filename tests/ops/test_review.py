@@ -6,6 +6,7 @@ nothing, and an audit row for each request."""
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 
 import httpx
@@ -26,6 +27,7 @@ from tests.ledger.invariants import assert_ledger_invariants
 from tests.ops.conftest import audit_rows
 from tests.ops.review_items import CAPTURED, session_in_review, topup_in_review
 from tests.ops.stack import add_station, headers, ops_stack
+from tests.replay.recording import write_fixture
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -100,6 +102,10 @@ async def test_the_queue_and_a_refund_that_moves_money_once(
 
         listed = await http.get(QUEUE, headers=headers("operator"))
         assert [item["kind"] for item in listed.json()["items"]] == ["topup"]
+        if os.environ.get("EVPOWER_RECORD_HISTORIES") == "1":
+            # The last run is the already-resolved one; the run before it paid.
+            handle = stack.temporal.get_workflow_handle(f"review:session:{session_id}")
+            write_fixture(await handle.fetch_history(), "review_session_refund_replayed")
         description = await stack.temporal.get_workflow_handle(
             f"review:session:{session_id}"
         ).describe()
@@ -175,6 +181,10 @@ async def test_a_topup_credit_defaults_to_what_the_provider_confirmed(
             headers=headers("admin"),
         )
         assert closed.status_code == 200 and closed.json()["entry_id"] is None
+        if os.environ.get("EVPOWER_RECORD_HISTORIES") == "1":
+            for item, name in ((topup_id, "credit"), (closed_id, "close")):
+                handle = stack.temporal.get_workflow_handle(f"review:topup:{item}")
+                write_fixture(await handle.fetch_history(), f"review_topup_{name}")
         missing = await http.post(
             f"{QUEUE}/topup/nope",
             json={"decision": "close", "reason": "no such thing"},
