@@ -14,7 +14,7 @@ from api.v1 import ROUTERS
 
 
 def create_app(context: ApiContext) -> FastAPI:
-    swagger = context.config.enable_swagger
+    swagger = context.config.http.enable_swagger
     app = FastAPI(
         title="EvPower API",
         version="1.0",

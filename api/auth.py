@@ -81,10 +81,10 @@ class Authenticator:
     @classmethod
     def from_config(cls, config: ApiConfig) -> Authenticator:
         return cls(
-            supabase_url=config.supabase_url,
-            jwt_secret=config.jwt_secret,
-            audience=config.jwt_audience,
-            operator_role_claim=config.operator_role_claim,
+            supabase_url=config.auth.supabase_url,
+            jwt_secret=config.auth.supabase_jwt_secret,
+            audience=config.auth.supabase_jwt_audience,
+            operator_role_claim=config.auth.operator_role_claim,
         )
 
     async def verify(self, token: str) -> AuthenticatedClient:

@@ -23,17 +23,17 @@ def install_platform(app: FastAPI, context: ApiContext) -> None:
     # Outside idempotency (a replayed answer is audited too), inside the rate limit (its
     # budget bounds how many rows one caller can add).
     app.add_middleware(OpsAuditMiddleware, db_sessions=context.db_sessions)
-    limiter = RateLimiter(config.rate_limit_storage_uri)
+    limiter = RateLimiter(config.rate_limits.rate_limit_storage_uri)
     app.state.rate_limiter = limiter  # also bounds the audit of rejected webhooks
     limits = RateLimits(
-        money=config.rate_limit_money,
-        default=config.rate_limit_default,
-        webhook=config.rate_limit_webhook,
-        ops=config.rate_limit_ops,
+        money=config.rate_limits.rate_limit_money,
+        default=config.rate_limits.rate_limit_default,
+        webhook=config.rate_limits.rate_limit_webhook,
+        ops=config.rate_limits.rate_limit_ops,
     )
     app.add_middleware(RateLimitMiddleware, limiter=limiter, limits=limits)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=config.max_request_bytes)
-    install_cors(app, config.cors_origins)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=config.http.max_request_bytes)
+    install_cors(app, config.http.cors_origins)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(metrics.MetricsMiddleware)
     app.include_router(metrics.router)

@@ -76,9 +76,13 @@ def install_openapi(app: FastAPI, config: ApiConfig) -> None:
         )
         components = schema.get("components", {}).get("schemas", {})
         for name in _CHARGE_BODIES:
-            _limit_amount(components, name, config.charge_min_tyiyn, config.charge_max_tyiyn)
+            _limit_amount(
+                components, name, config.amounts.charge_min_tyiyn, config.amounts.charge_max_tyiyn
+            )
         for name in _TOPUP_BODIES:
-            _limit_amount(components, name, config.topup_min_tyiyn, config.topup_max_tyiyn)
+            _limit_amount(
+                components, name, config.amounts.topup_min_tyiyn, config.amounts.topup_max_tyiyn
+            )
         app.openapi_schema = schema
         return schema
 

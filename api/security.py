@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import structlog
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
@@ -168,7 +170,7 @@ class BodySizeLimitMiddleware:
         await response(scope, receive, send)
 
 
-def install_cors(app: FastAPI, origins: tuple[str, ...]) -> None:
+def install_cors(app: FastAPI, origins: Sequence[str]) -> None:
     """Browsers may call the API only from the configured origins. Auth is a bearer header,
     never a cookie, so credentials mode stays off."""
     app.add_middleware(

@@ -47,29 +47,12 @@ class ManagedUvicorn(uvicorn.Server):
 
 
 def api_config(settings: Settings) -> ApiConfig:
-    return ApiConfig(
-        enable_swagger=settings.enable_swagger,
-        cors_origins=tuple(settings.cors_origins),
-        max_request_bytes=settings.max_request_bytes,
-        supabase_url=settings.supabase_url,
-        jwt_secret=settings.supabase_jwt_secret,
-        jwt_audience=settings.supabase_jwt_audience,
-        operator_role_claim=settings.operator_role_claim,
-        rate_limit_storage_uri=settings.rate_limit_storage_uri,
-        rate_limit_money=settings.rate_limit_money,
-        rate_limit_default=settings.rate_limit_default,
-        rate_limit_webhook=settings.rate_limit_webhook,
-        rate_limit_ops=settings.rate_limit_ops,
-        ops_command_wait_s=settings.ops_command_wait_s,
+    return ApiConfig.of(
+        settings,  # its groups, whole
+        task_queue=settings.temporal_task_queue,
         temporal_namespace=settings.temporal_namespace,
         temporal_ui_url=settings.temporal_ui_base_url,
         key_pepper=optional_key_pepper(settings),
-        key_rotation_grace_s=settings.ocpp_key_rotation_grace_s,
-        task_queue=settings.temporal_task_queue,
-        topup_min_tyiyn=settings.topup_min_tyiyn,
-        topup_max_tyiyn=settings.topup_max_tyiyn,
-        charge_min_tyiyn=settings.charge_min_tyiyn,
-        charge_max_tyiyn=settings.charge_max_tyiyn,
         provider=provider_settings(settings),
     )
 

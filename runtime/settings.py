@@ -7,12 +7,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from limits import parse
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from api.config import AmountLimits, AuthSettings, HttpSettings, OpsSettings, RateLimitSettings
 from domain.contracts.task_queues import DEFAULT_TASK_QUEUE
-from domain.operators import check_claim_path
 from payments.contract import (
     DEFAULT_DATE_LIFE_FORMAT,
     DEFAULT_DATE_LIFE_TZ,
@@ -41,8 +40,11 @@ ODENGI_TEST_API_URL = "https://mw-api-test.dengi.kg/api/json/json.php"
 DEV_JWT_SECRET = "evpower-dev-secret-not-for-production-use-0123456789"  # noqa: S105
 
 
-class Settings(BaseSettings):
-    """EvPower configuration. Unset DATABASE_URL / TEMPORAL_ADDRESS mean 'embedded'."""
+class Settings(
+    HttpSettings, AuthSettings, RateLimitSettings, AmountLimits, OpsSettings, BaseSettings
+):
+    """EvPower configuration. Unset DATABASE_URL / TEMPORAL_ADDRESS mean 'embedded'. The
+    API's settings are its groups (api/config.py), inherited: one environment variable each."""
 
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
 
@@ -68,13 +70,6 @@ class Settings(BaseSettings):
     # (0: for ever). Backoff between attempts grows to 10 s.
     dependency_wait_s: float = Field(default=300.0, ge=0)
 
-    supabase_url: str | None = None
-    supabase_jwt_secret: str | None = None
-    supabase_jwt_audience: str = "authenticated"
-    # Where an operator's role sits in the token's claims, as a dotted path: Supabase keeps
-    # what only the project may set in `app_metadata` (users cannot edit it).
-    operator_role_claim: str = "app_metadata.role"
-
     payment_provider: ProviderName = ProviderName.SIMULATED
     odengi_merchant_id: str | None = None
     odengi_password: str | None = None
@@ -91,26 +86,11 @@ class Settings(BaseSettings):
     # Where the provider reaches our webhook; unset: this process's own HOST and PORT.
     public_base_url: str = ""
 
-    enable_swagger: bool = False
     host: str = "127.0.0.1"
     port: int = Field(default=9210, ge=1, le=65535)
-    rate_limit_storage_uri: str = "memory://"
-    # Budgets per caller ("N/second|minute|hour"): money-moving POSTs, reads and the rest,
-    # the payment webhook per payment. Raised for a fuzz or load run, never to 0.
-    rate_limit_money: str = "10/minute"
-    rate_limit_default: str = "60/minute"
-    rate_limit_webhook: str = "30/minute"
-    rate_limit_ops: str = "120/minute"  # per operator, every route under /api/v1/ops/
-    # How long POST /api/v1/ops/stations/{id}/commands/... waits for the charger's answer
-    # before it answers 202 with the workflow id to poll.
-    ops_command_wait_s: float = Field(default=15.0, gt=0, le=120)
-    # How long a station's key keeps logging in after a rotation (POST .../rotate-key).
-    ocpp_key_rotation_grace_s: int = Field(default=86_400, ge=0, le=30 * 86_400)
     # Proxies (comma-separated IPs/CIDRs, or *) whose X-Forwarded-For/-Proto uvicorn trusts,
     # so rate limits and logs see the real client behind Traefik, not the proxy.
     forwarded_allow_ips: str = "127.0.0.1"
-    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    max_request_bytes: int = Field(default=64 * 1024, ge=1024)
 
     ocpp_allow_unknown_stations: bool = False
     ocpp_heartbeat_interval_s: int = Field(default=300, ge=10, le=86_400)
@@ -135,21 +115,9 @@ class Settings(BaseSettings):
     # A card-started session reserves this much, capped by the owner's available balance.
     card_reserve_tyiyn: int = Field(default=50_000, gt=0)
 
-    topup_min_tyiyn: int = Field(default=1_000, ge=1)
-    topup_max_tyiyn: int = Field(default=5_000_000, ge=1)
-    charge_min_tyiyn: int = Field(default=1_000, ge=1)
-    charge_max_tyiyn: int = Field(default=1_000_000, ge=1)
-
     evpower_data_dir: Path = Path(".evpower")
     log_format: LogFormat = LogFormat.JSON
     log_level: str = "INFO"
-
-    @field_validator("cors_origins", mode="before")
-    @classmethod
-    def _split_origins(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [origin.strip() for origin in value.split(",") if origin.strip()]
-        return value
 
     @property
     def odengi_contract(self) -> OdengiContract:
@@ -211,22 +179,6 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
         return value or None
-
-    @field_validator("operator_role_claim")
-    @classmethod
-    def _claim_path(cls, value: str) -> str:
-        return check_claim_path(value)
-
-    @field_validator(
-        "rate_limit_money", "rate_limit_default", "rate_limit_webhook", "rate_limit_ops"
-    )
-    @classmethod
-    def _rate_limit(cls, value: str) -> str:
-        try:
-            parse(value)
-        except ValueError:
-            raise ValueError("must be like 10/minute") from None
-        return value
 
     @field_validator("log_level")
     @classmethod

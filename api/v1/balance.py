@@ -115,7 +115,9 @@ def topup_id_for(client_id: str, key: str | None) -> str:
 
 
 def check_topup_amount(context: ApiContext, amount_tyiyn: int) -> None:
-    check_amount(amount_tyiyn, context.config.topup_min_tyiyn, context.config.topup_max_tyiyn)
+    check_amount(
+        amount_tyiyn, context.config.amounts.topup_min_tyiyn, context.config.amounts.topup_max_tyiyn
+    )
 
 
 async def start_topup(

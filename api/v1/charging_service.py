@@ -149,7 +149,9 @@ class ChargingService:
         self, client_id: str, body: StartCharging, idempotency_key: str | None
     ) -> ChargingSession:
         config = self._context.config
-        check_amount(body.amount_tyiyn, config.charge_min_tyiyn, config.charge_max_tyiyn)
+        check_amount(
+            body.amount_tyiyn, config.amounts.charge_min_tyiyn, config.amounts.charge_max_tyiyn
+        )
         session_id = session_id_for_key(client_id, idempotency_key) if idempotency_key else new_id()
         request = ChargingRequest(
             session_id=session_id,

@@ -8,7 +8,7 @@ import json
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -197,15 +197,14 @@ AppFactory = Callable[..., FastAPI]
 
 @pytest.fixture
 def make_app(db_sessions, temporal_env, jwks_server: JwksServer) -> AppFactory:
-    """The real app factory; keyword arguments override ApiConfig fields."""
+    """The real app factory; keyword arguments are settings (by their names) or ApiConfig's
+    own fields."""
 
     def build(probe: Probe | None = None, **overrides: Any) -> FastAPI:
-        config = ApiConfig(supabase_url=jwks_server.url, jwt_secret=JWT_SECRET)
-        context = ApiContext(
-            db_sessions=db_sessions,
-            temporal=temporal_env.client,
-            config=replace(config, **overrides),
+        config = ApiConfig.of(
+            **{"supabase_url": jwks_server.url, "supabase_jwt_secret": JWT_SECRET, **overrides}
         )
+        context = ApiContext(db_sessions=db_sessions, temporal=temporal_env.client, config=config)
         app = create_app(context)
         if probe is not None:
             app.include_router(probe.router())

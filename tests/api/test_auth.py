@@ -188,7 +188,7 @@ async def test_rotated_key_is_fetched_once_and_made_up_kids_do_not_hammer_the_is
 async def test_without_a_shared_secret_hs256_tokens_are_refused(
     make_app: AppFactory, probe: Probe, tokens: Tokens, ec_key: SigningKey
 ) -> None:
-    app = make_app(probe, jwt_secret=None)
+    app = make_app(probe, supabase_jwt_secret=None)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         await _refused(http, tokens.hs256(), "invalid_token")
@@ -199,7 +199,7 @@ async def test_unreachable_jwks_is_a_503_not_a_login_failure(
     make_app: AppFactory, probe: Probe, tokens: Tokens, ec_key: SigningKey
 ) -> None:
     # Port 9 on localhost: nothing listens, the fetch fails at once.
-    app = make_app(probe, jwt_secret=None, supabase_url="http://127.0.0.1:9")
+    app = make_app(probe, supabase_jwt_secret=None, supabase_url="http://127.0.0.1:9")
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         response = await http.get(

@@ -53,7 +53,7 @@ async def own_database(
     url = postgres.start()
     await upgrade(url)
     engine = create_engine(url, pool_size=2)
-    config = ApiConfig(supabase_url=jwks_server.url, jwt_secret=JWT_SECRET)
+    config = ApiConfig.of(supabase_url=jwks_server.url, supabase_jwt_secret=JWT_SECRET)
     app = create_app(ApiContext(session_factory(engine), temporal_env.client, config))
     server, task, base = await serve(app)
     try:
@@ -98,7 +98,11 @@ async def test_temporal_trouble_is_503_with_retry_after_wherever_it_is_raised(
 ) -> None:
     engine = create_engine("postgresql://nobody@127.0.0.1:1/none")
     app = create_app(
-        ApiContext(session_factory(engine), temporal_env.client, ApiConfig(jwt_secret=JWT_SECRET))
+        ApiContext(
+            session_factory(engine),
+            temporal_env.client,
+            ApiConfig.of(supabase_jwt_secret=JWT_SECRET),
+        )
     )
 
     @app.get("/unavailable")

@@ -206,7 +206,7 @@ async def api_world(
         ApiContext(
             db_sessions=db_sessions,
             temporal=temporal,
-            config=ApiConfig(jwt_secret=SECRET, task_queue=task_queue, **config),
+            config=ApiConfig.of(supabase_jwt_secret=SECRET, task_queue=task_queue, **config),
         )
     )
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)

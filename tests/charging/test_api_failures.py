@@ -41,7 +41,11 @@ async def world(db_sessions: async_sessionmaker[AsyncSession], temporal_env: Wor
 @asynccontextmanager
 async def http_for(world: ApiWorld, temporal: Client, task_queue: str) -> AsyncIterator[Any]:
     app = create_app(
-        ApiContext(world.db_sessions, temporal, ApiConfig(jwt_secret=SECRET, task_queue=task_queue))
+        ApiContext(
+            world.db_sessions,
+            temporal,
+            ApiConfig.of(supabase_jwt_secret=SECRET, task_queue=task_queue),
+        )
     )
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://evpower.test") as http:

@@ -185,7 +185,9 @@ async def test_a_stop_asked_while_the_gateway_is_down_follows_the_charger_when_i
     second = gateway_for(db_sessions, temporal, "second")
     holder = SwappableGateway(first)
     api = create_app(
-        ApiContext(db_sessions, temporal, ApiConfig(jwt_secret=SECRET, task_queue=task_queue))
+        ApiContext(
+            db_sessions, temporal, ApiConfig.of(supabase_jwt_secret=SECRET, task_queue=task_queue)
+        )
     )
     server = uvicorn.Server(
         uvicorn.Config(

@@ -102,7 +102,9 @@ async def test_two_clients_on_two_api_apps_follow_a_session_to_its_settlement(
             LedgerMovement(f"topup:{owner}", owner, 50_000, provider="TEST"),
         )
         context = ApiContext(
-            db_sessions, temporal_env.client, ApiConfig(jwt_secret=SECRET, task_queue="unused")
+            db_sessions,
+            temporal_env.client,
+            ApiConfig.of(supabase_jwt_secret=SECRET, task_queue="unused"),
         )
         station = SimulatedStation(
             StationConfig(

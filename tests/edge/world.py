@@ -162,7 +162,9 @@ async def running_stack(
     settings.update(gateway)
     ocpp = OcppGateway(db_sessions, temporal, GatewayConfig(**settings))
     api = create_app(
-        ApiContext(db_sessions, temporal, ApiConfig(jwt_secret=SECRET, task_queue=task_queue))
+        ApiContext(
+            db_sessions, temporal, ApiConfig.of(supabase_jwt_secret=SECRET, task_queue=task_queue)
+        )
     )
     server = uvicorn.Server(
         uvicorn.Config(

@@ -162,7 +162,9 @@ async def ops_stack(
     )
     app = create_app(
         ApiContext(
-            db_sessions, temporal, ApiConfig(jwt_secret=SECRET, task_queue=task_queue, **api)
+            db_sessions,
+            temporal,
+            ApiConfig.of(supabase_jwt_secret=SECRET, task_queue=task_queue, **api),
         )
     )
     server = uvicorn.Server(

@@ -82,17 +82,17 @@ async def live_system(
     **overrides: Any,
 ) -> AsyncIterator[LiveSystem]:
     """`provider` changes fields of the payment provider's settings (simulated by default),
-    `overrides` those of the ApiConfig."""
+    `overrides` settings of the API (by their names) or ApiConfig's own fields."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     settings = replace(ProviderSettings(ProviderName.SIMULATED, base_url), **(provider or {}))
-    config = replace(
-        ApiConfig(
-            jwt_secret=JWT_SECRET,
-            task_queue=f"payments-{uuid.uuid4().hex}",
-            provider=settings,
-        ),
-        **overrides,
+    config = ApiConfig.of(
+        **{
+            "supabase_jwt_secret": JWT_SECRET,
+            "task_queue": f"payments-{uuid.uuid4().hex}",
+            "provider": settings,
+            **overrides,
+        }
     )
     context = ApiContext(db_sessions=db_sessions, temporal=temporal, config=config)
     app = create_app(context)

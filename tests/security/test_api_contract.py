@@ -47,9 +47,9 @@ async def served(
 ) -> AsyncIterator[str]:
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    config = ApiConfig(
+    config = ApiConfig.of(
         enable_swagger=True,
-        jwt_secret=SECRET,
+        supabase_jwt_secret=SECRET,
         task_queue=f"contract-{uuid.uuid4().hex[:8]}",
         provider=ProviderSettings(ProviderName.SIMULATED, base_url),
         rate_limit_money=UNLIMITED,

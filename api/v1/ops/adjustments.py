@@ -124,7 +124,9 @@ async def adjust(
         search_attributes=TypedSearchAttributes([SearchAttributePair(CLIENT_ID, client_id)]),
     )
     try:
-        result = await asyncio.wait_for(handle.result(), timeout=context.config.ops_command_wait_s)
+        result = await asyncio.wait_for(
+            handle.result(), timeout=context.config.ops.ops_command_wait_s
+        )
     except TimeoutError:
         note.result = {"workflow_id": workflow_id, "outcome": "pending"}
         pending = AdjustmentPending(workflow_id=workflow_id, state="running")

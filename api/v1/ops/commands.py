@@ -80,7 +80,7 @@ async def _run(
         workflow_id,
         workflow_request(station_id, command, body, operator),
     )
-    return await answer(request, handle, station_id, command, context.config.ops_command_wait_s)
+    return await answer(request, handle, station_id, command, context.config.ops.ops_command_wait_s)
 
 
 def _add_command_route(command: str, body_type: type[CommandBody]) -> None:

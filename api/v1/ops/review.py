@@ -235,7 +235,9 @@ async def resolve(
         search_attributes=attributes,
     )
     try:
-        result = await asyncio.wait_for(handle.result(), timeout=context.config.ops_command_wait_s)
+        result = await asyncio.wait_for(
+            handle.result(), timeout=context.config.ops.ops_command_wait_s
+        )
     except TimeoutError:
         note.result = {"workflow_id": workflow_id, "outcome": "pending"}
         pending = ResolutionPending(workflow_id=workflow_id, state="running")

@@ -123,7 +123,7 @@ async def run_change(
         handle = await _start(context.temporal, context.config.task_queue, workflow_id, change)
         try:
             result = await asyncio.wait_for(
-                handle.result(), timeout=context.config.ops_command_wait_s
+                handle.result(), timeout=context.config.ops.ops_command_wait_s
             )
         except TimeoutError:
             note.result = {"workflow_id": workflow_id, "outcome": "pending"}

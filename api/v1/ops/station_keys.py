@@ -91,7 +91,7 @@ async def rotate_key(
         reason=body.reason,
         station_id=station_id,
         password_hash=ChargerKeys(pepper).hash(plain),
-        key_grace_s=context.config.key_rotation_grace_s,
+        key_grace_s=context.config.ops.ocpp_key_rotation_grace_s,
     )
     run = await run_change(request, context, operator, key, change)
     if isinstance(run, JSONResponse):
