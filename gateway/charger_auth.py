@@ -21,7 +21,8 @@ from datetime import UTC, datetime
 import structlog
 
 from gateway.auth import ChargerKeys, KeyCheck, verify_legacy
-from gateway.store import GatewayStore, StationAuth
+from gateway.station_store import StationAuth
+from gateway.store import GatewayStore
 from gateway.throttle import FailureThrottle
 
 log = structlog.get_logger("gateway")

@@ -1,14 +1,10 @@
-"""The gateway's database work: stations, connections, statuses, transactions, meter values.
-
-Only station/connection/transaction/meter tables are written here (never money). Status
-changes and online/offline transitions are published with NOTIFY on `station_status`
-in the same transaction that records them, so a listener never sees an event the table
-does not hold.
+"""The gateway's database work on transactions: RemoteStarts sent, transaction ids, starts
+and stops, their sessions, meter values. The stations' own records (keys, connections,
+statuses) are gateway/station_store.py's; `GatewayStore` offers both. Never money.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,10 +13,8 @@ from typing import Any
 from cachetools import LRUCache
 from sqlalchemy import (
     Integer,
-    String,
     and_,
     bindparam,
-    delete,
     func,
     insert,
     or_,
@@ -28,41 +22,21 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, TIMESTAMP, Insert
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from db.models import (
-    Base,
     ChargingSessionRecord,
-    Connector,
     MeterValue,
     OcppRemoteStart,
     OcppTransaction,
     OcppTransactionEvent,
-    Station,
-    StationConnection,
 )
-from domain.contracts.notify_channels import SESSION_PROGRESS, STATION_STATUS
+from domain.contracts.notify_channels import SESSION_PROGRESS
 from domain.contracts.session_signals import REFUSED_STOP_REASON
 from domain.sessions import FINAL_STATES, LIVE_STATES
-from gateway.framing import utc_text
-
-_AUTH_COLUMNS = (
-    Station.password_hash,
-    Station.registration_status,
-    Station.previous_password_hash,
-    Station.previous_key_expires_at,
-)
-
-
-@dataclass(frozen=True, slots=True)
-class StationAuth:
-    password_hash: str | None
-    registration_status: str  # accepted | pending | rejected
-    # The key before the last rotation and until when it still logs in.
-    previous_hash: str | None = None
-    previous_until: datetime | None = None
+from gateway.station_store import StationStore, upsert
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,18 +82,6 @@ _TX_COLUMNS = (
     OcppTransaction.stop_reason,
 )
 
-_TOUCH = text(
-    """
-    UPDATE stations AS s SET last_seen_at = v.seen
-    FROM unnest(:ids, :seen) AS v(id, seen)
-    WHERE s.id = v.id AND (s.last_seen_at IS NULL OR s.last_seen_at < v.seen)
-    """
-).bindparams(
-    bindparam("ids", type_=ARRAY(String)),
-    bindparam("seen", type_=ARRAY(TIMESTAMP(timezone=True))),
-)
-
-
 # Each session a batch of samples moved, once (PostgreSQL folds repeats within a transaction):
 # the api's live session streams re-read it (api/session_feed.py).
 _SESSION_PROGRESS = text(
@@ -128,211 +90,20 @@ _SESSION_PROGRESS = text(
 ).bindparams(bindparam("ids", type_=ARRAY(Integer)))
 
 
-def _notice(event: str, station_id: str, at: datetime, **fields: Any) -> str:
-    return json.dumps({"event": event, "station_id": station_id, "at": utc_text(at), **fields})
-
-
-async def _notify(connection: AsyncConnection, payload: str) -> None:
-    await connection.execute(select(func.pg_notify(STATION_STATUS, payload)))
-
-
-class GatewayStore:
-    """Repository for the gateway; each method is one short transaction.
-
-    Every statement here is Core, so it runs on a pooled connection of the session
-    factory's engine rather than through an ORM session: during reconnect storms the
-    session machinery (identity map, autoflush, unit of work, none of it used here) was
-    ~59 % of the gateway's CPU, and 7-9 % of the MeterValues loop.
-    """
+class GatewayStore(StationStore):
+    """Repository for the gateway: the stations' records (StationStore) and the transactions'
+    (here); each method is one short transaction."""
 
     def __init__(self, db_sessions: async_sessionmaker[AsyncSession]) -> None:
-        engine = db_sessions.kw.get("bind")
-        if not isinstance(engine, AsyncEngine):
-            raise TypeError("the session factory must be bound to an AsyncEngine")
-        self._engine = engine
+        super().__init__(db_sessions)
         # The RemoteStarts this gateway sent lately, so a StartTransaction that answers one
         # while the database is down still knows its energy limit.
         self._sent_starts: LRUCache[str, RemoteStartNote] = LRUCache(_SENT_STARTS_KEPT)
 
-    @property
-    def engine(self) -> AsyncEngine:
-        """For the few read-only queries kept in their own modules (gateway/cards.py)."""
-        return self._engine
-
-    async def station_auth(self, station_id: str) -> StationAuth | None:
-        async with self._engine.connect() as connection:
-            row = (
-                await connection.execute(select(*_AUTH_COLUMNS).where(Station.id == station_id))
-            ).first()
-        return None if row is None else StationAuth(*row)
-
-    async def stations_auth(self, station_ids: Sequence[str]) -> dict[str, StationAuth]:
-        """station_auth for many ids in one query; unknown ids are absent from the result."""
-        async with self._engine.connect() as connection:
-            rows = await connection.execute(
-                select(Station.id, *_AUTH_COLUMNS).where(Station.id.in_(station_ids))
-            )
-        return {row[0]: StationAuth(*row[1:]) for row in rows}
-
-    async def replace_password_hash(self, station_id: str, old: str, new: str) -> bool:
-        """Store `new` only if the row still holds `old` (an operator may have re-keyed the
-        station meanwhile); True when it was replaced."""
-        async with self._engine.begin() as connection:
-            result = await connection.execute(
-                update(Station)
-                .where(Station.id == station_id, Station.password_hash == old)
-                .values(password_hash=new)
-            )
-        return bool(result.rowcount)
-
-    async def connect(
-        self, station_id: str, queue: str, connected_at: datetime, remote_address: str | None
-    ) -> None:
-        """Name this gateway as the station's holder (replacing any other) and say so."""
-        statement = _upsert(
-            StationConnection,
-            {
-                "station_id": station_id,
-                "gateway_queue": queue,
-                "connected_at": connected_at,
-                "remote_address": remote_address,
-            },
-            key=("station_id",),
-        )
-        async with self._engine.begin() as connection:
-            await connection.execute(statement)
-            await connection.execute(
-                update(Station).where(Station.id == station_id).values(last_seen_at=connected_at)
-            )
-            await _notify(connection, _notice("station_online", station_id, connected_at))
-
-    async def disconnect(
-        self,
-        station_id: str,
-        queue: str,
-        connected_at: datetime,
-        last_seen: datetime,
-        at: datetime,
-    ) -> bool:
-        """Forget this connection unless a newer one (here or elsewhere) already replaced it.
-        `at` is when the socket closed (the offline event's time); `last_seen` its last traffic."""
-        async with self._engine.begin() as connection:
-            gone = (
-                await connection.execute(
-                    delete(StationConnection)
-                    .where(
-                        StationConnection.station_id == station_id,
-                        StationConnection.gateway_queue == queue,
-                        StationConnection.connected_at == connected_at,
-                    )
-                    .returning(StationConnection.station_id)
-                )
-            ).first()
-            await connection.execute(_TOUCH, {"ids": [station_id], "seen": [last_seen]})
-            if gone is not None:
-                await _notify(
-                    connection,
-                    _notice("station_offline", station_id, at, last_seen_at=utc_text(last_seen)),
-                )
-        return gone is not None
-
-    async def clear_queue(self, queue: str, at: datetime) -> list[str]:
-        """Drop every connection row naming `queue` (start-up after a crash, shutdown)."""
-        async with self._engine.begin() as connection:
-            rows = await connection.execute(
-                delete(StationConnection)
-                .where(StationConnection.gateway_queue == queue)
-                .returning(StationConnection.station_id)
-            )
-            station_ids = [row[0] for row in rows]
-            for station_id in station_ids:
-                await _notify(connection, _notice("station_offline", station_id, at))
-        return station_ids
-
-    async def sweep_stale(self, silent_since: datetime, own_queue: str, at: datetime) -> list[str]:
-        """Drop connections held by other (possibly dead) gateways whose stations went silent.
-        The offline event says when it was declared (`at`) and the station's last traffic."""
-        async with self._engine.begin() as connection:
-            rows = await connection.execute(
-                delete(StationConnection)
-                .where(
-                    StationConnection.gateway_queue != own_queue,
-                    StationConnection.station_id == Station.id,
-                    (Station.last_seen_at.is_(None)) | (Station.last_seen_at < silent_since),
-                )
-                .returning(StationConnection.station_id, Station.last_seen_at)
-            )
-            station_ids = []
-            for station_id, last_seen in rows:
-                station_ids.append(station_id)
-                seen = {"last_seen_at": utc_text(last_seen)} if last_seen is not None else {}
-                await _notify(connection, _notice("station_offline", station_id, at, **seen))
-        return station_ids
-
-    async def touch(self, seen: Mapping[str, datetime]) -> None:
-        """Record traffic times for many stations in one statement (batched heartbeats)."""
-        if not seen:
-            return
-        async with self._engine.begin() as connection:
-            await connection.execute(_TOUCH, {"ids": list(seen), "seen": list(seen.values())})
-
-    async def record_boot(
-        self,
-        station_id: str,
-        *,
-        vendor: str,
-        model: str,
-        serial_number: str | None,
-        firmware_version: str | None,
-        at: datetime,
-    ) -> None:
-        async with self._engine.begin() as connection:
-            await connection.execute(
-                update(Station)
-                .where(Station.id == station_id)
-                .values(
-                    vendor=vendor,
-                    model=model,
-                    serial_number=serial_number,
-                    firmware_version=firmware_version,
-                    last_seen_at=at,
-                )
-            )
-
-    async def record_status(
-        self, station_id: str, connector_id: int, status: str, error_code: str, at: datetime
-    ) -> None:
-        """Persist a connector status (connector 0, the whole station, is only published)."""
-        async with self._engine.begin() as connection:
-            if connector_id >= 1:
-                statement = _upsert(
-                    Connector,
-                    {
-                        "station_id": station_id,
-                        "connector_id": connector_id,
-                        "status": status,
-                        "error_code": error_code,
-                        "status_at": at,
-                    },
-                    key=("station_id", "connector_id"),
-                )
-                await connection.execute(statement)
-            await _notify(
-                connection,
-                _notice(
-                    "connector_status",
-                    station_id,
-                    at,
-                    connector_id=connector_id,
-                    status=status,
-                    error_code=error_code,
-                ),
-            )
-
     async def save_remote_start(
         self, station_id: str, connector_id: int, id_tag: str, energy_limit_wh: int, at: datetime
     ) -> None:
-        statement = _upsert(
+        statement = upsert(
             OcppRemoteStart,
             {
                 "id_tag": id_tag,
@@ -643,12 +414,3 @@ async def add_meter_values(connection: AsyncConnection, rows: Sequence[Mapping[s
         await connection.execute(
             _SESSION_PROGRESS, {"channel": SESSION_PROGRESS, "ids": transaction_ids}
         )
-
-
-def _upsert(model: type[Base], values: dict[str, Any], *, key: tuple[str, ...]) -> Insert:
-    """INSERT .. ON CONFLICT (key) DO UPDATE every other given column: the newest wins."""
-    statement = pg_insert(model).values(**values)
-    return statement.on_conflict_do_update(
-        index_elements=list(key),
-        set_={column: statement.excluded[column] for column in values if column not in key},
-    )

@@ -28,7 +28,8 @@ from db.models import Station
 from db.stations_admin import create_station
 from gateway.auth import SCHEME, KeyCheck, verify_legacy
 from gateway.charger_auth import Authenticator, AuthLimits
-from gateway.store import GatewayStore, StationAuth
+from gateway.station_store import StationAuth
+from gateway.store import GatewayStore
 from runtime.key_pepper import data_dir_pepper, key_pepper
 from runtime.settings import ConfigError, load_settings
 from tests.gateway import conftest as gateway_fixtures
