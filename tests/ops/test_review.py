@@ -23,6 +23,7 @@ from db.models import (
     ReviewResolution,
     TopUp,
 )
+from domain.contracts.search_attributes import CLIENT_ID, STATION_ID
 from tests.ledger.invariants import assert_ledger_invariants
 from tests.ops.conftest import audit_rows
 from tests.ops.review_items import CAPTURED, session_in_review, topup_in_review
@@ -62,7 +63,7 @@ async def test_the_queue_and_a_refund_that_moves_money_once(
         items = {item["kind"]: item for item in listed.json()["items"]}
         assert items["session"]["item_id"] == session_id
         assert items["session"]["why"] == "implausible_step"
-        assert items["session"]["captured_tyiyn"] == CAPTURED
+        assert (items["session"]["captured_tyiyn"], items["session"]["held_tyiyn"]) == (CAPTURED, 0)
         assert items["topup"]["item_id"] == topup_id
         assert items["topup"]["why"] == "amount mismatch"
         assert (items["topup"]["amount_tyiyn"], items["topup"]["confirmed_tyiyn"]) == (
@@ -109,7 +110,9 @@ async def test_the_queue_and_a_refund_that_moves_money_once(
         description = await stack.temporal.get_workflow_handle(
             f"review:session:{session_id}"
         ).describe()
-        assert description.typed_search_attributes is not None
+        # Beside the session in the Temporal UI: the same client and station.
+        found = description.typed_search_attributes
+        assert (found.get(CLIENT_ID), found.get(STATION_ID)) == (driver, station_id)
 
     refunds = await _entries(db_sessions, "review:")
     assert [(e.operation, e.amount_tyiyn, e.client_id) for e in refunds] == [
@@ -124,7 +127,10 @@ async def test_the_queue_and_a_refund_that_moves_money_once(
     assert resolution is not None and resolution.reason == "meter glitch, refund"
     await assert_ledger_invariants(engine)
     path = f"{QUEUE}/session/{session_id}"
-    rows = [row for row in await audit_rows(db_sessions) if row.path == path]
+    audited = await audit_rows(db_sessions)
+    lists = [row for row in audited if row.action == "review.list"]
+    assert [row.result for row in lists] == [{"items": 2}, {"items": 1}]
+    rows = [row for row in audited if row.path == path]
     assert [(row.role, row.status_code) for row in rows] == [
         ("operator", 403),
         ("client", 403),

@@ -94,7 +94,9 @@ class ResolutionPending(BaseModel):
     state: str  # running
 
 
-def _session_item(config: ApiConfig, record: ChargingSessionRecord, captured: int) -> ReviewItem:
+def _session_item(
+    config: ApiConfig, record: ChargingSessionRecord, captured: int, held: int
+) -> ReviewItem:
     workflow_id = charging_workflow_id(record.id)
     return ReviewItem(
         kind=ReviewKind.SESSION,
@@ -107,6 +109,7 @@ def _session_item(config: ApiConfig, record: ChargingSessionRecord, captured: in
         reserved_tyiyn=record.reserved_tyiyn,
         cost_tyiyn=record.cost_tyiyn,
         captured_tyiyn=captured,
+        held_tyiyn=held,
         decisions=sorted(ALLOWED[ReviewKind.SESSION]),
         workflow_id=workflow_id,
         temporal_ui_url=temporal_ui_link(config, workflow_id),
@@ -151,8 +154,7 @@ async def review_queue(
     items: list[ReviewItem] = []
     if kind in {None, ReviewKind.SESSION}:
         items += [
-            _session_item(context.config, record, captured)
-            for record, captured in await sessions_in_review(db, limit)
+            _session_item(context.config, *found) for found in await sessions_in_review(db, limit)
         ]
     if kind in {None, ReviewKind.TOPUP}:
         items += [

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from pydantic import BaseModel
-from sqlalchemy import func, select
+from sqlalchemy import ScalarSelect, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import (
@@ -35,6 +35,7 @@ class ReviewItem(BaseModel):
     reserved_tyiyn: int | None = None
     cost_tyiyn: int | None = None
     captured_tyiyn: int | None = None
+    held_tyiyn: int | None = None  # still reserved: no decision releases it (docs)
     # top-ups: what was asked for, and what the provider confirmed and nobody credited
     amount_tyiyn: int | None = None
     confirmed_tyiyn: int | None = None
@@ -46,22 +47,31 @@ class ReviewItem(BaseModel):
     review_workflow_id: str
 
 
-async def sessions_in_review(
-    db: AsyncSession, limit: int
-) -> list[tuple[ChargingSessionRecord, int]]:
-    """Sessions in review, oldest first, each with what its settlement captured."""
-    captured = (
+def _entry_amount(operation: str) -> ScalarSelect[int]:
+    """The amount of the session's settlement entry `{operation}:{session_id}` (NULL: none)."""
+    return (
         select(LedgerEntry.amount_tyiyn)
-        .where(LedgerEntry.op_key == func.concat("capture:", ChargingSessionRecord.id))
+        .where(LedgerEntry.op_key == func.concat(f"{operation}:", ChargingSessionRecord.id))
         .scalar_subquery()
     )
+
+
+async def sessions_in_review(
+    db: AsyncSession, limit: int
+) -> list[tuple[ChargingSessionRecord, int, int]]:
+    """Sessions in review, oldest first, each with what its settlement captured and what its
+    reservation still holds (reserved, neither captured nor released: a failed settlement)."""
+    reserved, captured, released = (
+        func.coalesce(_entry_amount(operation), 0)
+        for operation in ("reserve", "capture", "release")
+    )
     rows = await db.execute(
-        select(ChargingSessionRecord, func.coalesce(captured, 0))
+        select(ChargingSessionRecord, captured, reserved - captured - released)
         .where(ChargingSessionRecord.state == IN_REVIEW)
         .order_by(ChargingSessionRecord.updated_at, ChargingSessionRecord.id)
         .limit(limit)
     )
-    return [(record, int(amount)) for record, amount in rows.all()]
+    return [(record, int(taken), int(held)) for record, taken, held in rows.all()]
 
 
 async def topups_in_review(db: AsyncSession, limit: int) -> list[tuple[TopUp, str, int, list[str]]]:
