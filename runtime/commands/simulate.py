@@ -13,7 +13,7 @@ from typing import Any
 
 from runtime.settings import get_settings
 from simulator.config import StationConfig
-from simulator.fleet import fleet_configs, run_fleet, station_ids
+from simulator.fleet import CardScript, fleet_configs, run_fleet, station_ids
 
 # Exit code of a second Ctrl-C, which does not wait for the sockets to close.
 INTERRUPTED = 130
@@ -42,6 +42,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--soc", type=int, help="report SoC, starting at this percent")
     parser.add_argument(
         "--no-compression", action="store_true", help="do not offer permessage-deflate"
+    )
+    parser.add_argument(
+        "--card",
+        metavar="TAG",
+        help="present this RFID card at connector 1 of the first station once it has booted",
+    )
+    parser.add_argument(
+        "--card-seconds",
+        type=float,
+        help="present the card again this many seconds after the start was accepted (stops it)",
+    )
+    parser.add_argument(
+        "--card-no-authorize",
+        action="store_true",
+        help="start at once with the card (no Authorize first)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every OCPP frame")
     parser.set_defaults(handler=run)
@@ -76,7 +91,12 @@ def run(args: argparse.Namespace) -> Coroutine[Any, Any, int] | int:
         # Started in the background by a shell: Ctrl-C (kill -INT) still means stop.
         signal.signal(signal.SIGINT, signal.default_int_handler)
     log.info("simulating %d station(s) against %s (Ctrl-C stops)", len(ids), url)
-    return _run(fleet_configs(template, ids))
+    card = None
+    if args.card:
+        card = CardScript(
+            args.card, authorize=not args.card_no_authorize, stop_after_s=args.card_seconds
+        )
+    return _run(fleet_configs(template, ids), card)
 
 
 def _local_gateway_url() -> str:
@@ -85,12 +105,12 @@ def _local_gateway_url() -> str:
     return f"ws://{settings.host}:{settings.port}/ws"
 
 
-async def _run(configs: list[StationConfig]) -> int:
+async def _run(configs: list[StationConfig], card: CardScript | None = None) -> int:
     """Run until the first Ctrl-C (or SIGTERM), then close every socket; a second Ctrl-C
     exits at once. Our own handlers, in every state (connected, reconnecting, closing), and
     even where the shell started us with SIGINT ignored (a background job)."""
     loop = asyncio.get_running_loop()
-    fleet = asyncio.create_task(run_fleet(configs), name="fleet")
+    fleet = asyncio.create_task(run_fleet(configs, card=card), name="fleet")
 
     def on_signal(sig: signal.Signals) -> None:
         if fleet.cancelling():

@@ -3,6 +3,11 @@ presented again stops the transaction; a refused card starts nothing."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
+from simulator import StationConfig
+from simulator.fleet import CardScript, run_fleet
 from tests.simulator.conftest import StationFactory
 from tests.simulator.csms import MiniCsms
 
@@ -50,3 +55,29 @@ async def test_refused_card_starts_nothing_and_a_local_start_skips_authorize(
     assert tx is not None
     await csms.wait_for("StartTransaction")
     assert [m.payload["id_tag"] for m in csms.of("Authorize")] == ["UNKNOWN01", "BLOCKED01"]
+
+
+async def test_the_fleet_runs_a_card_driver_who_starts_and_stops_at_the_first_station(
+    csms: MiniCsms,
+) -> None:
+    """`evpower simulate --card TAG --card-seconds S` as a library call."""
+    csms.tags["04CAFE"] = "Accepted"
+    config = StationConfig(
+        station_id="EVP-001",
+        url=csms.url,
+        password="secret-1",
+        meter_interval_s=0.05,
+        energy_per_sample_wh=10,
+    )
+    fleet = asyncio.create_task(
+        run_fleet([config], card=CardScript("04CAFE", stop_after_s=0.2), report_every_s=60)
+    )
+    try:
+        stops = await csms.wait_for("StopTransaction")
+    finally:
+        fleet.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await fleet
+    assert [m.payload["id_tag"] for m in csms.of("Authorize")] == ["04CAFE"]
+    assert csms.of("StartTransaction")[0].payload["id_tag"] == "04CAFE"
+    assert (stops[0].payload["reason"], stops[0].payload["id_tag"]) == ("Local", "04CAFE")
