@@ -46,7 +46,7 @@ from tests.topology.topology import JWT_SECRET, Role, Topology
 
 KB = 1024
 PREFIXES = ("GA-", "GB-")  # gateway1's chargers, gateway2's
-HOLD_TIMEOUT_S = 1800.0
+HOLD_TIMEOUT_S = 3600.0  # per load client, connecting and holding its share
 TARGET_RSS_RATIO = 1.5
 
 
@@ -68,6 +68,8 @@ class Share:
     setup_s: float = 0.0
     baseline_rss: int = 0
     rss: int = 0
+    error: str | None = None  # the load client did not finish
+    booted: int = 0  # with an error: the BootNotifications the gateway had answered
 
     @property
     def kb_per_charger(self) -> float:
@@ -133,7 +135,7 @@ def _measure(share: Share, pid: int, then: Callable[[], None] = lambda: None) ->
     return on_event
 
 
-def bare_baseline(root: Path, chargers: int) -> Share:
+def bare_baseline(root: Path, chargers: int, timeout_s: float) -> Share:
     """The same share of chargers on a bare websockets echo server."""
     port = free_port()
     server = ServerProcess(
@@ -144,7 +146,7 @@ def bare_baseline(root: Path, chargers: int) -> Share:
     try:
         spec = _idle_spec(port, PREFIXES[0], chargers, answer_calls=False)
         LoadClient(spec, root / "bare-client.log").run(
-            _measure(share, server.pid), timeout_s=HOLD_TIMEOUT_S
+            _measure(share, server.pid), timeout_s=timeout_s
         )
     finally:
         server.stop()
@@ -212,7 +214,9 @@ def probe(topology: Topology, share_size: int, probes: int) -> Probes:
     return result
 
 
-def hold_on_two_gateways(topology: Topology, share_size: int, probes: int) -> dict[str, Any]:
+def hold_on_two_gateways(
+    topology: Topology, share_size: int, probes: int, timeout_s: float
+) -> dict[str, Any]:
     """Both load clients connect at once; at `ready` each measures its gateway, then both wait
     until the probes have run (the chargers stay connected meanwhile)."""
     shares = [Share(f"gateway{i}", share_size) for i in (1, 2)]
@@ -228,13 +232,23 @@ def hold_on_two_gateways(topology: Topology, share_size: int, probes: int) -> di
         client = LoadClient(spec, topology.logs / f"client{index + 1}.log")
 
         def then() -> None:
+            # One of the two runs the probes while the other waits; a share that never gets
+            # here (its client timed out) breaks the barrier and the probes are skipped.
             try:
-                if both_held.wait() == 0:  # one of the two runs the probes; the other waits
+                if both_held.wait(timeout_s) == 0:
                     run_probes()
-            finally:
-                both_held.wait()
+                both_held.wait(timeout_s)
+            except threading.BrokenBarrierError:
+                both_held.abort()
 
-        client.run(_measure(shares[index], gateway.process.pid, then), timeout_s=HOLD_TIMEOUT_S)
+        try:
+            client.run(_measure(shares[index], gateway.process.pid, then), timeout_s=timeout_s)
+        except RuntimeError as exc:  # not all held in time: report how far it got
+            shares[index].error = str(exc)
+            both_held.abort()  # the other share stops waiting for this one
+            shares[index].booted = sum(
+                1 for event in gateway.log_events() if event.get("event") == "boot notification"
+            )
 
     threads = [threading.Thread(target=hold, args=(i,)) for i in (0, 1)]
     for thread in threads:
@@ -248,13 +262,20 @@ def report(
     chargers: int, bare: Share, shares: list[Share], probes: Probes, load: float
 ) -> list[str]:
     held = sum(share.held for share in shares)
-    worst = max(share.kb_per_charger for share in shares)
+    complete = [share.kb_per_charger for share in shares if share.error is None]
+    worst = max(complete, default=float("nan"))
     ratio = worst / bare.kb_per_charger if bare.kb_per_charger else float("nan")
     lines = [
         f"two gateways, {chargers:,} idle keyed chargers (load average {load:.1f}):",
         f"  held {held:,}/{chargers:,} (target all)",
     ]
     for share in [*shares, bare]:
+        if share.error is not None:
+            lines.append(
+                f"  {share.name}: NOT ALL HELD: {share.booted:,}/{share.chargers:,} booted "
+                f"when the load client stopped ({share.error})"
+            )
+            continue
         lines.append(
             f"  {share.name}: held {share.held:,}/{share.chargers:,} (failed {share.failed}), "
             f"connected in {share.setup_s:.1f} s, RSS {share.baseline_rss / KB / KB:.0f} → "
@@ -276,6 +297,9 @@ def main() -> int:
     parser.add_argument("--probes", type=int, default=50, help="commands per gateway")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--keep", action="store_true", help="keep the run's logs and data")
+    parser.add_argument(
+        "--timeout", type=float, default=HOLD_TIMEOUT_S, help="seconds for each share to connect"
+    )
     args = parser.parse_args()
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -291,10 +315,10 @@ def main() -> int:
         topology.migrate()
         asyncio.run(_seed(topology.postgres.url, share_size))
         print(f"bare echo server: {share_size:,} idle chargers")
-        bare = bare_baseline(topology.logs, share_size)
+        bare = bare_baseline(topology.logs, share_size, args.timeout)
         topology.start_roles(gateways=2, apis=1, workers=1)
         print(f"two gateways: {share_size:,} idle chargers each, then {args.probes} commands each")
-        held = hold_on_two_gateways(topology, share_size, args.probes)
+        held = hold_on_two_gateways(topology, share_size, args.probes, args.timeout)
     finally:
         topology.stop()
     lines = report(2 * share_size, bare, held["shares"], held["probes"], os.getloadavg()[0])
