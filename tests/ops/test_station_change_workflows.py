@@ -276,7 +276,9 @@ async def test_temporal_down_is_503_and_changes_nothing(
         session.add(Station(id="GONE-1", name="before", price_tyiyn_per_kwh=1_000))
     gone = await WorkflowEnvironment.start_local(dev_server_existing_path=temporal_binary())
     await gone.shutdown()
-    config = ApiConfig(supabase_url=jwks_server.url, jwt_secret=JWT_SECRET, key_pepper=PEPPER)
+    config = ApiConfig.of(
+        supabase_url=jwks_server.url, supabase_jwt_secret=JWT_SECRET, key_pepper=PEPPER
+    )
     app = create_app(ApiContext(db_sessions=db_sessions, temporal=gone.client, config=config))
     headers = {"Authorization": f"Bearer {operator_token(tokens, sub=OPERATOR)}"}
     async with httpx.AsyncClient(

@@ -15,13 +15,17 @@ from workflows.station_change import StationChangeWorkflow
 FIXTURES = sorted(Path(__file__).parent.glob("station_change_*.json"))
 
 
+def _read(path: Path) -> str:
+    return path.read_text()
+
+
 def test_there_are_histories_to_replay() -> None:
     assert len(FIXTURES) >= 3
 
 
 @pytest.mark.parametrize("fixture", FIXTURES, ids=[path.stem for path in FIXTURES])
 async def test_recorded_history_replays_deterministically(fixture: Path) -> None:
-    history = WorkflowHistory.from_json(fixture.stem, fixture.read_text())
+    history = WorkflowHistory.from_json(fixture.stem, _read(fixture))
     replayer = Replayer(workflows=[StationChangeWorkflow])
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None
