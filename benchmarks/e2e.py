@@ -258,8 +258,11 @@ def phase_figures(
     settled = len(tally.settled_at)
     return {
         "settled_in_window": tally.settled_between(start, end),
-        "settled_per_s": tally.settled_between(start, end) / (end - start),
+        # Over the whole phase, the drain of the last sessions included: on a slow system no
+        # session may settle within the first `--duration` seconds at all.
+        "settled_per_s": settled / wall,
         "settled": settled,
+        "load_average_after": os.getloadavg()[0],
         "start_latency": latency_summary(tally.start_latency_s),
         "answers": dict(tally.answers),
         "cpu_s": cpu,
@@ -298,9 +301,11 @@ def report(out: dict[str, Any]) -> str:
         f"{out['load_average_end']:.1f} at the end",
         f"closed loop, {args['in_flight']} in flight, {args['duration']:.0f} s, hold "
         f"{args['samples']} MeterValues x {args['meter_interval']} s:",
-        f"  sessions: {real['settled_per_s']:.2f} settled/s ({real['settled']} settled; "
+        f"  sessions: {real['settled_per_s']:.2f} settled/s ({real['settled']} settled in "
+        f"{real['wall_s']:.0f} s, load average after {real['load_average_after']:.1f}; "
         f"start {latency(real)}); {real['answers']}",
-        f"  skeleton: {skel['settled_per_s']:.2f} settled/s ({skel['settled']} settled)",
+        f"  skeleton: {skel['settled_per_s']:.2f} settled/s ({skel['settled']} settled in "
+        f"{skel['wall_s']:.0f} s, load average after {skel['load_average_after']:.1f})",
         f"  ratio sessions / skeleton: {ratio:.2f}x (target >= 0.7x)",
         f"  CPU ms per settled session: sessions: {cpu(real)}",
         f"  CPU ms per settled session: skeleton: {cpu(skel)}",
