@@ -70,6 +70,12 @@ class E2ETopology(Topology):
         return env
 
 
+def checkpoint(args: argparse.Namespace, out: dict[str, Any]) -> None:
+    """What was measured so far, in --json: a later phase that fails loses only itself."""
+    if args.json is not None:
+        args.json.write_text(json.dumps(out, indent=2, default=str))
+
+
 def progress(text: str) -> None:
     """A line on stderr now and then: a long phase prints nothing else until the report."""
     print(f"{time.strftime('%H:%M:%S')} {text}", file=sys.stderr, flush=True)
@@ -192,6 +198,7 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
         )
         out["sessions"] = phase_figures(tally, start, end, cpu, wall)
         progress(f"sessions: {out['sessions']['settled_per_s']:.2f} settled/s")
+        checkpoint(args, out)
 
         skeleton = SkeletonDriver(temporal, SKELETON_QUEUE, args.samples * args.meter_interval)
         skel = Tally()
@@ -200,6 +207,7 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
         )
         out["skeleton"] = phase_figures(skel, start, end, cpu, wall)
         progress(f"skeleton: {out['skeleton']['settled_per_s']:.2f} settled/s")
+        checkpoint(args, out)
         out["histories"] = await histories(temporal, tally, skel)
 
         for station in chargers:  # the closed loop's chargers leave the open loop the machine

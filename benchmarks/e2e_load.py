@@ -16,8 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from temporalio.client import Client, WithStartWorkflowOperation
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.service import RPCError
 
 from api.dev_tokens import issue_dev_token
 from benchmarks.e2e_skeleton import WORKFLOW_NAME as SKELETON
@@ -30,6 +35,7 @@ RETRY_S = 1.0
 # A driver whose car has not started charging this long after the app said yes stops the
 # session (the workflow's own StartTransaction wait is 10 minutes).
 START_PATIENCE_S = 60.0
+SKELETON_ATTEMPTS = 30
 
 
 @dataclass
@@ -182,27 +188,50 @@ class SkeletonDriver:
     async def session(self, tally: Tally) -> None:
         workflow_id = f"skeleton-{uuid.uuid4().hex}"
         began = time.monotonic()
-        operation: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
-            SKELETON,
-            workflow_id,
-            id=workflow_id,
-            task_queue=self.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        )
-        await self.temporal.execute_update_with_start_workflow(
-            "start", workflow_id, start_workflow_operation=operation
-        )
-        tally.start_latency_s.append(time.monotonic() - began)
-        tally.session_ids.append(workflow_id)
-        handle = await operation.workflow_handle()
-        await handle.execute_update("transaction_started", 1)
-        await handle.signal("meter_sample", 500)  # the first sample is signalled, as in a session
-        await asyncio.sleep(self.hold_s)
-        await handle.execute_update("stop", workflow_id)
-        await handle.signal("transaction_stopped", 1_000)
-        await handle.result()
+
+        async def start() -> Any:
+            # An operation is used once: each attempt gets its own (USE_EXISTING makes a
+            # repeated start the same workflow, as the api's start is).
+            operation: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
+                SKELETON,
+                workflow_id,
+                id=workflow_id,
+                task_queue=self.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            )
+            return await self.temporal.execute_update_with_start_workflow(
+                "start", workflow_id, start_workflow_operation=operation
+            )
+
+        handle = self.temporal.get_workflow_handle(workflow_id)
+        try:
+            await _again(start, tally, "start")
+            tally.start_latency_s.append(time.monotonic() - began)
+            tally.session_ids.append(workflow_id)
+            await _again(lambda: handle.execute_update("transaction_started", 1), tally, "tx")
+            # The first sample is signalled, as in a session.
+            await _again(lambda: handle.signal("meter_sample", 500), tally, "sample")
+            await asyncio.sleep(self.hold_s)
+            await _again(lambda: handle.execute_update("stop", workflow_id), tally, "stop")
+            await _again(lambda: handle.signal("transaction_stopped", 1_000), tally, "stopped")
+            await handle.result()
+        except Exception as exc:  # counted, not settled: the run goes on
+            tally.answers[f"failed {type(exc).__name__}"] += 1
+            return
         tally.answers["settled"] += 1
         tally.settled_at.append(time.monotonic())
+
+
+async def _again(call: Callable[[], Awaitable[Any]], tally: Tally, what: str) -> Any:
+    """A Temporal call, again after an overloaded server's timeout (as the api's callers
+    do after its 503); updates and signals of the skeleton are safe to repeat."""
+    for _ in range(SKELETON_ATTEMPTS - 1):
+        try:
+            return await call()
+        except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
+            tally.answers[f"{what} {type(exc).__name__}"] += 1
+            await asyncio.sleep(RETRY_S)
+    return await call()
 
 
 def _code(response: httpx.Response) -> str:
