@@ -52,7 +52,9 @@ async def start_transaction(
     """The answer to a StartTransaction whose tag is a card (the row is stored already)."""
     assert card.client_id is not None and card.card_tag is not None
     session_id = session_for(row)
-    if card.blocked or row.stop_reason == REFUSED_STOP_REASON:
+    # A row linked already was accepted: its retry goes to its session whatever happened to
+    # the card since (blocked mid-session, the session charges on: docs/charging.md).
+    if row.session_id is None and (card.blocked or row.stop_reason == REFUSED_STOP_REASON):
         # A blocked card starts nothing; a start refused once (its row closed) stays refused.
         status = AuthorizationStatus.blocked if card.blocked else AuthorizationStatus.invalid
         await _refuse(ctx, cache, row, session_id, status.value)

@@ -91,6 +91,11 @@ class Charging(ABC):
             return
         self._begin(connector, id_tag)
 
+    async def send(self, payload: Any) -> Any | None:
+        """Send any OCPP call on the current connection, e.g. a message the charger's own logic
+        would not send now (a test repeating a StartTransaction); None when offline."""
+        return await self._call(payload)
+
     async def authorize(self, id_tag: str) -> str:
         """Authorize an idTag as a card reader does: the central system's idTagInfo status
         (`Accepted`, `Blocked`, `Invalid`, ...), or `Offline` when no connection is up."""

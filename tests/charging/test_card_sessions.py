@@ -13,6 +13,7 @@ from datetime import datetime
 
 import httpx
 import pytest
+from ocpp.v16 import call
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import WorkflowHandle
@@ -273,7 +274,21 @@ async def test_a_card_blocked_mid_session_charges_on_until_stopped_and_starts_no
             assert await station.present_card(TAG, connector_id=2) is None
             other = await station.present_card(TAG, connector_id=2, authorize=False)
             assert other is not None and await answered(station, other) == "Blocked"
-            # The running session goes on (its money is reserved) until it is stopped.
+            # The running session goes on (its money is reserved) until it is stopped; a retry
+            # of its StartTransaction still joins it.
+            retried = await station.send(
+                call.StartTransaction(
+                    connector_id=1,
+                    id_tag=TAG,
+                    meter_start=tx.meter_start_wh,
+                    timestamp=tx.started_at,
+                )
+            )
+            assert retried is not None
+            assert (retried.transaction_id, retried.id_tag_info["status"]) == (
+                tx.transaction_id,
+                "Accepted",
+            )
             await station.wait_for_energy(tx, 2_000, TIMEOUT_S)
             view = await handle_of(stack, session_id).query(ChargingSessionWorkflow.state)
             assert view.state == "charging"
