@@ -36,8 +36,10 @@ from domain.review import (
     AmountRequired,
     Decision,
     NothingToRefund,
+    NothingToRelease,
     NotInReview,
     RefundExceedsCapture,
+    ReleaseExceedsHeld,
     ReviewItemNotFound,
     ReviewKind,
     check_decision,
@@ -105,6 +107,19 @@ async def captured_tyiyn(session: AsyncSession, session_id: str) -> int:
     return int(amount or 0)
 
 
+async def held_tyiyn(session: AsyncSession, session_id: str) -> int:
+    """What the session's reservation still holds: reserved, neither captured nor released."""
+    rows = await session.execute(
+        select(LedgerEntry.operation, LedgerEntry.amount_tyiyn).where(
+            LedgerEntry.op_key.in_(
+                [f"{operation}:{session_id}" for operation in ("reserve", "capture", "release")]
+            )
+        )
+    )
+    amounts = {operation: amount for operation, amount in rows.all()}
+    return amounts.get("reserve", 0) - amounts.get("capture", 0) - amounts.get("release", 0)
+
+
 async def confirmed_tyiyn(session: AsyncSession, topup: TopUp) -> int:
     """What the provider reported paid for the top-up and nobody credited yet."""
     total = await session.scalar(
@@ -139,6 +154,23 @@ async def _refund(session: AsyncSession, request: ReviewRequest, client_id: str)
         Operation.REFUND.value,
         amount,
         op_key=review_op_key(ReviewKind.SESSION, request.item_id, Decision.REFUND),
+    )
+
+
+async def _release(session: AsyncSession, request: ReviewRequest, client_id: str) -> ReviewPlan:
+    """A session whose settlement failed still holds (part of) its reservation: free it."""
+    held = await held_tyiyn(session, request.item_id)
+    if held <= 0:
+        raise NothingToRelease(f"session {request.item_id} holds nothing")
+    amount = request.amount_tyiyn if request.amount_tyiyn is not None else held
+    if amount > held:
+        raise ReleaseExceedsHeld(f"a release of {amount} tyiyn exceeds the {held} tyiyn held")
+    return ReviewPlan(
+        "move",
+        client_id,
+        Operation.RELEASE.value,
+        amount,
+        op_key=review_op_key(ReviewKind.SESSION, request.item_id, Decision.RELEASE),
     )
 
 
@@ -182,6 +214,8 @@ class ReviewActivities:
             _in_review(kind, request.item_id, record.state)
             if decision is Decision.CLOSE:
                 return ReviewPlan("close", client_id=record.client_id)
+            if decision is Decision.RELEASE:
+                return await _release(session, request, record.client_id)
             return await _refund(session, request, record.client_id)
         topup = await session.get(TopUp, request.item_id)
         if topup is None:

@@ -16,11 +16,12 @@ class ReviewKind(StrEnum):
 class Decision(StrEnum):
     CREDIT = "credit"  # a top-up: credit the client (default: what the provider confirmed)
     REFUND = "refund"  # a session: give back its capture, in full or in part
+    RELEASE = "release"  # a session whose settlement failed: free what it still holds
     CLOSE = "close"  # either: resolved, no money moves
 
 
 ALLOWED: dict[ReviewKind, frozenset[Decision]] = {
-    ReviewKind.SESSION: frozenset({Decision.REFUND, Decision.CLOSE}),
+    ReviewKind.SESSION: frozenset({Decision.REFUND, Decision.RELEASE, Decision.CLOSE}),
     ReviewKind.TOPUP: frozenset({Decision.CREDIT, Decision.CLOSE}),
 }
 
@@ -67,6 +68,20 @@ class NothingToRefund(Conflict):
     code = "nothing_to_refund"
 
 
+class NothingToRelease(Conflict):
+    code = "nothing_to_release"
+
+
+class ReleaseExceedsHeld(InvalidInput):
+    code = "release_exceeds_held"
+
+
+class LedgerRefused(Conflict):
+    """The ledger refused the movement (the client's accounts no longer allow it)."""
+
+    code = "ledger_refused"
+
+
 class NotInReview(Conflict):
     code = "not_in_review"
 
@@ -85,6 +100,9 @@ REFUSALS = {
         AmountNotAllowed,
         RefundExceedsCapture,
         NothingToRefund,
+        NothingToRelease,
+        ReleaseExceedsHeld,
+        LedgerRefused,
         NotInReview,
         AlreadyResolved,
     )

@@ -13,11 +13,14 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.ledger import LedgerMovement, LedgerResult
     from activities.review import PLAN_REVIEW, RECORD_REVIEW, ReviewPlan, ReviewRecord
     from domain.contracts.review import WORKFLOW_NAME, ReviewRequest, ReviewResult
+    from domain.errors import InsufficientFunds
+    from domain.review import LedgerRefused
 
 DB_TIMEOUT = timedelta(seconds=30)
 # The database may blink; a decision whose money moved must still be recorded, so retry long.
@@ -58,20 +61,26 @@ class ReviewWorkflow:
             )
         entry_id = None
         if plan.operation is not None and plan.op_key is not None:
-            moved: LedgerResult = await workflow.execute_activity(
-                plan.operation,
-                LedgerMovement(
-                    plan.op_key,
-                    plan.client_id,
-                    plan.amount_tyiyn,
-                    reference=request.item_id,
-                    provider=plan.provider,
-                ),
-                result_type=LedgerResult,
-                start_to_close_timeout=DB_TIMEOUT,
-                retry_policy=PERSISTENT,
-                summary=f"{plan.operation} {plan.amount_tyiyn} tyiyn",
-            )
+            try:
+                moved = await self._move(request, plan, plan.operation, plan.op_key)
+            except ActivityError as exc:
+                cause = exc.cause
+                if not (
+                    isinstance(cause, ApplicationError) and cause.type == InsufficientFunds.__name__
+                ):
+                    raise
+                # The client's accounts no longer allow it (a release of a reservation a
+                # manual change already took): nothing moved, nothing is recorded.
+                return ReviewResult(
+                    request.kind,
+                    request.item_id,
+                    request.decision,
+                    "refused",
+                    operator=request.operator,
+                    reason=request.reason,
+                    code=LedgerRefused.code,
+                    message=cause.message,
+                )
             entry_id = moved.entry_id
         result: ReviewResult = await workflow.execute_activity(
             RECORD_REVIEW,
@@ -89,3 +98,22 @@ class ReviewWorkflow:
             summary="record the resolution",
         )
         return result
+
+    async def _move(
+        self, request: ReviewRequest, plan: ReviewPlan, operation: str, op_key: str
+    ) -> LedgerResult:
+        moved: LedgerResult = await workflow.execute_activity(
+            operation,
+            LedgerMovement(
+                op_key,
+                plan.client_id,
+                plan.amount_tyiyn,
+                reference=request.item_id,
+                provider=plan.provider,
+            ),
+            result_type=LedgerResult,
+            start_to_close_timeout=DB_TIMEOUT,
+            retry_policy=PERSISTENT,
+            summary=f"{operation} {plan.amount_tyiyn} tyiyn",
+        )
+        return moved

@@ -98,8 +98,10 @@ def _register_money(actions: argparse._SubParsersAction[argparse.ArgumentParser]
     resolve = _add(review_actions, "resolve", "resolve one item (admins)", _review_resolve)
     resolve.add_argument("kind", choices=("session", "topup"))
     resolve.add_argument("item_id")
-    resolve.add_argument("decision", choices=("credit", "refund", "close"))
-    resolve.add_argument("--amount-tyiyn", type=int, help="default: confirmed / whole capture")
+    resolve.add_argument("decision", choices=("credit", "refund", "release", "close"))
+    resolve.add_argument(
+        "--amount-tyiyn", type=int, help="default: confirmed / whole capture / all held"
+    )
     resolve.add_argument("--reason", required=True)
 
     adjust = _add(actions, "adjust", "credit (+) or debit (-) a client's balance (admins)", _adjust)
@@ -274,7 +276,7 @@ def _review_list(client: OpsClient, args: argparse.Namespace) -> None:
         {
             **item,
             "money": (
-                f"captured {item['captured_tyiyn']}"
+                f"captured {item['captured_tyiyn']}, held {item['held_tyiyn']}"
                 if item["kind"] == "session"
                 else f"asked {item['amount_tyiyn']}, confirmed {item['confirmed_tyiyn']}"
             ),

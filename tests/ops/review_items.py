@@ -16,16 +16,20 @@ RESERVED, CAPTURED = 10_000, 3_000
 
 
 async def session_in_review(
-    db_sessions: async_sessionmaker[AsyncSession], station_id: str, client_id: str
+    db_sessions: async_sessionmaker[AsyncSession],
+    station_id: str,
+    client_id: str,
+    *,
+    settled: bool = True,
 ) -> str:
-    """A session whose meter readings were implausible: billed the certain part, in review."""
+    """A session whose meter readings were implausible: billed the certain part, in review.
+    Not `settled`: its settlement failed, the whole reservation is still held."""
     session_id = uuid.uuid4().hex[:12]
     ledger = await fund(db_sessions, 50_000, client_id)
-    for operation, amount in (
-        (Operation.RESERVE, RESERVED),
-        (Operation.CAPTURE, CAPTURED),
-        (Operation.RELEASE, RESERVED - CAPTURED),
-    ):
+    steps = [(Operation.RESERVE, RESERVED)]
+    if settled:
+        steps += [(Operation.CAPTURE, CAPTURED), (Operation.RELEASE, RESERVED - CAPTURED)]
+    for operation, amount in steps:
         await ledger.apply(
             operation, LedgerMovement(f"{operation}:{session_id}", client_id, amount, session_id)
         )
@@ -40,8 +44,8 @@ async def session_in_review(
                 price_tyiyn_per_kwh=1_500,
                 reserved_tyiyn=RESERVED,
                 energy_wh=2_000,
-                cost_tyiyn=CAPTURED,
-                meter_note="implausible_step",
+                cost_tyiyn=CAPTURED if settled else 0,
+                meter_note="implausible_step" if settled else None,
             )
         )
     return session_id

@@ -192,6 +192,7 @@ async def ops_stack(
         *ReviewActivities(db_sessions).activities(),
         money.credit_topup,
         money.refund,
+        money.release,
         money.adjust_credit,
         money.adjust_debit,
     ]
@@ -201,7 +202,6 @@ async def ops_stack(
             *charging_activities(db_sessions),
             money.reserve,
             money.capture,
-            money.release,
         ]
     async with Worker(
         temporal,

@@ -223,3 +223,43 @@ async def test_a_topup_credit_defaults_to_what_the_provider_confirmed(
     assert states == {topup_id: "reviewed", closed_id: "reviewed"}
     assert receipt is not None and (receipt.status, receipt.credited_entry_id) == ("review", None)
     await assert_ledger_invariants(engine)
+
+
+async def test_a_session_whose_settlement_failed_gets_its_reservation_released(
+    db_sessions: async_sessionmaker[AsyncSession],
+    temporal_env: WorkflowEnvironment,
+    engine: AsyncEngine,
+) -> None:
+    station_id = f"RL-{uuid.uuid4().hex[:6]}"
+    driver = str(uuid.uuid4())
+    await add_station(db_sessions, station_id)
+    session_id = await session_in_review(db_sessions, station_id, driver, settled=False)
+    path = f"{QUEUE}/session/{session_id}"
+    async with (
+        ops_stack(db_sessions, temporal_env.client) as stack,
+        httpx.AsyncClient(base_url=stack.base_url, timeout=60) as http,
+    ):
+        listed = (await http.get(QUEUE, headers=headers("operator"))).json()["items"]
+        assert [(i["why"], i["captured_tyiyn"], i["held_tyiyn"]) for i in listed] == [
+            ("settlement_or_step_failed", 0, 10_000)
+        ]
+        refund = await http.post(
+            path, json={"decision": "refund", "reason": "nothing taken"}, headers=headers("admin")
+        )
+        assert refund.status_code == 409 and refund.json()["error"]["code"] == "nothing_to_refund"
+        too_much = await http.post(
+            path,
+            json={"decision": "release", "amount_tyiyn": 10_001, "reason": "free it"},
+            headers=headers("admin"),
+        )
+        assert too_much.status_code == 422
+        assert too_much.json()["error"]["code"] == "release_exceeds_held"
+        released = await http.post(
+            path, json={"decision": "release", "reason": "free it"}, headers=headers("admin")
+        )
+        assert released.status_code == 200, released.text
+        assert released.json()["op_key"] == f"review:session:{session_id}:release"
+        assert released.json()["amount_tyiyn"] == 10_000
+    balance = await Ledger(db_sessions).balance(driver)
+    assert (balance.available_tyiyn, balance.held_tyiyn) == (50_000, 0)
+    await assert_ledger_invariants(engine)
