@@ -353,3 +353,57 @@ async def test_a_retried_activity_writes_nothing_twice(
         station = await session.get(Station, "RT-1")
         assert station is not None
         assert (station.password_hash, station.previous_password_hash) == (second_hash, first_hash)
+
+
+async def test_a_change_no_worker_took_is_202_and_its_retry_joins_it(
+    make_app: AppFactory,
+    tokens: Tokens,
+    db_sessions: async_sessionmaker[AsyncSession],
+    temporal_env: WorkflowEnvironment,
+) -> None:
+    task_queue = f"late-{uuid.uuid4().hex[:8]}"
+    app = make_app(key_pepper=PEPPER, task_queue=task_queue, ops_command_wait_s=1)
+    async with db_sessions() as session, session.begin():
+        session.add(Station(id="LATE-1", name="before", price_tyiyn_per_kwh=1_000))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
+        base_url="http://testserver",
+    ) as http:
+        api = Api(http, {"Authorization": f"Bearer {operator_token(tokens, sub=OPERATOR)}"})
+        pending = await api.send("PATCH", "/stations/LATE-1", {"name": "after"}, "late-1")
+        assert pending.status_code == 202, pending.text
+        assert pending.headers["Cache-Control"] == "no-store"  # so the retry is not a replay
+        workflow_id = pending.json()["workflow_id"]
+        async with station_change_worker(db_sessions, temporal_env.client, task_queue):
+            done = await api.ok("PATCH", "/stations/LATE-1", {"name": "after"}, "late-1")
+    assert done["name"] == "after"
+    assert (await _workflow_ids(db_sessions))["station.update"] == [workflow_id, workflow_id]
+
+
+async def test_a_retry_after_a_failed_change_runs_it_again(
+    make_app: AppFactory,
+    tokens: Tokens,
+    db_sessions: async_sessionmaker[AsyncSession],
+    temporal_env: WorkflowEnvironment,
+) -> None:
+    task_queue = f"failed-{uuid.uuid4().hex[:8]}"
+    app = make_app(key_pepper=PEPPER, task_queue=task_queue, ops_command_wait_s=1)
+    async with db_sessions() as session, session.begin():
+        session.add(Station(id="FAIL-1", name="before", price_tyiyn_per_kwh=1_000))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
+        base_url="http://testserver",
+    ) as http:
+        api = Api(http, {"Authorization": f"Bearer {operator_token(tokens, sub=OPERATOR)}"})
+        pending = await api.send("PATCH", "/stations/FAIL-1", {"name": "after"}, "fail-1")
+        assert pending.status_code == 202, pending.text
+        handle = temporal_env.client.get_workflow_handle(pending.json()["workflow_id"])
+        await handle.terminate("nothing was written; the operator gave up on it")
+        async with station_change_worker(db_sessions, temporal_env.client, task_queue):
+            for _ in range(30):  # a new run: each retry joins it until it answers
+                retried = await api.send("PATCH", "/stations/FAIL-1", {"name": "after"}, "fail-1")
+                if retried.status_code != 202:
+                    break
+    assert retried.status_code == 200, retried.text
+    assert retried.json()["name"] == "after"
+    assert (await handle.describe()).status is WorkflowExecutionStatus.COMPLETED

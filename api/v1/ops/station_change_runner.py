@@ -93,14 +93,15 @@ async def _start(
             change,
             id=workflow_id,
             task_queue=task_queue,
-            # A retry joins the running workflow; after it ended, it reads its result.
+            # A retry joins the running workflow; after it completed, it reads its result;
+            # after it failed (nothing written: its database stayed away), it runs again.
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
             # Shown beside the station's sessions and commands in the Temporal UI.
             search_attributes=TypedSearchAttributes(attributes),
             static_summary=f"{change.action} {change.target} by {change.operator}"[:200],
         )
-    except WorkflowAlreadyStartedError:  # the same request again, already finished
+    except WorkflowAlreadyStartedError:  # the same request again, already completed
         return temporal.get_workflow_handle_for(StationChangeWorkflow.run, workflow_id)
     return handle
 
