@@ -30,7 +30,7 @@ from domain.contracts.charging import SessionView, charging_workflow_id
 from simulator import SimulatedStation
 
 AMOUNT_TYIYN = 20_000  # buys 13 kWh at 1,500 tyiyn/kWh: no session reaches its limit
-POLL_S = 0.05  # how often a driver looks at its own simulated charger (in-process, no I/O)
+POLL_S = 0.5  # how often a driver looks at its own simulated charger (in-process, no I/O)
 RETRY_S = 1.0
 # A driver whose car has not started charging this long after the app said yes stops the
 # session (the workflow's own StartTransaction wait is 10 minutes).
