@@ -10,25 +10,19 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.ledger import Ledger, LedgerActivities, LedgerMovement
-from activities.sessions import charging_activities
-from api.app import create_app
-from api.deps import ApiConfig, ApiContext
+from activities.ledger import Ledger, LedgerMovement
 from api.dev_tokens import issue_dev_token
 from db.models import Connector, OcppTransaction
 from domain.contracts.charging import charging_workflow_id
 from domain.contracts.session_signals import STATION_CONNECTED, TRANSACTION_STOPPED
 from domain.ledger import Operation
 from domain.tariff import energy_cost_tyiyn
-from gateway.config import GatewayConfig
 from gateway.relay import TransactionRelay
 from gateway.server import OcppGateway
 from runtime.asgi import OcppDispatcher
@@ -44,6 +38,7 @@ from tests.charging.test_end_to_end import (
     running_stack,
     timeline,
 )
+from tests.stack import api_app, charging_parts, ocpp_gateway, served
 from workflows.charging import ChargingSessionWorkflow
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -152,21 +147,6 @@ class SwappableGateway:
         await self.gateway(scope, receive, send)
 
 
-def gateway_for(
-    db_sessions: async_sessionmaker[AsyncSession], temporal: Client, name: str
-) -> OcppGateway:
-    return OcppGateway(
-        db_sessions,
-        temporal,
-        GatewayConfig(
-            instance_id=f"{name}-{uuid.uuid4().hex[:8]}",
-            key_pepper=KEY_PEPPER,
-            heartbeat_interval_s=60,
-            command_timeout_s=10.0,
-        ),
-    )
-
-
 async def test_a_stop_asked_while_the_gateway_is_down_follows_the_charger_when_it_reconnects(
     db_sessions: async_sessionmaker[AsyncSession], temporal_env: WorkflowEnvironment
 ) -> None:
@@ -176,42 +156,18 @@ async def test_a_stop_asked_while_the_gateway_is_down_follows_the_charger_when_i
     await add_station(db_sessions, station_id)
     task_queue = f"edge-{uuid.uuid4().hex[:8]}"
     ledger = Ledger(db_sessions)
-    money = LedgerActivities(ledger)
     await ledger.apply(
         Operation.CREDIT_TOPUP,
         LedgerMovement(f"topup:{client_id}", client_id, INITIAL, provider="TEST"),
     )
-    first = gateway_for(db_sessions, temporal, "first")
-    second = gateway_for(db_sessions, temporal, "second")
+    first = ocpp_gateway(db_sessions, temporal, key_pepper=KEY_PEPPER, name="first")
+    second = ocpp_gateway(db_sessions, temporal, key_pepper=KEY_PEPPER, name="second")
     holder = SwappableGateway(first)
-    api = create_app(
-        ApiContext(
-            db_sessions, temporal, ApiConfig.of(supabase_jwt_secret=SECRET, task_queue=task_queue)
-        )
-    )
-    server = uvicorn.Server(
-        uvicorn.Config(
-            OcppDispatcher(api, holder),
-            host="127.0.0.1",
-            port=0,
-            ws="websockets-sansio",
-            ws_per_message_deflate=False,
-            lifespan="off",
-            log_level="warning",
-        )
-    )
-    async with Worker(
-        temporal,
-        task_queue=task_queue,
-        workflows=[ChargingSessionWorkflow],
-        activities=[*charging_activities(db_sessions), money.reserve, money.capture, money.release],
-    ):
+    api = api_app(db_sessions, temporal, jwt_secret=SECRET, task_queue=task_queue)
+    workflows, activities = charging_parts(db_sessions)
+    async with Worker(temporal, task_queue=task_queue, workflows=workflows, activities=activities):
         await first.start()
-        serving = asyncio.create_task(server.serve())
-        try:
-            while not server.started:  # noqa: ASYNC110 (uvicorn offers no event for it)
-                await asyncio.sleep(0.01)
-            port = server.servers[0].sockets[0].getsockname()[1]
+        async with served(OcppDispatcher(api, holder), before_exit=second.stop) as port:
             station = SimulatedStation(
                 StationConfig(
                     station_id=station_id,
@@ -262,10 +218,6 @@ async def test_a_stop_asked_while_the_gateway_is_down_follows_the_charger_when_i
                 result = await asyncio.wait_for(handle.result(), 90)  # a safety net only
             history = await handle.fetch_history()
             balance = await ledger.balance(client_id)
-        finally:
-            await second.stop()
-            server.should_exit = True
-            await serving
 
     assert station.active_transaction(1) is None  # stopped by the RemoteStop that followed it
     assert (result.state, result.stop_reason) == ("completed", "user")

@@ -7,32 +7,25 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from activities.ledger import Ledger, LedgerActivities, LedgerMovement
-from activities.sessions import charging_activities
-from api.app import create_app
-from api.deps import ApiConfig, ApiContext
+from activities.ledger import LedgerMovement
 from api.dev_tokens import issue_dev_token
 from db.models import Connector, Station
 from domain.contracts.charging import charging_workflow_id
 from domain.ledger import Operation
 from domain.tariff import energy_cost_tyiyn
 from gateway.auth import ChargerKeys
-from gateway.config import GatewayConfig
-from gateway.server import OcppGateway
-from runtime.asgi import OcppDispatcher
 from simulator import SimulatedStation, StationConfig
+from tests.stack import Stack
+from tests.stack import running_stack as shared_stack
 from workflows.charging import ChargingSessionWorkflow
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -45,74 +38,16 @@ INITIAL = 50_000
 CAR_TAKES_WH = 5_000
 
 
-@dataclass
-class Stack:
-    port: int
-    ledger: Ledger
-    temporal: Client
-    db_sessions: async_sessionmaker[AsyncSession]
-    gateway: OcppGateway
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-
 @asynccontextmanager
 async def running_stack(
     db_sessions: async_sessionmaker[AsyncSession], temporal: Client, **gateway_config: Any
 ) -> AsyncIterator[Stack]:
     """Worker, gateway and API as `evpower dev` runs them, on one free port."""
-    task_queue = f"e2e-{uuid.uuid4().hex[:8]}"
-    ledger = Ledger(db_sessions)
-    money = LedgerActivities(ledger)
-    gateway = OcppGateway(
-        db_sessions,
-        temporal,
-        GatewayConfig(
-            instance_id=f"e2e-{uuid.uuid4().hex[:8]}",
-            key_pepper=KEY_PEPPER,
-            heartbeat_interval_s=60,
-            meter_signal_interval_s=1,  # the timeline shows samples even in a short test
-            command_timeout_s=10.0,
-            **gateway_config,
-        ),
-    )
-    api = create_app(
-        ApiContext(
-            db_sessions, temporal, ApiConfig.of(supabase_jwt_secret=SECRET, task_queue=task_queue)
-        )
-    )
-    server = uvicorn.Server(
-        uvicorn.Config(
-            OcppDispatcher(api, gateway),
-            host="127.0.0.1",
-            port=0,
-            ws="websockets-sansio",
-            ws_per_message_deflate=False,
-            lifespan="off",
-            log_level="warning",
-        )
-    )
-    async with Worker(
-        temporal,
-        task_queue=task_queue,
-        workflows=[ChargingSessionWorkflow],
-        activities=[*charging_activities(db_sessions), money.reserve, money.capture, money.release],
-    ):
-        await gateway.start()
-        serving = asyncio.create_task(server.serve())
-        try:
-            while not server.started:
-                if serving.done():
-                    serving.result()
-                await asyncio.sleep(0.01)
-            port = server.servers[0].sockets[0].getsockname()[1]
-            yield Stack(port, ledger, temporal, db_sessions, gateway)
-        finally:
-            await gateway.stop()
-            server.should_exit = True
-            await serving
+    gateway = {"meter_signal_interval_s": 1, **gateway_config}  # the timeline shows samples
+    async with shared_stack(
+        db_sessions, temporal, jwt_secret=SECRET, key_pepper=KEY_PEPPER, gateway=gateway, kind=Stack
+    ) as stack:
+        yield stack
 
 
 async def add_station(db_sessions: async_sessionmaker[AsyncSession], station_id: str) -> None:

@@ -7,24 +7,17 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.client import Client
-from temporalio.worker import Worker
 
-from activities.ledger import Ledger, LedgerActivities, LedgerMovement
-from activities.sessions import charging_activities
-from api.app import create_app
-from api.deps import ApiConfig, ApiContext
+from activities.ledger import LedgerMovement
 from api.dev_tokens import issue_dev_token
 from db.engine import create_engine
 from db.migrate import upgrade_sync
@@ -32,12 +25,10 @@ from db.models import Connector, OcppTransaction, OcppTransactionEvent, Station
 from domain.contracts.charging import SessionView, charging_workflow_id
 from domain.ledger import Operation
 from gateway.auth import ChargerKeys
-from gateway.config import GatewayConfig
-from gateway.server import OcppGateway
-from runtime.asgi import OcppDispatcher
 from runtime.embedded import EmbeddedPostgres, EmbeddedTemporal, free_port
-from runtime.websocket import LivenessWebSocketProtocol
 from simulator import FaultPlan, SimulatedStation, StationConfig
+from tests.stack import Stack
+from tests.stack import running_stack as shared_stack
 from workflows.charging import ChargingSessionWorkflow
 
 SECRET = "edge-outage-secret-0123456789abcdef-xyz"
@@ -109,24 +100,13 @@ async def killable_postgres(data_dir: Path) -> AsyncIterator[tuple[KillablePostg
         await asyncio.to_thread(postgres.stop)
 
 
-@dataclass
-class Stack:
-    port: int
-    ledger: Ledger
-    temporal: Client
-    db_sessions: async_sessionmaker[AsyncSession]
-    gateway: OcppGateway
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
+class EdgeStack(Stack):
     def station(
         self, station_id: str, faults: FaultPlan | None = None, **config: Any
     ) -> SimulatedStation:
         settings: dict[str, Any] = {
             "station_id": station_id,
-            "url": f"ws://127.0.0.1:{self.port}/ocpp",
+            "url": self.ocpp_url,
             "password": PASSWORD,
             "meter_interval_s": 0.2,
             "energy_per_sample_wh": 100,
@@ -138,65 +118,32 @@ class Stack:
         return SimulatedStation(StationConfig(**settings), faults)
 
 
+# Short outage intervals: the relay retries and signals give up quickly.
+EDGE_GATEWAY: dict[str, Any] = {
+    "meter_signal_interval_s": 1,
+    "signal_timeout_s": 2.0,
+    "relay_poll_s": 1.0,
+    "relay_retry_first_s": 0.2,
+    "relay_retry_max_s": 1.0,
+}
+
+
 @asynccontextmanager
 async def running_stack(
     db_sessions: async_sessionmaker[AsyncSession], temporal: Client, **gateway: Any
-) -> AsyncIterator[Stack]:
+) -> AsyncIterator[EdgeStack]:
     """Worker, gateway and API as `evpower dev` runs them, with short outage intervals."""
-    task_queue = f"edge-{uuid.uuid4().hex[:8]}"
-    ledger = Ledger(db_sessions)
-    money = LedgerActivities(ledger)
-    settings: dict[str, Any] = {
-        "instance_id": f"edge-{uuid.uuid4().hex[:8]}",
-        "key_pepper": KEY_PEPPER,
-        "heartbeat_interval_s": 60,
-        "meter_signal_interval_s": 1,
-        "command_timeout_s": 10.0,
-        "signal_timeout_s": 2.0,
-        "relay_poll_s": 1.0,
-        "relay_retry_first_s": 0.2,
-        "relay_retry_max_s": 1.0,
-        "task_queue": task_queue,  # card sessions start on the worker's queue
-    }
     ping_interval = gateway.pop("ws_ping_interval", 20.0)
-    settings.update(gateway)
-    ocpp = OcppGateway(db_sessions, temporal, GatewayConfig(**settings))
-    api = create_app(
-        ApiContext(
-            db_sessions, temporal, ApiConfig.of(supabase_jwt_secret=SECRET, task_queue=task_queue)
-        )
-    )
-    server = uvicorn.Server(
-        uvicorn.Config(
-            OcppDispatcher(api, ocpp),
-            host="127.0.0.1",
-            port=0,
-            ws=LivenessWebSocketProtocol,
-            ws_ping_interval=ping_interval,
-            ws_per_message_deflate=False,
-            lifespan="off",
-            log_level="warning",
-        )
-    )
-    async with Worker(
+    async with shared_stack(
+        db_sessions,
         temporal,
-        task_queue=task_queue,
-        workflows=[ChargingSessionWorkflow],
-        activities=[*charging_activities(db_sessions), money.reserve, money.capture, money.release],
-    ):
-        await ocpp.start()
-        serving = asyncio.create_task(server.serve())
-        try:
-            while not server.started:
-                if serving.done():
-                    serving.result()
-                await asyncio.sleep(0.01)
-            port = server.servers[0].sockets[0].getsockname()[1]
-            yield Stack(port, ledger, temporal, db_sessions, ocpp)
-        finally:
-            await ocpp.stop()
-            server.should_exit = True
-            await serving
+        jwt_secret=SECRET,
+        key_pepper=KEY_PEPPER,
+        gateway={**EDGE_GATEWAY, **gateway},
+        ws_ping_interval=ping_interval,
+        kind=EdgeStack,
+    ) as stack:
+        yield stack
 
 
 async def add_station(db_sessions: async_sessionmaker[AsyncSession], station_id: str) -> None:

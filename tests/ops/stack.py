@@ -8,10 +8,8 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
-import uvicorn
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
@@ -23,16 +21,12 @@ from activities.review import ReviewActivities
 from activities.sessions import charging_activities
 from activities.station_changes import StationChangeActivities
 from activities.station_commands import StationCommandActivities
-from api.app import create_app
-from api.deps import ApiConfig, ApiContext
 from api.dev_tokens import issue_dev_token
 from db.models import Connector, Station
 from domain.ledger import Operation
 from gateway.auth import ChargerKeys
-from gateway.config import GatewayConfig
-from gateway.server import OcppGateway
-from runtime.asgi import OcppDispatcher
 from simulator import FaultPlan, SimulatedStation, StationConfig
+from tests.stack import Stack, running_stack
 from workflows.balance_adjustment import BalanceAdjustmentWorkflow
 from workflows.charging import ChargingSessionWorkflow
 from workflows.review import ReviewWorkflow
@@ -44,16 +38,7 @@ PASSWORD = "ops charger password"
 KEY_PEPPER = b"ops-commands-pepper-0123456789abcdef"
 
 
-@dataclass
-class OpsStack:
-    port: int
-    temporal: Client
-    db_sessions: async_sessionmaker[AsyncSession]
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
+class OpsStack(Stack):
     def station(
         self,
         station_id: str,
@@ -64,7 +49,7 @@ class OpsStack:
         return SimulatedStation(
             StationConfig(
                 station_id=station_id,
-                url=f"ws://127.0.0.1:{self.port}/ocpp",
+                url=self.ocpp_url,
                 password=PASSWORD,
                 connectors=connectors,
                 reconnect_delay_s=0.2,
@@ -147,37 +132,6 @@ async def ops_stack(
 ) -> AsyncIterator[OpsStack]:
     """With `charging`, the worker also runs ChargingSession and its activities (ledger,
     session records), as `evpower worker` does. `gateway_options` are GatewayConfig fields."""
-    task_queue = f"ops-{uuid.uuid4().hex[:8]}"
-    gateway = OcppGateway(
-        db_sessions,
-        temporal,
-        GatewayConfig(
-            instance_id=f"ops-{uuid.uuid4().hex[:8]}",
-            key_pepper=KEY_PEPPER,
-            heartbeat_interval_s=60,
-            command_timeout_s=10.0,
-            task_queue=task_queue,  # card sessions start on the worker's queue
-            **(gateway_options or {}),
-        ),
-    )
-    app = create_app(
-        ApiContext(
-            db_sessions,
-            temporal,
-            ApiConfig.of(supabase_jwt_secret=SECRET, task_queue=task_queue, **api),
-        )
-    )
-    server = uvicorn.Server(
-        uvicorn.Config(
-            OcppDispatcher(app, gateway),
-            host="127.0.0.1",
-            port=0,
-            ws="websockets-sansio",
-            ws_per_message_deflate=False,
-            lifespan="off",
-            log_level="warning",
-        )
-    )
     money = LedgerActivities(Ledger(db_sessions))
     # The operators' own workflows (commands, station changes, reviews, adjustments) always run.
     workflows: list[type] = [
@@ -197,32 +151,20 @@ async def ops_stack(
         money.adjust_debit,
     ]
     if charging:
+        # release is registered above already (reviews release too).
         workflows.append(ChargingSessionWorkflow)
-        activities += [
-            *charging_activities(db_sessions),
-            money.reserve,
-            money.capture,
-        ]
-    async with Worker(
+        activities += [*charging_activities(db_sessions), money.reserve, money.capture]
+    async with running_stack(
+        db_sessions,
         temporal,
-        task_queue=task_queue,
-        workflows=workflows,
-        activities=activities,
-        interceptors=ACTIVITY_INTERCEPTORS,
-    ):
-        await gateway.start()
-        serving = asyncio.create_task(server.serve())
-        try:
-            while not server.started:
-                if serving.done():
-                    serving.result()
-                await asyncio.sleep(0.01)
-            port = server.servers[0].sockets[0].getsockname()[1]
-            yield OpsStack(port, temporal, db_sessions)
-        finally:
-            await gateway.stop()
-            server.should_exit = True
-            await serving
+        jwt_secret=SECRET,
+        key_pepper=KEY_PEPPER,
+        gateway=gateway_options,
+        api=api,
+        worker=(workflows, activities),
+        kind=OpsStack,
+    ) as stack:
+        yield stack
 
 
 @asynccontextmanager
