@@ -268,15 +268,7 @@ class GatewayStore(StationStore):
 
     async def transaction(self, station_id: str, transaction_id: int) -> TransactionRow | None:
         async with self._engine.connect() as connection:
-            row = (
-                await connection.execute(
-                    select(*_TX_COLUMNS).where(
-                        OcppTransaction.id == transaction_id,
-                        OcppTransaction.station_id == station_id,
-                    )
-                )
-            ).first()
-        return None if row is None else TransactionRow(*row)
+            return await _transaction_row(connection, station_id, transaction_id)
 
     async def running_transaction(
         self, station_id: str, connector_id: int
@@ -380,15 +372,7 @@ class GatewayStore(StationStore):
                     .returning(OcppTransaction.id)
                 )
             ).first()
-            row = (
-                await connection.execute(
-                    select(*_TX_COLUMNS).where(
-                        OcppTransaction.id == transaction_id,
-                        OcppTransaction.station_id == station_id,
-                    )
-                )
-            ).first()
-            stored = None if row is None else TransactionRow(*row)
+            stored = await _transaction_row(connection, station_id, transaction_id)
             if stored is not None and then is not None:
                 await then(connection, stored)
         return stored, closed is not None
@@ -399,6 +383,19 @@ class GatewayStore(StationStore):
             return
         async with self._engine.begin() as connection:
             await add_meter_values(connection, rows)
+
+
+async def _transaction_row(
+    connection: AsyncConnection, station_id: str, transaction_id: int
+) -> TransactionRow | None:
+    row = (
+        await connection.execute(
+            select(*_TX_COLUMNS).where(
+                OcppTransaction.id == transaction_id, OcppTransaction.station_id == station_id
+            )
+        )
+    ).first()
+    return None if row is None else TransactionRow(*row)
 
 
 async def add_meter_values(connection: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
