@@ -41,13 +41,19 @@ class TopUpRef:
 
 
 @dataclass(frozen=True)
-class RecordPaymentInput:
+class ReportedPayment:
+    """A payment the provider reported: its transaction, what it pays and how much."""
+
     provider: str
     trans_id: str
     topup_id: str | None
     invoice_id: str | None
     amount_tyiyn: int
     currency: str
+
+
+@dataclass(frozen=True)
+class RecordPaymentInput(ReportedPayment):
     claim: bool  # False records the payment only (mismatch, unmatched): nothing will be credited
     reason: str | None = None  # why it is not claimed, for the audit
 
@@ -101,16 +107,9 @@ class UnreadPayment:
 
 
 @dataclass(frozen=True)
-class UnsettledPayment:
+class UnsettledPayment(ReportedPayment):
     """A reported payment that is neither credited nor in review (e.g. the webhook recorded it
     but could not reach Temporal)."""
-
-    provider: str
-    trans_id: str
-    topup_id: str | None
-    invoice_id: str | None
-    amount_tyiyn: int
-    currency: str
 
 
 def _ref(row: TopUp) -> TopUpRef:
