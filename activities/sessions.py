@@ -80,13 +80,9 @@ _FINAL = [state.value for state in FINAL_STATES]
 class SessionStore:
     """Reads and writes `charging_sessions`; each call is its own short transaction."""
 
-    def __init__(
-        self,
-        db_sessions: async_sessionmaker[AsyncSession],
-        directory: StationDirectory | None = None,
-    ) -> None:
+    def __init__(self, db_sessions: async_sessionmaker[AsyncSession]) -> None:
         self._db_sessions = db_sessions
-        self._directory = directory or StationDirectory()
+        self._directory = StationDirectory()
 
     async def open(self, request: OpenSession) -> OpenedSession:
         """Check the station can start a session for this client now and claim the connector

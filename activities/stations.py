@@ -92,13 +92,9 @@ def connector_price(station: Station, connector: Connector | None) -> int:
 class StationActivities:
     """`locate_station`: asked before every command, so a moved or dead gateway is noticed."""
 
-    def __init__(
-        self,
-        db_sessions: async_sessionmaker[AsyncSession],
-        directory: StationDirectory | None = None,
-    ) -> None:
+    def __init__(self, db_sessions: async_sessionmaker[AsyncSession]) -> None:
         self._db_sessions = db_sessions
-        self._directory = directory or StationDirectory()
+        self._directory = StationDirectory()
 
     @activity.defn(name=LOCATE_STATION)
     async def locate_station(self, request: LocateStation) -> StationLocation:
