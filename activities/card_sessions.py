@@ -12,20 +12,18 @@ workflow's next step (the ledger may still refuse it if the balance moved meanwh
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
 from activities.refusals import refusal
 from activities.stations import LocateStation, StationDirectory
-from db.clients import ensure_client
 from db.models import ChargingSessionRecord, LedgerAccount, RfidCard
+from db.session_rows import claim_connector
 from domain.cards import CardInUse, CardNotUsable
-from domain.contracts.session_record import SessionRecord
 from domain.errors import DomainError, InsufficientFunds
 from domain.ledger import AccountKind
 from domain.sessions import (
@@ -33,10 +31,8 @@ from domain.sessions import (
     ConnectorBusy,
     ConnectorNotFound,
     ConnectorUnavailable,
-    SessionState,
     StationNotFound,
 )
-from domain.tariff import Tariff
 
 OPEN_CARD_SESSION = "open_card_session"
 
@@ -147,23 +143,12 @@ class CardSessionStore:
                 f"{available} tyiyn available, at least {request.min_balance_tyiyn} needed"
             )
         reserved = min(request.most_tyiyn, available)
-        await ensure_client(session, request.client_id)
-        pending = SessionRecord(
-            session_id=request.session_id,
-            client_id=request.client_id,
-            station_id=request.station_id,
-            connector_id=request.connector_id,
-            state=SessionState.PENDING.value,
+        await claim_connector(
+            session,
+            request,
             reserved_tyiyn=reserved,
             price_tyiyn_per_kwh=location.price_tyiyn_per_kwh,
-        )
-        if pending.price_tyiyn_per_kwh > 0:  # else the workflow refuses the start
-            limit = Tariff(pending.price_tyiyn_per_kwh).energy_limit_wh(reserved)
-            pending = replace(pending, energy_limit_wh=limit)
-        await session.execute(
-            insert(ChargingSessionRecord)
-            .values({**ChargingSessionRecord.values_of(pending), "card_id": card.id})
-            .on_conflict_do_nothing(index_elements=[ChargingSessionRecord.id])
+            card_id=card.id,
         )
         return OpenedCardSession(
             location.price_tyiyn_per_kwh,

@@ -7,7 +7,7 @@ workflow. Every write is idempotent, so a retried activity changes nothing the s
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -30,6 +30,7 @@ from activities.stations import (
 from activities.transactions import TransactionActivities
 from db.clients import ensure_client
 from db.models import ChargingSessionRecord
+from db.session_rows import claim_connector
 from domain.contracts.notify_channels import SESSION_PROGRESS
 from domain.contracts.session_record import SessionRecord
 from domain.errors import DomainError
@@ -44,7 +45,6 @@ from domain.sessions import (
     StationNotFound,
     StationOffline,
 )
-from domain.tariff import Tariff
 
 log = structlog.get_logger(__name__)
 
@@ -131,23 +131,11 @@ class SessionStore:
             raise ConnectorUnavailable(f"the connector is {status}")
         if status not in STARTABLE_STATUSES:
             raise ConnectorBusy(f"the connector is {status}")
-        await ensure_client(session, request.client_id)
-        pending = SessionRecord(
-            session_id=request.session_id,
-            client_id=request.client_id,
-            station_id=request.station_id,
-            connector_id=request.connector_id,
-            state=SessionState.PENDING.value,
+        await claim_connector(
+            session,
+            request,
             reserved_tyiyn=request.reserved_tyiyn,
             price_tyiyn_per_kwh=location.price_tyiyn_per_kwh,
-        )
-        if pending.price_tyiyn_per_kwh > 0:  # else the workflow refuses the start
-            limit = Tariff(pending.price_tyiyn_per_kwh).energy_limit_wh(pending.reserved_tyiyn)
-            pending = replace(pending, energy_limit_wh=limit)
-        await session.execute(
-            insert(ChargingSessionRecord)
-            .values(ChargingSessionRecord.values_of(pending))
-            .on_conflict_do_nothing(index_elements=[ChargingSessionRecord.id])
         )
         return OpenedSession(
             location.price_tyiyn_per_kwh, location.gateway_queue, location.max_power_w

@@ -114,31 +114,50 @@ class ChargingSessionWorkflow(SessionHandlers):
         except ActivityError as exc:
             self._reject(exc.cause)
             return False
-        tariff = Tariff(opened.price_tyiyn_per_kwh)
-        energy_limit_wh = tariff.energy_limit_wh(request.amount_tyiyn)
+        if not await self._reserve(
+            request.amount_tyiyn,
+            opened.price_tyiyn_per_kwh,
+            opened.max_power_w,
+            opened.gateway_queue,
+            "the amount buys no energy at this tariff",
+        ):
+            return False
+        self._admitted = True
+        self._show_details()
+        return True
+
+    async def _reserve(
+        self,
+        amount_tyiyn: int,
+        price_tyiyn_per_kwh: int,
+        max_power_w: int,
+        gateway_queue: str | None,
+        buys_nothing: str,
+    ) -> bool:
+        """After the claim: reserve what the session may spend and take the tariff snapshot.
+        An amount that buys no energy, or a reservation the ledger refuses, drops the claim
+        and refuses the start (False). The view says `reserved` only once it is."""
+        request = self._request
+        energy_limit_wh = Tariff(price_tyiyn_per_kwh).energy_limit_wh(amount_tyiyn)
         if energy_limit_wh == 0:
             await commands.discard_session(request.session_id)
-            self._reject(
-                ApplicationError("the amount buys no energy at this tariff", type="InvalidAmount")
-            )
+            self._reject(ApplicationError(buys_nothing, type="InvalidAmount"))
             return False
         try:
-            await commands.reserve(self._view, request.amount_tyiyn)
+            await commands.reserve(self._view, amount_tyiyn)
         except ActivityError as exc:
             await commands.discard_session(request.session_id)
             self._reject(exc.cause)
             return False
         if self._commands.connections == 0:  # else a signal already named a newer holder
-            self._commands.gateway_queue = opened.gateway_queue
+            self._commands.gateway_queue = gateway_queue
         self._view = replace(
             self._view,
-            reserved_tyiyn=request.amount_tyiyn,  # reserved now, not before
-            price_tyiyn_per_kwh=opened.price_tyiyn_per_kwh,
+            reserved_tyiyn=amount_tyiyn,
+            price_tyiyn_per_kwh=price_tyiyn_per_kwh,
             energy_limit_wh=energy_limit_wh,
-            max_power_w=opened.max_power_w,
+            max_power_w=max_power_w,
         )
-        self._admitted = True
-        self._show_details()
         return True
 
     async def _admit_card(self) -> bool:
@@ -164,28 +183,14 @@ class ChargingSessionWorkflow(SessionHandlers):
         except ActivityError as exc:
             self._reject(exc.cause)
             return False
-        energy_limit_wh = Tariff(opened.price_tyiyn_per_kwh).energy_limit_wh(opened.reserved_tyiyn)
-        self._view = replace(
-            self._view,
-            reserved_tyiyn=opened.reserved_tyiyn,
-            price_tyiyn_per_kwh=opened.price_tyiyn_per_kwh,
-            energy_limit_wh=energy_limit_wh,
-            max_power_w=opened.max_power_w,
-        )
-        if energy_limit_wh == 0:
-            await commands.discard_session(request.session_id)
-            self._reject(
-                ApplicationError("the balance buys no energy at this tariff", type="InvalidAmount")
-            )
+        if not await self._reserve(
+            opened.reserved_tyiyn,
+            opened.price_tyiyn_per_kwh,
+            opened.max_power_w,
+            opened.gateway_queue,
+            "the balance buys no energy at this tariff",
+        ):
             return False
-        try:
-            await commands.reserve(self._view, opened.reserved_tyiyn)
-        except ActivityError as exc:
-            await commands.discard_session(request.session_id)
-            self._reject(exc.cause)
-            return False
-        if self._commands.connections == 0:  # else a signal already named a newer holder
-            self._commands.gateway_queue = opened.gateway_queue
         self._admitted = self._start_sent = True
         self._cap_deadline = workflow.now() + self._settings.time_cap
         self._view = replace(
