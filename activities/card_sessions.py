@@ -19,12 +19,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
-from activities.refusals import refusal
+from activities.refusals import refusing
 from activities.stations import LocateStation, StationDirectory
 from db.models import ChargingSessionRecord, LedgerAccount, RfidCard
 from db.session_rows import claim_connector
 from domain.cards import CardInUse, CardNotUsable
-from domain.errors import DomainError, InsufficientFunds
+from domain.errors import InsufficientFunds
 from domain.ledger import AccountKind
 from domain.sessions import (
     LIVE_STATES,
@@ -165,7 +165,4 @@ class CardSessionActivities:
 
     @activity.defn(name=OPEN_CARD_SESSION)
     async def open_card_session(self, request: OpenCardSession) -> OpenedCardSession:
-        try:
-            return await self._store.open(request)
-        except DomainError as exc:
-            raise refusal(exc) from exc
+        return await refusing(self._store.open(request))

@@ -5,6 +5,9 @@ reading the worker log tells a refused request from a fault."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+from typing import TypeVar
+
 import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
@@ -12,6 +15,8 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 from domain.errors import DomainError
 
 log = structlog.get_logger("activities.refusals")
+
+T = TypeVar("T")
 
 
 def refusal(exc: DomainError) -> ApplicationError:
@@ -30,3 +35,11 @@ def refusal(exc: DomainError) -> ApplicationError:
         non_retryable=True,
         category=ApplicationErrorCategory.BENIGN,
     )
+
+
+async def refusing(work: Awaitable[T]) -> T:
+    """`work`'s result; a domain refusal raised by it becomes the activity's `refusal`."""
+    try:
+        return await work
+    except DomainError as exc:
+        raise refusal(exc) from exc

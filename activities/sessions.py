@@ -19,7 +19,7 @@ from temporalio import activity
 
 from activities.card_sessions import CardSessionActivities, CardSessionStore
 from activities.metrics import SESSIONS_FINISHED
-from activities.refusals import refusal
+from activities.refusals import refusing
 from activities.stations import (
     OUT_OF_ORDER_STATUSES,
     STARTABLE_STATUSES,
@@ -33,7 +33,6 @@ from db.models import ChargingSessionRecord
 from db.session_rows import claim_connector
 from domain.contracts.notify_channels import SESSION_PROGRESS
 from domain.contracts.session_record import SessionRecord
-from domain.errors import DomainError
 from domain.sessions import (
     FINAL_STATES,
     LIVE_STATES,
@@ -192,10 +191,7 @@ class SessionActivities:
 
     @activity.defn(name=OPEN_SESSION)
     async def open_session(self, request: OpenSession) -> OpenedSession:
-        try:
-            return await self._store.open(request)
-        except DomainError as exc:
-            raise refusal(exc) from exc
+        return await refusing(self._store.open(request))
 
     @activity.defn(name=RECORD_SESSION)
     async def record_session(self, record: SessionRecord) -> None:
