@@ -138,6 +138,12 @@ class OcppGateway:
 
     # --- lifecycle -------------------------------------------------------------------
 
+    @property
+    def temporal_unreachable(self) -> bool:
+        """A call of this gateway found Temporal down: its relay waits for the probe to see it
+        back before it tries the stored events again."""
+        return self._ctx.signals.down
+
     async def start(self) -> None:
         # Rows naming this queue belong to an earlier life of this instance: none is live.
         await self._store.clear_queue(self.task_queue, datetime.now(UTC))

@@ -57,7 +57,8 @@ async def test_stop_during_a_temporal_outage_is_acked_and_settles_after_it(
                 # Down long enough for the relay to find it so (the bug report's 27 s outage
                 # lost the stop exactly here).
                 await eventually(
-                    lambda: relay_found_temporal_down(db_sessions), "the relay met the outage"
+                    lambda: relay_found_temporal_down(db_sessions, stack.gateway),
+                    "the relay met the outage",
                 )
 
                 await temporal.start()

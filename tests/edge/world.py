@@ -25,6 +25,7 @@ from db.models import Connector, OcppTransaction, OcppTransactionEvent, Station
 from domain.contracts.charging import SessionView, charging_workflow_id
 from domain.ledger import Operation
 from gateway.auth import ChargerKeys
+from gateway.server import OcppGateway
 from runtime.embedded import EmbeddedPostgres, EmbeddedTemporal, free_port
 from simulator import FaultPlan, SimulatedStation, StationConfig
 from tests.stack import Stack
@@ -227,8 +228,14 @@ async def stored_stop(
         )
 
 
-async def relay_found_temporal_down(db_sessions: async_sessionmaker[AsyncSession]) -> bool:
-    """The relay tried to deliver an event and Temporal was not there."""
+async def relay_found_temporal_down(
+    db_sessions: async_sessionmaker[AsyncSession], gateway: OcppGateway
+) -> bool:
+    """The relay met the outage: it tried to deliver an event and Temporal was not there, or
+    another call of the gateway (a meter signal) found it down first and the relay waits for
+    Temporal without trying the stored events."""
+    if gateway.temporal_unreachable:
+        return True
     async with db_sessions() as session:
         failed = await session.scalar(
             select(OcppTransactionEvent.id).where(OcppTransactionEvent.last_error.is_not(None))
