@@ -16,6 +16,7 @@ from dataclasses import replace
 from typing import Any
 
 from benchmarks.infra import BENCHMARK_KEY_PEPPER
+from benchmarks.load_client import CONNECT_CONCURRENCY
 from gateway.config import GatewayConfig
 from gateway.server import OcppGateway
 from runtime.asgi import OcppDispatcher
@@ -27,10 +28,14 @@ from runtime.settings import LogFormat, Settings, load_settings
 
 def config_for(settings: Settings) -> GatewayConfig:
     """The production gateway config, with the passwordless stations the benchmark seeds
-    (benchmarks/infra.py) explicitly allowed: hashing is not what is measured here."""
+    (benchmarks/infra.py) explicitly allowed: hashing is not what is measured here. The
+    load client connects 64 chargers at a time and does not retry a 503, so admission is
+    not limited below that (the storm mode measures the production limit)."""
+    config = gateway_config(settings)
     return replace(
-        gateway_config(settings),
+        config,
         allow_passwordless_stations=settings.ocpp_allow_passwordless_stations,
+        admission_limit=max(config.admission_limit, 2 * CONNECT_CONCURRENCY),
     )
 
 

@@ -38,6 +38,7 @@ import httpx
 import psutil
 
 from api.dev_tokens import issue_dev_token
+from benchmarks.load_client import CONNECT_CONCURRENCY
 from benchmarks.processes import LoadClient, ServerProcess
 from runtime.embedded import free_port
 from tests.topology import world
@@ -51,10 +52,16 @@ TARGET_RSS_RATIO = 1.5
 
 
 class ProbedTopology(Topology):
-    """The topology's settings, with the ops rate limit lifted: one caller sends every probe."""
+    """The topology's settings, with the ops rate limit lifted (one caller sends every probe)
+    and the gateways' admission limit above the load client's 64 connects at a time (it does
+    not retry a 503; the storm mode measures the production limit)."""
 
     def env(self, port: int) -> dict[str, str]:
-        return {**super().env(port), "RATE_LIMIT_OPS": "1000000/minute"}
+        return {
+            **super().env(port),
+            "RATE_LIMIT_OPS": "1000000/minute",
+            "OCPP_ADMISSION_LIMIT": str(2 * CONNECT_CONCURRENCY),
+        }
 
 
 @dataclass

@@ -30,7 +30,7 @@ class GatewayConfig:
     auth_backlog: int = 64  # legacy hash jobs queued or running; past it upgrades get 503
     # Chargers between upgrade and first BootNotification answered; past it an upgrade gets
     # 503 + Retry-After before any database read (gateway/admission.py).
-    admission_limit: int = 200
+    admission_limit: int = 50
     shutdown_close_code: int = 1001
     # An idle connector status is checked against open transactions after this long, so a
     # StopTransaction sent along with it is stored first and no signal is spent.

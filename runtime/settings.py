@@ -104,7 +104,7 @@ class Settings(
     ocpp_allow_passwordless_stations: bool = False
     ocpp_auth_workers: int = Field(default=1, ge=1, le=64)  # legacy (scrypt) key-hash threads
     # Chargers in admission (upgrade to first boot) at once; past it upgrades get 503.
-    ocpp_admission_limit: int = Field(default=200, ge=1, le=100_000)
+    ocpp_admission_limit: int = Field(default=50, ge=1, le=100_000)
     # Keys every charger key hash (runtime/key_pepper.py); unset: generated in the data dir,
     # which only an embedded database may rely on.
     ocpp_key_pepper: SecretStr | None = None
