@@ -75,8 +75,9 @@ def _error_line(response: httpx.Response) -> str:
     return f"{response.status_code} {code}: {message}{hint}"
 
 
-def print_json(value: Any, out: TextIO = sys.stdout) -> None:
-    out.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+def print_json(value: Any, out: TextIO | None = None) -> None:
+    # sys.stdout looked up at the call, not at import: a caller (or a test) may have replaced it.
+    (out or sys.stdout).write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
 
 
 def _cell(value: Any) -> str:
@@ -90,9 +91,10 @@ def _cell(value: Any) -> str:
 
 
 def print_table(
-    rows: Sequence[dict[str, Any]], columns: Sequence[str], out: TextIO = sys.stdout
+    rows: Sequence[dict[str, Any]], columns: Sequence[str], out: TextIO | None = None
 ) -> None:
     """Left-aligned columns, one header line; `(none)` for no rows."""
+    out = out or sys.stdout
     if not rows:
         out.write("(none)\n")
         return

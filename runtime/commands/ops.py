@@ -73,7 +73,61 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     status = _add(actions, "command-status", "a command still running", _command_status)
     status.add_argument("workflow_id")
+    _register_fleet_changes(actions)
     _register_money(actions)
+
+
+def _register_fleet_changes(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Locations and stations: each change is a StationChange workflow behind the API."""
+    location = actions.add_parser("location", help="add or change a location")
+    location_actions = location.add_subparsers(
+        dest="location_action", required=True, metavar="ACTION"
+    )
+    _change(location_actions, "add", "a new location (fields: id, name, address, city, "
+            "latitude, longitude)", "POST", "/locations")  # fmt: skip
+    _change(location_actions, "update", "change or disable a location (enabled=false)",
+            "PATCH", "/locations/{target}", target="location_id")  # fmt: skip
+
+    station = actions.add_parser("station", help="add or change a station")
+    station_actions = station.add_subparsers(dest="station_action", required=True, metavar="ACTION")
+    _change(station_actions, "add", "register a station (fields: id, connectors, "
+            "price_tyiyn_per_kwh, name, location_id, current_type, max_power_w, "
+            "authorization_key); the answer shows its key once", "POST", "/stations")  # fmt: skip
+    _change(station_actions, "update", "change or disable a station (enabled=false)",
+            "PATCH", "/stations/{target}", target="station_id")  # fmt: skip
+    price = _change(station_actions, "price", "a connector's own price "
+                    "(price_tyiyn_per_kwh=N, or null for the station's)", "PATCH",
+                    "/stations/{target}/connectors/{connector}", target="station_id")  # fmt: skip
+    price.add_argument("connector", type=int)
+    _change(station_actions, "rotate-key", "a new AuthorizationKey, shown once; the old one "
+            "works for the grace period", "POST", "/stations/{target}/rotate-key",
+            target="station_id", fields=False)  # fmt: skip
+
+
+def _change(
+    actions: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    help_text: str,
+    method: str,
+    path: str,
+    *,
+    target: str | None = None,
+    fields: bool = True,
+) -> argparse.ArgumentParser:
+    """A fleet change: `--field NAME=VALUE` pairs (the API's body in snake case), a mandatory
+    reason and an Idempotency-Key (printed when made up, to retry with)."""
+    parser = _add(actions, name, help_text, _fleet_change)
+    parser.set_defaults(change_method=method, change_path=path)
+    if target is not None:
+        parser.add_argument("target", metavar=target)
+    if fields:
+        parser.add_argument(
+            "--field", action="append", default=[], metavar="NAME=VALUE",
+            help="a body field (repeatable); JSON values are parsed: connectors=2, enabled=false",
+        )  # fmt: skip
+    parser.add_argument("--reason", required=True)
+    parser.add_argument("--idempotency-key", help="default: a new one, printed")
+    return parser
 
 
 def _register_money(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -229,6 +283,29 @@ def _command(client: OpsClient, args: argparse.Namespace) -> None:
     print_json(answer)
 
 
+def _fleet_change(client: OpsClient, args: argparse.Namespace) -> None:
+    path = args.change_path.format(
+        target=_segment(getattr(args, "target", "")), connector=getattr(args, "connector", "")
+    )
+    body = {**parse_fields(getattr(args, "field", [])), "reason": args.reason}
+    response = client.request(
+        args.change_method, path, body=body, headers={"Idempotency-Key": _key(args)}
+    )
+    answer = response.json()
+    if response.status_code == 202:
+        _say(f"still running: workflow {answer['workflow_id']}; retry with the same key", err=True)
+    print_json(answer)
+
+
+def _key(args: argparse.Namespace) -> str:
+    """The request's Idempotency-Key: the one given, or a new one the operator can retry with."""
+    if args.idempotency_key:
+        return str(args.idempotency_key)
+    key = uuid.uuid4().hex
+    _say(f"Idempotency-Key {key} (pass --idempotency-key {key} to retry)", err=True)
+    return key
+
+
 def _command_status(client: OpsClient, args: argparse.Namespace) -> None:
     print_json(client.json("GET", f"/commands/{_segment(args.workflow_id)}"))
 
@@ -296,9 +373,7 @@ def _review_resolve(client: OpsClient, args: argparse.Namespace) -> None:
 
 
 def _adjust(client: OpsClient, args: argparse.Namespace) -> None:
-    key = args.idempotency_key or uuid.uuid4().hex
-    if args.idempotency_key is None:
-        _say(f"Idempotency-Key {key} (pass --idempotency-key {key} to retry)", err=True)
+    key = _key(args)
     print_json(
         client.json(
             "POST",

@@ -19,7 +19,7 @@ from db.models import RfidCard
 from runtime.cli import main
 from tests.ops.conftest import audit_rows
 from tests.ops.review_items import session_in_review
-from tests.ops.stack import SECRET, add_station, ops_stack
+from tests.ops.stack import KEY_PEPPER, SECRET, add_station, ops_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -132,4 +132,72 @@ async def test_the_ops_command_line_on_the_real_stack(
     assert balance.available_tyiyn == 50_000 - 3_000 + 1_000 - 500
     actions = [row.action for row in await audit_rows(db_sessions) if row.role == "admin"]
     for expected in ("operator.me", "review.refund", "clients.adjust", "cards.block"):
+        assert expected in actions
+
+
+async def test_fleet_changes_from_the_command_line(
+    db_sessions: async_sessionmaker[AsyncSession],
+    temporal_env: WorkflowEnvironment,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Locations and stations added and changed through `evpower ops location|station`, each a
+    StationChange workflow behind the API; a key is shown once, a retry with the same
+    Idempotency-Key applies once."""
+    station_id = f"CLIS-{uuid.uuid4().hex[:6]}"
+    location_id = f"loc-{uuid.uuid4().hex[:6]}"
+    async with ops_stack(db_sessions, temporal_env.client, key_pepper=KEY_PEPPER) as stack:
+        monkeypatch.setenv("EVPOWER_OPS_URL", stack.base_url)
+        monkeypatch.setenv("EVPOWER_OPS_TOKEN", token("operator"))
+
+        async def ops(*args: str) -> tuple[int, str, str]:
+            capsys.readouterr()
+            code = await asyncio.to_thread(main, ["ops", *args])
+            out, err = capsys.readouterr()
+            return code, out, err
+
+        code, out, err = await ops(
+            "location", "add", "--field", f"id={location_id}", "--field", "name=Bishkek Park",
+            "--field", "city=Bishkek", "--reason", "new site",
+        )  # fmt: skip
+        assert code == 0, err
+        assert answer(out)["id"] == location_id
+
+        code, out, err = await ops(
+            "station", "add", "--field", f"id={station_id}", "--field", "connectors=2",
+            "--field", "price_tyiyn_per_kwh=1500", "--field", f"location_id={location_id}",
+            "--reason", "new charger",
+        )  # fmt: skip
+        assert code == 0, err
+        created = answer(out)
+        assert created["id"] == station_id and len(created["authorization_key"]) >= 16
+
+        code, out, err = await ops(
+            "station", "price", station_id, "2", "--field", "price_tyiyn_per_kwh=1800",
+            "--reason", "fast connector",
+        )  # fmt: skip
+        assert code == 0, err
+        prices = {c["connector_id"]: c["price_tyiyn_per_kwh"] for c in answer(out)["connectors"]}
+        assert prices[2] == 1_800
+
+        key = uuid.uuid4().hex
+        for _ in range(2):  # a retried request with its key applies once
+            code, out, err = await ops(
+                "station", "update", station_id, "--field", "enabled=false",
+                "--reason", "site closed", "--idempotency-key", key,
+            )  # fmt: skip
+            assert code == 0, err
+            assert answer(out)["enabled"] is False
+
+        code, out, err = await ops("station", "rotate-key", station_id, "--reason", "leaked")
+        assert code == 0, err
+        assert answer(out)["authorization_key"] != created["authorization_key"]
+
+        code, _, err = await ops(
+            "station", "update", "NOSUCH-STATION", "--field", "enabled=false", "--reason", "typo"
+        )
+        assert code == 1 and "404" in err
+
+    actions = [row.action for row in await audit_rows(db_sessions)]
+    for expected in ("location.create", "station.create", "station.update"):
         assert expected in actions
