@@ -4,14 +4,12 @@ mandatory and becomes the ledger op_key, so a retry never moves money twice."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from sqlalchemy import select
-from temporalio.client import WorkflowFailureError
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -25,6 +23,7 @@ from api.idempotency import IdempotencyKey
 from api.openapi import ErrorBody, errors
 from api.ops_audit import audit_note
 from api.v1.ops.access import CurrentAdmin
+from api.v1.ops.workflow_wait import pending_answer, result_or_pending
 from db.models import Client, LedgerAccount
 from domain.contracts.adjustments import (
     AdjustmentRequest,
@@ -64,17 +63,12 @@ class AdjustmentAnswer(BaseModel):
     available_tyiyn: int  # the client's available balance as read after the adjustment
 
 
-class AdjustmentPending(BaseModel):
-    workflow_id: str
-    state: str  # running
-
-
 @router.post(
     "/clients/{client_id}/adjustments",
     response_model=AdjustmentAnswer,
     responses={
         **errors(404, 409, 422, 503),
-        202: {"model": AdjustmentPending, "description": "Still running: retry with the key"},
+        **pending_answer("Still running: retry with the key"),
         403: {"model": ErrorBody, "description": "Admins only"},
     },
 )
@@ -123,19 +117,14 @@ async def adjust(
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
         search_attributes=TypedSearchAttributes([SearchAttributePair(CLIENT_ID, client_id)]),
     )
-    try:
-        result = await asyncio.wait_for(
-            handle.result(), timeout=context.config.ops.ops_command_wait_s
-        )
-    except TimeoutError:
-        note.result = {"workflow_id": workflow_id, "outcome": "pending"}
-        pending = AdjustmentPending(workflow_id=workflow_id, state="running")
-        return JSONResponse(pending.model_dump(), status_code=202)
-    except WorkflowFailureError as exc:
-        note.result = {"workflow_id": workflow_id, "outcome": "failed"}
-        raise ApiError(
-            503, "adjustment_failed", f"the adjustment workflow {workflow_id} failed: {exc.cause}"
-        ) from None
+    result = await result_or_pending(
+        handle,
+        note,
+        context.config.ops.ops_command_wait_s,
+        failed=(503, "adjustment_failed", "adjustment"),
+    )
+    if isinstance(result, JSONResponse):
+        return result
     note.result = {
         "workflow_id": workflow_id,
         "outcome": result.outcome,

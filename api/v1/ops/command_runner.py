@@ -3,7 +3,6 @@ answer, and maps the workflow's outcome to HTTP."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import uuid
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -24,6 +23,7 @@ from api.errors import ApiError
 from api.ops_audit import audit_note
 from api.v1.ops.access import Operator
 from api.v1.ops.command_bodies import COMMANDS, ChangeAvailabilityBody, CommandBody
+from api.v1.ops.workflow_wait import result_or_pending
 from domain.contracts.operator_commands import Outcome, StationCommandRequest, StationCommandResult
 from domain.contracts.search_attributes import STATION_ID
 from workflows.station_command import StationCommandWorkflow
@@ -38,11 +38,6 @@ class CommandAnswer(BaseModel):
     outcome: str  # answered: the charger's `status` says what it made of it
     status: str | None
     response: dict[str, Any]
-
-
-class CommandPending(BaseModel):
-    workflow_id: str
-    state: str  # running
 
 
 # Outcome -> (HTTP status, error code) for everything but an answer.
@@ -109,17 +104,11 @@ async def answer(
     take its result)."""
     note = audit_note(request)
     workflow_id = handle.id
-    try:
-        result = await asyncio.wait_for(handle.result(), timeout=wait_s)
-    except TimeoutError:
-        note.result = {"workflow_id": workflow_id, "outcome": "pending"}
-        pending = CommandPending(workflow_id=workflow_id, state="running")
-        return JSONResponse(pending.model_dump(), status_code=202)
-    except WorkflowFailureError as exc:
-        note.result = {"workflow_id": workflow_id, "outcome": "failed"}
-        raise ApiError(
-            503, "command_failed", f"the command workflow {workflow_id} failed: {exc.cause}"
-        ) from None
+    result = await result_or_pending(
+        handle, note, wait_s, failed=(503, "command_failed", "command")
+    )
+    if isinstance(result, JSONResponse):
+        return result
     note.result = {
         "workflow_id": workflow_id,
         "outcome": result.outcome,

@@ -21,12 +21,12 @@ from api.v1.ops.access import CurrentOperator
 from api.v1.ops.command_bodies import COMMANDS, CommandBody
 from api.v1.ops.command_runner import (
     CommandAnswer,
-    CommandPending,
     answer,
     request_id,
     start_command,
     workflow_request,
 )
+from api.v1.ops.workflow_wait import pending_answer, still_running
 from db.models import Station
 from domain.contracts.operator_commands import station_command_workflow_id
 from domain.contracts.search_attributes import STATION_ID
@@ -37,7 +37,7 @@ router = APIRouter()
 
 RESPONSES: dict[int | str, dict[str, Any]] = {
     **errors(404, 409),
-    202: {"model": CommandPending, "description": "Still running: poll the workflow id"},
+    **pending_answer("Still running: poll the workflow id"),
     502: {"model": ErrorBody, "description": "The charger answered with an OCPP CallError"},
     504: {"model": ErrorBody, "description": "The charger did not answer in time"},
 }
@@ -149,9 +149,7 @@ async def command_result(
             raise ApiError(404, "command_not_found", f"no command {workflow_id}") from None
         raise
     if description.status is WorkflowExecutionStatus.RUNNING:
-        note.result = {"workflow_id": workflow_id, "outcome": "pending"}
-        pending = CommandPending(workflow_id=workflow_id, state="running")
-        return JSONResponse(pending.model_dump(), status_code=202)
+        return still_running(note, workflow_id)
     station_id = str(description.typed_search_attributes.get(STATION_ID) or "")
     command = _command_of(workflow_id, station_id)
     return await answer(request, handle, station_id, command, None)

@@ -4,14 +4,12 @@ session's capture, or close with no money movement."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from sqlalchemy.ext.asyncio import AsyncSession
-from temporalio.client import WorkflowFailureError
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -31,6 +29,7 @@ from api.v1.ops.review_queue import (
     topups_in_review,
 )
 from api.v1.ops.sessions import temporal_ui_link
+from api.v1.ops.workflow_wait import pending_answer, result_or_pending
 from db.models import ChargingSessionRecord, TopUp
 from domain.contracts.charging import charging_workflow_id
 from domain.contracts.review import ReviewRequest, ReviewResult
@@ -87,11 +86,6 @@ class ResolutionAnswer(BaseModel):
     operator: str
     reason: str
     replayed: bool  # the item was already resolved so: nothing moved this time
-
-
-class ResolutionPending(BaseModel):
-    workflow_id: str
-    state: str  # running
 
 
 def _session_item(
@@ -194,7 +188,7 @@ async def _search_attributes(
     response_model=ResolutionAnswer,
     responses={
         **errors(404, 409, 422, 503),
-        202: {"model": ResolutionPending, "description": "Still running: ask again"},
+        **pending_answer("Still running: ask again"),
         403: {"model": ErrorBody, "description": "Admins only"},
     },
 )
@@ -236,19 +230,11 @@ async def resolve(
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
         search_attributes=attributes,
     )
-    try:
-        result = await asyncio.wait_for(
-            handle.result(), timeout=context.config.ops.ops_command_wait_s
-        )
-    except TimeoutError:
-        note.result = {"workflow_id": workflow_id, "outcome": "pending"}
-        pending = ResolutionPending(workflow_id=workflow_id, state="running")
-        return JSONResponse(pending.model_dump(), status_code=202)
-    except WorkflowFailureError as exc:
-        note.result = {"workflow_id": workflow_id, "outcome": "failed"}
-        raise ApiError(
-            409, "review_failed", f"the review workflow {workflow_id} failed: {exc.cause}"
-        ) from None
+    result = await result_or_pending(
+        handle, note, context.config.ops.ops_command_wait_s, failed=(409, "review_failed", "review")
+    )
+    if isinstance(result, JSONResponse):
+        return result
     note.result = _audit_result(workflow_id, result)
     return _answer(workflow_id, body, result)
 

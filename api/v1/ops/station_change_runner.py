@@ -10,7 +10,6 @@ every request is new.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -20,7 +19,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -34,6 +33,7 @@ from api.errors import ApiError, temporal_calls
 from api.ops_audit import audit_note
 from api.v1.ops.access import Operator
 from api.v1.ops.command_runner import request_id
+from api.v1.ops.workflow_wait import pending_answer, result_or_pending
 from db.station_changes import REFUSALS
 from domain.contracts.search_attributes import STATION_ID
 from domain.contracts.station_changes import (
@@ -52,14 +52,7 @@ NO_STORE = {"Cache-Control": "no-store"}
 CHANGE_UNAVAILABLE = "the workflow service is unreachable; nothing was changed, retry"
 
 
-class ChangePending(BaseModel):
-    workflow_id: str
-    state: str  # running
-
-
-PENDING: dict[int | str, dict[str, Any]] = {
-    202: {"model": ChangePending, "description": "Still running: retry with the Idempotency-Key"}
-}
+PENDING = pending_answer("Still running: retry with the Idempotency-Key")
 
 
 @dataclass(frozen=True)
@@ -122,21 +115,15 @@ async def run_change(
     note.result = {"workflow_id": workflow_id}
     with temporal_calls(CHANGE_UNAVAILABLE):
         handle = await _start(context.temporal, context.config.task_queue, workflow_id, change)
-        try:
-            result = await asyncio.wait_for(
-                handle.result(), timeout=context.config.ops.ops_command_wait_s
-            )
-        except TimeoutError:
-            note.result = {"workflow_id": workflow_id, "outcome": "pending"}
-            pending = ChangePending(workflow_id=workflow_id, state="running")
-            return JSONResponse(pending.model_dump(), status_code=202, headers=NO_STORE)
-        except WorkflowFailureError as exc:
-            note.result = {"workflow_id": workflow_id, "outcome": "failed"}
-            raise ApiError(
-                503,
-                "station_change_failed",
-                f"the change workflow {workflow_id} failed: {exc.cause}",
-            ) from None
+        result = await result_or_pending(
+            handle,
+            note,
+            context.config.ops.ops_command_wait_s,
+            failed=(503, "station_change_failed", "change"),
+            headers=NO_STORE,
+        )
+        if isinstance(result, JSONResponse):
+            return result
     if result.fingerprint != change.fingerprint:
         raise ApiError(
             422,
