@@ -4,6 +4,7 @@ update-with-start reaching the same workflow on a retry."""
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import timedelta
 
 from temporalio.api.enums.v1 import EventType
@@ -112,9 +113,10 @@ async def test_a_long_session_continues_as_new_and_keeps_its_state(
         latest = h.client.get_workflow_handle_for(ChargingSessionWorkflow.run, handle.id)
         # Stop only once the new run exists: a stop racing the continue-as-new rightly wins
         # (the server refuses the continue-as-new and the first run settles instead).
-        for _ in range(500):
-            if (await latest.describe()).run_id != first_run:
-                break
+        # A generous deadline, a safety net only: a loaded machine takes seconds to get there.
+        deadline = time.monotonic() + 120
+        while (await latest.describe()).run_id == first_run:
+            assert time.monotonic() < deadline, "the session never continued as new"
             await asyncio.sleep(0.02)
         view = await wait_for(latest, "charging")
         assert view.energy_wh == 2_000
