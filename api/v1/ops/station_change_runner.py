@@ -46,9 +46,6 @@ from domain.contracts.station_changes import (
 from workflows.station_change import StationChangeWorkflow
 
 Handle = WorkflowHandle[StationChangeWorkflow, StationChangeResult]
-# An answer holding a charger key must not be kept anywhere: not by a browser or proxy, and
-# not by the Idempotency-Key store (api/idempotency.py), which honours it.
-NO_STORE = {"Cache-Control": "no-store"}
 CHANGE_UNAVAILABLE = "the workflow service is unreachable; nothing was changed, retry"
 
 
@@ -120,7 +117,6 @@ async def run_change(
             note,
             context.config.ops.ops_command_wait_s,
             failed=(503, "station_change_failed", "change"),
-            headers=NO_STORE,
         )
         if isinstance(result, JSONResponse):
             return result

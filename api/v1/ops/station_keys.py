@@ -26,12 +26,12 @@ from api.ops_audit import audit_note
 from api.v1.ops.access import CurrentOperator
 from api.v1.ops.station_bodies import Change
 from api.v1.ops.station_change_runner import (
-    NO_STORE,
     PENDING,
     change_request,
     key_already_issued,
     run_change,
 )
+from api.v1.ops.workflow_wait import NO_STORE
 from db.models import Station
 from db.stations_admin import StationNotFound
 from domain.charger_keys import ChargerKeys, generate_key

@@ -25,13 +25,13 @@ from api.ops_audit import audit_note
 from api.v1.ops.access import CurrentOperator
 from api.v1.ops.station_bodies import ConnectorUpdate, StationCreate, StationUpdate
 from api.v1.ops.station_change_runner import (
-    NO_STORE,
     PENDING,
     change_request,
     key_already_issued,
     run_change,
 )
 from api.v1.ops.station_views import NewStationDetail, StationDetail, station_detail
+from api.v1.ops.workflow_wait import NO_STORE
 from db.models import Location, Station
 from db.station_changes import check_changes
 from db.stations_admin import (

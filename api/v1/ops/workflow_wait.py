@@ -17,6 +17,8 @@ from api.errors import ApiError
 from api.ops_audit import AuditNote
 
 R = TypeVar("R")
+# Not kept by a browser, a proxy or the Idempotency-Key store (api/idempotency.py honours it).
+NO_STORE = {"Cache-Control": "no-store"}
 
 
 class WorkflowPending(BaseModel):
@@ -34,7 +36,11 @@ def still_running(
 ) -> JSONResponse:
     note.result = {"workflow_id": workflow_id, "outcome": "pending"}
     pending = WorkflowPending(workflow_id=workflow_id, state="running")
-    return JSONResponse(pending.model_dump(), status_code=202, headers=headers)
+    # A retry with the same Idempotency-Key must join the workflow and get its answer, not
+    # this one replayed from the key's store.
+    return JSONResponse(
+        pending.model_dump(), status_code=202, headers={**(headers or {}), **NO_STORE}
+    )
 
 
 async def result_or_pending(
