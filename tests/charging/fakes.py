@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from temporalio import activity
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
@@ -271,6 +271,7 @@ class Harness:
     env: WorkflowEnvironment
     world: FakeWorld
     task_queue: str
+    started: list[str] = field(default_factory=list)  # workflow ids, ended with the harness
 
     @property
     def client(self) -> Client:
@@ -292,12 +293,14 @@ class Harness:
         self, request: ChargingRequest
     ) -> WorkflowHandle[ChargingSessionWorkflow, SessionView]:
         """Start the workflow without its start update (see TOOLCHAIN.md's quirk)."""
-        return await self.client.start_workflow(
+        handle = await self.client.start_workflow(
             ChargingSessionWorkflow.run,
             request,
             id=charging_workflow_id(request.session_id),
             task_queue=self.task_queue,
         )
+        self.started.append(handle.id)
+        return handle
 
     async def start(
         self, request: ChargingRequest
@@ -389,7 +392,23 @@ async def harness(env: WorkflowEnvironment, **world: object) -> AsyncIterator[Ha
             activities=[fake.remote_start, fake.remote_stop],
         ),
     ):
-        yield Harness(env, fake, task_queue)
+        harnessed = Harness(env, fake, task_queue)
+        try:
+            yield harnessed
+        finally:
+            await _terminate_running(env.client, harnessed.started)
+
+
+async def _terminate_running(client: Client, workflow_ids: list[str]) -> None:
+    """A test that failed half-way leaves its workflow waiting on a timer or a signal; ended
+    here, it cannot hold the shared time-skipping server back in the tests after it."""
+    for workflow_id in workflow_ids:
+        handle = client.get_workflow_handle(workflow_id)
+        try:
+            if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+                await handle.terminate("the test ended")
+        except RPCError:
+            continue
 
 
 async def keep_history(
