@@ -76,7 +76,7 @@ TEMPORAL_TROUBLE = frozenset(
 # breaking mid-call ("transport error", status UNKNOWN) and an update no worker is there to
 # take ("no poller seen for task queue recently, worker may be down"); and an update to a
 # workflow whose last workflow task failed or timed out, as it does on a worker starved of
-# CPU (benchmarks/e2e.py saw 500s from POST /charging/stop): refused until the next task.
+# CPU: refused until the next task, so these answer 503 rather than 500.
 TEMPORAL_TROUBLE_MESSAGES = (
     "transport error",
     "no poller seen",

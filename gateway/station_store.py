@@ -64,9 +64,9 @@ class StationStore:
     """The stations' side of the gateway's repository; each method is one short transaction.
 
     Every statement here is Core, so it runs on a pooled connection of the session
-    factory's engine rather than through an ORM session: during reconnect storms the
-    session machinery (identity map, autoflush, unit of work, none of it used here) was
-    ~59 % of the gateway's CPU, and 7-9 % of the MeterValues loop.
+    factory's engine rather than through an ORM session: the session machinery (identity
+    map, autoflush, unit of work, none of it used here) would dominate the gateway's CPU
+    during reconnect storms (docs/benchmarks.md).
     """
 
     def __init__(self, db_sessions: async_sessionmaker[AsyncSession]) -> None:
