@@ -29,6 +29,7 @@ from api.dev_tokens import issue_dev_token
 from payments.config import ProviderSettings, build_provider
 from payments.provider import ProviderName
 from runtime.embedded import free_port
+from runtime.payment_simulator import install_payment_simulator
 from workflows.charging import ChargingSessionWorkflow
 from workflows.reconciliation import PAYMENT_WORKFLOWS
 
@@ -61,7 +62,11 @@ async def served(
         key_pepper=b"contract-key-pepper-0123456789abcdef-xyz",
         ops_command_wait_s=0.1,
     )
-    app = create_app(ApiContext(db_sessions, temporal_env.client, config))
+    context = ApiContext(db_sessions, temporal_env.client, config)
+    app = create_app(context)
+    # As `evpower serve` does with PAYMENT_PROVIDER=SIMULATED: the provider's invoices are
+    # created on this app's own simulated O!Dengi routes (without them a top-up answers 504).
+    install_payment_simulator(app, context)
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
     )
