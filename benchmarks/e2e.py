@@ -16,6 +16,11 @@ worker (benchmarks/e2e_skeleton.py) on its own task queue. Phases, in order:
 3. open loop: `--open-rate` REST starts/s, each session held `--open-held / --open-rate` s
    (so about `--open-held` are held at once), start latency = REST start → 201;
 4. real histories of phase 1's sessions and the skeleton's through benchmarks/history_costs.
+
+`--long-session S` runs nothing of the above: one real session held S seconds (3600: the
+one-hour session of issue 14's action target) at the product's default meter-signal interval,
+its charger sending MeterValues every `--long-meter-interval` s as a real charger does, then
+its history read from the server and costed (events, billable actions, steps).
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ from tests.topology.topology import JWT_SECRET, NAMESPACE, Role, Topology
 SKELETON_QUEUE = "e2e-skeleton"
 CLIENT_FUNDS_TYIYN = 100_000_000
 LIFTED_RATE_LIMIT = "1000000/minute"
+LONG_AMOUNT_TYIYN = 50_000
 HISTORIES = 5  # real sessions whose histories are read
 
 
@@ -225,6 +231,40 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
     return out
 
 
+async def long_session(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
+    """One session held `--long-session` seconds; its real history, costed."""
+    temporal = await Client.connect(stack.topology.temporal.address, namespace=NAMESPACE)
+    out: dict[str, Any] = {"args": vars(args), "load_average_start": os.getloadavg()[0]}
+    async with httpx.AsyncClient(timeout=60.0) as http:
+        # 22 kW for an hour is 22 kWh: the reservation buys 33 kWh, so the limit never ends it.
+        driver = Driver(stack.gateway.base_url, JWT_SECRET, http, temporal, 0, LONG_AMOUNT_TYIYN)
+        (charger,) = await fleet(stack, "E2E-L", 1, args.long_meter_interval)
+        (client_id,) = await clients(stack, 1)
+        tally = Tally()
+        progress(f"one session held {args.long_session:.0f} s")
+        await driver.session(charger, client_id, tally, hold_s=args.long_session)
+        await charger.stop()
+        (session_id,) = tally.session_ids
+        workflow_id = charging_workflow_id(session_id)
+        history = await temporal.get_workflow_handle(workflow_id).fetch_history()
+        out["answers"] = dict(tally.answers)
+        out["history"] = history_costs.analyse_history(workflow_id, history)
+    out["load_average_end"] = os.getloadavg()[0]
+    return out
+
+
+def long_report(out: dict[str, Any]) -> str:
+    args = out["args"]
+    return "\n".join(
+        [
+            f"one session held {args['long_session']:.0f} s, MeterValues every "
+            f"{args['long_meter_interval']:.0f} s, default METER_SIGNAL_INTERVAL_S; "
+            f"{out['answers']}",
+            history_costs.render(out["history"]),
+        ]
+    )
+
+
 async def open_phase(args: argparse.Namespace, stack: Stack, driver: Driver) -> dict[str, Any]:
     hold_s = args.open_held / args.open_rate
     count = int(args.open_held * 1.2 + args.open_rate * 30)  # held + settling + slack
@@ -350,6 +390,8 @@ def main() -> int:
     parser.add_argument("--open-held", type=int, default=100, help="sessions held at once")
     parser.add_argument("--open-duration", type=float, default=60.0, help="s of starts")
     parser.add_argument("--open-meter-interval", type=float, default=30.0, help="open loop, s")
+    parser.add_argument("--long-session", type=float, help="only one session held this long, s")
+    parser.add_argument("--long-meter-interval", type=float, default=60.0, help="its meter, s")
     parser.add_argument("--quick", action="store_true", help="a tiny run (smoke test)")
     parser.add_argument("--json", type=Path, help="write the raw figures here")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
@@ -361,11 +403,12 @@ def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="evp-e2e-"))
     stack = start_stack(root)
     try:
-        out = asyncio.run(run(args, stack))
+        long = args.long_session is not None
+        out = asyncio.run(long_session(args, stack) if long else run(args, stack))
     finally:
         stack.skeleton.stop()
         stack.topology.stop()
-    print(report(out))
+    print(long_report(out) if long else report(out))
     if args.json is not None:
         args.json.write_text(json.dumps(out, indent=2, default=str))
     if not args.keep:

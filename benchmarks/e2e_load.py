@@ -60,6 +60,7 @@ class Driver:
     http: httpx.AsyncClient
     temporal: Client
     hold_samples: int  # MeterValues the charger sends before the driver stops
+    amount_tyiyn: int = AMOUNT_TYIYN
     _tokens: dict[str, str] = field(default_factory=dict)
 
     async def session(
@@ -68,7 +69,11 @@ class Driver:
         """One session; the driver stops it after `hold_samples` MeterValues and at least
         `hold_s` seconds of charging."""
         headers = {"Authorization": f"Bearer {self._token(client_id)}"}
-        body = {"station_id": station.station_id, "connector_id": 1, "amount_tyiyn": AMOUNT_TYIYN}
+        body = {
+            "station_id": station.station_id,
+            "connector_id": 1,
+            "amount_tyiyn": self.amount_tyiyn,
+        }
         key = uuid.uuid4().hex
         while True:
             began = time.monotonic()
