@@ -27,7 +27,7 @@ from domain.cards import CardInUse, CardNotUsable
 from domain.errors import InsufficientFunds
 from domain.ledger import AccountKind
 from domain.sessions import (
-    LIVE_STATES,
+    LIVE_STATE_VALUES,
     ConnectorBusy,
     ConnectorNotFound,
     ConnectorUnavailable,
@@ -57,9 +57,6 @@ class OpenedCardSession:
     gateway_queue: str | None
     max_power_w: int
     card_id: int
-
-
-_LIVE = [state.value for state in LIVE_STATES]
 
 
 class CardSessionStore:
@@ -118,7 +115,7 @@ class CardSessionStore:
             select(ChargingSessionRecord.id).where(
                 ChargingSessionRecord.station_id == request.station_id,
                 ChargingSessionRecord.connector_id == request.connector_id,
-                ChargingSessionRecord.state.in_(_LIVE),
+                ChargingSessionRecord.state.in_(LIVE_STATE_VALUES),
             )
         )
         if busy is not None:
@@ -126,7 +123,7 @@ class CardSessionStore:
         in_use = await session.scalar(
             select(ChargingSessionRecord.id).where(
                 ChargingSessionRecord.card_id == card.id,
-                ChargingSessionRecord.state.in_(_LIVE),
+                ChargingSessionRecord.state.in_(LIVE_STATE_VALUES),
             )
         )
         if in_use is not None:

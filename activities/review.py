@@ -138,39 +138,35 @@ def _in_review(kind: ReviewKind, item_id: str, state: str) -> None:
         raise NotInReview(f"{kind} {item_id} is {state}, not {IN_REVIEW}")
 
 
-async def _refund(session: AsyncSession, request: ReviewRequest, client_id: str) -> ReviewPlan:
-    """A refund gives back at most what the session's settlement captured."""
-    captured = await captured_tyiyn(session, request.item_id)
-    if captured == 0:
-        raise NothingToRefund(f"session {request.item_id} captured nothing")
-    amount = request.amount_tyiyn if request.amount_tyiyn is not None else captured
-    if amount > captured:
-        raise RefundExceedsCapture(
-            f"a refund of {amount} tyiyn exceeds the {captured} tyiyn captured"
-        )
+async def _session_move(
+    session: AsyncSession, request: ReviewRequest, client_id: str, decision: Decision
+) -> ReviewPlan:
+    """A refund gives back at most what the session's settlement captured; a release frees at
+    most what its reservation still holds (a settlement that failed). Without an amount the
+    decision moves all of it."""
+    refund = decision is Decision.REFUND
+    if refund:
+        available = await captured_tyiyn(session, request.item_id)
+        nothing: DomainError = NothingToRefund(f"session {request.item_id} captured nothing")
+    else:
+        available = await held_tyiyn(session, request.item_id)
+        nothing = NothingToRelease(f"session {request.item_id} holds nothing")
+    if available <= 0:
+        raise nothing
+    amount = request.amount_tyiyn if request.amount_tyiyn is not None else available
+    if amount > available:
+        if refund:
+            raise RefundExceedsCapture(
+                f"a refund of {amount} tyiyn exceeds the {available} tyiyn captured"
+            )
+        raise ReleaseExceedsHeld(f"a release of {amount} tyiyn exceeds the {available} tyiyn held")
+    operation = Operation.REFUND if refund else Operation.RELEASE
     return ReviewPlan(
         "move",
         client_id,
-        Operation.REFUND.value,
+        operation.value,
         amount,
-        op_key=review_op_key(ReviewKind.SESSION, request.item_id, Decision.REFUND),
-    )
-
-
-async def _release(session: AsyncSession, request: ReviewRequest, client_id: str) -> ReviewPlan:
-    """A session whose settlement failed still holds (part of) its reservation: free it."""
-    held = await held_tyiyn(session, request.item_id)
-    if held <= 0:
-        raise NothingToRelease(f"session {request.item_id} holds nothing")
-    amount = request.amount_tyiyn if request.amount_tyiyn is not None else held
-    if amount > held:
-        raise ReleaseExceedsHeld(f"a release of {amount} tyiyn exceeds the {held} tyiyn held")
-    return ReviewPlan(
-        "move",
-        client_id,
-        Operation.RELEASE.value,
-        amount,
-        op_key=review_op_key(ReviewKind.SESSION, request.item_id, Decision.RELEASE),
+        op_key=review_op_key(ReviewKind.SESSION, request.item_id, decision),
     )
 
 
@@ -214,9 +210,7 @@ class ReviewActivities:
             _in_review(kind, request.item_id, record.state)
             if decision is Decision.CLOSE:
                 return ReviewPlan("close", client_id=record.client_id)
-            if decision is Decision.RELEASE:
-                return await _release(session, request, record.client_id)
-            return await _refund(session, request, record.client_id)
+            return await _session_move(session, request, record.client_id, decision)
         topup = await session.get(TopUp, request.item_id)
         if topup is None:
             raise ReviewItemNotFound(f"no top-up {request.item_id!r}")

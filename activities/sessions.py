@@ -34,8 +34,8 @@ from db.session_rows import claim_connector
 from domain.contracts.notify_channels import SESSION_PROGRESS
 from domain.contracts.session_record import SessionRecord
 from domain.sessions import (
-    FINAL_STATES,
-    LIVE_STATES,
+    FINAL_STATE_VALUES,
+    LIVE_STATE_VALUES,
     AlreadyCharging,
     ConnectorBusy,
     ConnectorNotFound,
@@ -70,10 +70,6 @@ class OpenedSession:
     # The connector's maximum power, snapshotted with the tariff: the plausibility bound of
     # the session's meter readings (0 in histories from before it: looked up at settlement).
     max_power_w: int = 0
-
-
-_LIVE = [state.value for state in LIVE_STATES]
-_FINAL = [state.value for state in FINAL_STATES]
 
 
 class SessionStore:
@@ -118,7 +114,7 @@ class SessionStore:
             select(ChargingSessionRecord.client_id).where(
                 ChargingSessionRecord.station_id == request.station_id,
                 ChargingSessionRecord.connector_id == request.connector_id,
-                ChargingSessionRecord.state.in_(_LIVE),
+                ChargingSessionRecord.state.in_(LIVE_STATE_VALUES),
             )
         )
         if live_owner == request.client_id:
@@ -154,7 +150,7 @@ class SessionStore:
             index_elements=[ChargingSessionRecord.id],
             set_=changes,
             # A final row is never reopened, whatever order retries arrive in.
-            where=ChargingSessionRecord.state.not_in(_FINAL),
+            where=ChargingSessionRecord.state.not_in(FINAL_STATE_VALUES),
         ).returning(ChargingSessionRecord.id)
         async with self._db_sessions() as session, session.begin():
             await ensure_client(session, record.client_id)
@@ -162,7 +158,8 @@ class SessionStore:
             if written:
                 # Live session streams re-read the session (api/session_feed.py).
                 await session.execute(select(func.pg_notify(SESSION_PROGRESS, record.session_id)))
-        if written and record.state in _FINAL:  # the row just became final: once per session
+        # The row just became final: counted once per session.
+        if written and record.state in FINAL_STATE_VALUES:
             SESSIONS_FINISHED.labels(record.state).inc()
         log.info(
             "session recorded",

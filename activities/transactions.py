@@ -99,12 +99,12 @@ async def recorded_transaction(
         return nothing
     meter_start, meter_stop, stopped_at, reason, connector_id, started_at = transaction
     if meter_stop is not None and stopped_at is not None:
-        return RecordedTransaction(
-            request.transaction_id,
-            RecordSource.STOP_TRANSACTION.value,
-            energy_wh=max(0, meter_stop - meter_start),
-            meter_wh=meter_stop,
-            at=stopped_at,
+        return _measured(
+            request,
+            RecordSource.STOP_TRANSACTION,
+            meter_start,
+            meter_stop,
+            stopped_at,
             reason=reason,
         )
     # The newest reading, as GET /charging shows it live: a meter only counts up, and a
@@ -125,12 +125,27 @@ async def recorded_transaction(
         return nothing
     register, measured_at = sample
     assert register is not None  # filtered in the query
+    return _measured(request, RecordSource.METER_VALUE, meter_start, register, measured_at)
+
+
+def _measured(
+    request: RecordedTransactionRequest,
+    source: RecordSource,
+    meter_start: int,
+    register_wh: int,
+    at: datetime,
+    *,
+    reason: str | None = None,
+) -> RecordedTransaction:
+    """A reading of the transaction's register: what it delivered since meterStart (a
+    register that went back delivers nothing, it is never a negative amount)."""
     return RecordedTransaction(
         request.transaction_id,
-        RecordSource.METER_VALUE.value,
-        energy_wh=max(0, register - meter_start),
-        meter_wh=register,
-        at=measured_at,
+        source.value,
+        energy_wh=max(0, register_wh - meter_start),
+        meter_wh=register_wh,
+        at=at,
+        reason=reason,
     )
 
 

@@ -184,24 +184,21 @@ def assess(
         anchor = point
     claimed_wh = raw_rises if reset else max(claimed, 0)
     total_limit = allowed_wh(max_power, _seconds(start.at, stop.at))
+    # An impossible step still bills what the samples before it vouch for; an impossible
+    # total bills nothing: an operator decides.
+    review: tuple[int, ReviewReason, int | None] | None = None
     if broken is not None:
+        review = (billable, ReviewReason.IMPLAUSIBLE_STEP, broken_limit)
+    elif billable > total_limit:
+        review = (0, ReviewReason.IMPLAUSIBLE_TOTAL, total_limit)
+    if review is not None:
+        billed, reason, limit_wh = review
         return Assessment(
             Verdict.REVIEW,
-            billable,
+            billed,
             claimed_wh,
-            ReviewReason.IMPLAUSIBLE_STEP,
-            limit_wh=broken_limit,
-            reset=reset,
-            glitches=glitches,
-            readings=_shown(points, problems),
-        )
-    if billable > total_limit:
-        return Assessment(
-            Verdict.REVIEW,
-            0,
-            claimed_wh,
-            ReviewReason.IMPLAUSIBLE_TOTAL,
-            limit_wh=total_limit,
+            reason,
+            limit_wh=limit_wh,
             reset=reset,
             glitches=glitches,
             readings=_shown(points, problems),

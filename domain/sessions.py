@@ -42,6 +42,10 @@ FINAL_STATES = frozenset(
 LIVE_STATES = frozenset(
     {SessionState.PENDING, SessionState.STARTING, SessionState.CHARGING, SessionState.STOPPING}
 )
+# The same states as the strings the database stores: one spelling for every query and row
+# check (`state.in_(FINAL_STATE_VALUES)`, `record.state in FINAL_STATE_VALUES`).
+FINAL_STATE_VALUES = tuple(sorted(state.value for state in FINAL_STATES))
+LIVE_STATE_VALUES = tuple(sorted(state.value for state in LIVE_STATES))
 
 
 class StopReason(StrEnum):

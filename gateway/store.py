@@ -35,7 +35,7 @@ from db.models import (
 )
 from domain.contracts.notify_channels import SESSION_PROGRESS
 from domain.contracts.session_signals import REFUSED_STOP_REASON
-from domain.sessions import FINAL_STATES, LIVE_STATES
+from domain.sessions import FINAL_STATE_VALUES, LIVE_STATE_VALUES
 from gateway.station_store import StationStore, upsert
 
 
@@ -216,7 +216,7 @@ class GatewayStore(StationStore):
         )
         over = select(ChargingSessionRecord.id).where(
             ChargingSessionRecord.id == id_tag,
-            ChargingSessionRecord.state.in_([state.value for state in FINAL_STATES]),
+            ChargingSessionRecord.state.in_(FINAL_STATE_VALUES),
         )
         query = select(OcppRemoteStart.id_tag).where(
             OcppRemoteStart.id_tag == id_tag,
@@ -296,7 +296,7 @@ class GatewayStore(StationStore):
             rows = await connection.execute(
                 select(ChargingSessionRecord.id).where(
                     ChargingSessionRecord.station_id == station_id,
-                    ChargingSessionRecord.state.not_in([state.value for state in FINAL_STATES]),
+                    ChargingSessionRecord.state.not_in(FINAL_STATE_VALUES),
                 )
             )
             return [row[0] for row in rows]
@@ -315,7 +315,7 @@ class GatewayStore(StationStore):
                 ChargingSessionRecord.id == OcppTransaction.id_tag,
                 ChargingSessionRecord.station_id == station_id,
                 ChargingSessionRecord.connector_id == connector_id,
-                ChargingSessionRecord.state.in_([state.value for state in LIVE_STATES]),
+                ChargingSessionRecord.state.in_(LIVE_STATE_VALUES),
             )
             .scalar_subquery()
         )

@@ -80,7 +80,7 @@ def status_key(value: object) -> str:
     return text
 
 
-def _json_object(value: object, what: str) -> object:
+def _json_object(value: object, what: str) -> Mapping[object, object]:
     if isinstance(value, str):
         try:
             value = json.loads(value) if value.strip() else {}
@@ -93,7 +93,6 @@ def _json_object(value: object, what: str) -> object:
 
 def check_status_codes(value: object) -> dict[str, str]:
     table = _json_object(value, '"code": "awaiting|paid|cancelled|expired"')
-    assert isinstance(table, Mapping)
     codes: dict[str, str] = {}
     for code, reading in table.items():
         key = status_key(code)
@@ -110,7 +109,6 @@ def check_status_codes(value: object) -> dict[str, str]:
 def check_status_paths(value: object) -> dict[str, str]:
     """Overrides of DEFAULT_STATUS_PATHS (the ones not named keep their default)."""
     table = _json_object(value, '"name": "path"')
-    assert isinstance(table, Mapping)
     paths: dict[str, str] = {}
     for name, path in table.items():
         if name not in DEFAULT_STATUS_PATHS:

@@ -29,6 +29,20 @@ PERSISTENT = RetryPolicy(
 )
 
 
+def _refused(request: ReviewRequest, code: str | None, message: str) -> ReviewResult:
+    """The answer to a decision that moved nothing and recorded nothing."""
+    return ReviewResult(
+        request.kind,
+        request.item_id,
+        request.decision,
+        "refused",
+        operator=request.operator,
+        reason=request.reason,
+        code=code,
+        message=message,
+    )
+
+
 @workflow.defn(name=WORKFLOW_NAME)
 class ReviewWorkflow:
     @workflow.run
@@ -49,16 +63,7 @@ class ReviewWorkflow:
         if plan.outcome == "done" and plan.previous is not None:
             return plan.previous
         if plan.outcome == "refused":
-            return ReviewResult(
-                request.kind,
-                request.item_id,
-                request.decision,
-                "refused",
-                operator=request.operator,
-                reason=request.reason,
-                code=plan.code,
-                message=plan.message,
-            )
+            return _refused(request, plan.code, plan.message)
         entry_id = None
         if plan.operation is not None and plan.op_key is not None:
             try:
@@ -71,16 +76,7 @@ class ReviewWorkflow:
                     raise
                 # The client's accounts no longer allow it (a release of a reservation a
                 # manual change already took): nothing moved, nothing is recorded.
-                return ReviewResult(
-                    request.kind,
-                    request.item_id,
-                    request.decision,
-                    "refused",
-                    operator=request.operator,
-                    reason=request.reason,
-                    code=LedgerRefused.code,
-                    message=cause.message,
-                )
+                return _refused(request, LedgerRefused.code, cause.message)
             entry_id = moved.entry_id
         result: ReviewResult = await workflow.execute_activity(
             RECORD_REVIEW,

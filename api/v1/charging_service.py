@@ -47,7 +47,7 @@ from domain.contracts.session_record import session_record, with_live_energy
 from domain.identifiers import is_session_id, new_id, session_id_for_key
 from domain.money import CURRENCY, check_amount, format_som
 from domain.sessions import (
-    FINAL_STATES,
+    FINAL_STATE_VALUES,
     START_REJECTIONS,
     SessionNotFound,
     SessionState,
@@ -63,7 +63,6 @@ START_UNANSWERED = (
     "the session service did not answer; read or stop error.session_id, or retry with an "
     "Idempotency-Key"
 )
-_FINAL = [state.value for state in FINAL_STATES]
 _METERED = {SessionState.CHARGING.value, SessionState.STOPPING.value}
 
 
@@ -254,7 +253,7 @@ class ChargingService:
 
     async def get(self, client_id: str, session_id: str) -> ChargingSession:
         found = await self.record(client_id, session_id)
-        if found is not None and found.state in _FINAL:
+        if found is not None and found.state in FINAL_STATE_VALUES:
             return _from_row(found)
         try:
             view = await self._handle(session_id).query(ChargingSessionWorkflow.state)

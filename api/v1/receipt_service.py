@@ -25,12 +25,11 @@ from db.session_rows import own_session_row
 from domain.energy import format_kwh
 from domain.ledger import Operation
 from domain.money import CURRENCY, format_som
-from domain.sessions import FINAL_STATES, SessionNotFound
+from domain.sessions import FINAL_STATE_VALUES, SessionNotFound
 
 TIME_ZONE = "Asia/Bishkek"
 # The movements a session makes, in the order they happen.
 SESSION_OPERATIONS = (Operation.RESERVE, Operation.CAPTURE, Operation.RELEASE)
-_FINAL = frozenset(state.value for state in FINAL_STATES)
 
 
 def _local_zone() -> tzinfo:
@@ -136,7 +135,7 @@ async def load_receipt(
         record = await own_session_row(session, client_id, session_id)
         if record is None:
             raise SessionNotFound(f"no charging session {session_id!r}")
-        if record.state not in _FINAL:
+        if record.state not in FINAL_STATE_VALUES:
             raise SessionNotFinal(record.state)
         station = await session.get(Station, record.station_id)
         location = (

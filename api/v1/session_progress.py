@@ -26,9 +26,7 @@ from db.models import Connector, OcppRemoteStart, OcppTransaction
 from db.session_rows import own_session_row
 from domain import meter_readings
 from domain.contracts.session_record import SessionRecord, record_fields, with_live_energy
-from domain.sessions import FINAL_STATES, SessionNotFound, SessionState
-
-_FINAL = frozenset(state.value for state in FINAL_STATES)
+from domain.sessions import FINAL_STATE_VALUES, SessionNotFound, SessionState
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +45,7 @@ async def session_progress(
         if row is None:
             raise SessionNotFound(f"no charging session {session_id!r}")
         current, created_at = row.to_record(), row.created_at
-        if current.state in _FINAL:
+        if current.state in FINAL_STATE_VALUES:
             final = _message(current, created_at, final=True, power_w=None)
             return Progress([final], after_sample_id)
         if current.transaction_id is not None:
