@@ -8,10 +8,7 @@ moves, the workflow reports why.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -19,11 +16,8 @@ with workflow.unsafe.imports_passed_through():
     from domain.contracts.adjustments import WORKFLOW_NAME, AdjustmentRequest, AdjustmentResult
     from domain.errors import InsufficientFunds, OpKeyConflict
     from domain.ledger import Operation
+    from workflows.database_steps import database_activity
 
-DB_TIMEOUT = timedelta(seconds=30)
-PERSISTENT = RetryPolicy(
-    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
-)
 # The ledger's final answers (ApplicationError type: the domain error's class name).
 REFUSALS = {
     InsufficientFunds.__name__: InsufficientFunds.code,
@@ -41,13 +35,11 @@ class BalanceAdjustmentWorkflow:
         )
         operation = Operation.ADJUST_CREDIT if request.amount_tyiyn > 0 else Operation.ADJUST_DEBIT
         try:
-            moved: LedgerResult = await workflow.execute_activity(
+            moved = await database_activity(
                 operation.value,
                 LedgerMovement(request.op_key, request.client_id, abs(request.amount_tyiyn)),
-                result_type=LedgerResult,
-                start_to_close_timeout=DB_TIMEOUT,
-                retry_policy=PERSISTENT,
-                summary=f"{operation.value} {abs(request.amount_tyiyn)} tyiyn",
+                f"{operation.value} {abs(request.amount_tyiyn)} tyiyn",
+                LedgerResult,
             )
         except ActivityError as exc:
             cause = exc.cause

@@ -52,14 +52,11 @@ with workflow.unsafe.imports_passed_through():
         RemoteStartRequest,
         RemoteStopRequest,
     )
+    from workflows.database_steps import database_activity
 
-# Database and ledger work is idempotent and must eventually happen: retry without a limit.
-PERSISTENT = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-)
-DB_TIMEOUT = timedelta(seconds=15)
+# A session's record and ledger steps are single-row writes: an attempt stuck for 15 s is
+# retried sooner than database_steps' default, while a driver waits on the answer.
+SESSION_STEP_TIMEOUT = timedelta(seconds=15)
 # A command to a charger is sent once per attempt; resending is the workflow's decision.
 ONCE = RetryPolicy(maximum_attempts=1)
 
@@ -129,7 +126,7 @@ async def find_open_transaction(view: SessionView) -> int | None:
 
 async def recorded_transaction(station_id: str, transaction_id: int) -> RecordedTransaction:
     """What the gateway stored for the transaction: its stop, else its newest meter value."""
-    return await _database_activity(
+    return await _session_step(
         RECORDED_TRANSACTION,
         RecordedTransactionRequest(station_id, transaction_id),
         f"what the gateway recorded for transaction {transaction_id}",
@@ -139,7 +136,7 @@ async def recorded_transaction(station_id: str, transaction_id: int) -> Recorded
 
 async def recorded_start(view: SessionView) -> RecordedStart:
     """The StartTransaction the gateway recorded for the session but has not passed on."""
-    return await _database_activity(
+    return await _session_step(
         RECORDED_START,
         RecordedStartRequest(view.station_id, view.connector_id, view.session_id),
         "a StartTransaction recorded but not passed on?",
@@ -149,7 +146,7 @@ async def recorded_start(view: SessionView) -> RecordedStart:
 
 async def assess_meter_readings(request: MeterReadingsRequest) -> MeterAssessment:
     """The meter check of what the session is about to bill (domain.meter_readings)."""
-    return await _database_activity(
+    return await _session_step(
         ASSESS_METER_READINGS,
         request,
         f"check the meter readings of transaction {request.transaction_id}",
@@ -158,7 +155,7 @@ async def assess_meter_readings(request: MeterReadingsRequest) -> MeterAssessmen
 
 
 async def open_card_session(request: OpenCardSession) -> OpenedCardSession:
-    return await _database_activity(
+    return await _session_step(
         OPEN_CARD_SESSION,
         request,
         f"card {request.id_tag}: check {request.station_id}/{request.connector_id} and claim it",
@@ -167,7 +164,7 @@ async def open_card_session(request: OpenCardSession) -> OpenedCardSession:
 
 
 async def open_session(request: OpenSession) -> OpenedSession:
-    return await _database_activity(
+    return await _session_step(
         OPEN_SESSION,
         request,
         f"check {request.station_id}/{request.connector_id} and claim it",
@@ -176,24 +173,24 @@ async def open_session(request: OpenSession) -> OpenedSession:
 
 
 async def discard_session(session_id: str) -> None:
-    await _database_activity(DISCARD_SESSION, session_id, "drop the claim of a refused start", None)
+    await _session_step(DISCARD_SESSION, session_id, "drop the claim of a refused start", None)
 
 
 async def record_session(view: SessionView) -> None:
     """Write the session's row: its record fields only (the view's own stay in the workflow)."""
     record: SessionRecord = session_record(view)
-    await _database_activity(RECORD_SESSION, record, f"record {record.state}", None)
+    await _session_step(RECORD_SESSION, record, f"record {record.state}", None)
 
 
 async def move_money(operation: str, movement: LedgerMovement) -> LedgerResult:
     """`reserve`, `capture` or `release` through the ledger, keyed by the movement's op_key."""
-    return await _database_activity(
+    return await _session_step(
         operation, movement, f"{operation} {movement.amount_tyiyn} tyiyn", LedgerResult
     )
 
 
 async def locate_station(request: LocateStation) -> StationLocation:
-    return await _database_activity(
+    return await _session_step(
         LOCATE_STATION, request, "which gateway holds the station", StationLocation
     )
 
@@ -405,14 +402,8 @@ class GatewayCommands:
 T = TypeVar("T")
 
 
-async def _database_activity(name: str, arg: Any, summary: str, result_type: type[T] | None) -> T:
-    """One activity against the database: retried until it answers (PERSISTENT)."""
-    result: T = await workflow.execute_activity(
-        name,
-        arg,
-        result_type=result_type,
-        start_to_close_timeout=DB_TIMEOUT,
-        retry_policy=PERSISTENT,
-        summary=summary,
+async def _session_step(name: str, arg: Any, summary: str, result_type: type[T] | None) -> T:
+    """A database or ledger activity of the session, retried until it answers."""
+    return await database_activity(
+        name, arg, summary, result_type, start_to_close=SESSION_STEP_TIMEOUT
     )
-    return result

@@ -31,10 +31,9 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.contracts.topups import TopUpState
     from payments.provider import PaymentNotice, PayStatus, UnreadNotice
+    from workflows.database_steps import database_method
     from workflows.topup import (
         CANCEL_REFUSED_REASON,
-        RECORD_RETRY,
-        RECORD_TIMEOUT,
         TopUpWorkflow,
         cancel_invoice,
         check_payment,
@@ -60,19 +59,17 @@ class ReconcileResult:
 
 
 async def find_topup(order_id: str, invoice_id: str | None) -> TopUpRef | None:
-    topup: TopUpRef | None = await workflow.execute_activity_method(
+    topup: TopUpRef | None = await database_method(
         TopUpRecords.find_topup,
         FindTopUpInput(order_id, invoice_id),
-        start_to_close_timeout=RECORD_TIMEOUT,
-        retry_policy=RECORD_RETRY,
-        summary=f"find top-up of order {order_id or invoice_id}",
+        f"find top-up of order {order_id or invoice_id}",
     )
     return topup
 
 
 async def record_unmatched(provider: str, report: PaymentReport, invoice_id: str | None) -> None:
     """Not ours, or lost locally: keep the payment on record for a human, credit nothing."""
-    await workflow.execute_activity_method(
+    await database_method(
         TopUpRecords.record_payment,
         RecordPaymentInput(
             provider=provider,
@@ -84,9 +81,7 @@ async def record_unmatched(provider: str, report: PaymentReport, invoice_id: str
             claim=False,
             reason="no top-up for this payment",
         ),
-        start_to_close_timeout=RECORD_TIMEOUT,
-        retry_policy=RECORD_RETRY,
-        summary="record unmatched payment",
+        "record unmatched payment",
     )
 
 
@@ -147,33 +142,27 @@ class ReconcileStaleTopUps:
     @workflow.run
     async def run(self, request: SweepInput) -> SweepResult:
         page = StaleTopUpsInput(request.older_than_s, request.limit)
-        receipts: list[UnsettledPayment] = await workflow.execute_activity_method(
+        receipts: list[UnsettledPayment] = await database_method(
             TopUpRecords.unsettled_payments,
             page,
-            start_to_close_timeout=RECORD_TIMEOUT,
-            retry_policy=RECORD_RETRY,
-            summary="list unsettled payments",
+            "list unsettled payments",
         )
         counts = {state: 0 for state in TopUpState}
         for receipt in receipts:
             counts[await self._settle_receipt(receipt)] += 1
         unread: list[UnreadPayment] = []
         if workflow.patched("sweep-unread-notices"):
-            unread = await workflow.execute_activity_method(
+            unread = await database_method(
                 TopUpRecords.unread_notices,
                 page,
-                start_to_close_timeout=RECORD_TIMEOUT,
-                retry_policy=RECORD_RETRY,
-                summary="list unread notices",
+                "list unread notices",
             )
         for notice in unread:
             counts[await recheck_unread(notice)] += 1
-        stale: list[TopUpRef] = await workflow.execute_activity_method(
+        stale: list[TopUpRef] = await database_method(
             TopUpRecords.stale_topups,
             page,
-            start_to_close_timeout=RECORD_TIMEOUT,
-            retry_policy=RECORD_RETRY,
-            summary="list open top-ups",
+            "list open top-ups",
         )
         for topup in stale:
             counts[await self._reconcile(topup)] += 1

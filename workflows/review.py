@@ -9,10 +9,7 @@ resolution (the item leaves `needs_review`).
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -21,12 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.contracts.review import WORKFLOW_NAME, ReviewRequest, ReviewResult
     from domain.errors import InsufficientFunds
     from domain.review import LedgerRefused
-
-DB_TIMEOUT = timedelta(seconds=30)
-# The database may blink; a decision whose money moved must still be recorded, so retry long.
-PERSISTENT = RetryPolicy(
-    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
-)
+    from workflows.database_steps import database_activity
 
 
 def _refused(request: ReviewRequest, code: str | None, message: str) -> ReviewResult:
@@ -52,13 +44,8 @@ class ReviewWorkflow:
             f"**{request.decision}{amount}** on {request.kind} {request.item_id} "
             f"by {request.operator}: {request.reason}"[:1000]
         )
-        plan: ReviewPlan = await workflow.execute_activity(
-            PLAN_REVIEW,
-            request,
-            result_type=ReviewPlan,
-            start_to_close_timeout=DB_TIMEOUT,
-            retry_policy=PERSISTENT,
-            summary=f"check {request.kind} {request.item_id}",
+        plan = await database_activity(
+            PLAN_REVIEW, request, f"check {request.kind} {request.item_id}", ReviewPlan
         )
         if plan.outcome == "done" and plan.previous is not None:
             return plan.previous
@@ -78,38 +65,27 @@ class ReviewWorkflow:
                 # manual change already took): nothing moved, nothing is recorded.
                 return _refused(request, LedgerRefused.code, cause.message)
             entry_id = moved.entry_id
-        result: ReviewResult = await workflow.execute_activity(
-            RECORD_REVIEW,
-            ReviewRecord(
-                request,
-                plan.client_id,
-                plan.amount_tyiyn,
-                entry_id,
-                plan.op_key,
-                workflow.info().workflow_id,
-            ),
-            result_type=ReviewResult,
-            start_to_close_timeout=DB_TIMEOUT,
-            retry_policy=PERSISTENT,
-            summary="record the resolution",
+        # A decision whose money moved must be recorded: database_activity retries until it is.
+        record = ReviewRecord(
+            request,
+            plan.client_id,
+            plan.amount_tyiyn,
+            entry_id,
+            plan.op_key,
+            workflow.info().workflow_id,
         )
-        return result
+        return await database_activity(RECORD_REVIEW, record, "record the resolution", ReviewResult)
 
     async def _move(
         self, request: ReviewRequest, plan: ReviewPlan, operation: str, op_key: str
     ) -> LedgerResult:
-        moved: LedgerResult = await workflow.execute_activity(
-            operation,
-            LedgerMovement(
-                op_key,
-                plan.client_id,
-                plan.amount_tyiyn,
-                reference=request.item_id,
-                provider=plan.provider,
-            ),
-            result_type=LedgerResult,
-            start_to_close_timeout=DB_TIMEOUT,
-            retry_policy=PERSISTENT,
-            summary=f"{operation} {plan.amount_tyiyn} tyiyn",
+        movement = LedgerMovement(
+            op_key,
+            plan.client_id,
+            plan.amount_tyiyn,
+            reference=request.item_id,
+            provider=plan.provider,
         )
-        return moved
+        return await database_activity(
+            operation, movement, f"{operation} {plan.amount_tyiyn} tyiyn", LedgerResult
+        )

@@ -54,6 +54,7 @@ with workflow.unsafe.imports_passed_through():
         TopUpView,
     )
     from payments.provider import PaymentNotice, PayStatus, UnreadNotice
+    from workflows.database_steps import database_method
 
 # Provider calls: retried with backoff while the provider times out or answers 5xx.
 PROVIDER_RETRY = RetryPolicy(
@@ -64,9 +65,6 @@ PROVIDER_RETRY = RetryPolicy(
 )
 # A failed poll just waits for the next one.
 POLL_RETRY = RetryPolicy(maximum_attempts=2, non_retryable_error_types=[PROVIDER_REJECTED])
-# Database and ledger steps must happen; they are idempotent, so keep trying.
-RECORD_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
-RECORD_TIMEOUT = timedelta(seconds=30)
 
 
 async def check_payment(topup_id: str, invoice_id: str, *, final: bool) -> CheckPaymentResult:
@@ -126,12 +124,10 @@ async def finish(
     entry_id: int | None = None,
     reason: str | None = None,
 ) -> None:
-    await workflow.execute_activity_method(
+    await database_method(
         TopUpRecords.finish_topup,
         FinishTopUpInput(topup.topup_id, topup.provider, state.value, trans_id, entry_id, reason),
-        start_to_close_timeout=RECORD_TIMEOUT,
-        retry_policy=RECORD_RETRY,
-        summary=f"top-up {state.value}",
+        f"top-up {state.value}",
     )
 
 
@@ -139,12 +135,10 @@ async def hold_for_review(
     provider: str, trans_ids: list[str], topup_id: str | None, reason: str
 ) -> None:
     """Unread notices that no readable payment settled: a human decides."""
-    await workflow.execute_activity_method(
+    await database_method(
         TopUpRecords.hold_for_review,
         HoldForReviewInput(provider, trans_ids, topup_id, reason),
-        start_to_close_timeout=RECORD_TIMEOUT,
-        retry_policy=RECORD_RETRY,
-        summary="unread notice to review",
+        "unread notice to review",
     )
 
 
@@ -164,7 +158,7 @@ async def settle_payment(topup: TopUpRef, report: PaymentReport) -> Settlement:
     expected = f"{topup.amount_tyiyn} {topup.currency}"
     mismatch = None if matches else f"paid {report.amount_tyiyn} {currency}, expected {expected}"
     refusal = report.untrusted or mismatch
-    recorded = await workflow.execute_activity_method(
+    recorded = await database_method(
         TopUpRecords.record_payment,
         RecordPaymentInput(
             provider=topup.provider,
@@ -176,9 +170,7 @@ async def settle_payment(topup: TopUpRef, report: PaymentReport) -> Settlement:
             claim=refusal is None,
             reason=refusal,
         ),
-        start_to_close_timeout=RECORD_TIMEOUT,
-        retry_policy=RECORD_RETRY,
-        summary=f"record payment {report.trans_id}",
+        f"record payment {report.trans_id}",
     )
     if not recorded.claimed:
         if recorded.paid_by is not None:
@@ -189,7 +181,7 @@ async def settle_payment(topup: TopUpRef, report: PaymentReport) -> Settlement:
         reason = refusal or "the transaction is in review"
         await finish(topup, TopUpState.NEEDS_REVIEW, trans_id=report.trans_id, reason=reason)
         return Settlement(TopUpState.NEEDS_REVIEW, report.trans_id, reason)
-    credit = await workflow.execute_activity_method(
+    credit = await database_method(
         LedgerActivities.credit_topup,
         LedgerMovement(
             op_key=f"topup:{report.trans_id}",
@@ -198,9 +190,7 @@ async def settle_payment(topup: TopUpRef, report: PaymentReport) -> Settlement:
             reference=topup.topup_id,
             provider=topup.provider,
         ),
-        start_to_close_timeout=RECORD_TIMEOUT,
-        retry_policy=RECORD_RETRY,
-        summary=f"credit {topup.amount_tyiyn} tyiyn",
+        f"credit {topup.amount_tyiyn} tyiyn",
     )
     await finish(topup, TopUpState.PAID, trans_id=report.trans_id, entry_id=credit.entry_id)
     return Settlement(TopUpState.PAID, report.trans_id)
