@@ -12,7 +12,6 @@ import asyncio
 import resource
 import signal
 import sys
-from dataclasses import replace
 from typing import Any
 
 from benchmarks.infra import BENCHMARK_KEY_PEPPER
@@ -27,15 +26,13 @@ from runtime.settings import LogFormat, Settings, load_settings
 
 
 def config_for(settings: Settings) -> GatewayConfig:
-    """The production gateway config, with the passwordless stations the benchmark seeds
-    (benchmarks/infra.py) explicitly allowed: hashing is not what is measured here. The
+    """The production gateway config of `settings` (which allow the passwordless stations the
+    benchmark seeds, benchmarks/infra.py: hashing is not what is measured here). The
     load client connects 64 chargers at a time and does not retry a 503, so admission is
     not limited below that (the storm mode measures the production limit)."""
     config = gateway_config(settings)
-    return replace(
-        config,
-        allow_passwordless_stations=settings.ocpp_allow_passwordless_stations,
-        admission_limit=max(config.admission_limit, 2 * CONNECT_CONCURRENCY),
+    return config.model_copy(
+        update={"admission_limit": max(config.admission_limit, 2 * CONNECT_CONCURRENCY)}
     )
 
 

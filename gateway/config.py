@@ -2,35 +2,80 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from domain.contracts.task_queues import DEFAULT_TASK_QUEUE
 from gateway.auth import MIN_PEPPER_BYTES
 
 
-@dataclass(frozen=True)
-class GatewayConfig:
-    """Built by `runtime/` from settings; the gateway never reads the environment itself."""
+class GatewaySettings(BaseModel):
+    """The gateway's knobs an operator sets, each with its bounds. runtime/settings.py's
+    `Settings` inherits this group, so each environment variable (the alias) and its validation
+    is written once, and `GatewayConfig.of` hands the group over whole."""
 
-    instance_id: str  # names the Temporal task queue `gateway-{instance_id}`; unique per process
-    # Server-side secret every charger key hash is keyed with (domain/charger_keys.py); the same
-    # for every gateway and `evpower stations add` of a deployment.
-    key_pepper: bytes = field(repr=False)
-    heartbeat_interval_s: int = 300  # answered in BootNotification
-    meter_signal_interval_s: int = 3600  # at most one meter_sample signal per transaction per this
-    allow_unknown_stations: bool = False  # accept unknown stations as Pending (onboarding)
+    heartbeat_interval_s: int = Field(  # answered in BootNotification
+        default=300, ge=1, le=86_400, validation_alias="ocpp_heartbeat_interval_s"
+    )
+    # At most one meter_sample signal per transaction per this. The timeline's samples only
+    # (money and live energy come from the stored readings): one signal per hour keeps a
+    # one-hour session within 20 billable actions.
+    meter_signal_interval_s: int = Field(default=3600, ge=0)
+    # Accept unknown stations as Pending (onboarding).
+    allow_unknown_stations: bool = Field(
+        default=False, validation_alias="ocpp_allow_unknown_stations"
+    )
     # Accept stations whose password_hash is NULL without credentials (security profile 0):
     # only for closed networks and load tests, never for chargers on the internet.
-    allow_passwordless_stations: bool = False
-    max_frame_bytes: int = 64 * 1024  # larger frames close the socket with 1009
-    command_timeout_s: float = 30.0  # how long a CSMS -> charger call waits for the answer
-    signal_timeout_s: float = 10.0  # per Temporal signal RPC; past it the charger gets a CallError
-    last_seen_flush_s: float = 15.0  # how often traffic timestamps are written to stations
-    auth_workers: int = 1  # threads for legacy (scrypt) key hashes, until each is upgraded
-    auth_backlog: int = 64  # legacy hash jobs queued or running; past it upgrades get 503
+    allow_passwordless_stations: bool = Field(
+        default=False, validation_alias="ocpp_allow_passwordless_stations"
+    )
+    # Larger frames close the socket with 1009. StopTransaction.transactionData of a long
+    # session runs past 64 KiB on some chargers; a frame over the limit closes the socket and
+    # the charger resends it forever.
+    max_frame_bytes: int = Field(
+        default=1024 * 1024, ge=1024, validation_alias="ocpp_max_frame_bytes"
+    )
+    # Threads for legacy (scrypt) key hashes, until each is upgraded.
+    auth_workers: int = Field(default=1, ge=1, le=64, validation_alias="ocpp_auth_workers")
     # Chargers between upgrade and first BootNotification answered; past it an upgrade gets
     # 503 + Retry-After before any database read (gateway/admission.py).
-    admission_limit: int = 50
+    admission_limit: int = Field(
+        default=50, ge=1, le=100_000, validation_alias="ocpp_admission_limit"
+    )
+    # How long a CSMS -> charger call waits for the answer.
+    command_timeout_s: float = Field(
+        default=30.0, gt=0, le=600, validation_alias="ocpp_command_timeout_s"
+    )
+    # Per Temporal signal RPC; past it the charger gets a CallError.
+    signal_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, validation_alias="ocpp_signal_timeout_s"
+    )
+    # Authorize accepts an RFID card only when its owner has at least this much available
+    # (tyiyn; 5,000 = 50 som), so a card does not start a session its balance cannot pay for.
+    card_min_balance_tyiyn: int = Field(default=5_000, ge=0)
+    # A StartTransaction with an active card starts a ChargingSession that reserves this much
+    # (tyiyn; 50,000 = 500 som), capped by the owner's available balance, before the charger is
+    # answered Accepted; the energy it buys is the session's limit (docs/charging.md, *Cards*).
+    card_reserve_tyiyn: int = Field(default=50_000, gt=0)
+
+
+class GatewayConfig(GatewaySettings):
+    """Built by `runtime/` from settings; the gateway never reads the environment itself."""
+
+    # Knobs are set by their own names here (the aliases are the environment's).
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    # Names the Temporal task queue `gateway-{instance_id}`; unique per process.
+    instance_id: str = Field(min_length=1)
+    # Server-side secret every charger key hash is keyed with (domain/charger_keys.py); the same
+    # for every gateway and `evpower stations add` of a deployment.
+    key_pepper: bytes = Field(repr=False, min_length=MIN_PEPPER_BYTES)
+    # The worker's task queue: card-started ChargingSession workflows are started on it.
+    task_queue: str = Field(default=DEFAULT_TASK_QUEUE, min_length=1)
+    last_seen_flush_s: float = 15.0  # how often traffic timestamps are written to stations
+    auth_backlog: int = 64  # legacy hash jobs queued or running; past it upgrades get 503
     shutdown_close_code: int = 1001
     # An idle connector status is checked against open transactions after this long, so a
     # StopTransaction sent along with it is stored first and no signal is spent.
@@ -56,48 +101,24 @@ class GatewayConfig:
     # A charger that sent no Heartbeat (nor BootNotification) for this long is asked for one
     # with TriggerMessage: OCPP-J lets ping/pong replace Heartbeats, not the daily clock sync.
     clock_sync_interval_s: float = 86_400.0
-    # Authorize accepts an RFID card only when its owner has at least this much available
-    # (tyiyn; 5,000 = 50 som), so a card does not start a session its balance cannot pay for.
-    card_min_balance_tyiyn: int = 5_000
-    # A StartTransaction with an active card starts a ChargingSession that reserves this much
-    # (tyiyn; 50,000 = 500 som), capped by the owner's available balance, before the charger is
-    # answered Accepted; the energy it buys is the session's limit (docs/charging.md, *Cards*).
-    card_reserve_tyiyn: int = 50_000
-    # The worker's task queue: card-started ChargingSession workflows are started on it.
-    task_queue: str = DEFAULT_TASK_QUEUE
 
-    def __post_init__(self) -> None:
-        if not self.instance_id:
-            raise ValueError("instance_id must not be empty")
-        if len(self.key_pepper) < MIN_PEPPER_BYTES:
-            raise ValueError(f"key_pepper must be at least {MIN_PEPPER_BYTES} bytes")
-        if self.heartbeat_interval_s <= 0:
-            raise ValueError("heartbeat_interval_s must be positive")
-        if self.meter_signal_interval_s < 0:
-            raise ValueError("meter_signal_interval_s must not be negative")
-        if self.max_frame_bytes < 1024:
-            raise ValueError("max_frame_bytes must be at least 1024")
-        if self.auth_workers < 1 or self.auth_backlog < 1:
-            raise ValueError("auth_workers and auth_backlog must be positive")
-        if self.admission_limit < 1:
-            raise ValueError("admission_limit must be positive")
-        if self.command_timeout_s <= 0 or self.signal_timeout_s <= 0:
-            raise ValueError("timeouts must be positive")
+    @classmethod
+    def of(cls, settings: GatewaySettings, /, **values: Any) -> GatewayConfig:
+        """The group read from `settings` (runtime's Settings) whole; `values` are the rest."""
+        group = {name: getattr(settings, name) for name in GatewaySettings.model_fields}
+        return cls(**{**group, **values})
+
+    @model_validator(mode="after")
+    def _check(self) -> GatewayConfig:
+        if self.auth_backlog < 1:
+            raise ValueError("auth_backlog must be positive")
         if min(self.relay_poll_s, self.relay_retry_first_s, self.clock_sync_interval_s) <= 0:
             raise ValueError("relay and clock sync intervals must be positive")
-        self._check_cards()
         if self.relay_retry_max_s < self.relay_retry_first_s or self.relay_batch < 1:
             raise ValueError("relay_retry_max_s must be >= relay_retry_first_s, batch >= 1")
         if self.relay_dead_letter_after < 1:
             raise ValueError("relay_dead_letter_after must be at least 1")
-
-    def _check_cards(self) -> None:
-        if self.card_min_balance_tyiyn < 0:
-            raise ValueError("card_min_balance_tyiyn must not be negative")
-        if self.card_reserve_tyiyn <= 0:
-            raise ValueError("card_reserve_tyiyn must be positive")
-        if not self.task_queue:
-            raise ValueError("task_queue must not be empty")
+        return self
 
     @property
     def relay_lease_s(self) -> float:

@@ -87,20 +87,10 @@ def build_ops_api(services: Services) -> FastAPI:
 def gateway_config(settings: Settings) -> GatewayConfig:
     # Unique per process: the command queue `gateway-{instance_id}` must name this process only.
     instance_id = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
-    return GatewayConfig(
+    return GatewayConfig.of(
+        settings,  # its group, whole
         instance_id=instance_id,
         key_pepper=key_pepper(settings),
-        heartbeat_interval_s=settings.ocpp_heartbeat_interval_s,
-        meter_signal_interval_s=settings.meter_signal_interval_s,
-        allow_unknown_stations=settings.ocpp_allow_unknown_stations,
-        allow_passwordless_stations=settings.ocpp_allow_passwordless_stations,
-        max_frame_bytes=settings.ocpp_max_frame_bytes,
-        auth_workers=settings.ocpp_auth_workers,
-        admission_limit=settings.ocpp_admission_limit,
-        command_timeout_s=settings.ocpp_command_timeout_s,
-        signal_timeout_s=settings.ocpp_signal_timeout_s,
-        card_min_balance_tyiyn=settings.card_min_balance_tyiyn,
-        card_reserve_tyiyn=settings.card_reserve_tyiyn,
         task_queue=settings.temporal_task_queue,
     )
 
@@ -117,7 +107,7 @@ def uvicorn_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
         log_config=None,
         access_log=False,
         ws=LivenessWebSocketProtocol,  # websockets-sansio that reports pongs to the gateway
-        ws_max_size=settings.ocpp_max_frame_bytes,
+        ws_max_size=settings.max_frame_bytes,
         ws_ping_interval=60.0,
         ws_ping_timeout=30.0,
         ws_per_message_deflate=False,

@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticKnownError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from api.config import AmountLimits, AuthSettings, HttpSettings, OpsSettings, RateLimitSettings
 from domain.contracts.task_queues import DEFAULT_TASK_QUEUE
+from gateway.config import GatewaySettings
 from payments.contract import (
     DEFAULT_DATE_LIFE_FORMAT,
     DEFAULT_DATE_LIFE_TZ,
@@ -41,10 +43,17 @@ DEV_JWT_SECRET = "evpower-dev-secret-not-for-production-use-0123456789"  # noqa:
 
 
 class Settings(
-    HttpSettings, AuthSettings, RateLimitSettings, AmountLimits, OpsSettings, BaseSettings
+    HttpSettings,
+    AuthSettings,
+    RateLimitSettings,
+    AmountLimits,
+    OpsSettings,
+    GatewaySettings,
+    BaseSettings,
 ):
     """EvPower configuration. Unset DATABASE_URL / TEMPORAL_ADDRESS mean 'embedded'. The
-    API's settings are its groups (api/config.py), inherited: one environment variable each."""
+    API's settings are its groups (api/config.py) and the gateway's its group
+    (gateway/config.py), inherited: one environment variable each."""
 
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
 
@@ -92,28 +101,9 @@ class Settings(
     # so rate limits and logs see the real client behind Traefik, not the proxy.
     forwarded_allow_ips: str = "127.0.0.1"
 
-    ocpp_allow_unknown_stations: bool = False
-    ocpp_heartbeat_interval_s: int = Field(default=300, ge=10, le=86_400)
-    # StopTransaction.transactionData of a long session runs past 64 KiB on some chargers; a
-    # frame over the limit closes the socket and the charger resends it forever.
-    ocpp_max_frame_bytes: int = Field(default=1024 * 1024, ge=1024)
-    # The timeline's samples only (money and live energy come from the stored readings): one
-    # signal per hour keeps a one-hour session within 20 billable actions.
-    meter_signal_interval_s: int = Field(default=3600, ge=0)
-    # Security profile 0 (no credentials) for stations without a password: tests/benchmarks only.
-    ocpp_allow_passwordless_stations: bool = False
-    ocpp_auth_workers: int = Field(default=1, ge=1, le=64)  # legacy (scrypt) key-hash threads
-    # Chargers in admission (upgrade to first boot) at once; past it upgrades get 503.
-    ocpp_admission_limit: int = Field(default=50, ge=1, le=100_000)
     # Keys every charger key hash (runtime/key_pepper.py); unset: generated in the data dir,
     # which only an embedded database may rely on.
     ocpp_key_pepper: SecretStr | None = None
-    ocpp_command_timeout_s: float = Field(default=30.0, gt=0, le=600)  # CSMS -> charger call
-    ocpp_signal_timeout_s: float = Field(default=10.0, gt=0, le=300)  # per workflow signal RPC
-    # Authorize accepts an RFID card when its owner has at least this much available.
-    card_min_balance_tyiyn: int = Field(default=5_000, ge=0)
-    # A card-started session reserves this much, capped by the owner's available balance.
-    card_reserve_tyiyn: int = Field(default=50_000, gt=0)
 
     evpower_data_dir: Path = Path(".evpower")
     log_format: LogFormat = LogFormat.JSON
@@ -179,6 +169,15 @@ class Settings(
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
         return value or None
+
+    @field_validator("heartbeat_interval_s")
+    @classmethod
+    def _heartbeat_floor(cls, value: int) -> int:
+        # The gateway itself takes 1 s (its tests do); a deployment tells chargers 10 s or more,
+        # so a fleet's Heartbeats do not crowd out the traffic that matters.
+        if value < 10:
+            raise PydanticKnownError("greater_than_equal", {"ge": 10})
+        return value
 
     @field_validator("log_level")
     @classmethod
