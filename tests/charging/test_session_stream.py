@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
@@ -36,6 +35,7 @@ from tests.charging.test_end_to_end import (
     eventually,
     running_stack,
 )
+from tests.stack import served
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -47,26 +47,9 @@ async def second_api(
     db_sessions: async_sessionmaker[AsyncSession], context: ApiContext
 ) -> AsyncIterator[str]:
     """Another api process's app (its own session feed and LISTEN) on its own port."""
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(ApiContext(db_sessions, context.temporal, context.config)),
-            host="127.0.0.1",
-            port=0,
-            ws="websockets-sansio",
-            lifespan="off",
-            log_level="warning",
-        )
-    )
-    serving = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            if serving.done():
-                serving.result()
-            await asyncio.sleep(0.01)
-        yield f"ws://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        await serving
+    app = create_app(ApiContext(db_sessions, context.temporal, context.config))
+    async with served(app) as port:
+        yield f"ws://127.0.0.1:{port}"
 
 
 async def follow(connection: ClientConnection) -> list[dict[str, Any]]:
