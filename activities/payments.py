@@ -20,6 +20,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.card_charges import CardChargeActivities
+from activities.rows import from_row
 from activities.topups import TopUpRecords
 from db.clients import ensure_client
 from db.models import TopUp
@@ -94,15 +95,7 @@ def report_from(status: PaymentStatus) -> CheckPaymentResult:
 
 def _info(row: TopUp) -> InvoiceInfo:
     assert row.invoice_id is not None and row.expires_at is not None
-    return InvoiceInfo(
-        topup_id=row.id,
-        invoice_id=row.invoice_id,
-        qr_image_url=row.qr_image_url,
-        qr_url=row.qr_url,
-        app_link=row.app_link,
-        site_pay=row.site_pay,
-        expires_at=row.expires_at,
-    )
+    return from_row(InvoiceInfo, row, topup_id=row.id)
 
 
 class PaymentActivities:

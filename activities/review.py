@@ -18,6 +18,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
+from activities.rows import from_row
+from activities.topups import RECEIVED, REVIEW, UNREAD, mark_credited
 from db.models import (
     ChargingSessionRecord,
     LedgerEntry,
@@ -50,8 +52,6 @@ log = structlog.get_logger(__name__)
 
 PLAN_REVIEW = "plan_review"
 RECORD_REVIEW = "record_review"
-# provider_transactions.status (activities/topups.py)
-RECEIVED, UNREAD, REVIEW = "received", "unread", "review"
 
 
 @dataclass(frozen=True)
@@ -81,18 +81,7 @@ class ReviewRecord:
 
 
 def _result(row: ReviewResolution, *, replayed: bool) -> ReviewResult:
-    return ReviewResult(
-        kind=row.kind,
-        item_id=row.item_id,
-        decision=row.decision,
-        outcome="resolved",
-        amount_tyiyn=row.amount_tyiyn,
-        entry_id=row.entry_id,
-        op_key=row.op_key,
-        operator=row.operator,
-        reason=row.reason,
-        replayed=replayed,
-    )
+    return from_row(ReviewResult, row, outcome="resolved", replayed=replayed)
 
 
 def _refused(exc: DomainError) -> ReviewPlan:
@@ -133,9 +122,20 @@ async def confirmed_tyiyn(session: AsyncSession, topup: TopUp) -> int:
     return int(total or 0)
 
 
-def _in_review(kind: ReviewKind, item_id: str, state: str) -> None:
-    if state != IN_REVIEW:
-        raise NotInReview(f"{kind} {item_id} is {state}, not {IN_REVIEW}")
+async def _item_in_review(
+    session: AsyncSession, kind: ReviewKind, item_id: str
+) -> ChargingSessionRecord | TopUp:
+    """The session or top-up row a decision is about; only one in review can be decided."""
+    item: ChargingSessionRecord | TopUp | None
+    if kind is ReviewKind.SESSION:
+        item, noun = await session.get(ChargingSessionRecord, item_id), "charging session"
+    else:
+        item, noun = await session.get(TopUp, item_id), "top-up"
+    if item is None:
+        raise ReviewItemNotFound(f"no {noun} {item_id!r}")
+    if item.state != IN_REVIEW:
+        raise NotInReview(f"{kind} {item_id} is {item.state}, not {IN_REVIEW}")
+    return item
 
 
 async def _session_move(
@@ -203,20 +203,12 @@ class ReviewActivities:
     async def _plan(self, session: AsyncSession, request: ReviewRequest) -> ReviewPlan:
         kind, decision = ReviewKind(request.kind), Decision(request.decision)
         check_decision(kind, decision, request.amount_tyiyn)
-        if kind is ReviewKind.SESSION:
-            record = await session.get(ChargingSessionRecord, request.item_id)
-            if record is None:
-                raise ReviewItemNotFound(f"no charging session {request.item_id!r}")
-            _in_review(kind, request.item_id, record.state)
-            if decision is Decision.CLOSE:
-                return ReviewPlan("close", client_id=record.client_id)
-            return await _session_move(session, request, record.client_id, decision)
-        topup = await session.get(TopUp, request.item_id)
-        if topup is None:
-            raise ReviewItemNotFound(f"no top-up {request.item_id!r}")
-        _in_review(kind, request.item_id, topup.state)
+        item = await _item_in_review(session, kind, request.item_id)
         if decision is Decision.CLOSE:
-            return ReviewPlan("close", client_id=topup.client_id)
+            return ReviewPlan("close", client_id=item.client_id)
+        if isinstance(item, ChargingSessionRecord):
+            return await _session_move(session, request, item.client_id, decision)
+        topup = item
         amount = request.amount_tyiyn
         if amount is None:
             amount = await confirmed_tyiyn(session, topup)
@@ -287,16 +279,13 @@ class ReviewActivities:
         if topup.state == IN_REVIEW:
             topup.state, topup.updated_at = RESOLVED, now
         if record.entry_id is not None:
-            # The credit settles what the provider reported: no sweep may credit those
-            # transactions again.
-            await session.execute(
-                update(ProviderTransaction)
-                .where(
-                    ProviderTransaction.provider == topup.provider,
-                    ProviderTransaction.topup_id == topup.id,
-                    ProviderTransaction.credited_entry_id.is_(None),
-                )
-                .values(credited_entry_id=record.entry_id, updated_at=now)
+            # The credit settles everything the provider reported for the top-up.
+            await mark_credited(
+                session,
+                record.entry_id,
+                now,
+                ProviderTransaction.provider == topup.provider,
+                ProviderTransaction.topup_id == topup.id,
             )
         # A human decided: a retried webhook or a recheck of a transaction not settled yet
         # (received, unread) must not credit it on its own now (record_payment never credits

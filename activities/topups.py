@@ -10,18 +10,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, Select, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute
 from temporalio import activity
 
 from activities.metrics import TOPUPS_FINISHED
+from activities.rows import from_row
 from db.models import ProviderTransaction, TopUp
 from db.payment_audit import write_payment_audit
 
 log = structlog.get_logger(__name__)
+
+RowT = TypeVar("RowT")
 
 OPEN_STATES = ("creating", "awaiting_payment")
 # provider_transactions.status; `unread` is a signed notice we could not interpret
@@ -112,17 +117,20 @@ class UnsettledPayment(ReportedPayment):
     but could not reach Temporal)."""
 
 
-def _ref(row: TopUp) -> TopUpRef:
-    return TopUpRef(
-        topup_id=row.id,
-        client_id=row.client_id,
-        amount_tyiyn=row.amount_tyiyn,
-        currency=row.currency,
-        provider=row.provider,
-        state=row.state,
-        invoice_id=row.invoice_id,
-        trans_id=row.trans_id,
+async def mark_credited(
+    session: AsyncSession, entry_id: int, now: datetime, *which: ColumnElement[bool]
+) -> None:
+    """The provider transactions `which` are settled by ledger entry `entry_id`: no sweep credits
+    them again. One already credited keeps the entry that credited it."""
+    await session.execute(
+        update(ProviderTransaction)
+        .where(*which, ProviderTransaction.credited_entry_id.is_(None))
+        .values(credited_entry_id=entry_id, updated_at=now)
     )
+
+
+def _ref(row: TopUp) -> TopUpRef:
+    return from_row(TopUpRef, row, topup_id=row.id)
 
 
 class TopUpRecords:
@@ -235,14 +243,12 @@ class TopUpRecords:
             # Counted when the state changes, so a retried activity counts once.
             finished_now = before is not None and before not in {"paid", "reviewed", request.state}
             if request.entry_id is not None and request.trans_id is not None:
-                await session.execute(
-                    update(ProviderTransaction)
-                    .where(
-                        ProviderTransaction.provider == request.provider,
-                        ProviderTransaction.trans_id == request.trans_id,
-                        ProviderTransaction.credited_entry_id.is_(None),
-                    )
-                    .values(credited_entry_id=request.entry_id, updated_at=now)
+                await mark_credited(
+                    session,
+                    request.entry_id,
+                    now,
+                    ProviderTransaction.provider == request.provider,
+                    ProviderTransaction.trans_id == request.trans_id,
                 )
             write_payment_audit(
                 session,
@@ -274,81 +280,71 @@ class TopUpRecords:
         """Open top-ups past their life, least recently checked first, marked as checked now:
         ones the provider never resolves go to the back of the line instead of blocking it."""
         now = datetime.now(UTC)
-        async with self._db_sessions() as session, session.begin():
-            rows = list(
-                await session.scalars(
-                    select(TopUp)
-                    .where(
-                        TopUp.state.in_(OPEN_STATES),
-                        TopUp.created_at < now - timedelta(seconds=request.older_than_s),
-                    )
-                    .order_by(TopUp.checked_at.asc().nulls_first(), TopUp.created_at, TopUp.id)
-                    .limit(request.limit)
-                    .with_for_update(skip_locked=True)
-                )
+        oldest_first = (
+            select(TopUp)
+            .where(
+                TopUp.state.in_(OPEN_STATES),
+                TopUp.created_at < now - timedelta(seconds=request.older_than_s),
             )
-            for row in rows:
-                row.checked_at = now
-            return [_ref(row) for row in rows]
+            .order_by(TopUp.checked_at.asc().nulls_first(), TopUp.created_at, TopUp.id)
+        )
+        rows = await self._take_page(oldest_first, TopUp.checked_at, request.limit, now)
+        return [_ref(row) for row in rows]
 
     @activity.defn(name="unsettled_payments")
     async def unsettled_payments(self, request: StaleTopUpsInput) -> list[UnsettledPayment]:
         """Reported payments neither credited nor in review."""
-        rows = await self._take_page(
+        rows = await self._take_transactions(
             request,
             ProviderTransaction.credited_entry_id.is_(None),
             ProviderTransaction.status.not_in((REVIEW, UNREAD)),
         )
-        return [
-            UnsettledPayment(
-                provider=row.provider,
-                trans_id=row.trans_id,
-                topup_id=row.topup_id,
-                invoice_id=row.invoice_id,
-                amount_tyiyn=row.amount_tyiyn,
-                currency=row.currency,
-            )
-            for row in rows
-        ]
+        return [from_row(UnsettledPayment, row) for row in rows]
 
     @activity.defn(name="unread_notices")
     async def unread_notices(self, request: StaleTopUpsInput) -> list[UnreadPayment]:
         """Signed notices kept unread."""
-        rows = await self._take_page(request, ProviderTransaction.status == UNREAD)
+        rows = await self._take_transactions(request, ProviderTransaction.status == UNREAD)
         return [
-            UnreadPayment(
-                provider=row.provider,
-                trans_id=row.trans_id,
-                topup_id=row.topup_id,
-                invoice_id=row.invoice_id,
-                reason=row.review_reason or "unreadable notice",
-            )
+            from_row(UnreadPayment, row, reason=row.review_reason or "unreadable notice")
             for row in rows
         ]
 
-    async def _take_page(
+    async def _take_transactions(
         self, request: StaleTopUpsInput, *conditions: ColumnElement[bool]
     ) -> list[ProviderTransaction]:
-        """Provider transactions matching `conditions` and older than the page's age, least
-        recently looked at first, touched now: one that keeps failing does not hold the others
-        back, and a concurrent sweep skips the rows this one holds."""
+        """Provider transactions matching `conditions` and older than the page's age."""
         now = datetime.now(UTC)
+        oldest_first = (
+            select(ProviderTransaction)
+            .where(
+                *conditions,
+                ProviderTransaction.created_at < now - timedelta(seconds=request.older_than_s),
+            )
+            .order_by(ProviderTransaction.updated_at, ProviderTransaction.trans_id)
+        )
+        return await self._take_page(
+            oldest_first, ProviderTransaction.updated_at, request.limit, now
+        )
+
+    async def _take_page(
+        self,
+        least_recently_looked_at: Select[RowT],
+        looked_at: InstrumentedAttribute[Any],
+        limit: int,
+        now: datetime,
+    ) -> list[RowT]:
+        """The first `limit` rows of the query, marked as looked at `now`: one the sweep keeps
+        failing on goes to the back of the line instead of holding the others back, and a
+        concurrent sweep skips the rows this one holds."""
         async with self._db_sessions() as session, session.begin():
             rows = list(
                 await session.scalars(
-                    select(ProviderTransaction)
-                    .where(
-                        *conditions,
-                        ProviderTransaction.created_at
-                        < now - timedelta(seconds=request.older_than_s),
-                    )
-                    .order_by(ProviderTransaction.updated_at, ProviderTransaction.trans_id)
-                    .limit(request.limit)
-                    .with_for_update(skip_locked=True)
+                    least_recently_looked_at.limit(limit).with_for_update(skip_locked=True)
                 )
             )
             for row in rows:
-                row.updated_at = now
+                setattr(row, looked_at.key, now)
             return rows
 
     @activity.defn(name="hold_for_review")
