@@ -63,58 +63,56 @@ class Ledger:
         self._db_sessions = db_sessions
 
     async def apply(self, operation: Operation, movement: LedgerMovement) -> LedgerResult:
+        async with self._db_sessions() as session, session.begin():
+            result = await self.apply_in(session, operation, movement)
+        log_movement(operation, movement, result)
+        return result
+
+    async def apply_in(
+        self, session: AsyncSession, operation: Operation, movement: LedgerMovement
+    ) -> LedgerResult:
+        """The movement inside the caller's transaction (which commits or rolls back)."""
         postings = postings_for(
             operation,
             client_id=movement.client_id,
             amount_tyiyn=movement.amount_tyiyn,
             provider=movement.provider,
         )
-        async with self._db_sessions() as session, session.begin():
-            existing = await self._existing(session, operation, movement)
-            if existing is not None:
-                LEDGER_OPERATIONS.labels(operation.value, "replayed").inc()
-                return existing
-            await ensure_client(session, movement.client_id)
-            accounts = await _lock_accounts(session, [p.account for p in postings])
-            # Re-check under the locks: a concurrent twin may have committed meanwhile.
-            existing = await self._existing(session, operation, movement)
-            if existing is not None:
-                LEDGER_OPERATIONS.labels(operation.value, "replayed").inc()
-                return existing
-            source = postings[0]
-            source_account = accounts[source.account]
-            if source.account.is_client and source_account.balance_tyiyn + source.amount_tyiyn < 0:
-                LEDGER_OPERATIONS.labels(operation.value, "insufficient_funds").inc()
-                raise InsufficientFunds(
-                    f"{source.account.kind} balance {source_account.balance_tyiyn} tyiyn "
-                    f"is less than {movement.amount_tyiyn} tyiyn"
-                )
-            entry = LedgerEntry(
-                op_key=movement.op_key,
-                operation=operation.value,
-                client_id=movement.client_id,
-                amount_tyiyn=movement.amount_tyiyn,
-                reference=movement.reference,
+        existing = await self._existing(session, operation, movement)
+        if existing is not None:
+            return existing
+        await ensure_client(session, movement.client_id)
+        accounts = await _lock_accounts(session, [p.account for p in postings])
+        # Re-check under the locks: a concurrent twin may have committed meanwhile.
+        existing = await self._existing(session, operation, movement)
+        if existing is not None:
+            return existing
+        source = postings[0]
+        source_account = accounts[source.account]
+        if source.account.is_client and source_account.balance_tyiyn + source.amount_tyiyn < 0:
+            LEDGER_OPERATIONS.labels(operation.value, "insufficient_funds").inc()
+            raise InsufficientFunds(
+                f"{source.account.kind} balance {source_account.balance_tyiyn} tyiyn "
+                f"is less than {movement.amount_tyiyn} tyiyn"
             )
-            session.add(entry)
-            await session.flush()
-            for posting in postings:
-                account = accounts[posting.account]
-                if posting.account.is_client:
-                    account.balance_tyiyn += posting.amount_tyiyn
-                session.add(
-                    LedgerPosting(
-                        entry_id=entry.id, account_id=account.id, amount_tyiyn=posting.amount_tyiyn
-                    )
-                )
-        LEDGER_OPERATIONS.labels(operation.value, "applied").inc()
-        log.info(
-            "ledger movement",
-            operation=operation.value,
+        entry = LedgerEntry(
             op_key=movement.op_key,
+            operation=operation.value,
             client_id=movement.client_id,
             amount_tyiyn=movement.amount_tyiyn,
+            reference=movement.reference,
         )
+        session.add(entry)
+        await session.flush()
+        for posting in postings:
+            account = accounts[posting.account]
+            if posting.account.is_client:
+                account.balance_tyiyn += posting.amount_tyiyn
+            session.add(
+                LedgerPosting(
+                    entry_id=entry.id, account_id=account.id, amount_tyiyn=posting.amount_tyiyn
+                )
+            )
         return LedgerResult(
             entry.id, movement.op_key, operation.value, movement.amount_tyiyn, False
         )
@@ -160,6 +158,21 @@ class Ledger:
             available_tyiyn=by_kind.get(AccountKind.AVAILABLE.value, 0),
             held_tyiyn=by_kind.get(AccountKind.HELD.value, 0),
         )
+
+
+def log_movement(operation: Operation, movement: LedgerMovement, result: LedgerResult) -> None:
+    """After the commit: count and log what the movement did."""
+    if result.replayed:
+        LEDGER_OPERATIONS.labels(operation.value, "replayed").inc()
+        return
+    LEDGER_OPERATIONS.labels(operation.value, "applied").inc()
+    log.info(
+        "ledger movement",
+        operation=operation.value,
+        op_key=result.op_key,
+        client_id=movement.client_id,
+        amount_tyiyn=result.amount_tyiyn,
+    )
 
 
 async def _lock_accounts(

@@ -1,4 +1,5 @@
-"""Charging session records: admission (checks + claiming the connector), upserts, discards.
+"""Charging session records: admission (checks, the connector's claim and, in one step, the
+reservation), upserts, discards.
 
 The `charging_sessions` row is written only by these activities, on behalf of the session's
 workflow. Every write is idempotent, so a retried activity changes nothing the second time.
@@ -13,51 +14,59 @@ from typing import Any
 import structlog
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
-from activities.card_sessions import CardSessionActivities, CardSessionStore
+from activities.admission import Admissions, CardClaim
+from activities.card_sessions import CardSessionActivities
 from activities.metrics import SESSIONS_FINISHED
-from activities.refusals import refusing
-from activities.stations import (
-    OUT_OF_ORDER_STATUSES,
-    STARTABLE_STATUSES,
-    LocateStation,
-    StationActivities,
-    StationDirectory,
-)
+from activities.refusals import refusal, refusing
+from activities.stations import StationActivities
 from activities.transactions import TransactionActivities
 from db.clients import ensure_client
 from db.models import ChargingSessionRecord
-from db.session_rows import claim_connector
+from domain.contracts.charging import SessionClaim
 from domain.contracts.notify_channels import SESSION_PROGRESS
 from domain.contracts.session_record import SessionRecord
-from domain.sessions import (
-    FINAL_STATE_VALUES,
-    LIVE_STATE_VALUES,
-    AlreadyCharging,
-    ConnectorBusy,
-    ConnectorNotFound,
-    ConnectorUnavailable,
-    SessionState,
-    StationNotFound,
-    StationOffline,
-)
+from domain.errors import DomainError, OpKeyConflict
+from domain.sessions import FINAL_STATE_VALUES, SessionState
+from domain.tariff import Tariff
 
 log = structlog.get_logger(__name__)
 
+ADMIT_SESSION = "admit_session"
 OPEN_SESSION = "open_session"
 RECORD_SESSION = "record_session"
 DISCARD_SESSION = "discard_session"
 
 
 @dataclass(frozen=True)
-class OpenSession:
-    session_id: str
-    client_id: str
-    station_id: str
-    connector_id: int
+class AdmitSession(SessionClaim):
+    """Admit the session in one step: check, claim, reserve. For a card start (`id_tag` set)
+    `amount_tyiyn` is the most to reserve, capped by the owner's available balance."""
+
+    amount_tyiyn: int
+    id_tag: str | None = None  # the card's stored tag: a card-started session
+    min_balance_tyiyn: int = 0  # a card start's owner must have this much available
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """What the session holds: the reservation, the tariff snapshot and the energy it buys,
+    and where its charger's commands go."""
+
+    reserved_tyiyn: int
+    price_tyiyn_per_kwh: int
+    energy_limit_wh: int
+    gateway_queue: str | None
+    max_power_w: int
+
+
+@dataclass(frozen=True)
+class OpenSession(SessionClaim):
+    """The two-step admission's claim (its `reserve` follows as an activity of its own)."""
+
     reserved_tyiyn: int
 
 
@@ -77,63 +86,29 @@ class SessionStore:
 
     def __init__(self, db_sessions: async_sessionmaker[AsyncSession]) -> None:
         self._db_sessions = db_sessions
-        self._directory = StationDirectory()
+        self._admissions = Admissions(db_sessions)
+
+    async def admit(self, request: AdmitSession) -> Admitted:
+        card = (
+            CardClaim(request.id_tag, request.min_balance_tyiyn)
+            if request.id_tag is not None
+            else None
+        )
+        claimed = await self._admissions.admit(request, request.amount_tyiyn, card)
+        return Admitted(
+            claimed.reserved_tyiyn,
+            claimed.price_tyiyn_per_kwh,
+            Tariff(claimed.price_tyiyn_per_kwh).energy_limit_wh(claimed.reserved_tyiyn),
+            claimed.gateway_queue,
+            claimed.max_power_w,
+        )
 
     async def open(self, request: OpenSession) -> OpenedSession:
         """Check the station can start a session for this client now and claim the connector
-        with a `pending` row. The partial unique index on live sessions per connector makes
-        the claim atomic against a concurrent start by anyone else."""
-        try:
-            async with self._db_sessions() as session, session.begin():
-                return await self._open(session, request)
-        except IntegrityError as exc:
-            if "uq_charging_sessions_live_connector" in str(exc.orig):
-                raise ConnectorBusy("the connector was just taken by another session") from None
-            raise
-
-    async def _open(self, session: AsyncSession, request: OpenSession) -> OpenedSession:
-        location = await self._directory.locate(
-            session, LocateStation(request.station_id, request.connector_id)
-        )
-        existing = await session.get(ChargingSessionRecord, request.session_id)
-        if existing is not None:  # a retry of an admission that already committed
-            return OpenedSession(
-                existing.price_tyiyn_per_kwh, location.gateway_queue, location.max_power_w
-            )
-        if not location.known:
-            raise StationNotFound(f"station {request.station_id!r} does not exist")
-        if location.connector_status is None:
-            raise ConnectorNotFound(
-                f"station {request.station_id!r} has no connector {request.connector_id}"
-            )
-        if not location.enabled:
-            raise ConnectorUnavailable(f"station {request.station_id!r} is disabled")
-        if location.gateway_queue is None:
-            raise StationOffline(f"station {request.station_id!r} is not connected")
-        live_owner = await session.scalar(
-            select(ChargingSessionRecord.client_id).where(
-                ChargingSessionRecord.station_id == request.station_id,
-                ChargingSessionRecord.connector_id == request.connector_id,
-                ChargingSessionRecord.state.in_(LIVE_STATE_VALUES),
-            )
-        )
-        if live_owner == request.client_id:
-            raise AlreadyCharging("you already have a session on this connector")
-        if live_owner is not None:
-            raise ConnectorBusy("the connector is in use by another session")
-        status = location.connector_status
-        if status in OUT_OF_ORDER_STATUSES:
-            raise ConnectorUnavailable(f"the connector is {status}")
-        if status not in STARTABLE_STATUSES:
-            raise ConnectorBusy(f"the connector is {status}")
-        await claim_connector(
-            session,
-            request,
-            reserved_tyiyn=request.reserved_tyiyn,
-            price_tyiyn_per_kwh=location.price_tyiyn_per_kwh,
-        )
+        with a `pending` row (the two-step admission)."""
+        claimed = await self._admissions.claim(request, request.reserved_tyiyn)
         return OpenedSession(
-            location.price_tyiyn_per_kwh, location.gateway_queue, location.max_power_w
+            claimed.price_tyiyn_per_kwh, claimed.gateway_queue, claimed.max_power_w
         )
 
     async def record(self, record: SessionRecord) -> None:
@@ -186,6 +161,15 @@ class SessionActivities:
     def __init__(self, store: SessionStore) -> None:
         self._store = store
 
+    @activity.defn(name=ADMIT_SESSION)
+    async def admit_session(self, request: AdmitSession) -> Admitted:
+        try:
+            return await self._store.admit(request)
+        except OpKeyConflict as exc:  # a fault, not a driver's "no": logged as a failure
+            raise ApplicationError(exc.message, type="OpKeyConflict", non_retryable=True) from exc
+        except DomainError as exc:
+            raise refusal(exc) from exc
+
     @activity.defn(name=OPEN_SESSION)
     async def open_session(self, request: OpenSession) -> OpenedSession:
         return await refusing(self._store.open(request))
@@ -203,10 +187,11 @@ def charging_activities(db_sessions: async_sessionmaker[AsyncSession]) -> list[C
     """The activities the charging workflow needs besides the ledger's reserve/capture/release
     (which worker.py registers once for every workflow) and the gateway's commands."""
     store = SessionActivities(SessionStore(db_sessions))
-    cards = CardSessionActivities(CardSessionStore(db_sessions))
+    cards = CardSessionActivities(Admissions(db_sessions))
     stations = StationActivities(db_sessions)
     transactions = TransactionActivities(db_sessions)
     return [
+        store.admit_session,
         store.open_session,
         store.record_session,
         store.discard_session,

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections import Counter
 
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHistory
 
 # Event types that Temporal bills as actions (workflow start, each activity attempt, timer,
-# signal, accepted update, search-attribute upsert, marker).
+# signal, accepted update, search-attribute upsert, marker: a side effect or local activity).
 BILLED = {
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED,
     EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
@@ -20,12 +21,27 @@ BILLED = {
 }
 
 
+# What versioning writes is not billed (Temporal Cloud's list of actions): the marker of a
+# `workflow.patched` and the upsert of the `TemporalChangeVersion` search attribute with it.
+PATCH_MARKER = "core_patch"
+CHANGE_VERSION = "TemporalChangeVersion"
+
+
+def _versioning(event: HistoryEvent) -> bool:
+    if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
+        return event.marker_recorded_event_attributes.marker_name == PATCH_MARKER
+    if event.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+        fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes
+        return set(fields.indexed_fields) == {CHANGE_VERSION}
+    return False
+
+
 def billed_actions(history: WorkflowHistory) -> Counter[str]:
     """Billed actions by event type (without the EVENT_TYPE_ prefix); activity retries,
     billed too, count as ACTIVITY_RETRY."""
     counted: Counter[str] = Counter()
     for event in history.events:
-        if event.event_type in BILLED:
+        if event.event_type in BILLED and not _versioning(event):
             counted[EventType.Name(event.event_type).removeprefix("EVENT_TYPE_")] += 1
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
             retries = event.activity_task_started_event_attributes.attempt - 1

@@ -17,7 +17,8 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.card_sessions import OpenCardSession
+    from activities.card_sessions import OpenCardSession, OpenedCardSession
+    from activities.sessions import OpenedSession
     from activities.transactions import MeterReadingsRequest, RecordSource
     from domain.contracts.charging import (
         WORKFLOW_NAME,
@@ -43,6 +44,9 @@ SETTLE_FROM_RECORD = "settle-from-record"
 # the stored RemoteStart during a Temporal outage longer than the timer, its relay event not
 # delivered yet) adopts it instead of releasing a reservation the charger is drawing on.
 START_FROM_RECORD = "start-from-record"
+# Admission is one activity and one database transaction (the session's row and its hold
+# together) instead of a claim and a `reserve` activity: one activity and one workflow task less.
+ONE_STEP_ADMISSION = "one-step-admission"
 
 
 @workflow.defn(name=WORKFLOW_NAME)
@@ -90,15 +94,11 @@ class ChargingSessionWorkflow(SessionHandlers):
 
     async def _run(self, request: ChargingRequest) -> SessionView:
         if request.carried is None:
-            # A branch on the input: app sessions (card None) run the same commands as before.
-            if request.card is not None:
-                if not await self._admit_card():
-                    return await self._finish()
-            else:
-                if not await self._admit():
-                    return await self._finish()
-                if not await self._launch():
-                    return await self._finish()
+            if not await self._admit():
+                return await self._finish()
+            # A card-started session's charger has started already: no RemoteStart.
+            if request.card is None and not await self._launch():
+                return await self._finish()
         if await self._charge_until_stop():
             await workflow.wait_condition(workflow.all_handlers_finished)
             workflow.continue_as_new(replace(request, carried=self._carry()))
@@ -107,91 +107,24 @@ class ChargingSessionWorkflow(SessionHandlers):
         return await self._finish()
 
     async def _admit(self) -> bool:
-        """Check and claim the connector, then reserve. A refusal leaves nothing behind."""
-        request = self._request
-        try:
-            opened = await commands.open_session_for(request)
-        except ActivityError as exc:
-            self._reject(exc.cause)
-            return False
-        if not await self._reserve(
-            request.amount_tyiyn,
-            opened.price_tyiyn_per_kwh,
-            opened.max_power_w,
-            opened.gateway_queue,
-            "the amount buys no energy at this tariff",
-        ):
+        """Check and claim the connector (and a card), and reserve; False when refused. A
+        refusal leaves nothing behind.
+
+        A card-started session reserves the configured amount capped by the balance, and
+        takes the charger's transaction: the `card_transaction` update answers the charger only
+        after this (Accepted once the reservation holds)."""
+        if workflow.patched(ONE_STEP_ADMISSION):
+            held = await self._admit_at_once()
+        else:
+            held = await self._claim_then_reserve()
+        if not held:
             return False
         self._admitted = True
-        self._show_details()
-        return True
-
-    async def _reserve(
-        self,
-        amount_tyiyn: int,
-        price_tyiyn_per_kwh: int,
-        max_power_w: int,
-        gateway_queue: str | None,
-        buys_nothing: str,
-    ) -> bool:
-        """After the claim: reserve what the session may spend and take the tariff snapshot.
-        An amount that buys no energy, or a reservation the ledger refuses, drops the claim
-        and refuses the start (False). The view says `reserved` only once it is."""
-        request = self._request
-        energy_limit_wh = Tariff(price_tyiyn_per_kwh).energy_limit_wh(amount_tyiyn)
-        if energy_limit_wh == 0:
-            await commands.discard_session(request.session_id)
-            self._reject(ApplicationError(buys_nothing, type="InvalidAmount"))
-            return False
-        try:
-            await commands.reserve(self._view, amount_tyiyn)
-        except ActivityError as exc:
-            await commands.discard_session(request.session_id)
-            self._reject(exc.cause)
-            return False
-        if self._commands.connections == 0:  # else a signal already named a newer holder
-            self._commands.gateway_queue = gateway_queue
-        self._view = replace(
-            self._view,
-            reserved_tyiyn=amount_tyiyn,
-            price_tyiyn_per_kwh=price_tyiyn_per_kwh,
-            energy_limit_wh=energy_limit_wh,
-            max_power_w=max_power_w,
-        )
-        return True
-
-    async def _admit_card(self) -> bool:
-        """A card-started session: check and claim the connector and the card, reserve (the
-        configured amount capped by the balance), then take the charger's transaction. The
-        `card_transaction` update answers the charger only after this: Accepted once the
-        reservation holds; a refusal leaves nothing reserved."""
-        request = self._request
-        card = request.card
-        assert card is not None
-        try:
-            opened = await commands.open_card_session(
-                OpenCardSession(
-                    session_id=request.session_id,
-                    client_id=request.client_id,
-                    station_id=request.station_id,
-                    connector_id=request.connector_id,
-                    id_tag=card.id_tag,
-                    most_tyiyn=request.amount_tyiyn,
-                    min_balance_tyiyn=card.min_balance_tyiyn,
-                )
-            )
-        except ActivityError as exc:
-            self._reject(exc.cause)
-            return False
-        if not await self._reserve(
-            opened.reserved_tyiyn,
-            opened.price_tyiyn_per_kwh,
-            opened.max_power_w,
-            opened.gateway_queue,
-            "the balance buys no energy at this tariff",
-        ):
-            return False
-        self._admitted = self._start_sent = True
+        card = self._request.card
+        if card is None:
+            self._show_details()
+            return True
+        self._start_sent = True
         self._cap_deadline = workflow.now() + self._settings.time_cap
         self._view = replace(
             self._view,
@@ -203,6 +136,85 @@ class ChargingSessionWorkflow(SessionHandlers):
         else:
             await self._persist_state(SessionState.CHARGING)
         return True
+
+    async def _admit_at_once(self) -> bool:
+        """One activity, one database transaction: the session's row and its hold are
+        written together, or (refused) neither is."""
+        try:
+            admitted = await commands.admit_session(self._request)
+        except ActivityError as exc:
+            self._reject(exc.cause)
+            return False
+        self._hold(
+            admitted.reserved_tyiyn,
+            admitted.price_tyiyn_per_kwh,
+            admitted.max_power_w,
+            admitted.gateway_queue,
+        )
+        return True
+
+    async def _claim_then_reserve(self) -> bool:
+        """The two-step admission of histories from before ONE_STEP_ADMISSION: claim (a
+        `pending` row), then reserve as an activity of its own; a reservation refused drops
+        the claim."""
+        request = self._request
+        card = request.card
+        opened: OpenedSession | OpenedCardSession
+        try:
+            if card is None:
+                opened = await commands.open_session_for(request)
+                amount, buys_nothing = request.amount_tyiyn, "the amount"
+            else:
+                opened = await commands.open_card_session(
+                    OpenCardSession(
+                        request.session_id,
+                        request.client_id,
+                        request.station_id,
+                        request.connector_id,
+                        id_tag=card.id_tag,
+                        most_tyiyn=request.amount_tyiyn,
+                        min_balance_tyiyn=card.min_balance_tyiyn,
+                    )
+                )
+                amount, buys_nothing = opened.reserved_tyiyn, "the balance"
+        except ActivityError as exc:
+            self._reject(exc.cause)
+            return False
+        refusal: BaseException | None = None
+        if Tariff(opened.price_tyiyn_per_kwh).energy_limit_wh(amount) == 0:
+            refusal = ApplicationError(
+                f"{buys_nothing} buys no energy at this tariff", type="InvalidAmount"
+            )
+        else:
+            try:
+                await commands.reserve(self._view, amount)
+            except ActivityError as exc:
+                refusal = exc.cause
+        if refusal is not None:
+            await commands.discard_session(request.session_id)
+            self._reject(refusal)
+            return False
+        self._hold(amount, opened.price_tyiyn_per_kwh, opened.max_power_w, opened.gateway_queue)
+        return True
+
+    def _hold(
+        self,
+        reserved_tyiyn: int,
+        price_tyiyn_per_kwh: int,
+        max_power_w: int,
+        gateway_queue: str | None,
+    ) -> None:
+        """The reservation holds: the view says `reserved` from now on, with its tariff
+        snapshot and the energy it buys."""
+        if self._commands.connections == 0:  # else a signal already named a newer holder
+            self._commands.gateway_queue = gateway_queue
+        self._view = replace(
+            self._view,
+            reserved_tyiyn=reserved_tyiyn,
+            price_tyiyn_per_kwh=price_tyiyn_per_kwh,
+            energy_limit_wh=Tariff(price_tyiyn_per_kwh).energy_limit_wh(reserved_tyiyn),
+            max_power_w=max_power_w,
+        )
 
     async def _launch(self) -> bool:
         """RemoteStart and wait for StartTransaction; False when the session ended here."""

@@ -23,9 +23,12 @@ with workflow.unsafe.imports_passed_through():
     from activities.card_sessions import OPEN_CARD_SESSION, OpenCardSession, OpenedCardSession
     from activities.ledger import LedgerMovement, LedgerResult
     from activities.sessions import (
+        ADMIT_SESSION,
         DISCARD_SESSION,
         OPEN_SESSION,
         RECORD_SESSION,
+        AdmitSession,
+        Admitted,
         OpenedSession,
         OpenSession,
     )
@@ -98,6 +101,25 @@ async def open_session_for(request: ChargingRequest) -> OpenedSession:
             request.connector_id,
             request.amount_tyiyn,
         )
+    )
+
+
+async def admit_session(request: ChargingRequest) -> Admitted:
+    """Check, claim and reserve in one transaction (activities/admission.py)."""
+    card = request.card
+    return await _session_step(
+        ADMIT_SESSION,
+        AdmitSession(
+            request.session_id,
+            request.client_id,
+            request.station_id,
+            request.connector_id,
+            request.amount_tyiyn,
+            id_tag=card.id_tag if card else None,
+            min_balance_tyiyn=card.min_balance_tyiyn if card else 0,
+        ),
+        f"admit: check {request.station_id}/{request.connector_id}, claim it, reserve",
+        Admitted,
     )
 
 

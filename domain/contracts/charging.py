@@ -135,13 +135,19 @@ class CarriedSession:
 
 
 @dataclass(frozen=True)
-class ChargingRequest:
-    """Workflow input. The API builds it; a continued run gets it back with `carried` set."""
+class SessionClaim:
+    """Whose session claims which connector: the fields every admission step names first."""
 
     session_id: str
     client_id: str
     station_id: str
     connector_id: int
+
+
+@dataclass(frozen=True)
+class ChargingRequest(SessionClaim):
+    """Workflow input. The API builds it; a continued run gets it back with `carried` set."""
+
     amount_tyiyn: int
     settings: ChargingSettings = field(default_factory=ChargingSettings)
     carried: CarriedSession | None = None

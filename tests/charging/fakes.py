@@ -23,9 +23,12 @@ from temporalio.worker import Worker
 from activities.card_sessions import OPEN_CARD_SESSION, OpenCardSession, OpenedCardSession
 from activities.ledger import LedgerMovement, LedgerResult
 from activities.sessions import (
+    ADMIT_SESSION,
     DISCARD_SESSION,
     OPEN_SESSION,
     RECORD_SESSION,
+    AdmitSession,
+    Admitted,
     OpenedSession,
     OpenSession,
 )
@@ -68,6 +71,7 @@ from domain.contracts.station_commands import (
     RemoteStopRequest,
 )
 from domain.meter_readings import MeterPoint
+from domain.tariff import Tariff
 from tests.replay.recording import write_fixture
 from workflows.charging import ChargingSessionWorkflow
 
@@ -137,6 +141,37 @@ class FakeWorld:
                 power,
             ),
         )
+
+    @activity.defn(name=ADMIT_SESSION)
+    async def admit_session(self, request: AdmitSession) -> Admitted:
+        """Claim and reserve as one step: a refusal of either moves nothing."""
+        if self.open_gate is not None:
+            await self.open_gate.wait()
+        if self.open_error is not None:
+            raise ApplicationError("refused", type=self.open_error, non_retryable=True)
+        reserved = request.amount_tyiyn
+        if request.id_tag is not None:
+            reserved = min(reserved, self.card_available_tyiyn)
+        limit = Tariff(self.price).energy_limit_wh(reserved)
+        if limit == 0:
+            raise ApplicationError(
+                "the amount buys no energy at this tariff", type="InvalidAmount", non_retryable=True
+            )
+        if self.reserve_error is not None:
+            raise ApplicationError("not enough", type=self.reserve_error, non_retryable=True)
+        self.ledger.append(
+            (
+                "reserve",
+                LedgerMovement(
+                    f"reserve:{request.session_id}",
+                    request.client_id,
+                    reserved,
+                    request.session_id,
+                ),
+            )
+        )
+        queue = self.first_queue or self.gateway_queue
+        return Admitted(reserved, self.price, limit, queue, self.max_power_w)
 
     @activity.defn(name=OPEN_SESSION)
     async def open_session(self, request: OpenSession) -> OpenedSession:
@@ -249,6 +284,7 @@ class FakeWorld:
 
     def workflow_activities(self) -> list[object]:
         return [
+            self.admit_session,
             self.open_session,
             self.open_card_session,
             self.record_session,

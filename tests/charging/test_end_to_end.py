@@ -168,8 +168,7 @@ async def test_top_up_start_charge_five_kwh_stop_pays_exactly_for_the_energy(
     steps = timeline(history)
     milestones = [
         "update:start",
-        "open_session",
-        "reserve",
+        "admit_session",  # the claim and the reservation in one transaction
         "remote_start",
         "update:transaction_started",
         "meter_sample",

@@ -8,11 +8,24 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from activities.sessions import OpenSession, SessionStore
-from db.models import ChargingSessionRecord, Connector, Station, StationConnection
+from activities.ledger import Ledger, LedgerMovement
+from activities.sessions import AdmitSession, Admitted, OpenSession, SessionStore
+from db.clients import ensure_client
+from db.models import (
+    ChargingSessionRecord,
+    Connector,
+    LedgerEntry,
+    RfidCard,
+    Station,
+    StationConnection,
+)
+from domain.cards import CardInUse
 from domain.contracts.session_record import SessionRecord
+from domain.errors import InsufficientFunds, InvalidAmount
+from domain.ledger import Operation
 from domain.sessions import AlreadyCharging, ConnectorBusy, ConnectorNotFound
 
 pytestmark = pytest.mark.integration
@@ -123,3 +136,84 @@ async def test_the_row_holds_the_record_written_and_the_limit_admission_stored(
     async with db_sessions() as session:
         row = await session.get(ChargingSessionRecord, "s1")
     assert row is not None and (row.energy_limit_wh, row.energy_wh) == (6_666, 100)
+
+
+async def _fund(db_sessions: async_sessionmaker[AsyncSession], client_id: str, amount: int) -> None:
+    await Ledger(db_sessions).apply(
+        Operation.CREDIT_TOPUP,
+        LedgerMovement(f"topup:{client_id}", client_id, amount, provider="SIMULATED"),
+    )
+
+
+async def _row_and_entries(
+    db_sessions: async_sessionmaker[AsyncSession], session_id: str
+) -> tuple[ChargingSessionRecord | None, list[tuple[str, int]]]:
+    async with db_sessions() as session:
+        row = await session.get(ChargingSessionRecord, session_id)
+        entries = (
+            await session.execute(
+                select(LedgerEntry.op_key, LedgerEntry.amount_tyiyn).where(
+                    LedgerEntry.reference == session_id
+                )
+            )
+        ).all()
+    return row, [(op_key, amount) for op_key, amount in entries]
+
+
+async def test_admission_writes_the_row_and_its_hold_together_and_a_retry_changes_nothing(
+    db_sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    await add_station(db_sessions, "REC-1")
+    await _fund(db_sessions, "client-a", 30_000)
+    store = SessionStore(db_sessions)
+    first = await store.admit(AdmitSession("s1", "client-a", "REC-1", 1, 10_000))
+    again = await store.admit(AdmitSession("s1", "client-a", "REC-1", 1, 10_000))
+    assert first == again == Admitted(10_000, 1_500, 6_666, "gw-1", first.max_power_w)
+    row, entries = await _row_and_entries(db_sessions, "s1")
+    assert row is not None and (row.state, row.reserved_tyiyn, row.energy_limit_wh) == (
+        "pending",
+        10_000,
+        6_666,
+    )
+    assert entries == [("reserve:s1", 10_000)]  # the op_key of the two-step admission
+    balance = await Ledger(db_sessions).balance("client-a")
+    assert (balance.available_tyiyn, balance.held_tyiyn) == (20_000, 10_000)
+
+
+async def test_a_refused_admission_writes_nothing(
+    db_sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    await add_station(db_sessions, "REC-1")
+    await _fund(db_sessions, "client-a", 5_000)
+    store = SessionStore(db_sessions)
+    with pytest.raises(InsufficientFunds):
+        await store.admit(AdmitSession("poor", "client-a", "REC-1", 1, 10_000))
+    with pytest.raises(InvalidAmount, match="buys no energy"):
+        await store.admit(AdmitSession("tiny", "client-a", "REC-1", 1, 1))
+    for session_id in ("poor", "tiny"):
+        assert await _row_and_entries(db_sessions, session_id) == (None, [])
+    # The connector is still free: a start that can pay takes it.
+    await store.admit(AdmitSession("rich", "client-a", "REC-1", 1, 5_000))
+    with pytest.raises(ConnectorBusy):
+        await store.admit(AdmitSession("late", "client-b", "REC-1", 1, 1_000))
+    assert await _row_and_entries(db_sessions, "late") == (None, [])
+
+
+async def test_a_card_admission_reserves_what_the_balance_holds_and_the_row_says_so(
+    db_sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    await add_station(db_sessions, "REC-1")
+    await add_station(db_sessions, "REC-2")
+    await _fund(db_sessions, "client-c", 4_000)
+    async with db_sessions() as session, session.begin():
+        await ensure_client(session, "client-c")
+        session.add(RfidCard(client_id="client-c", id_tag="04AA", label="test"))
+    store = SessionStore(db_sessions)
+    card = AdmitSession("c1", "client-c", "REC-1", 1, 10_000, id_tag="04AA", min_balance_tyiyn=1)
+    admitted = await store.admit(card)
+    assert (admitted.reserved_tyiyn, admitted.energy_limit_wh) == (4_000, 2_666)
+    row, entries = await _row_and_entries(db_sessions, "c1")
+    assert row is not None and row.reserved_tyiyn == 4_000 and row.card_id is not None
+    assert entries == [("reserve:c1", 4_000)]
+    with pytest.raises(CardInUse):  # one live session per card, on any charger
+        await store.admit(replace(card, session_id="c2", station_id="REC-2"))

@@ -64,7 +64,7 @@ async def test_a_card_session_reserves_before_it_answers_and_settles_on_the_stop
         assert h.world.starts == []  # no RemoteStart: the charger started it
         await handle.signal(TRANSACTION_STOPPED, stopped(4_000))
         view = await handle.result()
-        await keep_history(handle, "card_session")
+        await keep_history(handle, "card_session_one_step_admission")
     assert (view.state, view.energy_wh, view.cost_tyiyn) == ("completed", 4_000, 6_000)
     assert (view.reserved_tyiyn, view.refunded_tyiyn, view.transaction_id) == (30_000, 24_000, 7)
     assert h.world.moved() == [
@@ -91,12 +91,12 @@ async def test_a_refused_card_start_answers_invalid_with_nothing_reserved(
     assert h.world.moved() == []
 
 
-async def test_a_failed_reservation_drops_the_claim_and_answers_invalid(
+async def test_a_failed_reservation_leaves_nothing_and_answers_invalid(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
     async with harness(time_skipping_env, reserve_error="InsufficientFunds") as h:
         request = card_request(h, "cardnoreserve001")
         answer = await start_card(h, request)
     assert (answer.status, answer.refusal) == ("Invalid", "InsufficientFunds")
-    assert h.world.discarded == ["cardnoreserve001"]
+    assert h.world.discarded == []  # claim and reservation are one transaction: none of it
     assert h.world.moved() == []

@@ -80,7 +80,7 @@ async def test_user_stop_sends_remote_stop_and_settles_on_the_stop_transaction(
         view = await handle.execute_update(ChargingSessionWorkflow.stop, StopCommand("client-a"))
         assert view.state in {"stopping", "completed"}
         result = await handle.result()
-        await keep_history(handle, "user_stop")
+        await keep_history(handle, "user_stop_one_step_admission")
 
     assert [s.transaction_id for s in h.world.stops] == [7]
     assert (result.state, result.stop_reason) == ("completed", "user")
@@ -342,7 +342,7 @@ async def test_insufficient_funds_refuses_the_start_and_reserves_nothing(
     assert cause.details[0] == "InsufficientFunds"
     assert result.rejection == "InsufficientFunds"
     assert h.world.ledger == []  # the failed reserve moved nothing
-    assert h.world.discarded == [request.session_id]
+    assert h.world.discarded == []  # and, one transaction with the claim, wrote no claim
     assert h.world.starts == [] and h.world.records == []
 
 
