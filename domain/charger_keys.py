@@ -95,30 +95,22 @@ def verify_legacy(key: str, stored: str) -> bool:
         n, r, p = int(parts[1]), int(parts[2]), int(parts[3])
         salt = base64.b64decode(parts[4], validate=True)
         expected = base64.b64decode(parts[5], validate=True)
-        actual = hashlib.scrypt(
-            key.encode("utf-8"),
-            salt=salt,
-            n=n,
-            r=r,
-            p=p,
-            maxmem=_SCRYPT_MAXMEM,
-            dklen=len(expected),
-        )
+        actual = _legacy_digest(key, salt, (n, r, p), len(expected))
     except (ValueError, binascii.Error, UnicodeEncodeError):
         return False
     return hmac.compare_digest(actual, expected)
 
 
+def _legacy_digest(key: str, salt: bytes, cost: tuple[int, int, int], length: int) -> bytes:
+    """The legacy scheme's scrypt digest; `cost` is its (n, r, p), as stored with each hash."""
+    n, r, p = cost
+    return hashlib.scrypt(
+        key.encode("utf-8"), salt=salt, n=n, r=r, p=p, maxmem=_SCRYPT_MAXMEM, dklen=length
+    )
+
+
 def legacy_hash(key: str) -> str:
     """A hash in the legacy scrypt form, as deployments before the HMAC scheme stored it."""
     salt = secrets.token_bytes(_SALT_BYTES)
-    digest = hashlib.scrypt(
-        key.encode("utf-8"),
-        salt=salt,
-        n=_SCRYPT_N,
-        r=_SCRYPT_R,
-        p=_SCRYPT_P,
-        maxmem=_SCRYPT_MAXMEM,
-        dklen=32,
-    )
+    digest = _legacy_digest(key, salt, (_SCRYPT_N, _SCRYPT_R, _SCRYPT_P), 32)
     return f"{LEGACY_SCHEME}${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}${_b64(salt)}${_b64(digest)}"
