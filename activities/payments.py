@@ -20,12 +20,12 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.card_charges import CardChargeActivities
-from activities.rows import from_row
+from activities.copy_fields import copy_fields
 from activities.topups import TopUpRecords
 from db.clients import ensure_client
 from db.models import TopUp
 from db.payment_audit import write_payment_audit
-from domain.contracts.topups import InvoiceInfo
+from domain.contracts.topups import InvoiceInfo, TopUpInput
 from payments.provider import (
     Invoice,
     InvoiceRequest,
@@ -51,6 +51,11 @@ class CreateInvoiceInput:
     currency: str
     description: str
     expires_at: datetime
+
+    @classmethod
+    def for_topup(cls, topup: TopUpInput, expires_at: datetime) -> CreateInvoiceInput:
+        """The invoice a top-up asks for: its own fields, and when the invoice dies."""
+        return copy_fields(cls, topup, expires_at=expires_at)
 
 
 @dataclass(frozen=True)
@@ -95,7 +100,7 @@ def report_from(status: PaymentStatus) -> CheckPaymentResult:
 
 def _info(row: TopUp) -> InvoiceInfo:
     assert row.invoice_id is not None and row.expires_at is not None
-    return from_row(InvoiceInfo, row, topup_id=row.id)
+    return copy_fields(InvoiceInfo, row, topup_id=row.id)
 
 
 class PaymentActivities:
@@ -142,13 +147,7 @@ class PaymentActivities:
             return _info(row)
         try:
             invoice = await self._provider.create_invoice(
-                InvoiceRequest(
-                    order_id=request.topup_id,
-                    description=request.description,
-                    amount_tyiyn=request.amount_tyiyn,
-                    currency=request.currency,
-                    expires_at=request.expires_at,
-                )
+                copy_fields(InvoiceRequest, request, order_id=request.topup_id)
             )
         except ProviderRejected as exc:
             await self._audit("invoice_rejected", request.topup_id, ok=False, code=exc.code)

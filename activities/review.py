@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
-from activities.rows import from_row
+from activities.copy_fields import copy_fields
 from activities.topups import RECEIVED, REVIEW, UNREAD, mark_credited
 from db.models import (
     ChargingSessionRecord,
@@ -81,7 +81,7 @@ class ReviewRecord:
 
 
 def _result(row: ReviewResolution, *, replayed: bool) -> ReviewResult:
-    return from_row(ReviewResult, row, outcome="resolved", replayed=replayed)
+    return copy_fields(ReviewResult, row, outcome="resolved", replayed=replayed)
 
 
 def _refused(exc: DomainError) -> ReviewPlan:

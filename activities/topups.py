@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute
 from temporalio import activity
 
+from activities.copy_fields import copy_fields
 from activities.metrics import TOPUPS_FINISHED
-from activities.rows import from_row
 from db.models import ProviderTransaction, TopUp
 from db.payment_audit import write_payment_audit
 
@@ -130,7 +130,7 @@ async def mark_credited(
 
 
 def _ref(row: TopUp) -> TopUpRef:
-    return from_row(TopUpRef, row, topup_id=row.id)
+    return copy_fields(TopUpRef, row, topup_id=row.id)
 
 
 class TopUpRecords:
@@ -299,14 +299,14 @@ class TopUpRecords:
             ProviderTransaction.credited_entry_id.is_(None),
             ProviderTransaction.status.not_in((REVIEW, UNREAD)),
         )
-        return [from_row(UnsettledPayment, row) for row in rows]
+        return [copy_fields(UnsettledPayment, row) for row in rows]
 
     @activity.defn(name="unread_notices")
     async def unread_notices(self, request: StaleTopUpsInput) -> list[UnreadPayment]:
         """Signed notices kept unread."""
         rows = await self._take_transactions(request, ProviderTransaction.status == UNREAD)
         return [
-            from_row(UnreadPayment, row, reason=row.review_reason or "unreadable notice")
+            copy_fields(UnreadPayment, row, reason=row.review_reason or "unreadable notice")
             for row in rows
         ]
 

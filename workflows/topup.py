@@ -227,16 +227,7 @@ class TopUpWorkflow:
         try:
             self._invoice = await workflow.execute_activity_method(
                 PaymentActivities.create_invoice,
-                CreateInvoiceInput(
-                    topup_id=request.topup_id,
-                    client_id=request.client_id,
-                    method=request.method,
-                    provider=request.provider,
-                    amount_tyiyn=request.amount_tyiyn,
-                    currency=request.currency,
-                    description=request.description,
-                    expires_at=expires_at,
-                ),
+                CreateInvoiceInput.for_topup(request, expires_at),
                 start_to_close_timeout=timedelta(seconds=20),
                 schedule_to_close_timeout=timedelta(minutes=2),
                 retry_policy=PROVIDER_RETRY,
