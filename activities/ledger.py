@@ -29,6 +29,8 @@ from domain.ledger import AccountKind, AccountRef, Operation, Posting, postings_
 
 log = structlog.get_logger(__name__)
 
+SETTLE_SESSION = "settle_session"
+
 
 @dataclass(frozen=True)
 class LedgerMovement:
@@ -51,6 +53,37 @@ class LedgerResult:
 
 
 @dataclass(frozen=True)
+class SessionSettlement:
+    """Settle a charging session: capture its cost, release the rest of its reservation."""
+
+    session_id: str
+    client_id: str
+    reserved_tyiyn: int
+    cost_tyiyn: int
+
+    def movements(self) -> list[tuple[Operation, LedgerMovement]]:
+        """Capture and release under their own op_keys (`capture:{id}`, `release:{id}`), each
+        left out when its amount is 0."""
+        amounts = [
+            (Operation.CAPTURE, self.cost_tyiyn),
+            (Operation.RELEASE, self.reserved_tyiyn - self.cost_tyiyn),
+        ]
+        return [
+            (
+                operation,
+                LedgerMovement(
+                    f"{operation.value}:{self.session_id}",
+                    self.client_id,
+                    amount,
+                    self.session_id,
+                ),
+            )
+            for operation, amount in amounts
+            if amount > 0
+        ]
+
+
+@dataclass(frozen=True)
 class ClientBalance:
     available_tyiyn: int
     held_tyiyn: int
@@ -67,6 +100,18 @@ class Ledger:
             result = await self.apply_in(session, operation, movement)
         log_movement(operation, movement, result)
         return result
+
+    async def settle(self, settlement: SessionSettlement) -> None:
+        """A session's capture and release in one transaction, each under its own op_key: a
+        retry replays both, a refusal (held balance short: the accounts were changed by hand)
+        moves neither."""
+        movements = settlement.movements()
+        results: list[LedgerResult] = []
+        async with self._db_sessions() as session, session.begin():
+            for operation, movement in movements:
+                results.append(await self.apply_in(session, operation, movement))
+        for (operation, movement), result in zip(movements, results, strict=True):
+            log_movement(operation, movement, result)
 
     async def apply_in(
         self, session: AsyncSession, operation: Operation, movement: LedgerMovement
@@ -226,6 +271,13 @@ class LedgerActivities:
         except DomainError as exc:
             raise _as_application_error(exc) from exc
 
+    @activity.defn(name=SETTLE_SESSION)
+    async def settle_session(self, settlement: SessionSettlement) -> None:
+        try:
+            await self._ledger.settle(settlement)
+        except DomainError as exc:
+            raise _as_application_error(exc) from exc
+
     @activity.defn(name="credit_topup")
     async def credit_topup(self, movement: LedgerMovement) -> LedgerResult:
         return await self._run(Operation.CREDIT_TOPUP, movement)
@@ -262,4 +314,5 @@ __all__ = [
     "LedgerMovement",
     "LedgerResult",
     "Posting",
+    "SessionSettlement",
 ]

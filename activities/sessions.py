@@ -20,6 +20,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.admission import Admissions, CardClaim
 from activities.card_sessions import CardSessionActivities
+from activities.ledger import Ledger, LedgerActivities
 from activities.metrics import SESSIONS_FINISHED
 from activities.refusals import refusal, refusing
 from activities.stations import StationActivities
@@ -187,6 +188,7 @@ def charging_activities(db_sessions: async_sessionmaker[AsyncSession]) -> list[C
     """The activities the charging workflow needs besides the ledger's reserve/capture/release
     (which worker.py registers once for every workflow) and the gateway's commands."""
     store = SessionActivities(SessionStore(db_sessions))
+    ledger = LedgerActivities(Ledger(db_sessions))
     cards = CardSessionActivities(Admissions(db_sessions))
     stations = StationActivities(db_sessions)
     transactions = TransactionActivities(db_sessions)
@@ -195,6 +197,7 @@ def charging_activities(db_sessions: async_sessionmaker[AsyncSession]) -> list[C
         store.open_session,
         store.record_session,
         store.discard_session,
+        ledger.settle_session,
         cards.open_card_session,
         stations.locate_station,
         transactions.recorded_transaction,

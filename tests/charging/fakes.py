@@ -21,7 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.card_sessions import OPEN_CARD_SESSION, OpenCardSession, OpenedCardSession
-from activities.ledger import LedgerMovement, LedgerResult
+from activities.ledger import SETTLE_SESSION, LedgerMovement, LedgerResult, SessionSettlement
 from activities.sessions import (
     ADMIT_SESSION,
     DISCARD_SESSION,
@@ -234,6 +234,21 @@ class FakeWorld:
             len(self.ledger), movement.op_key, operation, movement.amount_tyiyn, False
         )
 
+    @activity.defn(name=SETTLE_SESSION)
+    async def settle_session(self, settlement: SessionSettlement) -> None:
+        """Capture and release as one step: a refusal moves neither."""
+        movements = settlement.movements()
+        operations = [operation.value for operation, _ in movements]
+        if "capture" in operations:
+            if self.capture_gate is not None:
+                await self.capture_gate.wait()
+            if self.capture_error is not None:
+                raise ApplicationError("refused", type=self.capture_error, non_retryable=True)
+        if "release" in operations and self.release_gate is not None:
+            await self.release_gate.wait()
+        for operation, movement in movements:
+            await self._move(operation.value, movement)
+
     @activity.defn(name="reserve")
     async def reserve(self, movement: LedgerMovement) -> LedgerResult:
         if self.reserve_error is not None:
@@ -296,6 +311,7 @@ class FakeWorld:
             self.reserve,
             self.capture,
             self.release,
+            self.settle_session,
         ]
 
     def moved(self) -> list[tuple[str, str, int]]:

@@ -132,7 +132,7 @@ async def test_a_rejected_remote_stop_settles_on_the_stop_transaction_the_gatewa
     steps = timeline(history)
     assert TRANSACTION_STOPPED not in steps  # the stop came from the database
     remaining = iter(steps)
-    order = ["update:stop", "remote_stop", "recorded_transaction", "capture", "release"]
+    order = ["update:stop", "remote_stop", "recorded_transaction", "settle_session"]
     assert all(step in remaining for step in order), steps
     assert ("RemoteStopTransaction", {"transaction_id": tx.transaction_id}) in station.received
 

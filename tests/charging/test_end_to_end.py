@@ -175,8 +175,7 @@ async def test_top_up_start_charge_five_kwh_stop_pays_exactly_for_the_energy(
         "update:stop",
         "remote_stop",
         "transaction_stopped",
-        "capture",
-        "release",
+        "settle_session",  # capture and release in one ledger transaction
         "record_session",
     ]
     remaining = iter(steps)

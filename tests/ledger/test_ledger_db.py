@@ -9,11 +9,13 @@ from dataclasses import dataclass
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from activities.ledger import Ledger, LedgerMovement
+from activities.ledger import Ledger, LedgerMovement, SessionSettlement
 from db.engine import asyncpg_url, session_factory
+from db.models import LedgerEntry
 from domain.errors import InsufficientFunds, OpKeyConflict
 from domain.ledger import AccountKind, AccountRef, Operation
 from tests.ledger.invariants import assert_ledger_invariants
@@ -37,6 +39,49 @@ async def test_credit_reserve_capture_release_moves_exact_amounts(
     balance = await ledger.balance(client)
     assert (balance.available_tyiyn, balance.held_tyiyn) == (42_500, 0)
     await assert_ledger_invariants(engine)
+
+
+async def test_a_session_settles_in_one_transaction_under_both_op_keys(
+    db_sessions: async_sessionmaker[AsyncSession], engine
+) -> None:
+    ledger = Ledger(db_sessions)
+    client = _client()
+    await ledger.apply(
+        Operation.CREDIT_TOPUP, LedgerMovement("topup:t2", client, 50_000, provider="ODENGI")
+    )
+    await ledger.apply(Operation.RESERVE, LedgerMovement("reserve:s2", client, 20_000))
+    settlement = SessionSettlement("s2", client, reserved_tyiyn=20_000, cost_tyiyn=7_500)
+    await ledger.settle(settlement)
+    await ledger.settle(settlement)  # a retried activity: both op_keys replay, nothing moves
+    balance = await ledger.balance(client)
+    assert (balance.available_tyiyn, balance.held_tyiyn) == (42_500, 0)
+    async with db_sessions() as session:
+        entries = (
+            await session.execute(
+                select(LedgerEntry.op_key, LedgerEntry.amount_tyiyn).where(
+                    LedgerEntry.reference == "s2"
+                )
+            )
+        ).all()
+    assert sorted(entries) == [("capture:s2", 7_500), ("release:s2", 12_500)]
+    await assert_ledger_invariants(engine)
+
+
+async def test_a_settlement_the_ledger_refuses_moves_neither_amount(
+    db_sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    ledger = Ledger(db_sessions)
+    client = _client()
+    await ledger.apply(
+        Operation.CREDIT_TOPUP, LedgerMovement("topup:t3", client, 50_000, provider="ODENGI")
+    )
+    await ledger.apply(Operation.RESERVE, LedgerMovement("reserve:s3", client, 20_000))
+    # An operator released part of the hold by hand: the held balance no longer covers it.
+    await ledger.apply(Operation.RELEASE, LedgerMovement("manual:s3", client, 15_000))
+    with pytest.raises(InsufficientFunds):  # the release after the capture fails
+        await ledger.settle(SessionSettlement("s3", client, reserved_tyiyn=20_000, cost_tyiyn=1))
+    balance = await ledger.balance(client)
+    assert (balance.available_tyiyn, balance.held_tyiyn) == (45_000, 5_000)  # capture undone
 
 
 async def test_a_repeated_op_key_returns_the_first_result_and_changes_nothing(
