@@ -55,24 +55,34 @@ class TopUpRequest(BaseModel):
     amount_tyiyn: StrictInt
 
 
-class QrTopUp(BaseModel):
+class TopUpAnswer(BaseModel):
+    """What every top-up endpoint answers first (each adds its own fields)."""
+
     topup_id: str
     invoice_id: str
     amount_tyiyn: int
     amount: str
     currency: str
+
+    @staticmethod
+    def common(topup_id: str, invoice_id: str, amount_tyiyn: int) -> dict[str, Any]:
+        return {
+            "topup_id": topup_id,
+            "invoice_id": invoice_id,
+            "amount_tyiyn": amount_tyiyn,
+            "amount": format_som(amount_tyiyn),
+            "currency": CURRENCY,
+        }
+
+
+class QrTopUp(TopUpAnswer):
     qr_url: str | None
     qr_image_url: str | None
     app_link: str | None
     expires_at: datetime
 
 
-class CardTopUp(BaseModel):
-    topup_id: str
-    invoice_id: str
-    amount_tyiyn: int
-    amount: str
-    currency: str
+class CardTopUp(TopUpAnswer):
     payment_url: str | None  # the provider's hosted card page: card data never reaches us
     expires_at: datetime
 
@@ -120,13 +130,10 @@ def check_topup_amount(context: ApiContext, amount_tyiyn: int) -> None:
     )
 
 
-async def start_topup(
-    context: ApiContext, client_id: str, amount_tyiyn: int, method: str, key: str | None
-) -> StartedTopUp:
-    """Start (or find) the TopUp workflow and wait until its invoice exists."""
-    check_topup_amount(context, amount_tyiyn)
-    topup_id = topup_id_for(client_id, key)
-    request = TopUpInput(
+def topup_input(
+    context: ApiContext, topup_id: str, client_id: str, amount_tyiyn: int, method: str
+) -> TopUpInput:
+    return TopUpInput(
         topup_id=topup_id,
         client_id=client_id,
         amount_tyiyn=amount_tyiyn,
@@ -134,22 +141,38 @@ async def start_topup(
         provider=context.config.provider.provider.value,
         description=f"EvPower: {format_som(amount_tyiyn)} {CURRENCY}",
     )
+
+
+def topup_start_options(context: ApiContext, request: TopUpInput) -> dict[str, Any]:
+    """How every top-up endpoint starts (or joins) the top-up's workflow."""
+    return {
+        "id": topup_workflow_id(request.topup_id),
+        "task_queue": context.config.task_queue,
+        # A finished top-up is never started again under the same id (same order_id).
+        "id_reuse_policy": WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        "id_conflict_policy": WorkflowIDConflictPolicy.USE_EXISTING,
+        "search_attributes": TypedSearchAttributes(
+            [SearchAttributePair(CLIENT_ID, request.client_id)]
+        ),
+        "static_summary": (
+            f"{request.method} top-up of {format_som(request.amount_tyiyn)} {CURRENCY}"
+        ),
+    }
+
+
+async def start_topup(
+    context: ApiContext, client_id: str, amount_tyiyn: int, method: str, key: str | None
+) -> StartedTopUp:
+    """Start (or find) the TopUp workflow and wait until its invoice exists."""
+    check_topup_amount(context, amount_tyiyn)
+    topup_id = topup_id_for(client_id, key)
+    request = topup_input(context, topup_id, client_id, amount_tyiyn, method)
     workflow_id = topup_workflow_id(topup_id)
     handle: WorkflowHandle[TopUpWorkflow, TopUpView]
     try:
         with temporal_calls(TOPUP_UNAVAILABLE):
             handle = await context.temporal.start_workflow(
-                TopUpWorkflow.run,
-                request,
-                id=workflow_id,
-                task_queue=context.config.task_queue,
-                # A finished top-up is never started again under the same id (same order_id).
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                search_attributes=TypedSearchAttributes(
-                    [SearchAttributePair(CLIENT_ID, client_id)]
-                ),
-                static_summary=f"{method} top-up of {format_som(amount_tyiyn)} {CURRENCY}",
+                TopUpWorkflow.run, request, **topup_start_options(context, request)
             )
     except WorkflowAlreadyStartedError:
         handle = context.temporal.get_workflow_handle_for(TopUpWorkflow.run, workflow_id)
@@ -194,11 +217,7 @@ async def _open_invoice(
     invoice = started.view.invoice
     assert invoice is not None
     return invoice, {
-        "topup_id": invoice.topup_id,
-        "invoice_id": invoice.invoice_id,
-        "amount_tyiyn": started.amount_tyiyn,
-        "amount": format_som(started.amount_tyiyn),
-        "currency": CURRENCY,
+        **TopUpAnswer.common(invoice.topup_id, invoice.invoice_id, started.amount_tyiyn),
         "expires_at": invoice.expires_at,
     }
 

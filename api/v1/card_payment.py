@@ -26,12 +26,6 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
@@ -43,20 +37,20 @@ from api.openapi import IDEMPOTENT, errors
 from api.v1.balance import (
     INVOICE_WAIT_S,
     TOPUP_UNAVAILABLE,
+    TopUpAnswer,
     check_topup_amount,
     topup_id_for,
+    topup_input,
+    topup_start_options,
 )
 from db.models import CardCharge as SealedCard
-from domain.contracts.search_attributes import CLIENT_ID
 from domain.contracts.topups import (
     CARD_UPDATE,
     CardCharge,
     CardOutcome,
-    TopUpInput,
     TopUpView,
     topup_workflow_id,
 )
-from domain.money import CURRENCY, format_som
 from payments.card_vault import seal
 from payments.cards import CardDetails, InvalidCard, validate_card
 from workflows.topup import TopUpWorkflow
@@ -86,12 +80,7 @@ class H2HRequest(BaseModel):
     card_holder: Annotated[StrictStr, Field(max_length=100)] = ""
 
 
-class H2HResult(BaseModel):
-    topup_id: str
-    invoice_id: str
-    amount_tyiyn: int
-    amount: str
-    currency: str
+class H2HResult(TopUpAnswer):
     card: str  # masked
     status: str  # accepted | already_submitted
     message: str
@@ -137,25 +126,11 @@ async def pay_by_card(
     check_topup_amount(context, body.amount_tyiyn)
     topup_id = topup_id_for(client_id, key)
     charge = await _seal(context, card, topup_id)
-    request = TopUpInput(
-        topup_id=topup_id,
-        client_id=client_id,
-        amount_tyiyn=body.amount_tyiyn,
-        method="h2h",
-        provider=context.config.provider.provider.value,
-        description=f"EvPower: {format_som(body.amount_tyiyn)} {CURRENCY}",
-    )
+    request = topup_input(context, topup_id, client_id, body.amount_tyiyn, "h2h")
 
     def operation() -> WithStartWorkflowOperation[TopUpWorkflow, TopUpView]:
         return WithStartWorkflowOperation(
-            TopUpWorkflow.run,
-            request,
-            id=topup_workflow_id(topup_id),
-            task_queue=context.config.task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            search_attributes=TypedSearchAttributes([SearchAttributePair(CLIENT_ID, client_id)]),
-            static_summary=f"h2h top-up of {format_som(body.amount_tyiyn)} {CURRENCY}",
+            TopUpWorkflow.run, request, **topup_start_options(context, request)
         )
 
     handle: WorkflowHandle[TopUpWorkflow, TopUpView]
@@ -243,11 +218,7 @@ def _answer(view: TopUpView, card: CardDetails, outcome: CardOutcome) -> H2HResu
     if view.invoice is None:
         raise ApiError(502, "provider_error", view.reason or "the invoice was not created")
     return H2HResult(
-        topup_id=view.topup_id,
-        invoice_id=view.invoice.invoice_id,
-        amount_tyiyn=view.amount_tyiyn,
-        amount=format_som(view.amount_tyiyn),
-        currency=CURRENCY,
+        **TopUpAnswer.common(view.topup_id, view.invoice.invoice_id, view.amount_tyiyn),
         card=card.masked,
         status=outcome.status,
         message=outcome.message,
