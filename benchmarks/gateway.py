@@ -16,8 +16,6 @@ import asyncio
 import json
 import os
 import resource
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -26,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import profiling, storm
-from benchmarks.infra import seed_stations, start_postgres, start_temporal
+from benchmarks.infra import embedded_infra, seed_stations
 from benchmarks.processes import LoadClient, ServerProcess
 from benchmarks.report import Row, render
 from runtime.embedded import free_port
@@ -300,16 +298,14 @@ def run(
     if load > 0.5:
         print(f"note: load average {load:.2f} before start: other work shares the cores")
     started = time.monotonic()
-    work = Path(tempfile.mkdtemp(prefix="evpower-bench-"))
-    log_dir = work / "logs"
-    log_dir.mkdir()
-    postgres, database_url = start_postgres(work)
-    temporal = None
-    try:
+    with embedded_infra("evpower-bench-", keep=keep) as infra:
+        log_dir = infra.work / "logs"
+        log_dir.mkdir()
         print(f"setup: PostgreSQL, Temporal, {plan.idle_chargers:,} stations (logs in {log_dir})")
-        asyncio.run(seed_stations(database_url, PREFIX, plan.idle_chargers))
-        temporal = asyncio.run(start_temporal(work))
-        ctx = Context(work, database_url, temporal.address, log_dir, uvloop=uvloop, ws=ws)
+        asyncio.run(seed_stations(infra.database_url, PREFIX, plan.idle_chargers))
+        ctx = Context(
+            infra.work, infra.database_url, infra.temporal_address, log_dir, uvloop=uvloop, ws=ws
+        )
         results: dict[str, Any] = {
             "plan": asdict(plan),
             "load_average_before": load,
@@ -339,7 +335,7 @@ def run(
             )
         profile_text = None
         if profile:
-            base = work / "profile"
+            base = infra.work / "profile"
             _timed(
                 "profile: gateway closed loop under py-spy",
                 lambda: throughput(ctx, "gateway", plan, base),
@@ -360,12 +356,6 @@ def run(
         if json_out is not None:
             json_out.write_text(json.dumps(results, indent=2))
         return 0 if all(row.passed is not False for row in table) else 1
-    finally:
-        if temporal is not None:
-            temporal.stop()
-        postgres.stop()
-        if not keep:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 def run_storm(sizes: list[int], *, keep: bool, json_out: Path | None) -> int:
@@ -377,29 +367,21 @@ def run_storm(sizes: list[int], *, keep: bool, json_out: Path | None) -> int:
         return 2
     load = os.getloadavg()[0]
     print(f"load average {load:.2f} before start: other work shares the cores")
-    work = Path(tempfile.mkdtemp(prefix="evpower-storm-"))
-    postgres, database_url = start_postgres(work)
-    temporal = None
     results = []
-    try:
-        temporal = asyncio.run(start_temporal(work))
+    with embedded_infra("evpower-storm-", keep=keep) as infra:
         for size in sizes:
             results.append(
                 _timed(
                     f"storm: {size:,} chargers",
-                    partial(storm.storm, database_url, temporal.address, size, work),
+                    partial(
+                        storm.storm, infra.database_url, infra.temporal_address, size, infra.work
+                    ),
                 )
             )
             print(storm.report(results[-1:]), flush=True)
         if json_out is not None:
             json_out.write_text(json.dumps(results, indent=2))
         return 0
-    finally:
-        if temporal is not None:
-            temporal.stop()
-        postgres.stop()
-        if not keep:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 def main() -> int:

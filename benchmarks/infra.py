@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import insert
@@ -60,3 +66,28 @@ async def start_temporal(data_dir: Path) -> EmbeddedTemporal:
     temporal = EmbeddedTemporal(data_dir, port=free_port(), ui_port=None, persistent=False)
     await temporal.start()
     return temporal
+
+
+@dataclass(frozen=True)
+class Infra:
+    work: Path  # the run's directory: data dirs, logs
+    database_url: str
+    temporal_address: str
+
+
+@contextmanager
+def embedded_infra(prefix: str, *, keep: bool) -> Iterator[Infra]:
+    """A fresh work dir with a migrated PostgreSQL and a Temporal dev server in it; both are
+    stopped on exit, and the dir removed unless `keep`."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    postgres, database_url = start_postgres(work)
+    temporal = None
+    try:
+        temporal = asyncio.run(start_temporal(work))
+        yield Infra(work, database_url, temporal.address)
+    finally:
+        if temporal is not None:
+            temporal.stop()
+        postgres.stop()
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
