@@ -6,6 +6,9 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db.engine import create_engine, session_factory
 from db.migrate import upgrade
 from runtime.infrastructure import database_url_for
 from runtime.settings import Settings
@@ -27,3 +30,14 @@ async def cli_database(settings: Settings) -> AsyncIterator[str]:
     finally:
         if owned is not None:
             await asyncio.to_thread(owned.stop)
+
+
+@asynccontextmanager
+async def cli_sessions(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on `cli_database`'s database over one connection, closed when the command ends."""
+    async with cli_database(settings) as url:
+        engine = create_engine(url, pool_size=1)
+        try:
+            yield session_factory(engine)
+        finally:
+            await engine.dispose()

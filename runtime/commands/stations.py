@@ -12,7 +12,6 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
-from db.engine import create_engine, session_factory
 from db.stations_admin import (
     NewStation,
     StationSummary,
@@ -23,7 +22,7 @@ from db.stations_admin import (
 from domain.errors import DomainError
 from domain.money import format_som
 from gateway.auth import ChargerKeys
-from runtime.cli_database import cli_database
+from runtime.cli_database import cli_sessions
 from runtime.key_pepper import key_pepper
 from runtime.logging import configure_logging
 from runtime.settings import Settings, get_settings
@@ -126,23 +125,19 @@ async def add_command(args: argparse.Namespace, settings: Settings) -> int:
         return _fail(str(exc), EXIT_BAD_INPUT)
     keys = ChargerKeys(key_pepper(settings))  # before the database: a missing pepper is one line
     try:
-        async with cli_database(settings) as url:
-            engine = create_engine(url, pool_size=1)
-            try:
-                created = await create_station(
-                    session_factory(engine),
-                    keys,
-                    station_id=args.station_id,
-                    connectors=connectors,
-                    price_tyiyn_per_kwh=price,
-                    password=args.password,
-                    location_id=args.location,
-                    name=args.name,
-                    current_type=getattr(args, "current_type", None),
-                    max_power_w=power,
-                )
-            finally:
-                await engine.dispose()
+        async with cli_sessions(settings) as sessions:
+            created = await create_station(
+                sessions,
+                keys,
+                station_id=args.station_id,
+                connectors=connectors,
+                price_tyiyn_per_kwh=price,
+                password=args.password,
+                location_id=args.location,
+                name=args.name,
+                current_type=getattr(args, "current_type", None),
+                max_power_w=power,
+            )
     except DomainError as exc:
         return _fail(exc.message, EXIT_BAD_INPUT)
     except (DBAPIError, OSError) as exc:
@@ -154,14 +149,8 @@ async def add_command(args: argparse.Namespace, settings: Settings) -> int:
 async def set_key_command(args: argparse.Namespace, settings: Settings) -> int:
     keys = ChargerKeys(key_pepper(settings))
     try:
-        async with cli_database(settings) as url:
-            engine = create_engine(url, pool_size=1)
-            try:
-                key, generated = await set_station_key(
-                    session_factory(engine), keys, args.station_id, args.password
-                )
-            finally:
-                await engine.dispose()
+        async with cli_sessions(settings) as sessions:
+            key, generated = await set_station_key(sessions, keys, args.station_id, args.password)
     except DomainError as exc:
         return _fail(exc.message, EXIT_BAD_INPUT)
     except (DBAPIError, OSError) as exc:
@@ -184,12 +173,8 @@ async def import_command(args: argparse.Namespace, settings: Settings) -> int:
         return _fail(f"{args.file}: {message}; nothing was imported", EXIT_BAD_INPUT)
     keys = ChargerKeys(key_pepper(settings))
     try:
-        async with cli_database(settings) as url:
-            engine = create_engine(url, pool_size=1)
-            try:
-                result = await import_stations(session_factory(engine), keys, rows, keys_out)
-            finally:
-                await engine.dispose()
+        async with cli_sessions(settings) as sessions:
+            result = await import_stations(sessions, keys, rows, keys_out)
     except DomainError as exc:
         return _fail(f"{args.file}: {exc.message}; nothing was imported", EXIT_BAD_INPUT)
     except OSError as exc:
@@ -219,12 +204,8 @@ def _print_created(created: NewStation) -> None:
 
 async def list_command(args: argparse.Namespace, settings: Settings) -> int:
     try:
-        async with cli_database(settings) as url:
-            engine = create_engine(url, pool_size=1)
-            try:
-                stations = await list_stations(session_factory(engine))
-            finally:
-                await engine.dispose()
+        async with cli_sessions(settings) as sessions:
+            stations = await list_stations(sessions)
     except (DBAPIError, OSError) as exc:
         return _fail(f"database unavailable: {exc}", EXIT_DATABASE)
     _say(render_table(stations))
