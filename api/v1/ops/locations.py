@@ -6,17 +6,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from api.deps import Context, DbSession
-from api.idempotency import IdempotencyKey
+from api.deps import DbSession
 from api.openapi import errors
-from api.ops_audit import audit_note
-from api.v1.ops.access import CurrentOperator
 from api.v1.ops.station_bodies import LocationCreate, LocationUpdate
-from api.v1.ops.station_change_runner import PENDING, change_request, run_change
+from api.v1.ops.station_change_runner import PENDING, Changes
 from api.v1.ops.station_views import LocationDetail, location_detail
 from db.models import Location
 from db.station_changes import check_changes
@@ -42,28 +39,14 @@ def json_fields(body: BaseModel, fields: dict[str, Any]) -> dict[str, Any]:
 )
 async def add_location(
     *,
-    request: Request,
-    context: Context,
+    changes: Changes,
     db: DbSession,
-    operator: CurrentOperator,
-    key: IdempotencyKey,
     body: LocationCreate,
 ) -> LocationDetail | JSONResponse:
     """A new location (409 `location_exists` for a taken id)."""
-    note = audit_note(request)
-    note.action, note.target, note.reason = "location.create", f"location:{body.id}", body.reason
+    note = changes.name(ChangeAction.LOCATION_CREATE, f"location:{body.id}", body)
     fields = body.model_dump(exclude={"id", "reason"})
-    change = change_request(
-        request,
-        body,
-        action=ChangeAction.LOCATION_CREATE,
-        target=note.target,
-        operator=operator.subject,
-        reason=body.reason,
-        location_id=body.id,
-        changes=json_fields(body, fields),
-    )
-    run = await run_change(request, context, operator, key, change)
+    run = await changes.run(body, location_id=body.id, changes=json_fields(body, fields))
     if isinstance(run, JSONResponse):
         return run
     location = await db.get(Location, body.id, populate_existing=True)
@@ -80,39 +63,21 @@ async def add_location(
 async def change_location(
     *,
     location_id: LocationPath,
-    request: Request,
-    context: Context,
+    changes: Changes,
     db: DbSession,
-    operator: CurrentOperator,
-    key: IdempotencyKey,
     body: LocationUpdate,
 ) -> LocationDetail | JSONResponse:
     """Change a location's fields; `enabled: false` hides it from drivers, refused (409
     `location_in_use`) while any of its stations is enabled."""
-    note = audit_note(request)
-    note.action, note.target, note.reason = (
-        "location.update",
-        f"location:{location_id}",
-        body.reason,
-    )
-    changes = body.changes()
-    check_changes(changes)  # 422 before any workflow starts
+    note = changes.name(ChangeAction.LOCATION_UPDATE, f"location:{location_id}", body)
+    changed = body.changes()
+    check_changes(changed)  # 422 before any workflow starts
     if await db.get(Location, location_id) is None:
         raise LocationNotFound(f"no location {location_id}")
-    change = change_request(
-        request,
-        body,
-        action=ChangeAction.LOCATION_UPDATE,
-        target=note.target,
-        operator=operator.subject,
-        reason=body.reason,
-        location_id=location_id,
-        changes=json_fields(body, changes),
-    )
-    run = await run_change(request, context, operator, key, change)
+    run = await changes.run(body, location_id=location_id, changes=json_fields(body, changed))
     if isinstance(run, JSONResponse):
         return run
     location = await db.get(Location, location_id, populate_existing=True)
     assert location is not None  # the workflow found and changed it
-    note.result = {"changed": sorted(changes), "workflow_id": run.workflow_id}
+    note.result = {"changed": sorted(changed), "workflow_id": run.workflow_id}
     return location_detail(location)

@@ -14,9 +14,9 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowHandle
@@ -28,11 +28,13 @@ from temporalio.common import (
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from api.deps import ApiContext
+from api.deps import ApiContext, Context
 from api.errors import ApiError, temporal_calls
-from api.ops_audit import audit_note
-from api.v1.ops.access import Operator
+from api.idempotency import IdempotencyKey
+from api.ops_audit import AuditNote, audit_note
+from api.v1.ops.access import CurrentOperator, Operator
 from api.v1.ops.command_runner import request_id
+from api.v1.ops.station_bodies import Change
 from api.v1.ops.workflow_wait import pending_answer, result_or_pending
 from db.station_changes import REFUSALS
 from domain.contracts.search_attributes import STATION_ID
@@ -137,11 +139,50 @@ async def run_change(
     return ChangeRun(workflow_id, result, own_key)
 
 
-def change_request(
-    request: Request, body: BaseModel, *, secret: bytes | None = None, **fields: Any
-) -> StationChangeRequest:
-    """The workflow's input for this request, with its fingerprint."""
-    return StationChangeRequest(**fields, fingerprint=fingerprint(request, body, secret))
+@dataclass(frozen=True)
+class StationChanges:
+    """One operator request to change a location, a station or a connector: named in the
+    audit first (a refusal before any workflow is audited as that action), then run as a
+    StationChange workflow."""
+
+    request: Request
+    context: ApiContext
+    operator: Operator
+    idempotency_key: str | None
+
+    def name(self, action: ChangeAction, target: str, body: Change) -> AuditNote:
+        """The audit's action, target (as the audit names it) and reason for this request."""
+        note = audit_note(self.request)
+        note.action, note.target, note.reason = action.value, target, body.reason
+        return note
+
+    async def run(
+        self, body: Change, *, secret: bytes | None = None, **fields: Any
+    ) -> ChangeRun | JSONResponse:
+        """The change `name` named, with `fields` (StationChangeRequest's), as `run_change`
+        runs it. `secret` keys the body's fingerprint when the body may hold a key."""
+        note = audit_note(self.request)
+        assert note.action is not None and note.target is not None  # `name` comes first
+        change = StationChangeRequest(
+            action=note.action,
+            target=note.target,
+            operator=self.operator.subject,
+            reason=body.reason,
+            fingerprint=fingerprint(self.request, body, secret),
+            **fields,
+        )
+        return await run_change(
+            self.request, self.context, self.operator, self.idempotency_key, change
+        )
+
+
+def station_changes(
+    request: Request, context: Context, operator: CurrentOperator, key: IdempotencyKey
+) -> StationChanges:
+    return StationChanges(request, context, operator, key)
+
+
+Changes = Annotated[StationChanges, Depends(station_changes)]
 
 
 def key_already_issued(workflow_id: str) -> ApiError:

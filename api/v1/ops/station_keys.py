@@ -14,23 +14,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Path, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from api.deps import Context, DbSession
+from api.deps import DbSession
 from api.errors import ApiError
-from api.idempotency import IdempotencyKey
 from api.openapi import errors
-from api.ops_audit import audit_note
-from api.v1.ops.access import CurrentOperator
 from api.v1.ops.station_bodies import Change
-from api.v1.ops.station_change_runner import (
-    PENDING,
-    change_request,
-    key_already_issued,
-    run_change,
-)
+from api.v1.ops.station_change_runner import PENDING, Changes, key_already_issued
 from api.v1.ops.workflow_wait import NO_STORE
 from db.models import Station
 from db.stations_admin import StationNotFound
@@ -59,41 +51,27 @@ class RotatedKey(BaseModel):
 async def rotate_key(
     *,
     station_id: Annotated[StationId, Path()],
-    request: Request,
     response: Response,
-    context: Context,
+    changes: Changes,
     db: DbSession,
-    operator: CurrentOperator,
-    key: IdempotencyKey,
     body: RotateKey,
 ) -> RotatedKey | JSONResponse:
     """A new generated key for the station; the old one logs in until
     `previous_key_valid_until`. Set it on the charger with the `change_configuration` command
     (`{"key": "AuthorizationKey", "value": ...}`)."""
-    note = audit_note(request)
-    note.action, note.target, note.reason = (
-        "station.rotate_key",
-        f"station:{station_id}",
-        body.reason,
-    )
-    pepper = context.config.key_pepper
+    note = changes.name(ChangeAction.STATION_ROTATE_KEY, f"station:{station_id}", body)
+    pepper = changes.context.config.key_pepper
     if pepper is None:
         raise ApiError(503, "charger_keys_unavailable", "OCPP_KEY_PEPPER is not set for the api")
     if await db.get(Station, station_id) is None:  # 404 before any workflow starts
         raise StationNotFound(f"station {station_id!r} does not exist")
     plain = generate_key()
-    change = change_request(
-        request,
+    run = await changes.run(
         body,
-        action=ChangeAction.STATION_ROTATE_KEY,
-        target=note.target,
-        operator=operator.subject,
-        reason=body.reason,
         station_id=station_id,
         password_hash=ChargerKeys(pepper).hash(plain),
-        key_grace_s=context.config.ops.ocpp_key_rotation_grace_s,
+        key_grace_s=changes.context.config.ops.ocpp_key_rotation_grace_s,
     )
-    run = await run_change(request, context, operator, key, change)
     if isinstance(run, JSONResponse):
         return run
     if not run.own_key:

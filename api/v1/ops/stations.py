@@ -14,22 +14,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Path, Response
 from fastapi.responses import JSONResponse
 
-from api.deps import Context, DbSession
+from api.deps import DbSession
 from api.errors import ApiError
-from api.idempotency import IdempotencyKey
 from api.openapi import errors
-from api.ops_audit import audit_note
-from api.v1.ops.access import CurrentOperator
 from api.v1.ops.station_bodies import ConnectorUpdate, StationCreate, StationUpdate
-from api.v1.ops.station_change_runner import (
-    PENDING,
-    change_request,
-    key_already_issued,
-    run_change,
-)
+from api.v1.ops.station_change_runner import PENDING, Changes, key_already_issued
 from api.v1.ops.station_views import NewStationDetail, StationDetail, station_detail
 from api.v1.ops.workflow_wait import NO_STORE
 from db.models import Location, Station
@@ -70,18 +62,14 @@ async def _detail(db: DbSession, station_id: str) -> StationDetail:
 )
 async def add_station(
     *,
-    request: Request,
     response: Response,
-    context: Context,
+    changes: Changes,
     db: DbSession,
-    operator: CurrentOperator,
-    key: IdempotencyKey,
     body: StationCreate,
 ) -> NewStationDetail | JSONResponse:
     """Register a station and its connectors; the answer holds its AuthorizationKey, once."""
-    note = audit_note(request)
-    note.action, note.target, note.reason = "station.create", f"station:{body.id}", body.reason
-    pepper = context.config.key_pepper
+    note = changes.name(ChangeAction.STATION_CREATE, f"station:{body.id}", body)
+    pepper = changes.context.config.key_pepper
     if pepper is None:
         raise ApiError(503, "charger_keys_unavailable", "OCPP_KEY_PEPPER is not set for the api")
     generated = body.authorization_key is None
@@ -101,14 +89,9 @@ async def add_station(
         location = await db.get(Location, body.location_id)
         if location is not None and not location.enabled:
             raise ApiError(409, "location_disabled", f"location {body.location_id!r} is disabled")
-    change = change_request(
-        request,
+    run = await changes.run(
         body,
         secret=pepper,  # the body may hold the operator's own key
-        action=ChangeAction.STATION_CREATE,
-        target=note.target,
-        operator=operator.subject,
-        reason=body.reason,
         station_id=body.id,
         changes=body.model_dump(
             include={
@@ -122,7 +105,6 @@ async def add_station(
         ),
         password_hash=ChargerKeys(pepper).hash(plain),
     )
-    run = await run_change(request, context, operator, key, change)
     if isinstance(run, JSONResponse):
         return run
     # Joined an earlier request's registration: an operator's own key is in this body too,
@@ -147,36 +129,22 @@ async def add_station(
 async def change_station(
     *,
     station_id: StationPath,
-    request: Request,
-    context: Context,
+    changes: Changes,
     db: DbSession,
-    operator: CurrentOperator,
-    key: IdempotencyKey,
     body: StationUpdate,
 ) -> StationDetail | JSONResponse:
     """Change name, location, station price (sessions started after it), connector count, or
     `enabled`. A running session keeps the price it started with."""
-    note = audit_note(request)
-    note.action, note.target, note.reason = "station.update", f"station:{station_id}", body.reason
-    changes = body.changes()
-    check_changes(changes)  # 422 before any workflow starts
+    note = changes.name(ChangeAction.STATION_UPDATE, f"station:{station_id}", body)
+    changed = body.changes()
+    check_changes(changed)  # 422 before any workflow starts
     await _known(db, station_id)
-    change = change_request(
-        request,
-        body,
-        action=ChangeAction.STATION_UPDATE,
-        target=note.target,
-        operator=operator.subject,
-        reason=body.reason,
-        station_id=station_id,
-        changes=changes,
-    )
-    run = await run_change(request, context, operator, key, change)
+    run = await changes.run(body, station_id=station_id, changes=changed)
     if isinstance(run, JSONResponse):
         return run
     detail = await _detail(db, station_id)
     note.result = {
-        "changed": sorted(changes),
+        "changed": sorted(changed),
         "enabled": detail.enabled,
         "workflow_id": run.workflow_id,
     }
@@ -192,32 +160,21 @@ async def change_connector(
     *,
     station_id: StationPath,
     connector_id: ConnectorPath,
-    request: Request,
-    context: Context,
+    changes: Changes,
     db: DbSession,
-    operator: CurrentOperator,
-    key: IdempotencyKey,
     body: ConnectorUpdate,
 ) -> StationDetail | JSONResponse:
     """Set a connector's own price in tyiyn per kWh (null: back to the station's), for
     sessions started from now on; running sessions keep their snapshot."""
-    note = audit_note(request)
-    note.action = "connector.update"
-    note.target = f"station:{station_id}:connector:{connector_id}"
-    note.reason = body.reason
+    target = f"station:{station_id}:connector:{connector_id}"
+    note = changes.name(ChangeAction.CONNECTOR_UPDATE, target, body)
     await _known(db, station_id)
-    change = change_request(
-        request,
+    run = await changes.run(
         body,
-        action=ChangeAction.CONNECTOR_UPDATE,
-        target=note.target,
-        operator=operator.subject,
-        reason=body.reason,
         station_id=station_id,
         connector_id=connector_id,
         changes={"price_tyiyn_per_kwh": body.price_tyiyn_per_kwh},
     )
-    run = await run_change(request, context, operator, key, change)
     if isinstance(run, JSONResponse):
         return run
     note.result = {"price_tyiyn_per_kwh": body.price_tyiyn_per_kwh, "workflow_id": run.workflow_id}
