@@ -18,7 +18,17 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from api.asgi_types import ASGIApp, Message, Receive, Scope, Send, header, read_body, replay_body
+from api.asgi_types import (
+    ASGIApp,
+    HttpMiddleware,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    header,
+    read_body,
+    replay_body,
+)
 from api.auth import client_from_scope
 from api.client_scope import client_scope
 from api.errors import ApiError, error_response
@@ -217,18 +227,18 @@ def request_hash(method: str, path: str, body: bytes) -> str:
     return digest.hexdigest()
 
 
-class IdempotencyMiddleware:
+class IdempotencyMiddleware(HttpMiddleware):
     """Applies to authenticated POSTs that carry an Idempotency-Key; all else passes through
     (the payment webhook is unauthenticated and has the provider's own dedup)."""
 
     def __init__(self, app: ASGIApp, store: IdempotencyStore) -> None:
-        self._app = app
+        super().__init__(app)
         self._store = store
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST":
-            await self._app(scope, receive, send)
-            return
+    def handles(self, scope: Scope) -> bool:
+        return super().handles(scope) and scope["method"] == "POST"
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         key = header(scope, HEADER)
         if key is None:
             await self._app(scope, receive, send)

@@ -7,7 +7,7 @@ import time
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Histogram, generate_latest
 
-from api.asgi_types import ASGIApp, Message, Receive, Scope, Send
+from api.asgi_types import HttpMiddleware, Message, Receive, Scope, Send
 
 HTTP_LATENCY = Histogram(
     "evpower_http_request_duration_seconds",
@@ -27,16 +27,10 @@ def metrics() -> Response:
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 
-class MetricsMiddleware:
+class MetricsMiddleware(HttpMiddleware):
     """Times each HTTP request and labels it with the route template it matched."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self._app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self._app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         status = 500
         started = time.perf_counter()
 

@@ -16,7 +16,16 @@ import structlog
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from api.asgi_types import ASGIApp, Message, Receive, Scope, Send, read_body, replay_body
+from api.asgi_types import (
+    ASGIApp,
+    HttpMiddleware,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    read_body,
+    replay_body,
+)
 from api.auth import client_from_scope
 from db.models import OperatorAudit
 
@@ -119,18 +128,18 @@ def _error_code(body: bytes) -> str | None:
     return str(code)[:64] if code is not None else None
 
 
-class OpsAuditMiddleware:
+class OpsAuditMiddleware(HttpMiddleware):
     """Holds the response of an ops request until its audit row is written (ops answers are
     small; the fleet list is the largest), then sends it."""
 
     def __init__(self, app: ASGIApp, db_sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._app = app
+        super().__init__(app)
         self._db_sessions = db_sessions
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not is_ops_path(scope.get("path", "")):
-            await self._app(scope, receive, send)
-            return
+    def handles(self, scope: Scope) -> bool:
+        return super().handles(scope) and is_ops_path(scope.get("path", ""))
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = await read_body(receive)
         note = AuditNote()
         scope[_NOTE_KEY] = note

@@ -14,7 +14,16 @@ from limits import RateLimitItem, parse
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
-from api.asgi_types import ASGIApp, Receive, Scope, Send, header, read_body, replay_body
+from api.asgi_types import (
+    ASGIApp,
+    HttpMiddleware,
+    Receive,
+    Scope,
+    Send,
+    header,
+    read_body,
+    replay_body,
+)
 from api.auth import client_from_scope
 from api.errors import error_response
 from api.ops_audit import is_ops_path
@@ -126,29 +135,27 @@ class RateLimiter:
         return max(1, math.ceil(stats.reset_time - time.time()))
 
 
-class RateLimitMiddleware:
+class RateLimitMiddleware(HttpMiddleware):
     """Keys authenticated callers by client id (a verified token only, so a forged `sub`
     cannot borrow or exhaust someone else's budget) and everyone else by IP."""
 
     def __init__(
         self, app: ASGIApp, limiter: RateLimiter, limits: RateLimits | None = None
     ) -> None:
-        self._app = app
+        super().__init__(app)
         self._limiter = limiter
         self._classes = (limits or RateLimits()).classes()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def handles(self, scope: Scope) -> bool:
+        """HTTP requests and websocket handshakes, but CORS preflights and exempt paths."""
         path = scope.get("path", "")
-        if (
-            scope["type"] not in {"http", "websocket"}
-            or path in EXEMPT_PATHS
-            or path.startswith(EXEMPT_PREFIXES)
-        ):
-            await self._app(scope, receive, send)
-            return
-        if scope["type"] == "http" and scope["method"] == "OPTIONS":
-            await self._app(scope, receive, send)
-            return
+        if scope["type"] not in {"http", "websocket"}:
+            return False
+        if path in EXEMPT_PATHS or path.startswith(EXEMPT_PREFIXES):
+            return False
+        return not (scope["type"] == "http" and scope["method"] == "OPTIONS")
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         cls = self._classes.for_request(scope.get("method", "GET"), scope["path"])
         if cls is self._classes.webhook and scope["type"] == "http":
             body = await read_body(receive)

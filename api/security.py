@@ -11,6 +11,7 @@ from starlette.middleware.cors import CORSMiddleware
 from api.asgi_types import (
     ASGIApp,
     BodyTooLarge,
+    HttpMiddleware,
     Message,
     Receive,
     Scope,
@@ -37,16 +38,10 @@ BASE_HEADERS: tuple[tuple[bytes, bytes], ...] = (
 )
 
 
-class SecurityHeadersMiddleware:
+class SecurityHeadersMiddleware(HttpMiddleware):
     """Adds the headers to every HTTP response, including error responses."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self._app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self._app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         extra = [*BASE_HEADERS, (b"content-security-policy", JSON_CSP.encode())]
         if _is_https(scope):
             extra.append((b"strict-transport-security", HSTS.encode()))
@@ -129,20 +124,17 @@ def _looks_like_json(scope: Scope, body: bytes) -> bool:
     return body.lstrip()[:1] in (b"{", b"[")
 
 
-class BodySizeLimitMiddleware:
+class BodySizeLimitMiddleware(HttpMiddleware):
     """Guards request bodies before anyone buffers or parses them: 413 over the size limit (by
     Content-Length up front, or by counting a chunked body while reading it), 400 for JSON
     nested deeper than MAX_JSON_DEPTH. Bodies of POST-like requests are read here once
     (bounded by the limit) and handed on; everything inside sees a checked body."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self._app = app
+        super().__init__(app)
         self._max = max_bytes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self._app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         declared = header(scope, "content-length")
         if declared is not None and declared.isdigit() and int(declared) > self._max:
             await self._reject(scope, receive, send)
