@@ -49,15 +49,7 @@ class LocationDetail(BaseModel):
 
 
 def location_detail(location: Location) -> LocationDetail:
-    return LocationDetail(
-        id=location.id,
-        name=location.name,
-        address=location.address,
-        city=location.city,
-        latitude=location.latitude,
-        longitude=location.longitude,
-        enabled=location.enabled,
-    )
+    return LocationDetail.model_validate(location, from_attributes=True)  # the row's own fields
 
 
 async def station_detail(session: AsyncSession, station: Station) -> StationDetail:
