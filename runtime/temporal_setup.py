@@ -118,42 +118,40 @@ async def _namespace_exists(client: Client, namespace: str) -> bool:
 async def _register_namespace(client: Client, namespace: str) -> None:
     retention = Duration()
     retention.FromTimedelta(NAMESPACE_RETENTION)
-    try:
-        await client.workflow_service.register_namespace(
+    created = await _admin_call(
+        lambda: client.workflow_service.register_namespace(
             RegisterNamespaceRequest(
                 namespace=namespace,
                 description="EvPower charging sessions and top-ups",
                 workflow_execution_retention_period=retention,
             )
-        )
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.ALREADY_EXISTS:  # another migrate won the race
-            return
-        if exc.status in REFUSED:
-            raise StartupError(
-                f"Temporal refused to create namespace {namespace!r} ({exc.status.name}): "
-                "create it with the cluster's admin tools (temporal operator namespace create)"
-            ) from None
-        raise
+        ),
+        lambda status: (
+            f"Temporal refused to create namespace {namespace!r} ({status}): "
+            "create it with the cluster's admin tools (temporal operator namespace create)"
+        ),
+        exists_ok=True,  # another migrate won the race
+    )
+    if created is None:
+        return
     log.info("temporal namespace created", namespace=namespace, retention=str(NAMESPACE_RETENTION))
 
 
 async def _custom_attributes(
     client: Client, namespace: str
 ) -> dict[str, IndexedValueType.ValueType]:
-    try:
-        response = await _once_namespace_known(
+    response = await _admin_call(
+        lambda: _once_namespace_known(
             lambda: client.operator_service.list_search_attributes(
                 ListSearchAttributesRequest(namespace=namespace)
             )
-        )
-    except RPCError as exc:
-        if exc.status in REFUSED:
-            raise StartupError(
-                f"cannot list search attributes of {namespace!r} ({exc.status.name}); "
-                f"make sure {', '.join(SEARCH_ATTRIBUTES)} exist as Keyword"
-            ) from None
-        raise
+        ),
+        lambda status: (
+            f"cannot list search attributes of {namespace!r} ({status}); "
+            f"make sure {', '.join(SEARCH_ATTRIBUTES)} exist as Keyword"
+        ),
+    )
+    assert response is not None  # only ALREADY_EXISTS, not expected here, answers None
     return dict(response.custom_attributes)
 
 
@@ -161,17 +159,32 @@ async def _add_attributes(client: Client, namespace: str, names: list[str]) -> N
     request = AddSearchAttributesRequest(
         search_attributes=dict.fromkeys(names, KEYWORD), namespace=namespace
     )
+    await _admin_call(
+        lambda: _once_namespace_known(
+            lambda: client.operator_service.add_search_attributes(request)
+        ),
+        lambda status: (
+            f"Temporal refused to add search attributes ({status}): "
+            f"add {', '.join(names)} as Keyword with "
+            "`temporal operator search-attribute create`"
+        ),
+        exists_ok=True,  # a concurrent migrate added them
+    )
+
+
+async def _admin_call(
+    call: Callable[[], Awaitable[T]], refused: Callable[[str], str], *, exists_ok: bool = False
+) -> T | None:
+    """`call()`, an administrative request to the cluster. With `exists_ok`, ALREADY_EXISTS is
+    None (done by someone else); a cluster that does not let us (REFUSED) is a StartupError
+    whose message is `refused(status name)`, saying what to do instead."""
     try:
-        await _once_namespace_known(lambda: client.operator_service.add_search_attributes(request))
+        return await call()
     except RPCError as exc:
-        if exc.status == RPCStatusCode.ALREADY_EXISTS:  # a concurrent migrate added them
-            return
+        if exists_ok and exc.status == RPCStatusCode.ALREADY_EXISTS:
+            return None
         if exc.status in REFUSED:
-            raise StartupError(
-                f"Temporal refused to add search attributes ({exc.status.name}): "
-                f"add {', '.join(names)} as Keyword with "
-                "`temporal operator search-attribute create`"
-            ) from None
+            raise StartupError(refused(exc.status.name)) from None
         raise
 
 
