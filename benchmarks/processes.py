@@ -16,6 +16,19 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def python_module(argv: list[str], log: IO[bytes], *, stdin: int) -> subprocess.Popen[str]:
+    """`python -m argv...` from the repository root: its stdout a text pipe (the protocol with
+    the benchmark), its stderr the log."""
+    return subprocess.Popen(
+        [sys.executable, "-m", *argv],
+        cwd=ROOT,
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+    )
+
+
 class ServerProcess:
     """A server (bare echo or gateway) in its own process; `ready` on stdout means listening."""
 
@@ -23,14 +36,7 @@ class ServerProcess:
         self.name = name
         self.port = port
         self._log = log_path.open("ab")
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", *argv],
-            cwd=ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            text=True,
-        )
+        self._process = python_module(argv, self._log, stdin=subprocess.DEVNULL)
         self.pid = self._process.pid
         self._ps = psutil.Process(self.pid)
 
@@ -80,14 +86,7 @@ class LoadClient:
         self, spec: dict[str, Any], log_path: Path, module: str = "benchmarks.load_client"
     ) -> None:
         self._log = log_path.open("ab")
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", module, json.dumps(spec)],
-            cwd=ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            text=True,
-        )
+        self._process = python_module([module, json.dumps(spec)], self._log, stdin=subprocess.PIPE)
         self.pid = self._process.pid
 
     def run(self, on_event: Callable[[dict[str, Any]], None], timeout_s: float) -> dict[str, Any]:
