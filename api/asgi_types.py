@@ -1,5 +1,4 @@
-"""ASGI callable types, the common shape and request-body helpers of the API's pure-ASGI
-middleware."""
+"""ASGI callable types and request-body helpers shared by the API's pure-ASGI middleware."""
 
 from __future__ import annotations
 
@@ -11,28 +10,6 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-
-class HttpMiddleware:
-    """What every pure-ASGI middleware of the API shares: the requests it handles go to
-    `handle`; everything else (websockets, lifespan, requests it does not concern) passes
-    through untouched."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self._app = app
-
-    def handles(self, scope: Scope) -> bool:
-        """Which requests this middleware sees: HTTP ones, unless a subclass says otherwise."""
-        return bool(scope["type"] == "http")
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.handles(scope):
-            await self.handle(scope, receive, send)
-        else:
-            await self._app(scope, receive, send)
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        raise NotImplementedError
 
 
 def header(scope: Scope, name: str) -> str | None:

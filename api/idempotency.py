@@ -18,20 +18,11 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from api.asgi_types import (
-    ASGIApp,
-    HttpMiddleware,
-    Message,
-    Receive,
-    Scope,
-    Send,
-    header,
-    read_body,
-    replay_body,
-)
+from api.asgi_types import ASGIApp, Message, Receive, Scope, Send, header, read_body, replay_body
 from api.auth import client_from_scope
 from api.client_scope import client_scope
 from api.errors import ApiError, error_response
+from api.http_middleware import HttpMiddleware
 
 log = structlog.get_logger(__name__)
 

@@ -7,7 +7,8 @@ import time
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Histogram, generate_latest
 
-from api.asgi_types import HttpMiddleware, Message, Receive, Scope, Send
+from api.asgi_types import Message, Receive, Scope, Send
+from api.http_middleware import HttpMiddleware
 
 HTTP_LATENCY = Histogram(
     "evpower_http_request_duration_seconds",

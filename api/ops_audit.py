@@ -16,17 +16,9 @@ import structlog
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from api.asgi_types import (
-    ASGIApp,
-    HttpMiddleware,
-    Message,
-    Receive,
-    Scope,
-    Send,
-    read_body,
-    replay_body,
-)
+from api.asgi_types import ASGIApp, Message, Receive, Scope, Send, read_body, replay_body
 from api.auth import client_from_scope
+from api.http_middleware import HttpMiddleware
 from db.models import OperatorAudit
 
 log = structlog.get_logger(__name__)

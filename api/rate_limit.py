@@ -14,18 +14,10 @@ from limits import RateLimitItem, parse
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
-from api.asgi_types import (
-    ASGIApp,
-    HttpMiddleware,
-    Receive,
-    Scope,
-    Send,
-    header,
-    read_body,
-    replay_body,
-)
+from api.asgi_types import ASGIApp, Receive, Scope, Send, header, read_body, replay_body
 from api.auth import client_from_scope
 from api.errors import error_response
+from api.http_middleware import HttpMiddleware
 from api.ops_audit import is_ops_path
 
 log = structlog.get_logger(__name__)

@@ -11,7 +11,6 @@ from starlette.middleware.cors import CORSMiddleware
 from api.asgi_types import (
     ASGIApp,
     BodyTooLarge,
-    HttpMiddleware,
     Message,
     Receive,
     Scope,
@@ -21,6 +20,7 @@ from api.asgi_types import (
     replay_body,
 )
 from api.errors import error_response, outage_response
+from api.http_middleware import HttpMiddleware
 
 log = structlog.get_logger(__name__)
 
