@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 
 import asyncpg
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api.deps import ApiContext
 
 log = structlog.get_logger(__name__)
 
@@ -114,3 +116,19 @@ def _setter(event: asyncio.Event) -> Any:
         event.set()
 
     return on_terminated
+
+
+Feed = TypeVar("Feed", bound=ListeningFeed)
+
+
+def app_feed(app: Any, name: str, build: Callable[[AsyncEngine, ApiContext], Feed]) -> Feed:
+    """The process's one feed `name` for this app, built on first use on the API's engine."""
+    feed: Feed | None = getattr(app.state, name, None)
+    if feed is None:
+        context: ApiContext = app.state.context
+        engine = context.db_sessions.kw.get("bind")
+        if not isinstance(engine, AsyncEngine):
+            raise RuntimeError("the API's session factory is not bound to an engine")
+        feed = build(engine, context)
+        setattr(app.state, name, feed)
+    return feed

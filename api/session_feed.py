@@ -11,8 +11,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.deps import ApiContext
-from api.pg_listener import ListeningFeed
+from api.pg_listener import ListeningFeed, app_feed
 from domain.contracts.notify_channels import SESSION_PROGRESS
 
 
@@ -68,12 +67,4 @@ class SessionFeed(ListeningFeed):
 
 def session_feed(app: Any) -> SessionFeed:
     """The process's one session feed for this app, created on first use."""
-    feed: SessionFeed | None = getattr(app.state, "session_feed", None)
-    if feed is None:
-        context: ApiContext = app.state.context
-        engine = context.db_sessions.kw.get("bind")
-        if not isinstance(engine, AsyncEngine):
-            raise RuntimeError("the API's session factory is not bound to an engine")
-        feed = SessionFeed(engine)
-        app.state.session_feed = feed
-    return feed
+    return app_feed(app, "session_feed", lambda engine, _context: SessionFeed(engine))

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from api.deps import ApiContext, DbSession
+from api.pg_listener import app_feed
 from api.status_feed import StatusFeed, Subscription
 from api.v1.station_views import LocationView, load_locations
 
@@ -86,13 +87,8 @@ async def _load_snapshot(db_sessions: async_sessionmaker[AsyncSession]) -> dict[
 
 def status_feed(app: Any) -> StatusFeed:
     """The process's one feed for this app, created on first use."""
-    feed: StatusFeed | None = getattr(app.state, "status_feed", None)
-    if feed is None:
-        context: ApiContext = app.state.context
-        engine = context.db_sessions.kw.get("bind")
-        if not isinstance(engine, AsyncEngine):
-            raise RuntimeError("the API's session factory is not bound to an engine")
-        db_sessions = context.db_sessions
-        feed = StatusFeed(engine, snapshot=lambda: _load_snapshot(db_sessions))
-        app.state.status_feed = feed
-    return feed
+
+    def build(engine: AsyncEngine, context: ApiContext) -> StatusFeed:
+        return StatusFeed(engine, snapshot=lambda: _load_snapshot(context.db_sessions))
+
+    return app_feed(app, "status_feed", build)
