@@ -46,20 +46,21 @@ class ProviderSettings:
 
     @property
     def effective_merchant_id(self) -> str:
-        if self.merchant_id:
-            return self.merchant_id
-        if self.provider is ProviderName.SIMULATED:
-            return SIMULATED_MERCHANT_ID
-        raise ValueError("ODENGI_MERCHANT_ID is required when PAYMENT_PROVIDER=ODENGI")
+        return self._credential(self.merchant_id, SIMULATED_MERCHANT_ID, "ODENGI_MERCHANT_ID")
 
     @property
     def effective_password(self) -> str:
         """The key of request and webhook signatures."""
-        if self.password:
-            return self.password
+        return self._credential(self.password, SIMULATED_PASSWORD, "ODENGI_PASSWORD")
+
+    def _credential(self, configured: str | None, simulated: str, variable: str) -> str:
+        """The configured value; the simulator's own for the simulated provider; otherwise
+        O!Dengi cannot be used without it."""
+        if configured:
+            return configured
         if self.provider is ProviderName.SIMULATED:
-            return SIMULATED_PASSWORD
-        raise ValueError("ODENGI_PASSWORD is required when PAYMENT_PROVIDER=ODENGI")
+            return simulated
+        raise ValueError(f"{variable} is required when PAYMENT_PROVIDER=ODENGI")
 
     @property
     def effective_api_url(self) -> str:
