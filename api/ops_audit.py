@@ -58,6 +58,16 @@ def audit_note(request: Request) -> AuditNote:
     return note
 
 
+def audit_action(
+    request: Request, action: str, target: str, reason: str | None = None
+) -> AuditNote:
+    """Names what this request does in its audit row; a route does it first, so a request it
+    then refuses is audited as that action too."""
+    note = audit_note(request)
+    note.action, note.target, note.reason = action, target, reason
+    return note
+
+
 def outcome_of(status: int) -> str:
     if status == 202:
         return "pending"

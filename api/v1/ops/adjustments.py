@@ -21,7 +21,7 @@ from api.deps import Context, DbSession
 from api.errors import ApiError
 from api.idempotency import IdempotencyKey
 from api.openapi import ErrorBody, errors
-from api.ops_audit import audit_note
+from api.ops_audit import audit_action
 from api.v1.ops.access import CurrentAdmin
 from api.v1.ops.workflow_wait import pending_answer, result_or_pending
 from db.models import Client, LedgerAccount
@@ -84,10 +84,7 @@ async def adjust(
 ) -> AdjustmentAnswer | JSONResponse:
     """Credit (positive) or debit (negative) a client's available balance. A debit larger
     than the available balance is refused (409 `balance_would_go_negative`)."""
-    note = audit_note(request)
-    note.action = "clients.adjust"
-    note.target = f"client:{client_id}"
-    note.reason = body.reason
+    note = audit_action(request, "clients.adjust", f"client:{client_id}", body.reason)
     if body.amount_tyiyn == 0:
         raise ApiError(422, "invalid_amount", "amount_tyiyn must not be 0")
     if key is None:

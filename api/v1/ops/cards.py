@@ -14,7 +14,7 @@ from sqlalchemy import func, update
 from api.deps import DbSession
 from api.errors import ApiError
 from api.openapi import errors
-from api.ops_audit import audit_note
+from api.ops_audit import audit_action
 from api.v1.ops.access import CurrentOperator
 from db.models import RfidCard
 from domain.cards import normalise_id_tag
@@ -57,10 +57,7 @@ async def _set_blocked(
 ) -> OpsCard:
     action = "block" if blocked else "unblock"
     tag = normalise_id_tag(id_tag)
-    note = audit_note(request)
-    note.action = f"cards.{action}"
-    note.target = f"card:{tag or id_tag}"
-    note.reason = body.reason
+    note = audit_action(request, f"cards.{action}", f"card:{tag or id_tag}", body.reason)
     if tag is None:
         raise ApiError(404, "card_not_found", "no such card")
     # Blocking a blocked card keeps when it was first blocked; unblocking an active one is a

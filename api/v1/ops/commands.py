@@ -16,7 +16,7 @@ from api.deps import Context, DbSession
 from api.errors import ApiError
 from api.idempotency import IdempotencyKey
 from api.openapi import ErrorBody, errors
-from api.ops_audit import audit_note
+from api.ops_audit import audit_action
 from api.v1.ops.access import CurrentOperator
 from api.v1.ops.command_bodies import COMMANDS, CommandBody
 from api.v1.ops.command_runner import (
@@ -66,10 +66,7 @@ async def _run(
     command: str,
     body: CommandBody,
 ) -> CommandAnswer | JSONResponse:
-    note = audit_note(request)
-    note.action = f"station.command.{command}"
-    note.target = f"station:{station_id}"
-    note.reason = body.reason
+    note = audit_action(request, f"station.command.{command}", f"station:{station_id}", body.reason)
     if await db.get(Station, station_id) is None:
         raise ApiError(404, "station_not_found", f"no station {station_id}")
     workflow_id = station_command_workflow_id(station_id, command, request_id(operator, key))
@@ -138,9 +135,7 @@ async def command_result(
     workflow_id: WorkflowIdPath, request: Request, context: Context, operator: CurrentOperator
 ) -> CommandAnswer | JSONResponse:
     """A charger command's result by its workflow id (202 while it still runs)."""
-    note = audit_note(request)
-    note.action = "station.command.result"
-    note.target = f"workflow:{workflow_id}"
+    note = audit_action(request, "station.command.result", f"workflow:{workflow_id}")
     handle = context.temporal.get_workflow_handle_for(StationCommandWorkflow.run, workflow_id)
     try:
         description = await handle.describe()

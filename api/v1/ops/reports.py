@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from api.deps import DbSession
 from api.openapi import errors
-from api.ops_audit import audit_note
+from api.ops_audit import audit_action
 from api.v1.ops.report_period import MAX_BOUND_LENGTH, parse_period
 from api.v1.ops.revenue_query import GroupBy, RevenueGroup, revenue_groups
 from api.v1.receipt_service import TIME_ZONE
@@ -140,9 +140,7 @@ async def revenue(
     """Money the ledger captured and released for charging sessions in [from, to), with the
     energy and count of the billed sessions, per day (Asia/Bishkek), station or location.
     `from`/`to`: ISO dates (local midnight) or datetimes (naive ones are local)."""
-    note = audit_note(request)
-    note.action = "reports.revenue"
-    note.target = f"revenue:{group_by.value}"
+    note = audit_action(request, "reports.revenue", f"revenue:{group_by.value}")
     period = parse_period(from_, to)
     rows = [_row(group) for group in await revenue_groups(db, period, group_by)]
     report = RevenueReport(

@@ -20,7 +20,7 @@ from temporalio.common import (
 from api.deps import ApiConfig, Context, DbSession
 from api.errors import ApiError
 from api.openapi import ErrorBody, errors
-from api.ops_audit import audit_note
+from api.ops_audit import audit_action, audit_note
 from api.v1.ops.access import CurrentAdmin
 from api.v1.ops.review_queue import (
     SETTLEMENT_FAILED,
@@ -204,10 +204,7 @@ async def resolve(
 ) -> ResolutionAnswer | JSONResponse:
     """Resolve one item in review (admins). Sending the same decision again answers the first
     resolution (`replayed`); another decision for a resolved item is 409 `already_resolved`."""
-    note = audit_note(request)
-    note.action = f"review.{body.decision}"
-    note.target = f"{kind}:{item_id}"
-    note.reason = body.reason
+    note = audit_action(request, f"review.{body.decision}", f"{kind}:{item_id}", body.reason)
     check_decision(kind, body.decision, body.amount_tyiyn)  # refused before anything starts
     attributes = await _search_attributes(db, kind, item_id)
     workflow_id = review_workflow_id(kind, item_id)

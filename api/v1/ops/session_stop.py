@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from api.deps import Context, DbSession
 from api.openapi import IDEMPOTENT, errors
-from api.ops_audit import audit_note
+from api.ops_audit import audit_action
 from api.v1.charging_schemas import ChargingSession
 from api.v1.charging_service import ChargingService
 from api.v1.ops.access import CurrentOperator
@@ -47,9 +47,7 @@ async def force_stop(
 ) -> ChargingSession:
     """Stop a session, whoever's it is; it settles when the charger confirms (or after the
     grace period), as a driver's stop. A finished session answers as it ended."""
-    note = audit_note(request)
-    note.action = "sessions.stop"
-    note.target = f"session:{session_id}"
+    note = audit_action(request, "sessions.stop", f"session:{session_id}")
     # Every session has its row from admission on (the workflow's first activity).
     owner = await db.scalar(
         select(ChargingSessionRecord.client_id).where(ChargingSessionRecord.id == session_id)

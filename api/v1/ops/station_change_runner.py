@@ -31,7 +31,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from api.deps import ApiContext, Context
 from api.errors import ApiError, temporal_calls
 from api.idempotency import IdempotencyKey
-from api.ops_audit import AuditNote, audit_note
+from api.ops_audit import AuditNote, audit_action, audit_note
 from api.v1.ops.access import CurrentOperator, Operator
 from api.v1.ops.command_runner import request_id
 from api.v1.ops.station_bodies import Change
@@ -152,9 +152,7 @@ class StationChanges:
 
     def name(self, action: ChangeAction, target: str, body: Change) -> AuditNote:
         """The audit's action, target (as the audit names it) and reason for this request."""
-        note = audit_note(self.request)
-        note.action, note.target, note.reason = action.value, target, body.reason
-        return note
+        return audit_action(self.request, action.value, target, body.reason)
 
     async def run(
         self, body: Change, *, secret: bytes | None = None, **fields: Any
