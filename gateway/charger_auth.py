@@ -17,12 +17,13 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 import structlog
 
 from gateway.auth import ChargerKeys, KeyCheck, verify_legacy
-from gateway.station_store import StationAuth
-from gateway.store import GatewayStore
+from gateway.backlog import once_more_if_stale
+from gateway.station_store import StationAuth, StationStore
 from gateway.throttle import FailureThrottle
 
 log = structlog.get_logger("gateway")
@@ -70,7 +71,7 @@ class _BatchedReads:
     than the attempt that asked for it; one charger alone waits for nothing but a task hop.
     """
 
-    def __init__(self, store: GatewayStore, max_batch: int = 500) -> None:
+    def __init__(self, store: StationStore, max_batch: int = 500) -> None:
         self._store = store
         self._max_batch = max_batch
         self._waiting: dict[str, list[asyncio.Future[StationAuth | None]]] = {}
@@ -90,7 +91,9 @@ class _BatchedReads:
                 for station_id in list(itertools.islice(self._waiting, self._max_batch))
             }
             try:
-                rows = await self._store.stations_auth(list(batch))
+                # Admission's pool has no pre-ping: a connection that died with a
+                # restarted database costs this batch one retry, not a charger's attempt.
+                rows = await once_more_if_stale(partial(self._store.stations_auth, list(batch)))
             except Exception as exc:  # each waiting upgrade answers 503 for it
                 for answers in batch.values():
                     for answer in answers:
@@ -106,7 +109,7 @@ class _BatchedReads:
 class _StationCache:
     """Station rows as last read, for attempts from throttled ids and addresses only."""
 
-    def __init__(self, store: GatewayStore, max_entries: int) -> None:
+    def __init__(self, store: StationStore, max_entries: int) -> None:
         self._reads = _BatchedReads(store)
         self._max_entries = max_entries
         self._rows: dict[str, tuple[StationAuth | None, float]] = {}
@@ -142,7 +145,7 @@ class Authenticator:
 
     def __init__(
         self,
-        store: GatewayStore,
+        store: StationStore,
         keys: ChargerKeys,
         *,
         allow_unknown: bool,

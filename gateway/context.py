@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.backlog import DatabaseBacklog
+from gateway.bookkeeping import Bookkeeping
 from gateway.config import GatewayConfig
 from gateway.event_store import EventStore
 from gateway.meter_writer import MeterWriter
@@ -25,3 +26,5 @@ class GatewayContext:
     relay: TransactionRelay
     backlog: DatabaseBacklog
     offline_ids: OfflineTransactionIds
+    # Connect, boot and status records, batched on admission's own pool (gateway/bookkeeping.py).
+    bookkeeping: Bookkeeping

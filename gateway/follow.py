@@ -9,21 +9,21 @@ from datetime import datetime
 import structlog
 
 from domain.contracts.session_signals import STATION_CONNECTED, StationConnected
-from gateway.store import GatewayStore
 from gateway.workflow_signals import SignalFailed, WorkflowSignals
 
 log = structlog.get_logger("gateway.follow")
 
 
 async def tell_sessions(
-    store: GatewayStore, signals: WorkflowSignals, station_id: str, queue: str, at: datetime
+    signals: WorkflowSignals,
+    station_id: str,
+    session_ids: list[str],
+    queue: str,
+    at: datetime,
 ) -> None:
-    """One signal per live session of the station (usually none, at most one per connector)."""
-    try:
-        session_ids = await store.live_sessions(station_id)
-    except Exception:
-        log.exception("could not look up the station's sessions", station_id=station_id)
-        return
+    """One signal per live session of the station (at most one per connector); the ids come
+    with the connect's own bookkeeping (gateway/bookkeeping.py), so a station without a live
+    session costs nothing here."""
     connected = StationConnected(station_id=station_id, gateway_queue=queue, connected_at=at)
     for session_id in session_ids:
         try:

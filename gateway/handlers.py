@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +27,7 @@ from domain.contracts.session_signals import (
 from gateway import card_start, cards, metering, metrics, without_database
 from gateway.admission import AdmissionTicket
 from gateway.backlog import once_more_if_stale
+from gateway.bookkeeping import Booted, StatusReported
 from gateway.charge_point import ChargePoint, Send, StationDisconnected, on, spawn
 from gateway.context import GatewayContext
 from gateway.energy_watch import EnergyWatch
@@ -84,15 +86,21 @@ class StationHandler(ChargePoint):
         if self.registration == "pending":
             await self._promote_if_registered()
         if self.registration == "accepted":
-            await self._ctx.store.record_boot(
-                self.station_id,
-                vendor=charge_point_vendor,
-                model=charge_point_model,
-                serial_number=charge_point_serial_number or charge_box_serial_number,
-                firmware_version=firmware_version,
-                at=datetime.now(UTC),
+            await self._ctx.bookkeeping.boot(
+                Booted(
+                    self.station_id,
+                    vendor=charge_point_vendor,
+                    model=charge_point_model,
+                    serial_number=charge_point_serial_number or charge_box_serial_number,
+                    firmware_version=firmware_version,
+                    at=datetime.now(UTC),
+                )
             )
-        log.info(
+        # A connect has one info line ("charger connected"); an accepted boot's details are
+        # in its station row, so its own line is debug: a reconnect storm of ten thousand
+        # chargers writes ten thousand lines, not forty thousand.
+        log.log(
+            logging.DEBUG if status is RegistrationStatus.accepted else logging.INFO,
             "boot notification",
             station_id=self.station_id,
             vendor=charge_point_vendor,
@@ -119,8 +127,13 @@ class StationHandler(ChargePoint):
     ) -> call_result.StatusNotification:
         connector_id = bounded("connectorId", connector_id, 0, _INT32)
         at = datetime.now(UTC)
-        await self._ctx.store.record_status(self.station_id, connector_id, status, error_code, at)
-        if reports_idle(connector_id, status):
+        idle = reports_idle(connector_id, status)
+        report = StatusReported(self.station_id, connector_id, status, error_code, at, idle)
+        # The idle check costs a query (and perhaps a signal) only where the database has
+        # a transaction open on the connector, which it rarely has (a whole fleet reports
+        # Available after a restart). A start stored while this batch was read is the
+        # session's to settle by its own timers; this report only makes a settlement sooner.
+        if await self._ctx.bookkeeping.status(report) and idle:
             self.defer(report_idle(self._ctx, self.station_id, connector_id, status, at))
         return call_result.StatusNotification()
 

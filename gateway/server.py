@@ -10,16 +10,18 @@ from typing import Any
 
 import structlog
 from ocpp.v16 import call
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.worker import Interceptor, Worker
 
+from db.engine import session_factory
 from db.outage import log_failure
 from domain.contracts.task_queues import gateway_task_queue
-from gateway import denial_log
+from gateway import upgrade_log
 from gateway.admission import AdmissionGate
 from gateway.auth import ChargerKeys
 from gateway.backlog import DatabaseBacklog
+from gateway.bookkeeping import Bookkeeping
 from gateway.charger_auth import Authenticator, AuthLimits, busy_retry_after
 from gateway.commands import ChargerCommandActivities
 from gateway.config import GatewayConfig
@@ -34,6 +36,7 @@ from gateway.metrics import REJECTED_UPGRADES
 from gateway.offline_ids import OfflineTransactionIds
 from gateway.registry import ConnectionRegistry
 from gateway.relay import TransactionRelay
+from gateway.station_store import StationStore
 from gateway.store import GatewayStore
 from gateway.upgrade import (
     basic_credentials,
@@ -85,7 +88,12 @@ class OcppGateway:
         config: GatewayConfig,
         *,
         activity_interceptors: Sequence[Interceptor] = (),
+        admission_engine: AsyncEngine | None = None,
     ) -> None:
+        """`admission_engine`: a small pool of its own for what every connecting charger
+        costs (key reads, connect / boot / status bookkeeping), so a reconnect storm cannot
+        take the connections transaction messages are stored with (the composition root
+        builds it, OCPP_ADMISSION_POOL_SIZE); without it, admission shares `db_sessions`."""
         self.config = config
         # The composition root passes the failure classifier (activities/failures.py), so a
         # command activity that can never pass is not retried for ever here either.
@@ -106,6 +114,11 @@ class OcppGateway:
             retry_max_s=config.relay_retry_max_s,
         )
         self._offline_ids = OfflineTransactionIds(self._store, size=config.offline_transaction_ids)
+        admission_sessions = (
+            db_sessions if admission_engine is None else session_factory(admission_engine)
+        )
+        self._admission_store = StationStore(admission_sessions)
+        self._bookkeeping = Bookkeeping(self._admission_store.engine, self.task_queue)
         self._ctx = GatewayContext(
             config=config,
             store=self._store,
@@ -115,11 +128,12 @@ class OcppGateway:
             relay=self.relay,
             backlog=self._backlog,
             offline_ids=self._offline_ids,
+            bookkeeping=self._bookkeeping,
         )
         self.registry = ConnectionRegistry()
         self.admission = AdmissionGate(config.admission_limit)
         self._auth = Authenticator(
-            self._store,
+            self._admission_store,
             ChargerKeys(config.key_pepper),
             allow_unknown=config.allow_unknown_stations,
             allow_passwordless=config.allow_passwordless_stations,
@@ -163,7 +177,7 @@ class OcppGateway:
         ]
         for task in self._tasks:
             task.add_done_callback(_report_crash)
-        denial_log.install()
+        upgrade_log.install()
         self._accepting = True
         log.info("gateway started", task_queue=self.task_queue)
 
@@ -289,6 +303,7 @@ class OcppGateway:
                 logged=verdict.logged,
             )
             return None
+        upgrade_log.ANSWERED.set(True)  # the line below is this connect's only one
         await send({"type": "websocket.accept", "subprotocol": subprotocol})
         log.info(
             "charger connected",
@@ -316,18 +331,17 @@ class OcppGateway:
             await replaced.close(_REPLACED, "replaced by a new connection")
         if connection.registration == "pending":
             return  # no stations row yet, so nothing to record
-        await self._store.connect(
-            connection.station_id,
-            self.task_queue,
-            connection.connected_at,
-            connection.remote_address,
+        session_ids = await self._bookkeeping.connect(
+            connection.station_id, connection.connected_at, connection.remote_address
         )
+        if not session_ids:
+            return
         # In the background: the charger's boot must not wait for Temporal.
         telling = asyncio.create_task(
             tell_sessions(
-                self._store,
                 self._ctx.signals,
                 connection.station_id,
+                session_ids,
                 self.task_queue,
                 connection.connected_at,
             )
@@ -392,7 +406,7 @@ async def _refuse(
     scope: Scope, send: Send, status: int, reason: str, retry_after_s: int | None = None
 ) -> None:
     """An HTTP answer to the upgrade where the server supports it, else a close before accept."""
-    denial_log.DENIED.set(True)
+    upgrade_log.ANSWERED.set(True)
     if "websocket.http.response" not in scope.get("extensions", {}):
         await send({"type": "websocket.close", "code": 1008})
         return

@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, TIMESTAMP, Insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from db.models import Base, Connector, Station, StationConnection
+from db.models import Base, Station, StationConnection
 from domain.contracts.notify_channels import STATION_STATUS
 from gateway.framing import utc_text
 
@@ -52,7 +52,7 @@ _TOUCH = text(
 )
 
 
-def _notice(event: str, station_id: str, at: datetime, **fields: Any) -> str:
+def status_notice(event: str, station_id: str, at: datetime, **fields: Any) -> str:
     return json.dumps({"event": event, "station_id": station_id, "at": utc_text(at), **fields})
 
 
@@ -106,27 +106,6 @@ class StationStore:
             )
         return bool(result.rowcount)
 
-    async def connect(
-        self, station_id: str, queue: str, connected_at: datetime, remote_address: str | None
-    ) -> None:
-        """Name this gateway as the station's holder (replacing any other) and say so."""
-        statement = upsert(
-            StationConnection,
-            {
-                "station_id": station_id,
-                "gateway_queue": queue,
-                "connected_at": connected_at,
-                "remote_address": remote_address,
-            },
-            key=("station_id",),
-        )
-        async with self._engine.begin() as connection:
-            await connection.execute(statement)
-            await connection.execute(
-                update(Station).where(Station.id == station_id).values(last_seen_at=connected_at)
-            )
-            await _notify(connection, _notice("station_online", station_id, connected_at))
-
     async def disconnect(
         self,
         station_id: str,
@@ -153,7 +132,9 @@ class StationStore:
             if gone is not None:
                 await _notify(
                     connection,
-                    _notice("station_offline", station_id, at, last_seen_at=utc_text(last_seen)),
+                    status_notice(
+                        "station_offline", station_id, at, last_seen_at=utc_text(last_seen)
+                    ),
                 )
         return gone is not None
 
@@ -167,7 +148,7 @@ class StationStore:
             )
             station_ids = [row[0] for row in rows]
             for station_id in station_ids:
-                await _notify(connection, _notice("station_offline", station_id, at))
+                await _notify(connection, status_notice("station_offline", station_id, at))
         return station_ids
 
     async def sweep_stale(self, silent_since: datetime, own_queue: str, at: datetime) -> list[str]:
@@ -187,7 +168,7 @@ class StationStore:
             for station_id, last_seen in rows:
                 station_ids.append(station_id)
                 seen = {"last_seen_at": utc_text(last_seen)} if last_seen is not None else {}
-                await _notify(connection, _notice("station_offline", station_id, at, **seen))
+                await _notify(connection, status_notice("station_offline", station_id, at, **seen))
         return station_ids
 
     async def touch(self, seen: Mapping[str, datetime]) -> None:
@@ -196,59 +177,6 @@ class StationStore:
             return
         async with self._engine.begin() as connection:
             await connection.execute(_TOUCH, {"ids": list(seen), "seen": list(seen.values())})
-
-    async def record_boot(
-        self,
-        station_id: str,
-        *,
-        vendor: str,
-        model: str,
-        serial_number: str | None,
-        firmware_version: str | None,
-        at: datetime,
-    ) -> None:
-        async with self._engine.begin() as connection:
-            await connection.execute(
-                update(Station)
-                .where(Station.id == station_id)
-                .values(
-                    vendor=vendor,
-                    model=model,
-                    serial_number=serial_number,
-                    firmware_version=firmware_version,
-                    last_seen_at=at,
-                )
-            )
-
-    async def record_status(
-        self, station_id: str, connector_id: int, status: str, error_code: str, at: datetime
-    ) -> None:
-        """Persist a connector status (connector 0, the whole station, is only published)."""
-        async with self._engine.begin() as connection:
-            if connector_id >= 1:
-                statement = upsert(
-                    Connector,
-                    {
-                        "station_id": station_id,
-                        "connector_id": connector_id,
-                        "status": status,
-                        "error_code": error_code,
-                        "status_at": at,
-                    },
-                    key=("station_id", "connector_id"),
-                )
-                await connection.execute(statement)
-            await _notify(
-                connection,
-                _notice(
-                    "connector_status",
-                    station_id,
-                    at,
-                    connector_id=connector_id,
-                    status=status,
-                    error_code=error_code,
-                ),
-            )
 
 
 def upsert(model: type[Base], values: dict[str, Any], *, key: tuple[str, ...]) -> Insert:

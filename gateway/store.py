@@ -289,18 +289,6 @@ class GatewayStore(StationStore):
             ).first()
         return None if row is None else TransactionRow(*row)
 
-    async def live_sessions(self, station_id: str) -> list[str]:
-        """Ids of the station's sessions that are not final (their workflows may hold a
-        command for the charger)."""
-        async with self._engine.connect() as connection:
-            rows = await connection.execute(
-                select(ChargingSessionRecord.id).where(
-                    ChargingSessionRecord.station_id == station_id,
-                    ChargingSessionRecord.state.not_in(FINAL_STATE_VALUES),
-                )
-            )
-            return [row[0] for row in rows]
-
     async def open_session_transaction(
         self, station_id: str, connector_id: int, *, before: datetime
     ) -> TransactionRow | None:

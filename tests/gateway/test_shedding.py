@@ -39,7 +39,7 @@ async def test_full_admission_sheds_before_the_database(start_gateway, add_stati
     for station_id in ("EVP-S1", "EVP-S2", "EVP-S3"):
         await add_station(station_id)
     reads: list[list[str]] = []
-    store = running.gateway._store
+    store = running.gateway._admission_store  # where the key reads go
     real_read = store.stations_auth
 
     async def counting_read(station_ids: list[str]) -> Any:
