@@ -32,20 +32,25 @@ def create_engine(
     database_url: str,
     *,
     pool_size: int = 10,
+    max_overflow: int | None = None,
+    pre_ping: bool = True,
     echo: bool = False,
     command_timeout_s: float | None = COMMAND_TIMEOUT_S,
     statement_timeout_ms: int = STATEMENT_TIMEOUT_MS,
 ) -> AsyncEngine:
-    """Every checkout is pre-pinged: after a PostgreSQL restart the pool's connections are
-    all dead, and without the ping each one failed its first statement (a request answered
-    500 `connection is closed`) before the pool noticed. The ping is one tiny round trip on
-    a connection that is reused for the whole transaction."""
+    """Every checkout is pre-pinged unless `pre_ping` is False: after a PostgreSQL restart
+    the pool's connections are all dead, and without the ping each one failed its first
+    statement (a request answered 500 `connection is closed`) before the pool noticed. The
+    ping is one tiny round trip on a connection that is reused for the whole transaction.
+    An engine whose every statement is retried once on a stale connection may go without
+    (the gateway's admission pool, gateway/backlog.py: `once_more_if_stale`).
+    `max_overflow` defaults to `pool_size` (up to twice as many connections under load)."""
     return create_async_engine(
         asyncpg_url(database_url),
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=pool_size if max_overflow is None else max_overflow,
         pool_recycle=POOL_RECYCLE_S,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         echo=echo,
         connect_args={
             # The client-side timeout backs up the server's: it also covers a server that

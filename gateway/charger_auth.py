@@ -262,9 +262,10 @@ class Authenticator:
     async def _upgrade(self, station_id: str, stored: str, key: str) -> None:
         """Replace a verified legacy hash, so this charger never costs scrypt again."""
         try:
-            replaced = await self._store.replace_password_hash(
-                station_id, stored, self._keys.hash(key)
+            replace = partial(
+                self._store.replace_password_hash, station_id, stored, self._keys.hash(key)
             )
+            replaced = await once_more_if_stale(replace)
         except Exception as exc:  # the login stands; the next one tries again
             log.warning("could not upgrade the key hash", station_id=station_id, error=repr(exc))
             return

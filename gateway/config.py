@@ -44,6 +44,12 @@ class GatewaySettings(BaseModel):
     admission_limit: int = Field(
         default=50, ge=1, le=100_000, validation_alias="ocpp_admission_limit"
     )
+    # PostgreSQL connections of the admission path alone (key reads, connect / boot / status
+    # bookkeeping), apart from the pool transaction messages are stored with; the composition
+    # root builds that pool (runtime/server.py: admission_engine).
+    admission_pool_size: int = Field(
+        default=4, ge=1, le=64, validation_alias="ocpp_admission_pool_size"
+    )
     # How long a CSMS -> charger call waits for the answer.
     command_timeout_s: float = Field(
         default=30.0, gt=0, le=600, validation_alias="ocpp_command_timeout_s"

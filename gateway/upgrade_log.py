@@ -6,7 +6,8 @@ denial again at ERROR as "ASGI callable returned without completing handshake" (
 marks such a handshake complete, uvicorn pull request 3138). The gateway's own line says
 more (station, registration, reason), so one connect is one line. The gateway sets
 `ANSWERED` in the connection's own task before it answers; this filter drops uvicorn's lines
-for exactly those connections, so a line or an error from any other websocket app still shows.
+for exactly those connections, so a line or an error from any other websocket app still
+shows. The websockets library's anonymous "connection open" / "connection closed" go for all.
 """
 
 from __future__ import annotations
@@ -21,11 +22,17 @@ _UVICORN_LINES = (
     '%s - "WebSocket %s" [accepted]',
     '%s - "WebSocket %s" %d',
     '%s - "WebSocket %s" 403',
+    "connection rejected (%d %s)",  # the websockets library's own line for a denial
 )
+# The websockets library's lines for every connection (through uvicorn's logger): they name
+# no peer and no path, so they tell an operator nothing, and cost two lines per charger.
+_ANONYMOUS_LINES = ("connection open", "connection closed")
 
 
 class AnsweredUpgradeFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg in _ANONYMOUS_LINES:
+            return False
         return not (ANSWERED.get() and record.msg in _UVICORN_LINES)
 
 

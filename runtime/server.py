@@ -13,12 +13,14 @@ from enum import StrEnum
 import structlog
 import uvicorn
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from activities.failures import ACTIVITY_INTERCEPTORS
 from api import health, metrics
 from api.app import create_app
 from api.deps import ApiConfig, ApiContext
 from api.errors import install_error_handlers
+from db.engine import create_engine
 from gateway.config import GatewayConfig
 from gateway.server import OcppGateway
 from runtime.asgi import ASGIApp, OcppDispatcher
@@ -95,6 +97,21 @@ def gateway_config(settings: Settings) -> GatewayConfig:
     )
 
 
+def admission_engine(services: Services) -> AsyncEngine:
+    """The gateway admission path's own small pool (OCPP_ADMISSION_POOL_SIZE, no overflow):
+    a reconnect storm waits for these connections, never for the ones transaction messages
+    are stored with (docs/gateway.md). No pre-ping: every statement the admission path runs
+    is retried once on a connection that died with a restarted database (gateway/backlog.py
+    `once_more_if_stale`, used by gateway/bookkeeping.py and gateway/charger_auth.py). The
+    shared engine keeps its ping: the gateway's other writes are not all retried that way."""
+    return create_engine(
+        services.database_url,
+        pool_size=services.settings.admission_pool_size,
+        max_overflow=0,
+        pre_ping=False,
+    )
+
+
 def uvicorn_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
     """The websocket options are the gateway's (docs/gateway.md): the sans-I/O implementation
     holds the least memory per charger, and permessage-deflate stays off because it triples
@@ -127,16 +144,20 @@ async def run_roles(
     """Serve the given roles until `stop` is set."""
     tasks: list[asyncio.Task[None]] = []
     gateway: OcppGateway | None = None
+    own_engines: list[AsyncEngine] = []  # built here for a role, disposed of at the end
     if Role.WORKER in roles:
         from worker import run_worker
 
         tasks.append(asyncio.create_task(run_worker(services, stop), name="worker"))
     if Role.GATEWAY in roles:
+        admission = admission_engine(services)
+        own_engines.append(admission)
         gateway = OcppGateway(
             services.db_sessions,
             services.temporal,
             gateway_config(services.settings),
             activity_interceptors=ACTIVITY_INTERCEPTORS,
+            admission_engine=admission,
         )
         await gateway.start()
     # Every process serves HTTP: the api its REST, a gateway or a worker alone `/health`
@@ -168,6 +189,7 @@ async def run_roles(
         stop.set()
         if gateway is not None:
             await gateway.stop()  # chargers get 1001 and the registry is cleared first
+        await asyncio.gather(*(engine.dispose() for engine in own_engines))
         if server is not None:
             server.should_exit = True
         results = await asyncio.gather(*tasks, return_exceptions=True)

@@ -74,9 +74,12 @@ async def start_gateway(
             "command_timeout_s": 5.0,
         }
         ping_interval = overrides.pop("ws_ping_interval", 20.0)  # uvicorn's default
+        admission_engine = overrides.pop("admission_engine", None)
         settings.update(overrides)
         config = GatewayConfig(**settings)
-        gateway = OcppGateway(db_sessions, temporal_env.client, config)
+        gateway = OcppGateway(
+            db_sessions, temporal_env.client, config, admission_engine=admission_engine
+        )
         await gateway.start()
         server = uvicorn.Server(
             uvicorn.Config(

@@ -32,6 +32,8 @@ from runtime.settings import ConfigError, load_settings
         ("ODENGI_DATE_LIFE_TZ", "+25:00"),
         ("ODENGI_STATUS_PATHS", '{"status": "data..status"}'),
         ("ODENGI_STATUS_PATHS", '{"state": "status"}'),
+        ("OCPP_ADMISSION_POOL_SIZE", "0"),
+        ("OCPP_ADMISSION_POOL_SIZE", "500"),
     ],
 )
 def test_an_invalid_variable_is_named(
