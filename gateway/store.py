@@ -13,6 +13,7 @@ from typing import Any
 from cachetools import LRUCache
 from sqlalchemy import (
     Integer,
+    Select,
     and_,
     bindparam,
     func,
@@ -274,19 +275,11 @@ class GatewayStore(StationStore):
         self, station_id: str, connector_id: int
     ) -> TransactionRow | None:
         """The newest transaction on the connector that has not stopped, if any."""
+        query = _open_on(_TX_COLUMNS, station_id, connector_id).order_by(
+            OcppTransaction.started_at.desc(), OcppTransaction.id.desc()
+        )
         async with self._engine.connect() as connection:
-            row = (
-                await connection.execute(
-                    select(*_TX_COLUMNS)
-                    .where(
-                        OcppTransaction.station_id == station_id,
-                        OcppTransaction.connector_id == connector_id,
-                        OcppTransaction.stopped_at.is_(None),
-                    )
-                    .order_by(OcppTransaction.started_at.desc(), OcppTransaction.id.desc())
-                    .limit(1)
-                )
-            ).first()
+            row = (await connection.execute(query.limit(1))).first()
         return None if row is None else TransactionRow(*row)
 
     async def open_session_transaction(
@@ -311,21 +304,13 @@ class GatewayStore(StationStore):
         columns: list[Any] = [
             session_id if column is OcppTransaction.session_id else column for column in _TX_COLUMNS
         ]
+        query = (
+            _open_on(columns, station_id, connector_id)
+            .where(session_id.is_not(None), OcppTransaction.created_at < before)
+            .order_by(OcppTransaction.id.desc())
+        )
         async with self._engine.connect() as connection:
-            row = (
-                await connection.execute(
-                    select(*columns)
-                    .where(
-                        OcppTransaction.station_id == station_id,
-                        OcppTransaction.connector_id == connector_id,
-                        OcppTransaction.stopped_at.is_(None),
-                        session_id.is_not(None),
-                        OcppTransaction.created_at < before,
-                    )
-                    .order_by(OcppTransaction.id.desc())
-                    .limit(1)
-                )
-            ).first()
+            row = (await connection.execute(query.limit(1))).first()
         return None if row is None else TransactionRow(*row)
 
     async def stop_transaction(
@@ -371,6 +356,15 @@ class GatewayStore(StationStore):
             return
         async with self._engine.begin() as connection:
             await add_meter_values(connection, rows)
+
+
+def _open_on(columns: Sequence[Any], station_id: str, connector_id: int) -> Select[Any]:
+    """Transactions on the connector that have not stopped."""
+    return select(*columns).where(
+        OcppTransaction.station_id == station_id,
+        OcppTransaction.connector_id == connector_id,
+        OcppTransaction.stopped_at.is_(None),
+    )
 
 
 async def _transaction_row(
