@@ -20,7 +20,7 @@ from typing import Any
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 
-from tests.temporal_costs import billed_actions
+from tests.temporal_costs import billed_actions, local_activity_type
 
 
 def steps(history: WorkflowHistory) -> list[str]:
@@ -41,7 +41,11 @@ def steps(history: WorkflowHistory) -> list[str]:
             name = event.workflow_execution_update_accepted_event_attributes.accepted_request
             out.append(f"update {name.input.name}")
         elif kind == EventType.EVENT_TYPE_MARKER_RECORDED:
-            out.append(f"marker {event.marker_recorded_event_attributes.marker_name}")
+            local = local_activity_type(event)
+            if local is not None:
+                out.append(f"local activity {local}")
+            else:
+                out.append(f"marker {event.marker_recorded_event_attributes.marker_name}")
         elif kind == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
             out.append("upsert search attributes")
     return out

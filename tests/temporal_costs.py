@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 from temporalio.api.enums.v1 import EventType
@@ -48,3 +49,16 @@ def billed_actions(history: WorkflowHistory) -> Counter[str]:
             if retries > 0:
                 counted["ACTIVITY_RETRY"] += retries
     return counted
+
+
+LOCAL_ACTIVITY_MARKER = "core_local_activity"
+
+
+def local_activity_type(event: HistoryEvent) -> str | None:
+    """The activity type a local activity's marker records (None for any other event)."""
+    marker = event.marker_recorded_event_attributes
+    if marker.marker_name != LOCAL_ACTIVITY_MARKER:
+        return None
+    data = json.loads(marker.details["data"].payloads[0].data)
+    activity_type: str = data["activity_type"]
+    return activity_type

@@ -15,6 +15,7 @@ from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
     CancelledError,
+    FailureError,
     TimeoutError,
     TimeoutType,
 )
@@ -68,6 +69,16 @@ SESSION_STEP_TIMEOUT = timedelta(seconds=15)
 # A session's capture and release are one activity and one ledger transaction (settle_session)
 # instead of an activity each: one activity and one workflow task less per session.
 ONE_STEP_SETTLEMENT = "one-step-settlement"
+# The database steps of every session (admission, records, the meter check, settlement) run
+# as local activities: in the worker that runs the workflow, inside its workflow task, a
+# marker in the history instead of an activity task and the workflow task that followed it.
+# A database that does not answer within LOCAL_PATIENCE hands the step to a regular activity,
+# retried until it answers (running a step again is a no-op): an outage then costs what it
+# did, not a workflow task heartbeat every few seconds while a local attempt waits.
+LOCAL_DATABASE_STEPS = "local-database-steps"
+LOCAL_ATTEMPT_TIMEOUT = timedelta(seconds=5)
+LOCAL_PATIENCE = timedelta(seconds=8)
+LOCAL_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=500), maximum_attempts=3)
 # A command to a charger is sent once per attempt; resending is the workflow's decision.
 ONCE = RetryPolicy(maximum_attempts=1)
 
@@ -115,7 +126,7 @@ async def open_session_for(request: ChargingRequest) -> OpenedSession:
 async def admit_session(request: ChargingRequest) -> Admitted:
     """Check, claim and reserve in one transaction (activities/admission.py)."""
     card = request.card
-    return await _session_step(
+    return await _local_first(
         ADMIT_SESSION,
         AdmitSession(
             request.session_id,
@@ -143,7 +154,7 @@ async def settle(view: SessionView, cost_tyiyn: int) -> int:
     if cost_tyiyn <= 0 and refund <= 0:
         return refund  # nothing was held: nothing to move in either version
     if workflow.patched(ONE_STEP_SETTLEMENT):
-        await _session_step(
+        await _local_first(
             SETTLE_SESSION,
             SessionSettlement(view.session_id, view.client_id, view.reserved_tyiyn, cost_tyiyn),
             f"settle: capture {cost_tyiyn}, release {refund} tyiyn",
@@ -187,7 +198,7 @@ async def recorded_start(view: SessionView) -> RecordedStart:
 
 async def assess_meter_readings(request: MeterReadingsRequest) -> MeterAssessment:
     """The meter check of what the session is about to bill (domain.meter_readings)."""
-    return await _session_step(
+    return await _local_first(
         ASSESS_METER_READINGS,
         request,
         f"check the meter readings of transaction {request.transaction_id}",
@@ -220,7 +231,7 @@ async def discard_session(session_id: str) -> None:
 async def record_session(view: SessionView) -> None:
     """Write the session's row: its record fields only (the view's own stay in the workflow)."""
     record: SessionRecord = session_record(view)
-    await _session_step(RECORD_SESSION, record, f"record {record.state}", None)
+    await _local_first(RECORD_SESSION, record, f"record {record.state}", None)
 
 
 async def move_money(operation: str, movement: LedgerMovement) -> LedgerResult:
@@ -441,6 +452,44 @@ class GatewayCommands:
 
 
 T = TypeVar("T")
+
+
+async def _local_first(name: str, arg: Any, summary: str, result_type: type[T] | None) -> T:
+    """A session's database step as a local activity (LOCAL_DATABASE_STEPS), falling back to
+    a regular one when the database does not answer in time. A refusal or a permanent
+    failure (non-retryable) is the step's answer either way."""
+    if not workflow.patched(LOCAL_DATABASE_STEPS):
+        return await _session_step(name, arg, summary, result_type)
+    try:
+        result: T = await workflow.execute_local_activity(
+            name,
+            arg,
+            result_type=result_type,
+            start_to_close_timeout=LOCAL_ATTEMPT_TIMEOUT,
+            schedule_to_close_timeout=LOCAL_PATIENCE,
+            retry_policy=LOCAL_RETRY,
+            summary=summary,
+        )
+    except CancelledError:
+        raise
+    except FailureError as exc:
+        # A local activity's own failure arrives unwrapped (an ApplicationError): wrapped here
+        # as a regular activity's, so callers handle a step's refusal one way.
+        cause = exc.cause if isinstance(exc, ActivityError) else exc
+        if not (isinstance(cause, ApplicationError) and cause.non_retryable):
+            return await _session_step(name, arg, summary, result_type)  # not in time
+        if isinstance(exc, ActivityError):
+            raise
+        raise ActivityError(
+            "local activity failed",
+            scheduled_event_id=0,
+            started_event_id=0,
+            identity="",
+            activity_type=name,
+            activity_id="",
+            retry_state=None,
+        ) from exc
+    return result
 
 
 async def _session_step(name: str, arg: Any, summary: str, result_type: type[T] | None) -> T:

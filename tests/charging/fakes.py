@@ -94,6 +94,9 @@ class FakeWorld:
     remote_stop_error: str | None = None  # ApplicationError type remote_stop raises
     remote_stop_status: str = "Accepted"  # the charger's answer to RemoteStop
     capture_error: str | None = None  # non-retryable ApplicationError type capture raises
+    # Local attempts of the database steps fail (a database that does not answer in time);
+    # the regular activity the workflow falls back to succeeds.
+    local_steps_fail: bool = False
     # record_session fails for good (DataRejected) when it records a session in this state.
     record_fails_in_state: str | None = None
     located_queue: str | None = None  # what locate_station answers; default gateway_queue
@@ -191,10 +194,14 @@ class FakeWorld:
 
     @activity.defn(name=RECORD_SESSION)
     async def record_session(self, record: SessionRecord) -> None:
+        if self.local_steps_fail and activity.info().is_local:
+            raise ApplicationError("the database did not answer")  # retryable
         if record.state == self.record_fails_in_state:
             raise ApplicationError(
                 "the database refused the data", type="DataRejected", non_retryable=True
             )
+        if self.records and self.records[-1] == record:
+            return  # the same upsert again (a local activity run twice) changes nothing
         self.records.append(record)
 
     @activity.defn(name=DISCARD_SESSION)
@@ -229,6 +236,11 @@ class FakeWorld:
         return RecordedStart(self.recorded_start_answer)
 
     async def _move(self, operation: str, movement: LedgerMovement) -> LedgerResult:
+        """Idempotent per op_key, as the ledger is: a local activity runs again when the
+        workflow task it ran in did not complete (its marker was not recorded)."""
+        for number, (done, earlier) in enumerate(self.ledger, start=1):
+            if earlier.op_key == movement.op_key:
+                return LedgerResult(number, movement.op_key, done, earlier.amount_tyiyn, True)
         self.ledger.append((operation, movement))
         return LedgerResult(
             len(self.ledger), movement.op_key, operation, movement.amount_tyiyn, False

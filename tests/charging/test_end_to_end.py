@@ -26,6 +26,7 @@ from gateway.auth import ChargerKeys
 from simulator import SimulatedStation, StationConfig
 from tests.stack import Stack
 from tests.stack import running_stack as shared_stack
+from tests.temporal_costs import local_activity_type
 from workflows.charging import ChargingSessionWorkflow
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -92,6 +93,10 @@ def timeline(history: WorkflowHistory) -> list[str]:
         kind = event.event_type
         if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             steps.append(event.activity_task_scheduled_event_attributes.activity_type.name)
+        elif kind == EventType.EVENT_TYPE_MARKER_RECORDED:
+            local = local_activity_type(event)
+            if local is not None:
+                steps.append(local)
         elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
             steps.append(event.workflow_execution_signaled_event_attributes.signal_name)
         elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:

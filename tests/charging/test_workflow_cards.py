@@ -64,7 +64,7 @@ async def test_a_card_session_reserves_before_it_answers_and_settles_on_the_stop
         assert h.world.starts == []  # no RemoteStart: the charger started it
         await handle.signal(TRANSACTION_STOPPED, stopped(4_000))
         view = await handle.result()
-        await keep_history(handle, "card_session_one_step_settlement")
+        await keep_history(handle, "card_session_local_steps")
     assert (view.state, view.energy_wh, view.cost_tyiyn) == ("completed", 4_000, 6_000)
     assert (view.reserved_tyiyn, view.refunded_tyiyn, view.transaction_id) == (30_000, 24_000, 7)
     assert h.world.moved() == [

@@ -71,6 +71,28 @@ async def test_a_one_hour_session_with_meter_values_every_30_s_stays_within_30_a
     assert actions["UPSERT_WORKFLOW_SEARCH_ATTRIBUTES"] == 2
 
 
+async def test_a_database_step_the_local_attempt_cannot_do_is_done_by_an_activity(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    async with harness(time_skipping_env, local_steps_fail=True) as h:
+        handle, _ = await h.start(h.request())
+        await wait_for(handle, "starting")
+        await signal_started(handle, started())
+        await wait_for(handle, "charging")
+        await handle.signal("transaction_stopped", stopped(1_000))
+        result = await handle.result()
+        history = await handle.fetch_history()
+
+    assert result.state == "completed"
+    assert [r.state for r in h.world.records] == ["charging", "completed"]
+    scheduled = [
+        event.activity_task_scheduled_event_attributes.activity_type.name
+        for event in history.events
+        if event.HasField("activity_task_scheduled_event_attributes")
+    ]
+    assert scheduled.count("record_session") == 2  # each record, after its local attempts
+
+
 async def test_search_attributes_follow_the_session(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:

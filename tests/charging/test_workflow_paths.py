@@ -80,7 +80,7 @@ async def test_user_stop_sends_remote_stop_and_settles_on_the_stop_transaction(
         view = await handle.execute_update(ChargingSessionWorkflow.stop, StopCommand("client-a"))
         assert view.state in {"stopping", "completed"}
         result = await handle.result()
-        await keep_history(handle, "user_stop_one_step_settlement")
+        await keep_history(handle, "user_stop_local_steps")
 
     assert [s.transaction_id for s in h.world.stops] == [7]
     assert (result.state, result.stop_reason) == ("completed", "user")
