@@ -19,10 +19,8 @@ from temporalio.client import (
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.auth import CurrentClient
@@ -32,6 +30,7 @@ from api.errors import ApiError, temporal_calls
 from api.idempotency import IdempotencyKey
 from api.openapi import AUTHENTICATED, IDEMPOTENT, errors
 from api.v1.topup_client import request_invoice
+from api.workflow_start import start_or_join
 from db.models import LedgerAccount, LedgerEntry
 from domain.contracts.search_attributes import CLIENT_ID
 from domain.contracts.topups import InvoiceInfo, TopUpInput, TopUpView, topup_workflow_id
@@ -150,7 +149,6 @@ def topup_start_options(context: ApiContext, request: TopUpInput) -> dict[str, A
         "task_queue": context.config.task_queue,
         # A finished top-up is never started again under the same id (same order_id).
         "id_reuse_policy": WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        "id_conflict_policy": WorkflowIDConflictPolicy.USE_EXISTING,
         "search_attributes": TypedSearchAttributes(
             [SearchAttributePair(CLIENT_ID, request.client_id)]
         ),
@@ -168,15 +166,10 @@ async def start_topup(
     topup_id = topup_id_for(client_id, key)
     request = topup_input(context, topup_id, client_id, amount_tyiyn, method)
     workflow_id = topup_workflow_id(topup_id)
-    handle: WorkflowHandle[TopUpWorkflow, TopUpView]
-    try:
-        with temporal_calls(TOPUP_UNAVAILABLE):
-            handle = await context.temporal.start_workflow(
-                TopUpWorkflow.run, request, **topup_start_options(context, request)
-            )
-    except WorkflowAlreadyStartedError:
-        handle = context.temporal.get_workflow_handle_for(TopUpWorkflow.run, workflow_id)
     with temporal_calls(TOPUP_UNAVAILABLE):
+        handle = await start_or_join(
+            context.temporal, TopUpWorkflow.run, request, **topup_start_options(context, request)
+        )
         view = await _wait_for_invoice(handle)
     if view.client_id and view.client_id != client_id:  # cannot happen: ids derive from client
         raise ApiError(409, "conflict", "this top-up belongs to another client")

@@ -26,6 +26,7 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
@@ -130,7 +131,10 @@ async def pay_by_card(
 
     def operation() -> WithStartWorkflowOperation[TopUpWorkflow, TopUpView]:
         return WithStartWorkflowOperation(
-            TopUpWorkflow.run, request, **topup_start_options(context, request)
+            TopUpWorkflow.run,
+            request,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,  # with-start needs it
+            **topup_start_options(context, request),
         )
 
     handle: WorkflowHandle[TopUpWorkflow, TopUpView]

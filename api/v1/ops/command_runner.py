@@ -14,16 +14,15 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from api.errors import ApiError
 from api.ops_audit import audit_note
 from api.v1.ops.access import Operator
 from api.v1.ops.command_bodies import COMMANDS, ChangeAvailabilityBody, CommandBody
 from api.v1.ops.workflow_wait import result_or_pending
+from api.workflow_start import start_or_join
 from domain.contracts.operator_commands import Outcome, StationCommandRequest, StationCommandResult
 from domain.contracts.search_attributes import STATION_ID
 from workflows.station_command import StationCommandWorkflow
@@ -80,21 +79,18 @@ def workflow_request(
 async def start_command(
     temporal: Client, task_queue: str, workflow_id: str, request: StationCommandRequest
 ) -> Handle:
-    try:
-        return await temporal.start_workflow(
-            StationCommandWorkflow.run,
-            request,
-            id=workflow_id,
-            task_queue=task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            # Shown beside the station's sessions in the Temporal UI.
-            search_attributes=TypedSearchAttributes(
-                [SearchAttributePair(STATION_ID, request.station_id)]
-            ),
-        )
-    except WorkflowAlreadyStartedError:  # the same request again, already finished
-        return temporal.get_workflow_handle_for(StationCommandWorkflow.run, workflow_id)
+    return await start_or_join(
+        temporal,
+        StationCommandWorkflow.run,
+        request,
+        id=workflow_id,
+        task_queue=task_queue,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        # Shown beside the station's sessions in the Temporal UI.
+        search_attributes=TypedSearchAttributes(
+            [SearchAttributePair(STATION_ID, request.station_id)]
+        ),
+    )
 
 
 async def answer(

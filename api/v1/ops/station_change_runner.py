@@ -23,10 +23,8 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from api.deps import ApiContext, Context
 from api.errors import ApiError, temporal_calls
@@ -36,6 +34,7 @@ from api.v1.ops.access import CurrentOperator, Operator
 from api.v1.ops.command_runner import request_id
 from api.v1.ops.station_bodies import Change
 from api.v1.ops.workflow_wait import pending_answer, result_or_pending
+from api.workflow_start import start_or_join
 from db.station_changes import REFUSALS
 from domain.contracts.search_attributes import STATION_ID
 from domain.contracts.station_changes import (
@@ -79,23 +78,19 @@ async def _start(
     temporal: Client, task_queue: str, workflow_id: str, change: StationChangeRequest
 ) -> Handle:
     attributes = [SearchAttributePair(STATION_ID, change.station_id)] if change.station_id else []
-    try:
-        handle = await temporal.start_workflow(
-            StationChangeWorkflow.run,
-            change,
-            id=workflow_id,
-            task_queue=task_queue,
-            # A retry joins the running workflow; after it completed, it reads its result;
-            # after it failed (nothing written: its database stayed away), it runs again.
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-            # Shown beside the station's sessions and commands in the Temporal UI.
-            search_attributes=TypedSearchAttributes(attributes),
-            static_summary=f"{change.action} {change.target} by {change.operator}"[:200],
-        )
-    except WorkflowAlreadyStartedError:  # the same request again, already completed
-        return temporal.get_workflow_handle_for(StationChangeWorkflow.run, workflow_id)
-    return handle
+    return await start_or_join(
+        temporal,
+        StationChangeWorkflow.run,
+        change,
+        id=workflow_id,
+        task_queue=task_queue,
+        # A retry joins the running workflow; after it completed, it reads its result;
+        # after it failed (nothing written: its database stayed away), it runs again.
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+        # Shown beside the station's sessions and commands in the Temporal UI.
+        search_attributes=TypedSearchAttributes(attributes),
+        static_summary=f"{change.action} {change.target} by {change.operator}"[:200],
+    )
 
 
 async def run_change(
