@@ -21,13 +21,9 @@ from db.stations_admin import (
     InvalidStationInput,
     LocationNotFound,
     StationExists,
-    StationNotFound,
 )
-from domain.errors import Conflict, DomainError, InvalidInput, NotFound
-
-
-class ConnectorNotFound(NotFound):
-    code = "connector_not_found"
+from domain.errors import Conflict, DomainError, InvalidInput
+from domain.sessions import ConnectorNotFound, StationNotFound
 
 
 class LocationExists(Conflict):

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from db.models import Connector, Location, Station, StationConnection
 from domain.charger_keys import ChargerKeys, generate_key
 from domain.errors import Conflict, DomainError, NotFound
+from domain.sessions import StationNotFound
 from domain.tariff import Tariff
 
 # The id is the last path segment of the charger's websocket URL and its HTTP Basic user
@@ -38,10 +39,6 @@ class InvalidStationInput(DomainError):
 
 class LocationNotFound(NotFound):
     code = "location_not_found"
-
-
-class StationNotFound(NotFound):
-    code = "station_not_found"
 
 
 class StationExists(Conflict):

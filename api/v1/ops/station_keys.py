@@ -25,10 +25,10 @@ from api.v1.ops.station_bodies import Change
 from api.v1.ops.station_change_runner import PENDING, Changes, key_already_issued
 from api.v1.ops.workflow_wait import NO_STORE
 from db.models import Station
-from db.stations_admin import StationNotFound
 from domain.charger_keys import ChargerKeys, generate_key
 from domain.contracts.station_changes import ChangeAction
 from domain.identifiers import StationId
+from domain.sessions import StationNotFound
 
 router = APIRouter()
 

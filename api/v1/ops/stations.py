@@ -29,12 +29,12 @@ from db.station_changes import check_changes
 from db.stations_admin import (
     MAX_CONNECTORS,
     InvalidStationInput,
-    StationNotFound,
     validate_new_station,
 )
 from domain.charger_keys import ChargerKeys, generate_key
 from domain.contracts.station_changes import ChangeAction
 from domain.identifiers import StationId
+from domain.sessions import StationNotFound
 
 router = APIRouter()
 
