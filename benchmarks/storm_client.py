@@ -4,7 +4,9 @@ chargers measure Heartbeat round trips before, during and after the storm.
 Run as `python -m benchmarks.storm_client '<json spec>'` (benchmarks/storm.py does). Each
 storm charger behaves like a charger that honours the gateway: on 503/429 it waits the
 Retry-After with jitter (simulator/backoff.py's rule), on an upgrade timeout or a dropped
-connection it backs off exponentially, and it stays connected once booted.
+connection it backs off exponentially, and it stays connected once booted. The monitors
+run in a process of their own (benchmarks/storm_monitors.py), so their round trips time the
+gateway, not this process's loop.
 """
 
 from __future__ import annotations
@@ -17,13 +19,12 @@ import time
 from collections import Counter
 from typing import Any
 
-from benchmarks import frames
-from benchmarks.load_client import emit, raise_fd_limit, request, wait_for_go
+from benchmarks.load_client import emit, raise_fd_limit, wait_for_go
+from benchmarks.storm_monitors import MonitorProcess, between, boot
 from benchmarks.wsclient import RawConnection, UpgradeRefused, open_connection
 from simulator.backoff import MAX_RETRY_AFTER_S, RETRY_AFTER_JITTER
 
 OPEN_TIMEOUT_S = 10.0  # a typical charger's websocket open timeout
-BOOT_TIMEOUT_S = 30.0
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -40,55 +41,6 @@ def summary(rtts: list[float]) -> dict[str, Any]:
         "p99_ms": (percentile(rtts, 0.99) or 0) * 1000,
         "max_ms": max(rtts, default=0) * 1000,
     }
-
-
-class Monitors:
-    """M booted chargers, each sending a Heartbeat every `period_s` (open loop)."""
-
-    def __init__(self, connections: list[RawConnection], period_s: float) -> None:
-        self.connections = connections
-        self.period_s = period_s
-        self.samples: list[tuple[float, float]] = []  # (sent at, round trip)
-        self.unanswered = 0
-        self.running = True
-
-    async def _one(self, connection: RawConnection, offset: float) -> None:
-        await asyncio.sleep(offset)
-        seq = 0
-        while self.running:
-            seq += 1
-            sent = time.perf_counter()
-            try:
-                await request(connection, frames.heartbeat(seq), timeout_s=10.0)
-                self.samples.append((sent, time.perf_counter() - sent))
-            except TimeoutError:
-                self.unanswered += 1
-            await asyncio.sleep(max(0.0, self.period_s - (time.perf_counter() - sent)))
-
-    def start(self) -> list[asyncio.Task[None]]:
-        step = self.period_s / max(len(self.connections), 1)
-        return [asyncio.create_task(self._one(c, i * step)) for i, c in enumerate(self.connections)]
-
-    def between(self, start: float, end: float) -> list[float]:
-        return [rtt for sent, rtt in self.samples if start <= sent < end]
-
-
-async def boot(connection: RawConnection) -> None:
-    await request(connection, frames.BOOT, timeout_s=BOOT_TIMEOUT_S)
-    await request(connection, frames.STATUS, timeout_s=BOOT_TIMEOUT_S)
-
-
-async def connect_monitors(spec: dict[str, Any]) -> list[RawConnection]:
-    connections = []
-    for index in range(spec["storm"] + 1, spec["storm"] + spec["monitors"] + 1):
-        station_id = f"{spec['prefix']}{index:05d}"
-        connection = await open_connection(
-            "127.0.0.1", spec["port"], f"/ws/{station_id}",
-            user=station_id, password=spec["password_format"].format(index),
-        )  # fmt: skip
-        await boot(connection)
-        connections.append(connection)
-    return connections
 
 
 class Storm:
@@ -138,34 +90,33 @@ class Storm:
                 if connection.transport is not None:
                     connection.transport.close()
                 continue
-            self.booted_at.append(time.perf_counter() - started)
+            self.booted_at.append(time.monotonic() - started)
             self.kept.append(connection)
             return
 
 
 async def main(spec: dict[str, Any]) -> None:
     raise_fd_limit()
-    monitors = Monitors(await connect_monitors(spec), spec["heartbeat_period_s"])
-    emit("ready", monitors=len(monitors.connections))
+    monitors = MonitorProcess(spec)
+    emit("ready", monitors=await monitors.ready())
     await wait_for_go()
-    tasks = monitors.start()
-    baseline_start = time.perf_counter()
+    monitors.begin()
+    baseline_start = time.monotonic()
     await asyncio.sleep(spec["baseline_s"])
     storm = Storm(spec)
-    started = time.perf_counter()
+    started = time.monotonic()
     emit("storm_start")
     chargers = [
         asyncio.create_task(storm.charger(index, started)) for index in range(1, spec["storm"] + 1)
     ]
     done, pending = await asyncio.wait(chargers, timeout=spec["timeout_s"])
-    storm_end = time.perf_counter()
+    storm_end = time.monotonic()
     emit("storm_end", booted=len(storm.booted_at))
     for task in pending:
         task.cancel()
     await asyncio.sleep(spec["baseline_s"])
-    monitors.running = False
-    for task in tasks:
-        task.cancel()
+    after_end = time.monotonic()
+    samples, unanswered = await monitors.finish()
     emit(
         "result",
         chargers=spec["storm"],
@@ -177,10 +128,10 @@ async def main(spec: dict[str, Any]) -> None:
         upgrade_timeouts=storm.upgrade_timeouts,
         boot_timeouts=storm.boot_timeouts,
         other_errors=dict(storm.other_errors),
-        heartbeat_before=summary(monitors.between(baseline_start, started)),
-        heartbeat_during=summary(monitors.between(started, storm_end)),
-        heartbeat_after=summary(monitors.between(storm_end, time.perf_counter())),
-        heartbeat_unanswered=monitors.unanswered,
+        heartbeat_before=summary(between(samples, baseline_start, started)),
+        heartbeat_during=summary(between(samples, started, storm_end)),
+        heartbeat_after=summary(between(samples, storm_end, after_end)),
+        heartbeat_unanswered=unanswered,
         storm_s=storm_end - started,
         still_open=sum(1 for c in storm.kept if c.transport and not c.transport.is_closing()),
         pending=len(pending),

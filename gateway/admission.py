@@ -26,6 +26,10 @@ MIN_RETRY_AFTER_S = 2
 MAX_RETRY_AFTER_S = 60
 # How long the memory of refusals lasts when spreading retries (an exponential decay).
 PRESSURE_HALF_LIFE_S = 10.0
+# How long a charger is taken to stay in admission before any has passed through; then the
+# gate's own measure (a moving average of upgrade-to-boot times) replaces it.
+INITIAL_ADMISSION_S = 8.0
+_ADMISSION_WEIGHT = 0.1  # of each new upgrade-to-boot time in that average
 
 
 class AdmissionTicket:
@@ -65,6 +69,7 @@ class AdmissionGate:
         self._last_summary = clock()
         self._pressure = 0.0  # refusals, decayed: how big the crowd that will come back is
         self._pressure_at = clock()
+        self._admission_s = INITIAL_ADMISSION_S  # a charger's usual time in admission
 
     @property
     def in_flight(self) -> int:
@@ -82,13 +87,19 @@ class AdmissionGate:
 
     def retry_after_s(self) -> int:
         """Spread the crowd turned away: the more refusals lately, the wider the window, so
-        the returning chargers arrive at about the rate admission lets them through."""
-        spread = MIN_RETRY_AFTER_S + 8 * (1 + self._decayed_pressure() / self.limit)
+        the returning chargers arrive at about the rate admission lets them through. That
+        rate is `limit` chargers per usual time in admission, as measured here: a gateway
+        that boots a charger in 0.2 s calls the crowd back sooner than one that takes 8 s."""
+        crowds = 1 + self._decayed_pressure() / self.limit
+        spread = MIN_RETRY_AFTER_S + self._admission_s * crowds
         high = max(MIN_RETRY_AFTER_S + 1, min(MAX_RETRY_AFTER_S, math.ceil(spread)))
         return self._rng.randint(MIN_RETRY_AFTER_S, high)
 
     def _release(self, number: int) -> None:
-        self._entered.pop(number, None)
+        entered = self._entered.pop(number, None)
+        if entered is not None:
+            took = self._clock() - entered
+            self._admission_s += _ADMISSION_WEIGHT * (took - self._admission_s)
 
     def _expire(self) -> None:
         oldest_allowed = self._clock() - self._max_age_s

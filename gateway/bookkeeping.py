@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from domain.contracts.notify_channels import STATION_STATUS
 from domain.sessions import FINAL_STATE_VALUES
+from gateway import wake
 from gateway.backlog import once_more_if_stale
 from gateway.station_store import status_notice
 
@@ -185,13 +186,9 @@ class Bookkeeping:
                 # with a restarted database is replaced here, at the cost of one retry.
                 answers = await once_more_if_stale(partial(self._write, records))
             except Exception as exc:  # every waiting caller fails with it
-                for _, answer in batch:
-                    if not answer.done():
-                        answer.set_exception(exc)
+                await wake.fail((answer for _, answer in batch), exc)
                 continue
-            for _, answer in batch:
-                if not answer.done():
-                    answer.set_result(answers)
+            await wake.answer((answer, answers) for _, answer in batch)
 
     async def _write(self, records: Sequence[Record]) -> _Answers:
         connects = [r for r in records if isinstance(r, Connected)]

@@ -21,6 +21,7 @@ from functools import partial
 
 import structlog
 
+from gateway import wake
 from gateway.auth import ChargerKeys, KeyCheck, verify_legacy
 from gateway.backlog import once_more_if_stale
 from gateway.station_store import StationAuth, StationStore
@@ -95,15 +96,11 @@ class _BatchedReads:
                 # restarted database costs this batch one retry, not a charger's attempt.
                 rows = await once_more_if_stale(partial(self._store.stations_auth, list(batch)))
             except Exception as exc:  # each waiting upgrade answers 503 for it
-                for answers in batch.values():
-                    for answer in answers:
-                        if not answer.done():
-                            answer.set_exception(exc)
+                await wake.fail((a for answers in batch.values() for a in answers), exc)
                 continue
-            for station_id, answers in batch.items():
-                for answer in answers:
-                    if not answer.done():
-                        answer.set_result(rows.get(station_id))
+            await wake.answer(
+                (a, rows.get(station_id)) for station_id, answers in batch.items() for a in answers
+            )
 
 
 class _StationCache:

@@ -120,6 +120,26 @@ def test_retries_spread_wider_the_more_chargers_were_turned_away():
     assert min(gate.retry_after_s() for _ in range(200)) >= MIN_RETRY_AFTER_S
 
 
+def test_a_gate_that_boots_chargers_fast_calls_the_crowd_back_sooner():
+    def crowded_spread(admission_s: float) -> int:
+        clock = _Clock()
+        gate = AdmissionGate(10, clock=clock, rng=random.Random(7))
+        for _ in range(200):  # chargers pass through, each in admission_s
+            ticket = gate.try_enter()
+            assert ticket is not None
+            clock.now += admission_s
+            ticket.release()
+        for _ in range(10):
+            gate.try_enter()
+        for _ in range(1_000):
+            assert gate.try_enter() is None
+        return max(gate.retry_after_s() for _ in range(200))
+
+    # 1,000 turned away at 10 places: 100 rounds of admission to come back over.
+    assert crowded_spread(0.2) <= MIN_RETRY_AFTER_S + 0.2 * 101 + 1
+    assert crowded_spread(8.0) == MAX_RETRY_AFTER_S
+
+
 def test_refusals_are_summed_in_one_line_per_interval():
     clock = _Clock()
     gate = AdmissionGate(1, clock=clock, summary_every_s=1.0)
