@@ -150,28 +150,21 @@ class EnergyWatch:
     ) -> bool:
         """Signal the session; False when it has no workflow. With `retryable`, a failure
         becomes an InternalError CallError so the charger sends the message again."""
+        about = log.bind(
+            station_id=self._station_id,
+            session_id=session_id,
+            transaction_id=transaction_id,
+            signal=name,
+        )
         try:
             accepted = await self._ctx.signals.send(session_id, name, arg)
         except SignalFailed as exc:
             metrics.SIGNALS.labels(name, "failed").inc()
-            log.warning(
-                "signal failed",
-                station_id=self._station_id,
-                session_id=session_id,
-                transaction_id=transaction_id,
-                signal=name,
-                error=str(exc),
-            )
+            about.warning("signal failed", error=str(exc))
             if retryable:
                 raise InternalError(details={"cause": "session service unavailable"}) from exc
             raise
         metrics.SIGNALS.labels(name, "accepted" if accepted else "no_workflow").inc()
         if not accepted:
-            log.warning(
-                "no workflow for signal",
-                station_id=self._station_id,
-                session_id=session_id,
-                transaction_id=transaction_id,
-                signal=name,
-            )
+            about.warning("no workflow for signal")
         return accepted
