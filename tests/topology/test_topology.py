@@ -151,7 +151,9 @@ async def test_metrics_show_the_sdk_and_our_counters(topology: Topology) -> None
         )
         gateway = (await http.get(f"{topology['gateway2'].base_url}/metrics")).text
     assert "temporal_workflow_task_execution_latency_bucket" in workers
-    assert "temporal_activity_schedule_to_start_latency_bucket" in workers
+    # A session's database steps are local activities (workflows/charging_commands.py): the
+    # workers run them in their workflow tasks and report them as such.
+    assert "temporal_local_activity_execution_latency_bucket" in workers
     assert 'evpower_charging_sessions_finished_total{state="completed"}' in workers
     assert 'evpower_ledger_operations_total{operation="capture",outcome="applied"}' in workers
     assert "evpower_ocpp_connected_chargers" in gateway
