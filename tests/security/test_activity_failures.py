@@ -101,12 +101,19 @@ async def test_a_start_whose_data_the_database_refuses_ends_at_once_rejected_wit
     assert await world.held(client) == (50_000, 0)
     assert await world.records_of(client) == []
     history = await handle.fetch_history()
+    # Admission runs as a local activity: its failure is in the step's marker; an activity
+    # task's failure where the step ran as a regular activity.
     failed = [
         event.activity_task_failed_event_attributes.failure
         for event in history.events
         if event.HasField("activity_task_failed_event_attributes")
+    ] + [
+        event.marker_recorded_event_attributes.failure
+        for event in history.events
+        if event.HasField("marker_recorded_event_attributes")
+        and event.marker_recorded_event_attributes.HasField("failure")
     ]
-    assert len(failed) == 1  # one attempt, no retries
+    assert len(failed) == 1  # one attempt, no retries, no fallback to a regular activity
     assert failed[0].application_failure_info.non_retryable
 
 
