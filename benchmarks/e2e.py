@@ -3,6 +3,7 @@ start p99 at a fixed start rate with many sessions held, and what a session cost
 
     .venv/bin/python -m benchmarks.e2e                    # a few minutes (see --help)
     .venv/bin/python -m benchmarks.e2e --in-flight 100 --duration 120 --open-held 1000
+    .venv/bin/python -m benchmarks.e2e --phases open --open-held 1000 --open-duration 260
 
 One run, one machine, one Temporal server: the production topology of tests/topology
 (external PostgreSQL and Temporal dev server, `evpower migrate`, `evpower serve --role all`
@@ -12,7 +13,9 @@ worker (benchmarks/e2e_skeleton.py) on its own task queue. Phases, in order:
 
 1. closed loop of real sessions, `--in-flight` at once: REST start → StartTransaction →
    `--samples` MeterValues → REST stop → StopTransaction → settled (the workflow's result);
-2. the skeleton, same in-flight count and same hold, straight on Temporal; the ratio of 1/2;
+2. the skeletons (benchmarks/e2e_skeleton.py), same in-flight count and same hold, straight on
+   Temporal: `skeleton` has the commands of a session at 6ce8ff6, `bare` only the conversation
+   and the two gateway commands; the ratios of 1 to each;
 3. open loop: `--open-rate` REST starts/s, each session held `--open-held / --open-rate` s
    (so about `--open-held` are held at once), start latency = REST start → 201;
 4. real histories of phase 1's sessions and the skeleton's through benchmarks/history_costs.
@@ -49,9 +52,12 @@ from benchmarks.e2e_load import (
     latency_summary,
     open_loop,
 )
+from benchmarks.e2e_skeleton import BARE_WORKFLOW_NAME, WORKFLOW_NAME
 from benchmarks.processes import ServerProcess
 from domain.contracts.charging import charging_workflow_id
 from runtime.embedded import free_port
+from runtime.logging import configure_logging
+from runtime.settings import LogFormat
 from simulator import SimulatedStation
 from tests.topology import world
 from tests.topology.servers import ExternalPostgres, ExternalTemporal
@@ -62,6 +68,9 @@ CLIENT_FUNDS_TYIYN = 100_000_000
 LIFTED_RATE_LIMIT = "1000000/minute"
 LONG_AMOUNT_TYIYN = 50_000
 HISTORIES = 5  # real sessions whose histories are read
+PHASES = ("sessions", "skeleton", "bare", "open")
+# Closed loops straight on Temporal, by phase: the commands of 6ce8ff6, and the bare shape.
+SKELETONS = {"skeleton": WORKFLOW_NAME, "bare": BARE_WORKFLOW_NAME}
 
 
 class E2ETopology(Topology):
@@ -87,12 +96,12 @@ def progress(text: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} {text}", file=sys.stderr, flush=True)
 
 
-def cpu_s(pid: int) -> float:
+def cpu_s(pid: int, *, children: bool = True) -> float:
     """CPU seconds of a process and its children (a role may run under a wrapper)."""
     try:
         process = psutil.Process(pid)
         total = 0.0
-        for each in [process, *process.children(recursive=True)]:
+        for each in [process, *(process.children(recursive=True) if children else [])]:
             times = each.cpu_times()
             total += times.user + times.system
         return total
@@ -118,7 +127,10 @@ class Stack:
         }
 
     def cpu(self) -> dict[str, float]:
-        return {name: cpu_s(pid) for name, pid in self.pids().items()}
+        # The load client started every server: its children are counted under their names.
+        return {
+            name: cpu_s(pid, children=name != "load client") for name, pid in self.pids().items()
+        }
 
 
 def start_stack(root: Path) -> Stack:
@@ -194,41 +206,60 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
     temporal = await Client.connect(stack.topology.temporal.address, namespace=NAMESPACE)
     limits = httpx.Limits(max_connections=4 * max(args.in_flight, 50))
     out: dict[str, Any] = {"args": vars(args), "load_average_start": os.getloadavg()[0]}
+    phases = set(args.phases)
+    tallies: dict[str, Tally] = {}
     async with httpx.AsyncClient(timeout=60.0, limits=limits) as http:
         driver = Driver(stack.gateway.base_url, JWT_SECRET, http, temporal, args.samples)
-        chargers = await fleet(stack, "E2E-C", args.in_flight, args.meter_interval)
-        drivers = await clients(stack, args.in_flight)
-
-        async def real(slot: int, tally: Tally) -> None:
-            await driver.session(chargers[slot], drivers[slot], tally)
-
-        progress(f"{args.in_flight} chargers booted; closed loops of {args.duration:.0f} s each")
-        warm = Tally()
-        await closed_loop(lambda slot: real(slot, warm), min(args.in_flight, 10), 1.0)
-
-        tally = Tally()
-        (start, end), cpu, wall = await measured(
-            stack, closed_loop(lambda slot: real(slot, tally), args.in_flight, args.duration)
-        )
-        out["sessions"] = phase_figures(tally, start, end, cpu, wall)
-        progress(f"sessions: {out['sessions']['settled_per_s']:.2f} settled/s")
+        if "sessions" in phases:
+            tallies["sessions"] = await sessions_phase(args, stack, driver, out)
+        hold_s = args.samples * args.meter_interval
+        for phase, name in SKELETONS.items():
+            if phase in phases:
+                skeleton = SkeletonDriver(temporal, SKELETON_QUEUE, hold_s, name)
+                out[phase], tallies[phase] = await skeleton_phase(args, stack, skeleton)
+                progress(f"{phase}: {out[phase]['settled_per_s']:.2f} settled/s")
+                checkpoint(args, out)
+        out["histories"] = await histories(temporal, tallies)
         checkpoint(args, out)
-
-        skeleton = SkeletonDriver(temporal, SKELETON_QUEUE, args.samples * args.meter_interval)
-        skel = Tally()
-        (start, end), cpu, wall = await measured(
-            stack, closed_loop(lambda _: skeleton.session(skel), args.in_flight, args.duration)
-        )
-        out["skeleton"] = phase_figures(skel, start, end, cpu, wall)
-        progress(f"skeleton: {out['skeleton']['settled_per_s']:.2f} settled/s")
-        checkpoint(args, out)
-        out["histories"] = await histories(temporal, tally, skel)
-
-        for station in chargers:  # the closed loop's chargers leave the open loop the machine
-            await station.stop()
-        out["open_loop"] = await open_phase(args, stack, driver)
+        if "open" in phases:
+            out["open_loop"] = await open_phase(args, stack, driver)
     out["load_average_end"] = os.getloadavg()[0]
     return out
+
+
+async def skeleton_phase(
+    args: argparse.Namespace, stack: Stack, skeleton: SkeletonDriver
+) -> tuple[dict[str, Any], Tally]:
+    tally = Tally()
+    (start, end), cpu, wall = await measured(
+        stack, closed_loop(lambda _: skeleton.session(tally), args.in_flight, args.duration)
+    )
+    return phase_figures(tally, start, end, cpu, wall), tally
+
+
+async def sessions_phase(
+    args: argparse.Namespace, stack: Stack, driver: Driver, out: dict[str, Any]
+) -> Tally:
+    """The closed loop of real sessions; its chargers leave before the next phase."""
+    chargers = await fleet(stack, "E2E-C", args.in_flight, args.meter_interval)
+    drivers = await clients(stack, args.in_flight)
+
+    async def real(slot: int, tally: Tally) -> None:
+        await driver.session(chargers[slot], drivers[slot], tally)
+
+    progress(f"{args.in_flight} chargers booted; closed loops of {args.duration:.0f} s each")
+    warm = Tally()
+    await closed_loop(lambda slot: real(slot, warm), min(args.in_flight, 10), 1.0)
+    tally = Tally()
+    (start, end), cpu, wall = await measured(
+        stack, closed_loop(lambda slot: real(slot, tally), args.in_flight, args.duration)
+    )
+    out["sessions"] = phase_figures(tally, start, end, cpu, wall)
+    progress(f"sessions: {out['sessions']['settled_per_s']:.2f} settled/s")
+    checkpoint(args, out)
+    for station in chargers:
+        await station.stop()
+    return tally
 
 
 async def long_session(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
@@ -327,21 +358,19 @@ def phase_figures(
     }
 
 
-async def histories(temporal: Client, real: Tally, skeleton: Tally) -> list[dict[str, Any]]:
+async def histories(temporal: Client, tallies: dict[str, Tally]) -> list[dict[str, Any]]:
+    """The first few real sessions' histories, and one of each skeleton's."""
     out = []
-    for session_id in real.session_ids[:HISTORIES]:
-        workflow_id = charging_workflow_id(session_id)
-        history = await temporal.get_workflow_handle(workflow_id).fetch_history()
-        out.append(history_costs.analyse_history(workflow_id, history))
-    for workflow_id in skeleton.session_ids[:1]:
-        history = await temporal.get_workflow_handle(workflow_id).fetch_history()
-        out.append(history_costs.analyse_history(workflow_id, history))
+    for phase, tally in tallies.items():
+        real = phase == "sessions"
+        for started in tally.session_ids[: HISTORIES if real else 1]:
+            workflow_id = charging_workflow_id(started) if real else started
+            history = await temporal.get_workflow_handle(workflow_id).fetch_history()
+            out.append(history_costs.analyse_history(workflow_id, history))
     return out
 
 
 def report(out: dict[str, Any]) -> str:
-    real, skel, open_ = out["sessions"], out["skeleton"], out["open_loop"]
-    ratio = real["settled_per_s"] / skel["settled_per_s"] if skel["settled_per_s"] else 0.0
     args = out["args"]
 
     def cpu(phase: dict[str, Any]) -> str:
@@ -355,22 +384,35 @@ def report(out: dict[str, Any]) -> str:
     lines = [
         f"load average {out['load_average_start']:.1f} at the start, "
         f"{out['load_average_end']:.1f} at the end",
-        f"closed loop, {args['in_flight']} in flight, {args['duration']:.0f} s, hold "
+        f"closed loops, {args['in_flight']} in flight, {args['duration']:.0f} s, hold "
         f"{args['samples']} MeterValues x {args['meter_interval']} s:",
-        f"  sessions: {real['settled_per_s']:.2f} settled/s ({real['settled']} settled in "
-        f"{real['wall_s']:.0f} s, load average after {real['load_average_after']:.1f}; "
-        f"start {latency(real)}); {real['answers']}",
-        f"  skeleton: {skel['settled_per_s']:.2f} settled/s ({skel['settled']} settled in "
-        f"{skel['wall_s']:.0f} s, load average after {skel['load_average_after']:.1f})",
-        f"  ratio sessions / skeleton: {ratio:.2f}x (target >= 0.7x)",
-        f"  CPU ms per settled session: sessions: {cpu(real)}",
-        f"  CPU ms per settled session: skeleton: {cpu(skel)}",
-        f"open loop, {open_['rate_per_s']}/s for {args['open_duration']:.0f} s, each held "
-        f"{open_['hold_s']:.0f} s (max held at once {open_['max_held']}):",
-        f"  start {latency(open_)} over {open_['start_latency']['count']} starts "
-        f"(target p99 < 500 ms); {open_['answers']}",
-        "histories (read from the server):",
     ]
+    for phase in ("sessions", *SKELETONS):
+        if phase in out:
+            figures = out[phase]
+            lines += [
+                f"  {phase}: {figures['settled_per_s']:.2f} settled/s ({figures['settled']} "
+                f"settled in {figures['wall_s']:.0f} s, load average after "
+                f"{figures['load_average_after']:.1f}; start {latency(figures)}); "
+                f"{figures['answers']}",
+                f"    CPU ms per settled session: {cpu(figures)}",
+            ]
+    real = out.get("sessions")
+    for phase in SKELETONS:
+        if real is not None and out.get(phase, {}).get("settled_per_s"):
+            ratio = real["settled_per_s"] / out[phase]["settled_per_s"]
+            lines.append(f"  ratio sessions / {phase}: {ratio:.2f}x (target >= 0.7x)")
+    if "open_loop" in out:
+        open_ = out["open_loop"]
+        lines += [
+            f"open loop, {open_['rate_per_s']}/s for {args['open_duration']:.0f} s, each held "
+            f"{open_['hold_s']:.0f} s (max held at once {open_['max_held']}):",
+            f"  start {latency(open_)} over {open_['start_latency']['count']} starts "
+            f"(target p99 < 500 ms); {open_['answers']}",
+            "  CPU s over the phase: "
+            + ", ".join(f"{name} {value:.0f}" for name, value in open_["cpu_s"].items()),
+        ]
+    lines.append("histories (read from the server):")
     shapes: dict[tuple[int, tuple[str, ...]], list[dict[str, Any]]] = {}
     for history in out["histories"]:  # one entry per shape, with how many had it
         shapes.setdefault((history["events"], tuple(history["steps"])), []).append(history)
@@ -382,6 +424,12 @@ def report(out: dict[str, Any]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--phases",
+        type=lambda text: text.split(","),
+        default=list(PHASES),
+        help=f"comma-separated, of {','.join(PHASES)} (default: all, in that order)",
+    )
     parser.add_argument("--in-flight", type=int, default=100, help="closed loop sessions at once")
     parser.add_argument("--duration", type=float, default=60.0, help="each closed loop, s")
     parser.add_argument("--samples", type=int, default=3, help="MeterValues before the stop")
@@ -396,10 +444,14 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="write the raw figures here")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
+    if unknown := set(args.phases) - set(PHASES):
+        parser.error(f"--phases: unknown {', '.join(sorted(unknown))}; known: {', '.join(PHASES)}")
     if args.quick:
         args.in_flight, args.duration, args.samples = 3, 5.0, 1
         args.open_rate, args.open_held, args.open_duration = 2.0, 2, 3.0
         args.open_meter_interval = 1.0
+    # The load process writes ledger movements when it funds its drivers: not the report.
+    configure_logging(LogFormat.PRETTY, "WARNING")
     root = Path(tempfile.mkdtemp(prefix="evp-e2e-"))
     stack = start_stack(root)
     try:

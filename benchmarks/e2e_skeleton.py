@@ -1,6 +1,11 @@
-"""The bare baseline of benchmarks/e2e.py: a workflow with a charging session's shape (the same
-activities, updates, signal, timers and search-attribute upserts, in the same order) whose
-activities do nothing, and its worker.
+"""The baselines of benchmarks/e2e.py, workflows with a charging session's conversation whose
+activities do nothing, and their worker:
+
+- `SessionSkeleton`: the commands of a real session at commit 6ce8ff6 (the same activities,
+  updates, signals, timers and search-attribute upserts, in the same order);
+- `BareSessionSkeleton`: only what the conversation needs, the issue's "bare workflow of the
+  same shape": the updates and signals, the start timeout and stop grace, and the two gateway
+  commands (RemoteStart, RemoteStop) as activities; no database step, no upsert.
 
     .venv/bin/python -m benchmarks.e2e_skeleton --address HOST:PORT --namespace NS --task-queue Q
 
@@ -22,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.contracts.search_attributes import SESSION_STATE
 
 WORKFLOW_NAME = "SessionSkeleton"
+BARE_WORKFLOW_NAME = "BareSessionSkeleton"
 # The commands of a short real session with a user stop at commit 6ce8ff6 (read from
 # benchmarks/e2e.py's histories), in order, kept fixed so later runs compare against the
 # same baseline: 9 activities, 3 timers, 3 updates, 2 signals, 2 upserts.
@@ -41,8 +47,14 @@ async def skeleton_step(step: str) -> str:
     return step
 
 
-@workflow.defn(name=WORKFLOW_NAME)
-class SessionSkeleton:
+class _Conversation:
+    """The updates and signals a session answers; the subclasses choose the commands between."""
+
+    admit: tuple[str, ...] = ()
+    started: tuple[str, ...] = ()
+    settle: tuple[str, ...] = ()
+    upserts = False
+
     def __init__(self) -> None:
         self._admitted = False
         self._transaction = False
@@ -57,22 +69,25 @@ class SessionSkeleton:
                 skeleton_step, name, start_to_close_timeout=ACTIVITY_TIMEOUT
             )
 
-    @workflow.run
-    async def run(self, session_id: str) -> str:
-        await self._steps(ADMIT)
+    def _state(self, value: str) -> None:
+        if self.upserts:
+            workflow.upsert_search_attributes([SESSION_STATE.value_set(value)])
+
+    async def _session(self, session_id: str) -> str:
+        await self._steps(self.admit)
         self._admitted = True
         await self._steps(LAUNCH)
         await workflow.wait_condition(lambda: self._transaction, timeout=START_TIMEOUT)
-        workflow.upsert_search_attributes([SESSION_STATE.value_set("charging")])
-        await self._steps(STARTED)
+        self._state("charging")
+        await self._steps(self.started)
         with contextlib.suppress(TimeoutError):  # the 12 h cap ends the session too
             await workflow.wait_condition(lambda: self._stop_requested, timeout=TIME_CAP)
         await self._steps(STOPPING)
         self._stopping = True
         with contextlib.suppress(TimeoutError):  # a charger that never reports: settle anyway
             await workflow.wait_condition(lambda: self._stopped, timeout=STOP_GRACE)
-        await self._steps(SETTLE)
-        workflow.upsert_search_attributes([SESSION_STATE.value_set("completed")])
+        await self._steps(self.settle)
+        self._state("completed")
         await workflow.wait_condition(workflow.all_handlers_finished)
         return session_id
 
@@ -101,13 +116,29 @@ class SessionSkeleton:
         self._stopped = True
 
 
+@workflow.defn(name=WORKFLOW_NAME)
+class SessionSkeleton(_Conversation):
+    admit, started, settle, upserts = ADMIT, STARTED, SETTLE, True
+
+    @workflow.run
+    async def run(self, session_id: str) -> str:
+        return await self._session(session_id)
+
+
+@workflow.defn(name=BARE_WORKFLOW_NAME)
+class BareSessionSkeleton(_Conversation):
+    @workflow.run
+    async def run(self, session_id: str) -> str:
+        return await self._session(session_id)
+
+
 async def run_worker(address: str, namespace: str, task_queue: str) -> None:
     client = await Client.connect(address, namespace=namespace)
     # max_concurrent_activities as worker.py sets it, so both workers are shaped alike.
     worker = Worker(
         client,
         task_queue=task_queue,
-        workflows=[SessionSkeleton],
+        workflows=[SessionSkeleton, BareSessionSkeleton],
         activities=[skeleton_step],
         max_concurrent_activities=50,
     )

@@ -69,6 +69,10 @@ class SimulatedStation(Charging):
         self._runner: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._connection_tasks: set[asyncio.Task[Any]] = set()
+        # A charger reports its statuses one after another. The OCPP library validates a
+        # payload off the event loop before it takes its send lock, so two sends spawned in
+        # order could otherwise go out swapped (Available, then Finishing: a stuck connector).
+        self._status_order = asyncio.Lock()
         self._changes = Changes()
 
     # --- lifecycle -------------------------------------------------------------------
@@ -295,7 +299,12 @@ class SimulatedStation(Charging):
         self._touch()
         if self._booted is not None:
             # Built now: by the time the send runs the status may have moved on.
-            self._spawn_online(self._booted.call(self.status_payload(connector), suppress=False))
+            payload = self.status_payload(connector)
+            self._spawn_online(self._send_in_order(self._booted, payload))
+
+    async def _send_in_order(self, protocol: ChargePointProtocol, payload: Any) -> None:
+        async with self._status_order:
+            await protocol.call(payload, suppress=False)
 
     def status_payload(self, connector: Connector) -> Any:
         return call.StatusNotification(

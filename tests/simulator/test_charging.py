@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
+import pytest
+from ocpp import charge_point
 from ocpp.v16 import call
 
 from tests.simulator.conftest import StationFactory
@@ -115,3 +120,32 @@ async def test_a_full_car_stops_drawing_energy(
     last = csms.of("MeterValues")[-1].payload
     assert sampled(last, "Power.Active.Import") == "0"
     assert sampled(last, "Energy.Active.Import.Register") == str(tx.meter_start_wh + 1_000)
+
+
+async def test_statuses_reach_the_central_system_in_the_order_they_happened(
+    csms: MiniCsms, make_station: StationFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The OCPP library validates a payload (in a thread) before it takes its send lock. A
+    # loaded machine once finished Available's validation before Finishing's, and the
+    # connector stayed Finishing for ever; here Finishing's validation is made the slow one.
+    validate = charge_point.validate_payload
+
+    async def slow_for_finishing(message: Any, version: str) -> None:
+        if getattr(message, "payload", {}).get("status") == "Finishing":
+            await asyncio.sleep(0.05)
+        await validate(message, version)
+
+    monkeypatch.setattr(charge_point, "validate_payload", slow_for_finishing)
+    station = make_station()
+    await station.start()
+    await csms.wait_for("StatusNotification")
+    connector = station.connector(1)
+    changes = ["Preparing", "Charging", "Finishing", "Available"]
+    for status in changes:
+        station.set_status(connector, status)
+
+    def statuses() -> list[str]:
+        return [s.payload["status"] for s in csms.of("StatusNotification")][1:]
+
+    await csms.changes.wait_until(lambda: len(statuses()) == len(changes), 10)
+    assert statuses() == changes
