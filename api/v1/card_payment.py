@@ -10,7 +10,6 @@ the balance grows when the provider confirms the payment, as for every top-up.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -44,6 +43,7 @@ from api.v1.balance import (
     topup_input,
     topup_start_options,
 )
+from api.workflow_start import collect_start_error
 from db.models import CardCharge as SealedCard
 from domain.contracts.topups import (
     CARD_UPDATE,
@@ -181,15 +181,14 @@ async def _update_with_start(
             )
             return outcome, await start.workflow_handle()
         except (RPCError, WorkflowAlreadyStartedError) as exc:
-            # The operation keeps the same error for its handle: collect it.
-            with contextlib.suppress(RPCError, WorkflowAlreadyStartedError):
-                await start.workflow_handle()
             if isinstance(exc, WorkflowAlreadyStartedError) or attempt == START_ATTEMPTS:
                 raise
             if exc.status not in TEMPORAL_TROUBLE:
                 raise
             log.info("card top-up start retried", attempt=attempt, detail=exc.message[:120])
             await asyncio.sleep(0.1 * 2 ** (attempt - 1))
+        finally:
+            collect_start_error(start)
     raise AssertionError("unreachable")
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -31,6 +30,7 @@ from api.deps import ApiContext
 from api.errors import ApiError, temporal_calls, temporal_error, unavailable
 from api.v1.charging_schemas import ChargingSession, ChargingSessionPage, StartCharging
 from api.v1.live_energy import delivered_wh
+from api.workflow_start import collect_start_error
 from db.models import ChargingSessionRecord
 from db.session_rows import own_session_row
 from domain.contracts.charging import (
@@ -183,10 +183,6 @@ class ChargingService:
         except WorkflowUpdateFailedError as exc:
             raise _refusal(exc) from None
         except WorkflowAlreadyStartedError:
-            # The operation keeps the same error for its handle; collect it so it is not
-            # reported as never retrieved.
-            with contextlib.suppress(WorkflowAlreadyStartedError):
-                await operation.workflow_handle()
             return await self._finished_start(client_id, session_id)
         except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
             # asyncio.timeout cancels the update call, which the SDK reports as its own error.
@@ -196,6 +192,8 @@ class ChargingService:
             if error is None:
                 raise
             raise StartUnanswered(session_id, error) from None
+        finally:
+            collect_start_error(operation)
         log.info(
             "charging session started",
             session_id=session_id,
