@@ -43,11 +43,12 @@ import httpx
 import psutil
 from temporalio.client import Client
 
-from benchmarks import history_costs
+from benchmarks import history_costs, start_breakdown
 from benchmarks.e2e_load import (
     Driver,
     SkeletonDriver,
     Tally,
+    TimedStart,
     closed_loop,
     latency_summary,
     open_loop,
@@ -68,6 +69,7 @@ CLIENT_FUNDS_TYIYN = 100_000_000
 LIFTED_RATE_LIMIT = "1000000/minute"
 LONG_AMOUNT_TYIYN = 50_000
 HISTORIES = 5  # real sessions whose histories are read
+BREAKDOWN_STARTS = 25  # open-loop starts whose time is split by their histories
 PHASES = ("sessions", "skeleton", "bare", "open")
 # Closed loops straight on Temporal, by phase: the commands of 6ce8ff6, and the bare shape.
 SKELETONS = {"skeleton": WORKFLOW_NAME, "bare": BARE_WORKFLOW_NAME}
@@ -116,10 +118,11 @@ class Stack:
     gateway: Role  # api + gateway, one process
 
     def pids(self) -> dict[str, int]:
-        temporal = self.topology.temporal.process
-        assert temporal is not None
+        temporal, postgres = self.topology.temporal.process, self.topology.postgres.process
+        assert temporal is not None and postgres is not None
         return {
             "temporal": temporal.pid,
+            "postgres": postgres.pid,  # the postmaster: its backends are its children
             "api+gateway": self.gateway.process.pid,
             "worker": self.topology["worker"].process.pid,
             "skeleton worker": self.skeleton.pid,
@@ -328,6 +331,7 @@ async def open_phase(args: argparse.Namespace, stack: Stack, driver: Driver) -> 
     for station in chargers:
         await station.stop()
     return {
+        "breakdown": await breakdowns(driver.temporal, tally.timed_starts),
         "rate_per_s": args.open_rate,
         "hold_s": hold_s,
         "started": started,
@@ -337,6 +341,27 @@ async def open_phase(args: argparse.Namespace, stack: Stack, driver: Driver) -> 
         "cpu_s": cpu,
         "wall_s": wall,
     }
+
+
+async def breakdowns(temporal: Client, starts: list[TimedStart]) -> dict[str, Any]:
+    """Where the time of the slowest starts went, and of as many around the median."""
+    ordered = sorted(starts, key=lambda start: start.latency_s)
+    middle = len(ordered) // 2
+    groups = {
+        "slowest": ordered[-BREAKDOWN_STARTS:],
+        "median": ordered[max(0, middle - BREAKDOWN_STARTS // 2) :][:BREAKDOWN_STARTS],
+    }
+    out: dict[str, Any] = {}
+    for name, group in groups.items():
+        splits = []
+        for start in group:
+            handle = temporal.get_workflow_handle(charging_workflow_id(start.session_id))
+            split = start_breakdown.split(start, await handle.fetch_history())
+            if split is not None:
+                splits.append(split)
+        if splits:
+            out[name] = start_breakdown.summary(splits)
+    return out
 
 
 def phase_figures(
@@ -409,6 +434,10 @@ def report(out: dict[str, Any]) -> str:
             f"{open_['hold_s']:.0f} s (max held at once {open_['max_held']}):",
             f"  start {latency(open_)} over {open_['start_latency']['count']} starts "
             f"(target p99 < 500 ms); {open_['answers']}",
+            *(
+                f"  {name} starts: {start_breakdown.render(figures)}"
+                for name, figures in open_["breakdown"].items()
+            ),
             "  CPU s over the phase: "
             + ", ".join(f"{name} {value:.0f}" for name, value in open_["cpu_s"].items()),
         ]

@@ -38,6 +38,15 @@ START_ATTEMPTS = 120  # RETRY_S apart: a driver gives up starting after about tw
 SKELETON_ATTEMPTS = 30
 
 
+@dataclass(frozen=True)
+class TimedStart:
+    """A REST start as the driver saw it: sent at `sent_at` (epoch s), answered `latency_s` on."""
+
+    session_id: str
+    sent_at: float
+    latency_s: float
+
+
 @dataclass
 class Tally:
     """What one phase saw: settled sessions with their end times, start latencies, answers."""
@@ -46,6 +55,7 @@ class Tally:
     start_latency_s: list[float] = field(default_factory=list)
     answers: Counter[str] = field(default_factory=Counter)
     session_ids: list[str] = field(default_factory=list)
+    timed_starts: list[TimedStart] = field(default_factory=list)
 
     def settled_between(self, start: float, end: float) -> int:
         return sum(1 for moment in self.settled_at if start <= moment <= end)
@@ -76,13 +86,14 @@ class Driver:
         }
         key = uuid.uuid4().hex
         for _ in range(START_ATTEMPTS):
-            began = time.monotonic()
+            began, sent_at = time.monotonic(), time.time()
             response = await self._post(
                 "/api/v1/charging/start", body, {**headers, "Idempotency-Key": key}, tally
             )
             tally.answers[f"start {response.status_code}{_code(response)}"] += 1
             if response.status_code == 201:
-                tally.start_latency_s.append(time.monotonic() - began)
+                latency = time.monotonic() - began
+                tally.start_latency_s.append(latency)
                 break
             # An overloaded system (5xx, 429, the same key still being answered): the same
             # key again, as the app does, so an unanswered start is not made twice. A refusal
@@ -96,6 +107,7 @@ class Driver:
             return
         session_id = str(response.json()["session_id"])
         tally.session_ids.append(session_id)
+        tally.timed_starts.append(TimedStart(session_id, sent_at, latency))
         # The simulator offers no event to wait on; looking at it costs no I/O.
         patience = time.monotonic() + START_PATIENCE_S
         while True:
