@@ -32,6 +32,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -479,8 +480,14 @@ def main() -> int:
         args.in_flight, args.duration, args.samples = 3, 5.0, 1
         args.open_rate, args.open_held, args.open_duration = 2.0, 2, 3.0
         args.open_meter_interval = 1.0
+    # The servers run as deployed, with bytecode caches (the image's install writes them): the
+    # workflow sandbox imports the workflow modules again for every new workflow, and without
+    # a cache each of those imports compiles the source.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     # The load process writes ledger movements when it funds its drivers: not the report.
     configure_logging(LogFormat.PRETTY, "WARNING")
+    # A run stopped with SIGTERM stops the servers it started, as Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     root = Path(tempfile.mkdtemp(prefix="evp-e2e-"))
     stack = start_stack(root)
     try:
