@@ -16,8 +16,10 @@ worker (benchmarks/e2e_skeleton.py) on its own task queue. Phases, in order:
 2. the skeletons (benchmarks/e2e_skeleton.py), same in-flight count and same hold, straight on
    Temporal: `skeleton` has the commands of a session at 6ce8ff6, `bare` only the conversation
    and the two gateway commands; the ratios of 1 to each;
-3. open loop: `--open-rate` REST starts/s, each session held `--open-held / --open-rate` s
-   (so about `--open-held` are held at once), start latency = REST start → 201;
+3. open loop (`open`): `--open-rate` REST starts/s, each session held `--open-held /
+   --open-rate` s (so about `--open-held` are held at once), start latency = REST start → 201,
+   the slowest and median starts split by their histories (benchmarks/start_breakdown.py);
+   `open-bare`: the same open loop on the bare skeleton, what the Temporal server alone does;
 4. real histories of phase 1's sessions and the skeleton's through benchmarks/history_costs.
 
 `--long-session S` runs nothing of the above: one real session held S seconds (3600: the
@@ -36,6 +38,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,7 +74,7 @@ LIFTED_RATE_LIMIT = "1000000/minute"
 LONG_AMOUNT_TYIYN = 50_000
 HISTORIES = 5  # real sessions whose histories are read
 BREAKDOWN_STARTS = 25  # open-loop starts whose time is split by their histories
-PHASES = ("sessions", "skeleton", "bare", "open")
+PHASES = ("sessions", "skeleton", "bare", "open", "open-bare")
 # Closed loops straight on Temporal, by phase: the commands of 6ce8ff6, and the bare shape.
 SKELETONS = {"skeleton": WORKFLOW_NAME, "bare": BARE_WORKFLOW_NAME}
 
@@ -227,6 +230,9 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
         checkpoint(args, out)
         if "open" in phases:
             out["open_loop"] = await open_phase(args, stack, driver)
+            checkpoint(args, out)
+        if "open-bare" in phases:
+            out["open_bare"] = await open_bare_phase(args, stack, temporal)
     out["load_average_end"] = os.getloadavg()[0]
     return out
 
@@ -311,28 +317,54 @@ async def open_phase(args: argparse.Namespace, stack: Stack, driver: Driver) -> 
         free.put_nowait(index)
     tally = Tally()
     open_driver = Driver(driver.base_url, JWT_SECRET, driver.http, driver.temporal, 0)
-    held = {"now": 0, "max": 0}
 
-    async def one(_: int) -> None:
+    async def one() -> None:
         if free.empty():
             tally.answers["no free charger"] += 1
             return
         index = free.get_nowait()
-        held["now"] += 1
-        held["max"] = max(held["max"], held["now"])
         try:
             await open_driver.session(chargers[index], drivers[index], tally, hold_s=hold_s)
         finally:
-            held["now"] -= 1
             free.put_nowait(index)
+
+    out = await open_run(args, stack, one, tally)
+    for station in chargers:
+        await station.stop()
+    return out | {"breakdown": await breakdowns(driver.temporal, tally.timed_starts)}
+
+
+async def open_bare_phase(
+    args: argparse.Namespace, stack: Stack, temporal: Client
+) -> dict[str, Any]:
+    """The same open loop on the bare skeleton: what the Temporal server alone answers."""
+    hold_s = args.open_held / args.open_rate
+    skeleton = SkeletonDriver(temporal, SKELETON_QUEUE, hold_s, BARE_WORKFLOW_NAME)
+    tally = Tally()
+    progress(f"bare skeleton: open loop at {args.open_rate}/s, each held {hold_s:.0f} s")
+    return await open_run(args, stack, lambda: skeleton.session(tally), tally)
+
+
+async def open_run(
+    args: argparse.Namespace, stack: Stack, session: Callable[[], Awaitable[None]], tally: Tally
+) -> dict[str, Any]:
+    """`--open-rate` sessions a second, never waiting for earlier ones, for `--open-duration`
+    s plus one hold; the figures of the phase."""
+    hold_s = args.open_held / args.open_rate
+    held = {"now": 0, "max": 0}
+
+    async def one(_: int) -> None:
+        held["now"] += 1
+        held["max"] = max(held["max"], held["now"])
+        try:
+            await session()
+        finally:
+            held["now"] -= 1
 
     started, cpu, wall = await measured(
         stack, open_loop(one, args.open_rate, args.open_duration + hold_s)
     )
-    for station in chargers:
-        await station.stop()
     return {
-        "breakdown": await breakdowns(driver.temporal, tally.timed_starts),
         "rate_per_s": args.open_rate,
         "hold_s": hold_s,
         "started": started,
@@ -410,9 +442,12 @@ def report(out: dict[str, Any]) -> str:
     lines = [
         f"load average {out['load_average_start']:.1f} at the start, "
         f"{out['load_average_end']:.1f} at the end",
-        f"closed loops, {args['in_flight']} in flight, {args['duration']:.0f} s, hold "
-        f"{args['samples']} MeterValues x {args['meter_interval']} s:",
     ]
+    if any(phase in out for phase in ("sessions", *SKELETONS)):
+        lines.append(
+            f"closed loops, {args['in_flight']} in flight, {args['duration']:.0f} s, hold "
+            f"{args['samples']} MeterValues x {args['meter_interval']} s:"
+        )
     for phase in ("sessions", *SKELETONS):
         if phase in out:
             figures = out[phase]
@@ -428,19 +463,22 @@ def report(out: dict[str, Any]) -> str:
         if real is not None and out.get(phase, {}).get("settled_per_s"):
             ratio = real["settled_per_s"] / out[phase]["settled_per_s"]
             lines.append(f"  ratio sessions / {phase}: {ratio:.2f}x (target >= 0.7x)")
-    if "open_loop" in out:
-        open_ = out["open_loop"]
+    for key, name in (("open_loop", "sessions"), ("open_bare", "bare skeleton")):
+        if key not in out:
+            continue
+        open_ = out[key]
         lines += [
-            f"open loop, {open_['rate_per_s']}/s for {args['open_duration']:.0f} s, each held "
-            f"{open_['hold_s']:.0f} s (max held at once {open_['max_held']}):",
+            f"open loop, {name}, {open_['rate_per_s']}/s for "
+            f"{args['open_duration'] + open_['hold_s']:.0f} s, each held {open_['hold_s']:.0f} s "
+            f"(max held at once {open_['max_held']}):",
             f"  start {latency(open_)} over {open_['start_latency']['count']} starts "
             f"(target p99 < 500 ms); {open_['answers']}",
             *(
-                f"  {name} starts: {start_breakdown.render(figures)}"
-                for name, figures in open_["breakdown"].items()
+                f"  {group} starts: {start_breakdown.render(figures)}"
+                for group, figures in open_.get("breakdown", {}).items()
             ),
             "  CPU s over the phase: "
-            + ", ".join(f"{name} {value:.0f}" for name, value in open_["cpu_s"].items()),
+            + ", ".join(f"{process} {value:.0f}" for process, value in open_["cpu_s"].items()),
         ]
     lines.append("histories (read from the server):")
     shapes: dict[tuple[int, tuple[str, ...]], list[dict[str, Any]]] = {}
