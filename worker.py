@@ -81,6 +81,7 @@ def build_worker(services: Services, provider: PaymentProvider) -> Worker:
         activities=activities,
         interceptors=ACTIVITY_INTERCEPTORS,
         max_concurrent_activities=50,
+        max_cached_workflows=services.settings.temporal_max_cached_workflows,
     )
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -132,6 +133,14 @@ class Stack:
             "skeleton worker": self.skeleton.pid,
             "load client": os.getpid(),
         }
+
+    def rss_mb(self) -> dict[str, float]:
+        """Resident memory of the EvPower processes, MB."""
+        out = {}
+        for name in ("api+gateway", "worker"):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                out[name] = psutil.Process(self.pids()[name]).memory_info().rss / 2**20
+        return out
 
     def cpu(self) -> dict[str, float]:
         # The load client started every server: its children are counted under their names.
@@ -352,6 +361,13 @@ async def open_run(
     s plus one hold; the figures of the phase."""
     hold_s = args.open_held / args.open_rate
     held = {"now": 0, "max": 0}
+    peak_rss: dict[str, float] = {}
+
+    async def watch_memory() -> None:
+        while True:
+            for name, rss in stack.rss_mb().items():
+                peak_rss[name] = max(rss, peak_rss.get(name, 0.0))
+            await asyncio.sleep(5.0)
 
     async def one(_: int) -> None:
         held["now"] += 1
@@ -361,10 +377,15 @@ async def open_run(
         finally:
             held["now"] -= 1
 
-    started, cpu, wall = await measured(
-        stack, open_loop(one, args.open_rate, args.open_duration + hold_s)
-    )
+    watcher = asyncio.create_task(watch_memory())
+    try:
+        started, cpu, wall = await measured(
+            stack, open_loop(one, args.open_rate, args.open_duration + hold_s)
+        )
+    finally:
+        watcher.cancel()
     return {
+        "peak_rss_mb": peak_rss,
         "rate_per_s": args.open_rate,
         "hold_s": hold_s,
         "started": started,
@@ -479,6 +500,8 @@ def report(out: dict[str, Any]) -> str:
             ),
             "  CPU s over the phase: "
             + ", ".join(f"{process} {value:.0f}" for process, value in open_["cpu_s"].items()),
+            "  peak RSS MB: "
+            + ", ".join(f"{name} {mb:.0f}" for name, mb in open_["peak_rss_mb"].items()),
         ]
     lines.append("histories (read from the server):")
     shapes: dict[tuple[int, tuple[str, ...]], list[dict[str, Any]]] = {}

@@ -34,6 +34,8 @@ from runtime.settings import ConfigError, load_settings
         ("ODENGI_STATUS_PATHS", '{"state": "status"}'),
         ("OCPP_ADMISSION_POOL_SIZE", "0"),
         ("OCPP_ADMISSION_POOL_SIZE", "500"),
+        ("TEMPORAL_MAX_CACHED_WORKFLOWS", "10"),
+        ("TEMPORAL_MAX_CACHED_WORKFLOWS", "many"),
     ],
 )
 def test_an_invalid_variable_is_named(
