@@ -61,11 +61,10 @@ class Settings(
     temporal_address: str | None = None
     temporal_namespace: str = "default"
     temporal_task_queue: str = DEFAULT_TASK_QUEUE
-    # Workflows a worker keeps in memory between their tasks. A session is held for its whole
-    # charge, so a worker needs room for every session it runs at once: past the cache, each
-    # task of an evicted session replays its history, and new sessions' first tasks wait
-    # behind the evictions (benchmarks/e2e.py's open loop: start p99 0.8-19 s at 1,015-1,063
-    # sessions held with the SDK's 1,000).
+    # Workflows a worker keeps in memory between their tasks (about 0.3 MB each). A session
+    # lives for its whole charge, so a worker needs room for every session it runs at once:
+    # past the cache, each task of an evicted session replays its whole history. The SDK's
+    # default, 1,000, was full in benchmarks/e2e.py's open loop with 1,000 sessions held.
     temporal_max_cached_workflows: int = Field(default=10_000, ge=100, le=1_000_000)
     temporal_ui_port: int = Field(default=8233, ge=1, le=65535)
     # Where operators open the Temporal UI (the ops API links each session to it); unset:
