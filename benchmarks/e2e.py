@@ -363,11 +363,18 @@ async def open_run(
     held = {"now": 0, "max": 0}
     peak_rss: dict[str, float] = {}
 
+    worker_low: dict[str, float] = {}  # the lowest each watched worker metric went
+
     async def watch_memory() -> None:
-        while True:
-            for name, rss in stack.rss_mb().items():
-                peak_rss[name] = max(rss, peak_rss.get(name, 0.0))
-            await asyncio.sleep(5.0)
+        async with httpx.AsyncClient(timeout=5.0) as http:
+            while True:
+                for name, rss in stack.rss_mb().items():
+                    peak_rss[name] = max(rss, peak_rss.get(name, 0.0))
+                with contextlib.suppress(httpx.HTTPError):
+                    metrics = await http.get(f"{stack.topology['worker'].base_url}/metrics")
+                    for series, value in worker_gauges(metrics.text).items():
+                        worker_low[series] = min(value, worker_low.get(series, value))
+                await asyncio.sleep(2.0)
 
     async def one(_: int) -> None:
         held["now"] += 1
@@ -386,6 +393,7 @@ async def open_run(
         watcher.cancel()
     return {
         "peak_rss_mb": peak_rss,
+        "worker_lowest": worker_low,
         "rate_per_s": args.open_rate,
         "hold_s": hold_s,
         "started": started,
@@ -395,6 +403,19 @@ async def open_run(
         "cpu_s": cpu,
         "wall_s": wall,
     }
+
+
+WATCHED_GAUGES = ("temporal_worker_task_slots_available", "temporal_num_pollers")
+
+
+def worker_gauges(exposition: str) -> dict[str, float]:
+    """The worker's slot and poller gauges from its /metrics, by series."""
+    out = {}
+    for line in exposition.splitlines():
+        if line.startswith(WATCHED_GAUGES):
+            series, _, value = line.rpartition(" ")
+            out[series] = float(value)
+    return out
 
 
 async def breakdowns(temporal: Client, starts: list[TimedStart]) -> dict[str, Any]:
@@ -502,6 +523,10 @@ def report(out: dict[str, Any]) -> str:
             + ", ".join(f"{process} {value:.0f}" for process, value in open_["cpu_s"].items()),
             "  peak RSS MB: "
             + ", ".join(f"{name} {mb:.0f}" for name, mb in open_["peak_rss_mb"].items()),
+            *(
+                f"  worker, lowest: {name} {low:.0f}"
+                for name, low in open_["worker_lowest"].items()
+            ),
         ]
     lines.append("histories (read from the server):")
     shapes: dict[tuple[int, tuple[str, ...]], list[dict[str, Any]]] = {}
