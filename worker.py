@@ -9,7 +9,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
+from temporalio.worker import Worker
 
 from activities.failures import ACTIVITY_INTERCEPTORS
 from activities.ledger import Ledger, LedgerActivities
@@ -31,8 +31,6 @@ from workflows.station_change import StationChangeWorkflow
 from workflows.station_command import StationCommandWorkflow
 
 log = structlog.get_logger(__name__)
-
-WORKFLOW_TASK_POLLS = 10  # concurrent workflow-task polls, shared and sticky queues together
 
 
 def payments_worker_parts(
@@ -84,12 +82,6 @@ def build_worker(services: Services, provider: PaymentProvider) -> Worker:
         interceptors=ACTIVITY_INTERCEPTORS,
         max_concurrent_activities=50,
         max_cached_workflows=services.settings.temporal_max_cached_workflows,
-        # A new session's first task comes from the shared queue, later ones from this
-        # worker's sticky queue. The SDK's default (5 polls, a fifth of them on the shared
-        # queue) left one poller there, and at times none: with 1,000 sessions held, 1 % of
-        # starts waited 9-70 s for it (docs/benchmarks.md, open loop). Half of 10 here.
-        workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(WORKFLOW_TASK_POLLS),
-        nonsticky_to_sticky_poll_ratio=0.5,
     )
 
 
