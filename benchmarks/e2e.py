@@ -136,10 +136,10 @@ class Stack:
 
     def rss_mb(self) -> dict[str, float]:
         """Resident memory of the EvPower processes, MB."""
-        out = {}
+        pids, out = self.pids(), {}
         for name in ("api+gateway", "worker"):
             with contextlib.suppress(psutil.NoSuchProcess):
-                out[name] = psutil.Process(self.pids()[name]).memory_info().rss / 2**20
+                out[name] = psutil.Process(pids[name]).memory_info().rss / 2**20
         return out
 
     def cpu(self) -> dict[str, float]:
@@ -362,10 +362,10 @@ async def open_run(
     hold_s = args.open_held / args.open_rate
     held = {"now": 0, "max": 0}
     peak_rss: dict[str, float] = {}
+    worker_low: dict[str, float] = {}  # the lowest each watched worker gauge went
 
-    worker_low: dict[str, float] = {}  # the lowest each watched worker metric went
-
-    async def watch_memory() -> None:
+    async def watch() -> None:
+        """Every 2 s: the processes' memory, and the worker's slot and poller gauges."""
         async with httpx.AsyncClient(timeout=5.0) as http:
             while True:
                 for name, rss in stack.rss_mb().items():
@@ -384,7 +384,7 @@ async def open_run(
         finally:
             held["now"] -= 1
 
-    watcher = asyncio.create_task(watch_memory())
+    watcher = asyncio.create_task(watch())
     try:
         started, cpu, wall = await measured(
             stack, open_loop(one, args.open_rate, args.open_duration + hold_s)

@@ -5,7 +5,8 @@ and completed the `start` update. The history's event times split the REST round
 
 - before the workflow existed: the API's own work (auth, idempotency record) and Temporal
   creating the workflow and its first task;
-- waiting for a worker: first workflow task scheduled → picked up by the worker;
+- waiting for a worker: the workflow started (its first task scheduled with it) → that task
+  picked up by the worker;
 - in the worker: the task itself (sandboxed workflow code and the admission's transaction);
 - after the update completed: Temporal answering the API, and the API answering the driver.
 
